@@ -1,0 +1,42 @@
+# One command per task: the same commands humans, hooks and CI run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: up test lint typecheck bench clean install dev
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(STAMP)
+
+install: $(STAMP)
+dev: $(DEVSTAMP)
+
+## Start the whole platform (embedded Postgres + Redis, control plane, demo fleet). Ctrl-C stops it.
+up: $(STAMP)
+	$(VENV)/bin/oshal up $(ARGS)
+
+## Lint, type-check and run the whole suite against real engines.
+test: $(DEVSTAMP) lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEVSTAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
+bench: $(DEVSTAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .oshal .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Anthropic's Messages API through the official SDK."""
+
+from __future__ import annotations
+
+import os
+
+from oshal.bots.harnesses.base import HarnessError, Job, Outcome, render_prompt
+from oshal.bots.manifest import BotManifest
+from oshal.errors import ConfigError
+from oshal.mesh.envelopes import CallUsage
+
+
+class AnthropicHarness:
+    def __init__(self, manifest: BotManifest) -> None:
+        try:
+            import anthropic
+        except ImportError as e:
+            raise ConfigError(f"bot {manifest.name!r} uses the anthropic harness but the SDK is not installed",
+                              hint="pip install 'oshal[anthropic]'") from e
+        env = manifest.api_key_env or "ANTHROPIC_API_KEY"
+        key = os.environ.get(env)
+        if not key:
+            raise ConfigError(f"bot {manifest.name!r} needs an Anthropic key in ${env}, which is unset",
+                              hint=f"export {env}=... before starting the node")
+        self._anthropic = anthropic
+        self._manifest = manifest
+        self._env = env
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=manifest.base_url, timeout=manifest.timeout_s,
+            max_retries=manifest.max_retries,
+        )
+
+    async def run(self, job: Job) -> Outcome:
+        m = self._manifest
+        try:
+            response = await self._client.messages.create(
+                model=m.model, max_tokens=m.max_tokens, temperature=m.temperature,
+                system=m.persona or self._anthropic.NOT_GIVEN,
+                messages=[{"role": "user", "content": render_prompt(job.input)}],
+            )
+        except self._anthropic.AuthenticationError as e:
+            raise HarnessError(f"anthropic rejected the credentials for bot {m.name!r} (HTTP 401)",
+                               hint=f"check the key in ${self._env}") from e
+        except (self._anthropic.APITimeoutError, self._anthropic.APIConnectionError,
+                self._anthropic.RateLimitError, self._anthropic.InternalServerError) as e:
+            raise HarnessError(f"anthropic call failed after {m.max_retries} retries: {type(e).__name__}",
+                               retryable=True) from e
+        except self._anthropic.APIStatusError as e:
+            raise HarnessError(f"anthropic refused the request (HTTP {e.status_code})") from e
+        text = "".join(getattr(block, "text", "") for block in response.content)
+        usage = response.usage
+        call = CallUsage(
+            job.call_id(0), m.provider_name, response.model or m.model,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cached_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        )
+        return Outcome({"text": text, "stop_reason": response.stop_reason}, (call,))
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,76 @@
+"""The harness port and the factory that picks an adapter by manifest, importing SDKs lazily."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from oshal.bots.manifest import BotManifest
+from oshal.errors import OshalError
+from oshal.mesh.envelopes import CallUsage
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class HarnessError(OshalError):
+    """A job failed inside the harness. ``retryable`` says whether provider retries were exhausted."""
+
+    code = "harness"
+
+    def __init__(self, message: str, *, retryable: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    phase_id: str
+    attempt: int
+    input: Any
+
+    def call_id(self, n: int) -> str:
+        # Stable across redeliveries of the same attempt: a re-run records the same call, never a second.
+        return f"{self.phase_id}:{self.attempt}:{n}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    output: Any
+    calls: tuple[CallUsage, ...]
+
+
+class Harness(Protocol):
+    async def run(self, job: Job) -> Outcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+def count_tokens(text: str) -> int:
+    """The deterministic harness's tokenizer: words and punctuation marks, counted exactly."""
+    return len(_TOKEN.findall(text))
+
+
+def render_prompt(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("prompt", "text", "message", "question"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def build_harness(manifest: BotManifest) -> Harness:
+    if manifest.harness == "deterministic":
+        from oshal.bots.harnesses.deterministic import DeterministicHarness
+
+        return DeterministicHarness(manifest)
+    if manifest.harness == "openai":
+        from oshal.bots.harnesses.openai import OpenAIHarness
+
+        return OpenAIHarness(manifest)
+    from oshal.bots.harnesses.anthropic import AnthropicHarness
+
+    return AnthropicHarness(manifest)

@@ -1,0 +1,40 @@
+"""The offline harness: runs a built-in intent and reports honest token counts for what it read and wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from oshal.bots.harnesses.base import HarnessError, Job, Outcome, count_tokens
+from oshal.bots.harnesses.intents import INTENTS
+from oshal.bots.manifest import BotManifest
+from oshal.errors import ConfigError
+from oshal.mesh.envelopes import CallUsage
+
+
+class DeterministicHarness:
+    def __init__(self, manifest: BotManifest) -> None:
+        intent = INTENTS.get(manifest.intent)
+        if intent is None:
+            raise ConfigError(f"bot {manifest.name!r} names unknown intent {manifest.intent!r}",
+                              hint=f"one of: {', '.join(sorted(INTENTS))}")
+        self._intent = intent
+        self._manifest = manifest
+        self._persona_tokens = count_tokens(manifest.persona)
+
+    async def run(self, job: Job) -> Outcome:
+        if self._manifest.latency_ms:
+            await asyncio.sleep(self._manifest.latency_ms / 1000)
+        try:
+            output = self._intent(job.input)
+        except HarnessError:
+            raise
+        except (TypeError, ValueError, AttributeError) as e:
+            raise HarnessError(f"the {self._manifest.intent} intent cannot use this input: {e}") from e
+        read = self._persona_tokens + count_tokens(json.dumps(job.input, sort_keys=True))
+        written = count_tokens(json.dumps(output, sort_keys=True))
+        call = CallUsage(job.call_id(0), self._manifest.provider_name, self._manifest.model, read, written)
+        return Outcome(output, (call,))
+
+    async def aclose(self) -> None:
+        return None

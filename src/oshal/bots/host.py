@@ -1,0 +1,84 @@
+"""The node host: runs one bot (one process per bot, as in production) or a whole fleet in one process.
+
+Each bot connects with its own Redis ACL user, so even co-hosted bots cannot read each other's lanes.
+SIGTERM/SIGINT stop reading, let in-flight jobs finish, flush their results and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from oshal.bots.harnesses import Harness, build_harness
+from oshal.bots.manifest import BotManifest
+from oshal.bots.worker import BotWorker, WorkerOptions
+from oshal.errors import ConfigError
+from oshal.logs import get_logger
+from oshal.mesh.redis import connect
+
+log = get_logger(__name__)
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """``{bot: redis_url}`` written by ``oshal up`` with mode 0600; each URL logs in as that bot's ACL user."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read bot credentials {path}: {e}",
+                          hint="start nodes through `oshal up`, or pass --credentials") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"bot credentials {path} must map bot names to Redis URLs")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+class NodeHost:
+    def __init__(self, fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions) -> None:
+        missing = [name for name in fleet if name not in redis_urls]
+        if missing:
+            raise ConfigError(f"no Redis credentials for bot(s) {', '.join(missing)}",
+                              hint="each bot needs its own ACL user; re-run `oshal up` to provision them")
+        self.fleet = fleet
+        self.redis_urls = redis_urls
+        self.options = options
+        self.workers: list[BotWorker] = []
+        self._clients: list[Redis] = []
+        self._harnesses: list[Harness] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for name, manifest in self.fleet.items():
+            client = connect(self.redis_urls[name], max_connections=8)
+            harness = build_harness(manifest)
+            self._clients.append(client)
+            self._harnesses.append(harness)
+            for replica in range(manifest.replicas):
+                self.workers.append(BotWorker(manifest, client, harness, self.options, replica))
+        log.info("node host running", bots=list(self.fleet), workers=len(self.workers))
+        runs = [asyncio.create_task(w.run()) for w in self.workers]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopper, *runs], return_when=asyncio.FIRST_COMPLETED)
+        for worker in self.workers:
+            worker.stop()
+        results = await asyncio.gather(*runs, return_exceptions=True)
+        stopper.cancel()
+        for harness in self._harnesses:
+            await harness.aclose()
+        for client in self._clients:
+            await client.aclose()
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+
+def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await NodeHost(fleet, redis_urls, options).run(stop)
+
+    asyncio.run(main())

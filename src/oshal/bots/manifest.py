@@ -1,0 +1,75 @@
+"""Bot manifests: one YAML file per bot, validated at the edge into a frozen model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oshal.errors import ConfigError, NotFound
+from oshal.mesh.keys import BOT_NAME_PATTERN
+
+Harness = Literal["deterministic", "openai", "anthropic"]
+_DEFAULT_PROVIDER = {"deterministic": "deterministic", "openai": "openai", "anthropic": "anthropic"}
+
+
+class BotManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=BOT_NAME_PATTERN)
+    description: str = ""
+    persona: str = Field(default="", description="System prompt / persona for model harnesses.")
+    harness: Harness = "deterministic"
+    intent: str = Field(default="echo", description="Deterministic harness: which built-in intent to run.")
+    provider: str = ""
+    model: str = "deterministic-1"
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the model key.")
+    max_tokens: int = Field(default=1024, ge=1, le=200_000)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    latency_ms: int = Field(default=0, ge=0, le=600_000, description="Deterministic: simulated model time.")
+    capabilities: tuple[str, ...] = ()
+    concurrency: int = Field(default=64, ge=1, le=4096)
+    replicas: int = Field(default=1, ge=1, le=64)
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or _DEFAULT_PROVIDER[self.harness]
+
+
+def load_manifest(path: Path) -> BotManifest:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return BotManifest.model_validate(data)
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read bot manifest {path}: {e}") from e
+    except ValidationError as e:
+        raise ConfigError(f"bot manifest {path} is invalid: {e}", hint="see fleet/README.md for the fields") from e
+
+
+def load_fleet(folder: Path) -> dict[str, BotManifest]:
+    """Every ``*.yaml`` in ``folder``; bot names must be unique."""
+    if not folder.is_dir():
+        raise ConfigError(f"fleet folder {folder} does not exist", hint="set OSHAL_FLEET_DIR or --fleet")
+    fleet: dict[str, BotManifest] = {}
+    for path in sorted(folder.glob("*.y*ml")):
+        manifest = load_manifest(path)
+        if manifest.name in fleet:
+            raise ConfigError(f"bot {manifest.name!r} is defined twice (second time in {path})")
+        fleet[manifest.name] = manifest
+    if not fleet:
+        raise ConfigError(f"fleet folder {folder} has no bot manifests (*.yaml)")
+    return fleet
+
+
+def select(fleet: dict[str, BotManifest], names: list[str] | None) -> dict[str, BotManifest]:
+    if not names:
+        return fleet
+    missing = [n for n in names if n not in fleet]
+    if missing:
+        raise NotFound(f"unknown bot(s): {', '.join(missing)}", hint=f"known bots: {', '.join(fleet)}")
+    return {n: fleet[n] for n in names}

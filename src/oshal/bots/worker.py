@@ -1,0 +1,196 @@
+"""One bot replica: reads its own lane, runs the harness, writes results to its own output stream.
+
+Reads block in XREADGROUP; a writer task flushes finished results (XADD out + XACK + XDEL) in batches.
+A reclaim loop takes over messages a dead replica left pending (XAUTOCLAIM after an idle time) and turns
+messages delivered too often into dead-letter results, so a poison message cannot crash replicas forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from oshal.bots.harnesses import Harness, HarnessError, Job
+from oshal.bots.manifest import BotManifest
+from oshal.logs import get_logger
+from oshal.mesh.consumer import Delivery, LaneConsumer
+from oshal.mesh.envelopes import Result
+from oshal.mesh.keys import LANE_GROUP
+
+log = get_logger(__name__)
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    claim_idle_ms: int = 15_000
+    max_deliveries: int = 3
+    heartbeat_ttl_s: float = 10.0
+    block_ms: int = 1_000
+
+
+class BotWorker:
+    def __init__(self, manifest: BotManifest, redis: Redis, harness: Harness, options: WorkerOptions,
+                 replica: int = 0) -> None:
+        self.manifest = manifest
+        self.harness = harness
+        self.options = options
+        self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{replica}"
+        self.lane = LaneConsumer(redis, manifest.name, self.consumer_name)
+        self._free = manifest.concurrency
+        self._capacity = asyncio.Event()
+        self._done: asyncio.Queue[tuple[bytes, Result | None]] = asyncio.Queue()
+        self._inflight: dict[bytes, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.processed = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        structlog.contextvars.bind_contextvars(bot=self.manifest.name)
+        log.info("worker started", consumer=self.consumer_name, concurrency=self.manifest.concurrency)
+        writer = asyncio.create_task(self._writer())
+        side = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._reclaim_loop())]
+        try:
+            await self._reader()
+            # Drain: everything taken from the lane finishes and is flushed before we leave.
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._done.join()
+        finally:
+            writer.cancel()
+            for task in side:
+                task.cancel()
+            await asyncio.gather(writer, *side, return_exceptions=True)
+            with contextlib.suppress(*_REDIS_DOWN):
+                await self.lane.clear_heartbeat()
+            log.info("worker stopped", processed=self.processed)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._capacity.set()
+
+    # -- loops -------------------------------------------------------------------------------------
+    async def _reader(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            if self._free <= 0:
+                self._capacity.clear()
+                await self._capacity.wait()
+                continue
+            try:
+                deliveries = await self.lane.read(self._free, self.options.block_ms)
+                backoff = 0.1
+            except _REDIS_DOWN as e:
+                log.warning("lane read failed; retrying", error=str(e), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for delivery in deliveries:
+                self._start(delivery)
+
+    def _start(self, delivery: Delivery) -> None:
+        self._free -= 1
+        self._inflight[delivery.message_id] = time.monotonic()
+        task = asyncio.create_task(self._process(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, delivery: Delivery) -> None:
+        env = delivery.envelope
+        if env is None:
+            await self._done.put((delivery.message_id, None))
+            return
+        if delivery.deliveries > self.options.max_deliveries:
+            error = (f"delivered {delivery.deliveries} times without completing "
+                     f"(max_deliveries={self.options.max_deliveries}); the replicas that took it stopped "
+                     "responding, most likely they crashed on it")
+            log.warning("dead letter", ticket=env.ticket_id, deliveries=delivery.deliveries)
+            await self._done.put((delivery.message_id, Result(
+                env, "dead_letter", error=error, consumer=self.consumer_name,
+                deliveries=delivery.deliveries)))
+            return
+        started = time.time()
+        job = Job(env.phase_id, env.attempt, env.input)
+        try:
+            outcome = await self.harness.run(job)
+            result = Result(env, "done", outcome.output, None, outcome.calls, started, time.time(),
+                            self.consumer_name, delivery.deliveries)
+        except HarnessError as e:
+            result = Result(env, "failed", None, e.message, (), started, time.time(), self.consumer_name,
+                            delivery.deliveries)
+        except Exception as e:  # a harness bug must not take the replica down with it
+            log.exception("harness crashed", ticket=env.ticket_id)
+            result = Result(env, "failed", None, f"harness error: {type(e).__name__}: {e}", (), started,
+                            time.time(), self.consumer_name, delivery.deliveries)
+        await self._done.put((delivery.message_id, result))
+
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._done.get()]
+            while not self._done.empty():
+                batch.append(self._done.get_nowait())
+            while True:
+                try:
+                    await self.lane.complete(batch)
+                    break
+                except _REDIS_DOWN as e:
+                    log.warning("result flush failed; retrying", error=str(e), results=len(batch))
+                    await asyncio.sleep(0.5)
+                except ResponseError as e:
+                    log.error("result flush rejected; retrying", error=str(e))
+                    await asyncio.sleep(1.0)
+            for mid, _ in batch:
+                self._inflight.pop(mid, None)
+                self._done.task_done()
+            self.processed += len(batch)
+            self._free += len(batch)
+            self._capacity.set()
+
+    async def _reclaim_loop(self) -> None:
+        interval = max(self.options.claim_idle_ms / 2000, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            if self._stopping.is_set() or self._free <= 0:
+                continue
+            try:
+                claimed = await self.lane.claim(self.options.claim_idle_ms, self._free)
+            except _REDIS_DOWN:
+                continue
+            for delivery in claimed:
+                if delivery.message_id in self._inflight:
+                    continue  # our own slow job; the heartbeat loop keeps it from looking idle
+                log.info("reclaimed", message_id=delivery.message_id.decode(), deliveries=delivery.deliveries)
+                self._start(delivery)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = min(self.options.heartbeat_ttl_s / 3, self.options.claim_idle_ms / 4000)
+        started = time.time()
+        while True:
+            try:
+                await self.lane.heartbeat(self.options.heartbeat_ttl_s, {
+                    "consumer": self.consumer_name, "pid": os.getpid(), "started": started,
+                    "inflight": len(self._inflight), "processed": self.processed,
+                })
+                await self._touch_long_jobs()
+            except _REDIS_DOWN as e:
+                log.warning("heartbeat failed", error=str(e))
+            await asyncio.sleep(interval)
+
+    async def _touch_long_jobs(self) -> None:
+        """Reset the idle time of jobs still running here so no live replica reclaims them."""
+        horizon = time.monotonic() - self.options.claim_idle_ms / 2000
+        long_running = [mid for mid, since in self._inflight.items() if since < horizon]
+        if long_running:
+            await self.lane.redis.xclaim(self.lane.lane, LANE_GROUP, self.consumer_name, 0, long_running,
+                                         justid=True)

@@ -1,0 +1,1 @@
+"""The ``oshal`` command line: thin commands over the API and the platform launcher."""

@@ -1,0 +1,40 @@
+"""Entry point of the ``oshal`` command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from oshal import logs
+from oshal.cli import admin, fleet, platform, tickets
+from oshal.cli.exits import exit_code_for
+from oshal.errors import OshalError
+
+app = typer.Typer(
+    name="oshal", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Run a fleet of AI bots as accountable workers. See README.md for the exit codes.",
+)
+app.command()(platform.up)
+app.command()(platform.serve)
+app.command()(platform.node)
+tickets.register(app)
+admin.register(app)
+fleet.register(app)
+
+
+def main() -> None:
+    logs.configure("warning")
+    try:
+        app()
+    except OshalError as error:
+        console = Console(stderr=True)
+        console.print(f"[bold red]error:[/] {error.message}")
+        if error.hint:
+            console.print(f"[dim]hint:[/] {error.hint}")
+        sys.exit(int(exit_code_for(error)))
+
+
+if __name__ == "__main__":
+    main()

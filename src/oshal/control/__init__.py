@@ -1,0 +1,1 @@
+"""Control plane: API, auth gate, ticket service, dispatcher, result collector and sweeper."""

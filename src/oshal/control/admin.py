@@ -1,0 +1,86 @@
+"""Tenants and API keys: operator actions, plus the bootstrap of the first operator key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from oshal.control import keys
+from oshal.control.auth import Authenticator
+from oshal.errors import Conflict, Invalid, NotFound
+from oshal.store import access
+from oshal.store.db import Database
+from oshal.types import Role, new_id
+
+SYSTEM_TENANT = "system"
+
+
+class AdminService:
+    def __init__(self, db: Database, auth: Authenticator | None = None) -> None:
+        self.db = db
+        self.auth = auth
+
+    async def create_tenant(self, name: str) -> dict[str, Any]:
+        tenant_id = new_id()
+        async with self.db.system() as conn:
+            row = await access.create_tenant(conn, tenant_id, name)
+        if row is None:
+            raise Conflict(f"tenant {name!r} already exists", hint="tenant names are unique")
+        return row
+
+    async def list_tenants(self) -> list[dict[str, Any]]:
+        async with self.db.system() as conn:
+            return await access.list_tenants(conn)
+
+    async def resolve_tenant(self, ref: str) -> UUID:
+        """A tenant by id or by name."""
+        async with self.db.system() as conn:
+            try:
+                row = await access.tenant_by_id(conn, UUID(ref))
+            except ValueError:
+                row = await access.tenant_by_name(conn, ref)
+        if row is None:
+            raise NotFound(f"tenant {ref!r} not found", hint="list tenants with `oshal tenant list`")
+        return row["id"]  # type: ignore[return-value]
+
+    async def create_key(self, tenant_id: UUID, role: Role, name: str,
+                         expires_in_days: int | None) -> tuple[str, dict[str, Any]]:
+        if expires_in_days is not None and expires_in_days <= 0:
+            raise Invalid("expires_in_days must be positive")
+        issued = keys.issue()
+        expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)) if expires_in_days else None
+        async with self.db.tenant(tenant_id) as conn:
+            row = await access.insert_key(conn, key_id=new_id(), tenant_id=tenant_id, prefix=issued.prefix,
+                                          digest=issued.digest, role=role.value, name=name, expires_at=expires)
+        return issued.plaintext, row
+
+    async def list_keys(self, tenant_id: UUID) -> list[dict[str, Any]]:
+        async with self.db.tenant(tenant_id) as conn:
+            return await access.list_keys(conn)
+
+    async def revoke_key(self, tenant_id: UUID, key_id: UUID) -> dict[str, Any]:
+        async with self.db.tenant(tenant_id) as conn:
+            row = await access.revoke_key(conn, key_id)
+        if row is None:
+            raise NotFound(f"key {key_id} not found in this tenant")
+        if self.auth:
+            self.auth.forget(key_id)
+        return row
+
+    async def bootstrap(self, existing_key: str | None) -> str | None:
+        """Ensure the system tenant and an operator key exist; returns a new key, or None if ``existing_key`` works."""
+        if existing_key and self.auth:
+            try:
+                principal = await self.auth.authenticate(existing_key)
+                if principal.role is Role.OPERATOR:
+                    return None
+            except Exception:  # noqa: S110 - any failure means: issue a fresh key
+                pass
+        async with self.db.system() as conn:
+            row = await access.tenant_by_name(conn, SYSTEM_TENANT)
+            if row is None:
+                row = await access.create_tenant(conn, new_id(), SYSTEM_TENANT)
+        assert row is not None
+        plaintext, _ = await self.create_key(row["id"], Role.OPERATOR, "bootstrap admin", None)  # type: ignore[arg-type]
+        return plaintext

@@ -1,0 +1,117 @@
+"""The FastAPI application: routes, the domain-error -> HTTP mapping, auth on docs, and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import oshal
+from oshal.control.deps import Caller
+from oshal.control.limits import BodyLimit
+from oshal.control.routes import admin, fleet, health, tickets
+from oshal.control.runtime import ControlPlane
+from oshal.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    OshalError,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from oshal.logs import get_logger
+
+log = get_logger(__name__)
+
+_STATUS: list[tuple[type[OshalError], int]] = [
+    (TooLarge, 413), (Invalid, 422), (Unauthorized, 401), (Forbidden, 403), (NotFound, 404),
+    (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
+]
+_BROWSER_PATHS = ("/docs", "/openapi.json")
+
+
+def _status_of(error: OshalError) -> int:
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:10]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OshalError)
+    async def domain_error(request: Request, error: OshalError) -> JSONResponse:
+        headers = {}
+        if isinstance(error, Unauthorized) and request.url.path in _BROWSER_PATHS:
+            headers["WWW-Authenticate"] = 'Basic realm="oshal", charset="UTF-8"'
+        return JSONResponse(error.to_dict(), status_code=_status_of(error), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                   for e in error.errors()]
+        body = {"error": "invalid", "message": _describe(list(error.errors())),
+                "hint": "see /docs for the request schema", "details": details}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse({"error": code, "message": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RedisError)
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def dependency_down(request: Request, error: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", path=request.url.path, error=type(error).__name__)
+        body = Unavailable("a backing service is unavailable; retry shortly",
+                           hint="check /readyz").to_dict()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await plane.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await plane.stop()
+
+    app = FastAPI(title="oshal", version=oshal.__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None,
+                  description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
+    app.state.plane = plane
+    _install_error_handlers(app)
+    for router in (health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router):
+        app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(who: Caller) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(who: Caller) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="oshal API")
+
+    body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
+    app.add_middleware(BodyLimit, max_bytes=body_limit)
+    return app

@@ -1,0 +1,84 @@
+"""The auth gate: resolves a request's key to (tenant, key, role) or refuses. Fails closed."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+from oshal.control import keys
+from oshal.errors import Forbidden, Unauthorized
+from oshal.store import access
+from oshal.store.db import Database
+from oshal.types import Role
+
+_CACHE_TTL_S = 2.0
+_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: UUID
+    key_id: UUID
+    role: Role
+
+    def require_operator(self) -> None:
+        if self.role is not Role.OPERATOR:
+            raise Forbidden("this action needs an operator key", hint="ask an operator to run it")
+
+
+def credential_from_headers(authorization: str | None, api_key_header: str | None) -> str | None:
+    """Bearer token, ``X-API-Key``, or HTTP Basic with the key as password (for browsers on /docs)."""
+    if api_key_header:
+        return api_key_header.strip()
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+class Authenticator:
+    """Checks keys against the database through a narrow definer function, with a short positive cache."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    def forget(self, key_id: UUID) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if v[1].key_id != key_id}
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        if not credential:
+            raise Unauthorized("missing API key",
+                               hint="send 'Authorization: Bearer osk_...' (oshal key create makes one)")
+        cached = self._cache.get(credential)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        prefix = keys.parse_prefix(credential)
+        if prefix is None:
+            raise Unauthorized("malformed API key", hint="keys look like osk_<12 hex>_<secret>")
+        async with self._db.system() as conn:
+            row = await access.key_by_prefix(conn, prefix)
+        if row is None or not keys.matches(credential, bytes(row["hash"])):  # type: ignore[arg-type]
+            raise Unauthorized("invalid API key")
+        if row["revoked_at"] is not None:
+            raise Unauthorized("API key has been revoked", hint="create a new key with `oshal key create`")
+        expires = row["expires_at"]
+        if isinstance(expires, dt.datetime) and expires <= dt.datetime.now(dt.UTC):
+            raise Unauthorized("API key has expired", hint="create a new key with `oshal key create`")
+        principal = Principal(row["tenant_id"], row["id"], Role(row["role"]))  # type: ignore[arg-type]
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[credential] = (now + _CACHE_TTL_S, principal)
+        return principal

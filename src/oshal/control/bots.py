@@ -1,0 +1,51 @@
+"""The bot registry as the control plane sees it: registration from manifests and a cached name set."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from oshal.bots.manifest import BotManifest
+from oshal.errors import Invalid
+from oshal.store import access
+from oshal.store.db import Database
+
+
+def register_fleet(owner_url: str, fleet: dict[str, BotManifest]) -> None:
+    """Upsert every manifest into the ``bots`` table (owner connection; the API role can only read it)."""
+    rows = access.bot_rows(
+        {**m.model_dump(mode="json"), "provider": m.provider_name} for m in fleet.values()
+    )
+    with psycopg.connect(owner_url) as conn:
+        conn.cursor().executemany(access.register_bots_sql(), rows)
+
+
+class BotRegistry:
+    _REFRESH_S = 5.0
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._names: frozenset[str] = frozenset()
+        self._loaded = 0.0
+
+    async def refresh(self) -> frozenset[str]:
+        async with self._db.system() as conn:
+            self._names = frozenset(str(row["name"]) for row in await access.bots(conn))
+        self._loaded = time.monotonic()
+        return self._names
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self._names
+
+    async def require(self, names: set[str]) -> None:
+        unknown = names - self._names
+        if unknown and time.monotonic() - self._loaded > self._REFRESH_S:
+            await self.refresh()
+            unknown = names - self._names
+        if unknown:
+            raise Invalid(
+                f"unknown bot {', '.join(sorted(repr(n) for n in unknown))}",
+                hint=f"known bots: {', '.join(sorted(self._names)) or 'none registered'} (GET /v1/bots)",
+            )

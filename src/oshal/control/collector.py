@@ -1,0 +1,156 @@
+"""The result collector: reads every bot's output stream and commits results in batched transactions.
+
+Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
+idempotent on (phase, attempt) and call id. Only after the commit are stream entries acknowledged, so a
+crash at any point re-reads (and harmlessly re-commits) rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from oshal.control.events import EventHub
+from oshal.ledger import PriceTable, price_call
+from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.envelopes import Result
+from oshal.mesh.keys import COLLECTOR_GROUP, out_stream
+from oshal.mesh.redis import is_nogroup
+from oshal.mesh.signing import DispatchSigner
+from oshal.store.db import Database
+from oshal.store.results import AttemptRow, LedgerRow, commit_tenant_batch
+from oshal.store.tickets import dumps
+
+log = get_logger(__name__)
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+class Collector:
+    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
+                 prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
+                 claim_idle_ms: int = 60_000) -> None:
+        self.db = db
+        self.redis = redis
+        self.signer = signer
+        self.events = events
+        self.prices = prices
+        self.bots = bots
+        self.batch = batch
+        self.claim_idle_ms = claim_idle_ms
+        self.consumer = f"collector-{socket.gethostname()}"
+        self.committed = 0
+        self.rejected = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await lanes.ensure_groups(self.redis, self.bots())
+        await self._drain_own_pending()
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self.step(block_ms=1000)
+                backoff = 0.1
+            except _REDIS_DOWN as e:
+                log.warning("collector cannot reach Redis; retrying", error=str(e), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as e:
+                if not is_nogroup(e):
+                    raise
+                await lanes.ensure_groups(self.redis, self.bots())
+
+    async def _drain_own_pending(self) -> None:
+        """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
+        while await self.step(block_ms=None, start="0"):
+            pass
+
+    async def step(self, block_ms: int | None, start: str = ">") -> int:
+        bots = self.bots()
+        if not bots:
+            await asyncio.sleep(1)
+            return 0
+        streams = {out_stream(bot): start for bot in sorted(bots)}
+        reply = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
+                                            count=self.batch, block=block_ms)
+        entries: list[tuple[str, bytes, dict[bytes, bytes] | None]] = [
+            (stream.decode(), mid, fields) for stream, messages in reply or () for mid, fields in messages
+        ]
+        if entries:
+            await self.commit(entries)
+        return len(entries)
+
+    async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
+        results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
+        finished = await self._record(results) if results else []
+        dead = {tid for tid, status in finished if status == "dead_letter"}
+        for result in results:
+            if result.envelope.ticket_id in dead:
+                await lanes.dead_letter(self.redis, result.envelope, result.error or "dead letter")
+        by_stream: dict[str, list[bytes]] = defaultdict(list)
+        for stream, mid, _ in entries:
+            by_stream[stream].append(mid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, COLLECTOR_GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            await pipe.execute()
+        await self.events.publish(finished)
+        self.committed += len(results)
+
+    def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
+        if not fields:
+            return None
+        try:
+            result = Result.decode(fields)
+        except (KeyError, ValueError, TypeError):
+            self.rejected += 1
+            log.warning("undecodable result dropped", stream=stream)
+            return None
+        if out_stream(result.envelope.bot) != stream or not self.signer.verify(result.envelope):
+            self.rejected += 1
+            log.warning("result with a bad dispatch signature dropped", stream=stream,
+                        ticket=result.envelope.ticket_id)
+            return None
+        return result
+
+    async def _record(self, results: list[Result]) -> list[tuple[str, str]]:
+        table = self.prices()
+        now = dt.datetime.now(dt.UTC)
+        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
+        for r in results:
+            env = r.envelope
+            attempts, ledger = per_tenant[env.tenant_id]
+            phase, ticket = UUID(env.phase_id), UUID(env.ticket_id)
+            finished = _when(r.finished_at)
+            attempts.append(AttemptRow(phase, env.attempt, ticket, r.outcome,
+                                       None if r.output is None else dumps(r.output), r.error, r.consumer,
+                                       r.deliveries, _when(r.started_at), finished))
+            for call in r.calls:
+                priced = price_call(table, call, finished or now)
+                ledger.append(LedgerRow(call.call_id, ticket, phase, env.attempt, env.bot, call.provider,
+                                        call.model, call.input_tokens, call.output_tokens,
+                                        call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
+                                        priced.source))
+        finished_tickets: list[tuple[str, str]] = []
+        async with self.db.system() as conn:
+            for tenant, (attempts, ledger) in per_tenant.items():
+                done = await commit_tenant_batch(conn, UUID(tenant), attempts, ledger)
+                finished_tickets.extend((str(tid), status) for tid, status in done)
+        return finished_tickets
+
+    def stats(self) -> dict[str, Any]:
+        return {"committed": self.committed, "rejected": self.rejected}

@@ -1,0 +1,80 @@
+"""Ticket state changes fan out over one Redis pub/sub channel; waiters are woken, never polled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+
+from redis.asyncio import Redis
+
+from oshal.logs import get_logger
+from oshal.mesh.keys import EVENTS_CHANNEL
+
+log = get_logger(__name__)
+
+
+class EventHub:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._watchers: dict[str, set[asyncio.Queue[str]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 5)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def publish(self, changes: Sequence[tuple[str, str]]) -> None:
+        if changes:
+            await self._redis.publish(EVENTS_CHANNEL, json.dumps(changes))
+
+    @contextlib.asynccontextmanager
+    async def watch(self, ticket_id: str) -> AsyncIterator[asyncio.Queue[str]]:
+        """A queue receiving each new status of ``ticket_id`` while the block is open."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._watchers.setdefault(ticket_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            watchers = self._watchers.get(ticket_id)
+            if watchers is not None:
+                watchers.discard(queue)
+                if not watchers:
+                    del self._watchers[ticket_id]
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(EVENTS_CHANNEL)
+                    self._ready.set()
+                    backoff = 0.1
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._deliver(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("event subscription lost; resubscribing", error=str(e), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _deliver(self, data: bytes) -> None:
+        if not self._watchers:
+            return
+        try:
+            changes = json.loads(data)
+        except ValueError:
+            return
+        for ticket_id, status in changes:
+            for queue in self._watchers.get(ticket_id, ()):
+                queue.put_nowait(status)

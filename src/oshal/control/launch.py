@@ -1,0 +1,154 @@
+"""Bring the platform's engines to a ready state: embedded or external servers, roles, schema, fleet, ACLs.
+
+Shared by ``oshal up`` and the test suite, so both exercise the same start-up path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from oshal.bots.manifest import BotManifest, load_fleet
+from oshal.control.admin import AdminService
+from oshal.control.auth import Authenticator
+from oshal.control.bots import register_fleet
+from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
+from oshal.errors import ConfigError
+from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.acl import provision_bot_user
+from oshal.mesh.keys import acl_user
+from oshal.mesh.redis import connect
+from oshal.secretfiles import read_or_create, secrets_dir, write_private
+from oshal.settings import Settings
+from oshal.store.db import Database
+from oshal.store.migrate import API_ROLE, DATABASE, OWNER_ROLE, bootstrap_embedded, ensure_api_role, migrate
+from oshal.store.migrate import with_credentials
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Engines:
+    owner_url: str
+    api_url: str
+    redis_url: str
+    dispatch_key: bytes
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    fleet: dict[str, BotManifest] = field(default_factory=dict)
+    bot_credentials: Path | None = None
+
+    def stop(self) -> None:
+        if self.redis:
+            self.redis.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+
+def dispatch_key(settings: Settings) -> bytes:
+    if settings.dispatch_key is not None:
+        return settings.dispatch_key.get_secret_value().encode()
+    if settings.mode != "dev":
+        raise ConfigError("OSHAL_DISPATCH_KEY is not set; outside dev mode it is required",
+                          hint="set it to a random string of at least 32 characters")
+    return read_or_create(secrets_dir(settings.home) / "dispatch-key", 32).encode()
+
+
+def start_engines(settings: Settings) -> Engines:
+    """Start embedded servers (unless external URLs are configured), then roles and migrations."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    secret_dir = secrets_dir(settings.home)
+    api_password = read_or_create(secret_dir / "pg-api")
+    if settings.database_url is None and settings.redis_url is None:
+        pg, rd = EmbeddedPostgres(settings.home), EmbeddedRedis(settings.home)
+        pg.start()
+        try:
+            rd.start()
+            owner_password = read_or_create(secret_dir / "pg-owner")
+            bootstrap_embedded(pg.url(), owner_password, api_password)
+        except Exception:
+            pg.stop()
+            rd.stop()
+            raise
+        owner_url = pg.url(OWNER_ROLE, owner_password, DATABASE)
+        engines = Engines(owner_url, pg.url(API_ROLE, api_password, DATABASE), rd.url(), dispatch_key(settings),
+                          postgres=pg, redis=rd)
+    elif settings.database_url is None or settings.redis_url is None:
+        raise ConfigError("set both OSHAL_DATABASE_URL and OSHAL_REDIS_URL to use external servers, or neither "
+                          "to run the embedded ones")
+    else:
+        owner_url = settings.database_url
+        if settings.api_database_url:
+            api_url = settings.api_database_url
+        else:
+            ensure_api_role(owner_url, api_password)
+            api_url = with_credentials(owner_url, API_ROLE, api_password)
+        engines = Engines(owner_url, api_url, settings.redis_url, dispatch_key(settings))
+    try:
+        applied = migrate(engines.owner_url)
+        if applied:
+            log.info("schema migrated", versions=applied)
+    except Exception:
+        engines.stop()
+        raise
+    return engines
+
+
+def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
+    parts = urlsplit(admin_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
+async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict[str, BotManifest]:
+    """Register manifests, create each bot's ACL user and lane groups, and write the node's credentials."""
+    fleet = load_fleet(fleet_dir)
+    register_fleet(engines.owner_url, fleet)
+    admin = connect(engines.redis_url)
+    credentials: dict[str, str] = {}
+    try:
+        for name in fleet:
+            password = secrets.token_urlsafe(24)
+            await provision_bot_user(admin, name, password)
+            credentials[name] = _bot_redis_url(engines.redis_url, acl_user(name), password)
+        await lanes.ensure_groups(admin, fleet)
+    finally:
+        await admin.aclose()
+    path = home / "run" / "bot-credentials.json"
+    write_private(path, json.dumps(credentials))
+    engines.fleet, engines.bot_credentials = fleet, path
+    return fleet
+
+
+async def bootstrap_admin_key(engines: Engines, key_file: Path) -> str | None:
+    """Make sure ``key_file`` holds a working operator key; returns it when newly created."""
+    db = Database(engines.api_url, min_size=1, max_size=2, name="oshal-bootstrap")
+    await db.open()
+    try:
+        existing = key_file.read_text().strip() if key_file.exists() else None
+        new_key = await AdminService(db, Authenticator(db)).bootstrap(existing)
+    finally:
+        await db.close()
+    if new_key:
+        write_private(key_file, new_key + "\n")
+    return new_key
+
+
+def prepare(settings: Settings) -> Engines:
+    """Everything before the processes start. Synchronous entry for the CLI."""
+    engines = start_engines(settings)
+    try:
+        asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
+        asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
+    except Exception:
+        engines.stop()
+        raise
+    return engines
+
+
+__all__ = ["Engines", "bootstrap_admin_key", "dispatch_key", "prepare", "provision_fleet", "start_engines"]

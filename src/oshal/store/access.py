@@ -1,0 +1,93 @@
+"""Tenants, API keys and the bot registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from oshal.store.db import Conn
+
+
+async def create_tenant(conn: Conn, tenant_id: UUID, name: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "INSERT INTO tenants (id, name) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING RETURNING *",
+        (tenant_id, name))
+    return await cur.fetchone()
+
+
+async def tenant_by_name(conn: Conn, name: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM tenants WHERE name = %s", (name,))
+    return await cur.fetchone()
+
+
+async def tenant_by_id(conn: Conn, tenant_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM tenants WHERE id = %s", (tenant_id,))
+    return await cur.fetchone()
+
+
+async def list_tenants(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM tenants ORDER BY created_at")
+    return await cur.fetchall()
+
+
+async def insert_key(conn: Conn, *, key_id: UUID, tenant_id: UUID, prefix: str, digest: bytes, role: str,
+                     name: str, expires_at: datetime | None) -> dict[str, Any]:
+    cur = await conn.execute(
+        "INSERT INTO api_keys (id, tenant_id, prefix, hash, role, name, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "RETURNING id, tenant_id, prefix, role, name, created_at, expires_at, revoked_at",
+        (key_id, tenant_id, prefix, digest, role, name, expires_at))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def key_by_prefix(conn: Conn, prefix: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM oshal_key_by_prefix(%s)", (prefix,))
+    return await cur.fetchone()
+
+
+async def list_keys(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT id, tenant_id, prefix, role, name, created_at, expires_at, revoked_at FROM api_keys "
+        "ORDER BY created_at")
+    return await cur.fetchall()
+
+
+async def revoke_key(conn: Conn, key_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s "
+        "RETURNING id, tenant_id, prefix, role, name, created_at, expires_at, revoked_at", (key_id,))
+    return await cur.fetchone()
+
+
+async def bots(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM bots ORDER BY name")
+    return await cur.fetchall()
+
+
+async def stale_phases(conn: Conn, older_than_s: float, limit: int) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM oshal_stale_phases(make_interval(secs => %s), %s)",
+                             (older_than_s, limit))
+    return await cur.fetchall()
+
+
+def register_bots_sql() -> str:
+    return (
+        "INSERT INTO bots (name, description, harness, provider, model, replicas, concurrency, manifest, "
+        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
+        "description = EXCLUDED.description, harness = EXCLUDED.harness, provider = EXCLUDED.provider, "
+        "model = EXCLUDED.model, replicas = EXCLUDED.replicas, concurrency = EXCLUDED.concurrency, "
+        "manifest = EXCLUDED.manifest, updated_at = now()"
+    )
+
+
+def bot_rows(manifests: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (m["name"], m.get("description", ""), m["harness"], m["provider"], m["model"], m["replicas"],
+         m["concurrency"], json.dumps(m))
+        for m in manifests
+    ]

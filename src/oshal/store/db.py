@@ -1,0 +1,59 @@
+"""The Postgres pool and the two kinds of transaction: tenant-scoped (RLS applies) and system."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from oshal.errors import Unavailable
+
+Conn = psycopg.AsyncConnection[dict[str, object]]
+
+
+class Database:
+    """Owns one connection pool. Every tenant-data access goes through :meth:`tenant`."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 8, name: str = "oshal") -> None:
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name=name,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            connection_class=psycopg.AsyncConnection,
+        )
+
+    async def open(self, timeout_s: float = 15.0) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=timeout_s)
+        except Exception as e:
+            raise Unavailable(
+                f"cannot connect to Postgres: {e}",
+                hint="check OSHAL_API_DATABASE_URL / OSHAL_DATABASE_URL and that the server is running",
+            ) from e
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: UUID) -> AsyncIterator[Conn]:
+        """A transaction whose rows are limited by RLS to ``tenant_id``."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('oshal.tenant_id', %s, true)", (str(tenant_id),))
+            yield conn
+
+    @asynccontextmanager
+    async def system(self) -> AsyncIterator[Conn]:
+        """A transaction with no tenant: tenant tables show no rows; used for registries and definer calls."""
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.system() as conn:
+            await conn.execute("SELECT 1")

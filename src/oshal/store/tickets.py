@@ -1,0 +1,167 @@
+"""Ticket, phase and attempt SQL. Every function runs inside a tenant transaction (RLS applies)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from oshal.store.db import Conn
+
+OPEN = ("queued", "dispatched")
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    id: UUID
+    phase_id: UUID
+    bot: str
+    input_json: str
+    idempotency_key: str | None
+    request_hash: bytes
+
+
+_INSERT = """
+WITH src AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(phase_ids)s::uuid[], %(bots)s::text[], %(inputs)s::text[],
+                         %(keys)s::text[], %(hashes)s::bytea[])
+           AS u(id, phase_id, bot, input, key, hash)
+), t AS (
+    INSERT INTO tickets (id, tenant_id, bot, status, input, idempotency_key, request_hash, created_by)
+    SELECT id, %(tenant)s, bot, 'dispatched', input::jsonb, key, hash, %(by)s FROM src
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id
+), p AS (
+    INSERT INTO phases (id, tenant_id, ticket_id, seq, bot, status, attempt, dispatched_at, updated_at)
+    SELECT src.phase_id, %(tenant)s, src.id, 0, src.bot, 'dispatched', 1, now(), now()
+    FROM src JOIN t ON t.id = src.id
+    RETURNING ticket_id
+)
+SELECT ticket_id AS id FROM p
+"""
+
+
+async def insert_dispatched(conn: Conn, tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> set[UUID]:
+    """Insert tickets with their first phase already marked dispatched; returns the ids actually inserted.
+
+    Rows whose idempotency key already exists are skipped (the caller resolves them).
+    """
+    cur = await conn.execute(_INSERT, {
+        "ids": [r.id for r in rows], "phase_ids": [r.phase_id for r in rows], "bots": [r.bot for r in rows],
+        "inputs": [r.input_json for r in rows], "keys": [r.idempotency_key for r in rows],
+        "hashes": [r.request_hash for r in rows], "tenant": tenant, "by": by,
+    })
+    return {row["id"] for row in await cur.fetchall()}  # type: ignore[misc]
+
+
+async def by_idempotency_keys(conn: Conn, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT id, idempotency_key, request_hash, status FROM tickets WHERE idempotency_key = ANY(%s)",
+        (list(keys),),
+    )
+    return {str(row["idempotency_key"]): row for row in await cur.fetchall()}
+
+
+_VIEW = """
+SELECT t.id, t.bot, t.status, t.input, t.result, t.error, t.created_at, t.finished_at,
+       t.idempotency_key, p.id AS phase_id, p.attempt, p.dispatched_at,
+       a.started_at, a.deliveries, a.consumer,
+       coalesce(l.cost, 0) AS cost_micros, coalesce(l.calls, 0) AS calls
+FROM tickets t
+JOIN phases p ON p.ticket_id = t.id AND p.seq = 0
+LEFT JOIN LATERAL (
+    SELECT started_at, deliveries, consumer FROM attempts a
+    WHERE a.phase_id = p.id ORDER BY attempt DESC LIMIT 1
+) a ON true
+LEFT JOIN LATERAL (
+    SELECT sum(cost_micros) AS cost, count(*) AS calls FROM ledger WHERE ledger.ticket_id = t.id
+) l ON true
+"""
+
+
+async def get(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute(_VIEW + " WHERE t.id = %s", (ticket_id,))
+    return await cur.fetchone()
+
+
+async def status(conn: Conn, ticket_id: UUID) -> str | None:
+    cur = await conn.execute("SELECT status FROM tickets WHERE id = %s", (ticket_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row["status"])
+
+
+async def page(conn: Conn, *, status: str | None, bot: str | None, before: UUID | None,
+               limit: int) -> list[dict[str, Any]]:
+    clauses, params = [], []
+    if status:
+        clauses.append("t.status = %s")
+        params.append(status)
+    if bot:
+        clauses.append("t.bot = %s")
+        params.append(bot)
+    if before:
+        clauses.append("t.id < %s")
+        params.append(before)  # type: ignore[arg-type]
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    cur = await conn.execute(f"{_VIEW}{where} ORDER BY t.id DESC LIMIT %s", (*params, limit))
+    return await cur.fetchall()
+
+
+async def cancel(conn: Conn, ticket_id: UUID) -> bool:
+    cur = await conn.execute(
+        "UPDATE tickets SET status = 'cancelled', finished_at = now() "
+        "WHERE id = %s AND status = ANY(%s) RETURNING id", (ticket_id, list(OPEN)))
+    if await cur.fetchone() is None:
+        return False
+    await conn.execute("UPDATE phases SET status = 'cancelled', updated_at = now() "
+                       "WHERE ticket_id = %s AND status = ANY(%s)", (ticket_id, list(OPEN)))
+    return True
+
+
+async def redispatch(conn: Conn, phase_ids: Sequence[UUID], *, from_status: Sequence[str]) -> list[dict[str, Any]]:
+    """Bump the attempt of phases (still in ``from_status``) and mark them dispatched; returns envelopes' data."""
+    cur = await conn.execute(
+        """
+        WITH p AS (
+            UPDATE phases SET status = 'dispatched', attempt = attempt + 1, dispatched_at = now(),
+                              updated_at = now()
+            WHERE id = ANY(%s) AND status = ANY(%s)
+            RETURNING id, ticket_id, bot, attempt, tenant_id
+        ), t AS (
+            UPDATE tickets SET status = 'dispatched', error = NULL, result = NULL, finished_at = NULL
+            FROM p WHERE tickets.id = p.ticket_id
+            RETURNING tickets.id, tickets.input
+        )
+        SELECT p.id AS phase_id, p.ticket_id, p.bot, p.attempt, p.tenant_id, t.input
+        FROM p JOIN t ON t.id = p.ticket_id
+        """,
+        (list(phase_ids), list(from_status)),
+    )
+    return await cur.fetchall()
+
+
+async def phase_of(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT id, status, attempt FROM phases WHERE ticket_id = %s AND seq = 0",
+                             (ticket_id,))
+    return await cur.fetchone()
+
+
+async def dead_letter_phases(conn: Conn, phase_ids: Sequence[UUID], error: str) -> list[UUID]:
+    cur = await conn.execute(
+        """
+        WITH p AS (
+            UPDATE phases SET status = 'dead_letter', updated_at = now()
+            WHERE id = ANY(%s) AND status = ANY(%s) RETURNING ticket_id
+        )
+        UPDATE tickets SET status = 'dead_letter', error = %s, finished_at = now()
+        FROM p WHERE tickets.id = p.ticket_id RETURNING tickets.id
+        """,
+        (list(phase_ids), list(OPEN), error),
+    )
+    return [row["id"] for row in await cur.fetchall()]  # type: ignore[misc]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,50 @@
+"""Shared identifiers and enums. A leaf: imports nothing internal."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from enum import StrEnum
+from typing import NewType
+
+TenantId = NewType("TenantId", uuid.UUID)
+TicketId = NewType("TicketId", uuid.UUID)
+PhaseId = NewType("PhaseId", uuid.UUID)
+KeyId = NewType("KeyId", uuid.UUID)
+BotName = NewType("BotName", str)
+
+
+def new_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so inserts stay index-local and ids sort by creation."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
+    return uuid.UUID(int=value)
+
+
+class TicketStatus(StrEnum):
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.DEAD_LETTER, TicketStatus.CANCELLED}
+)
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    MEMBER = "member"

@@ -1,0 +1,223 @@
+"""Session fixtures: real embedded Postgres and Redis, a real control plane over HTTP, a real node host.
+
+Engines start once per session. Each test starts from clean tables, and gets its own tenant when it asks
+for ``tenant_client`` so nothing one test leaves behind can be seen by another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis as sync_redis
+import uvicorn
+
+from oshal import logs
+from oshal.bots.host import NodeHost
+from oshal.bots.manifest import load_fleet
+from oshal.bots.worker import WorkerOptions
+from oshal.control.app import create_app
+from oshal.control.launch import Engines, bootstrap_admin_key, provision_fleet, start_engines
+from oshal.control.runtime import ControlPlane
+from oshal.mesh.keys import lane_stream
+from oshal.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Extra bots only the tests use: a slow echo for crash tests and one nobody runs (for dead letters).
+TEST_BOTS = {
+    "slow": "name: slow\nintent: echo\nlatency_ms: 150\nconcurrency: 8\nreplicas: 1\n",
+    "idle": "name: idle\nintent: echo\nconcurrency: 4\nreplicas: 1\n",
+}
+IN_PROCESS_BOTS = ("echo", "summarizer", "triage", "extractor", "planner", "reviewer")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoopThread:
+    """Runs a coroutine on its own event loop in a daemon thread, with a stop hook."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float | None = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engines: Engines
+    url: str
+    admin_key: str
+    home: Path
+    plane: ControlPlane
+    plane_thread: LoopThread
+    node_stop: Any = None
+    node_thread: LoopThread | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fleet_dir(self) -> Path:
+        return self.settings.fleet_dir
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key or self.admin_key}"},
+                            timeout=30)
+
+    def owner(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.engines.owner_url, autocommit=True)
+
+    def redis_admin(self) -> sync_redis.Redis:
+        return sync_redis.Redis.from_url(self.engines.redis_url)
+
+    def on_plane(self, coro: Any, timeout: float = 60) -> Any:
+        """Run a coroutine on the control plane's loop (to call its services directly)."""
+        return self.plane_thread.run(coro, timeout)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    logs.configure("warning")
+    home = tmp_path_factory.mktemp("oshal-home")
+    fleet_dir = home / "fleet"
+    fleet_dir.mkdir()
+    for path in (REPO / "fleet").glob("*.yaml"):
+        shutil.copy(path, fleet_dir / path.name)
+    for name, text in TEST_BOTS.items():
+        (fleet_dir / f"{name}.yaml").write_text(text)
+    port = free_port()
+    settings = Settings(home=home, fleet_dir=fleet_dir, api_port=port, claim_idle_ms=1000, max_deliveries=3,
+                        stale_after_s=30, sweep_interval_s=0.5, heartbeat_ttl_s=2, max_input_bytes=16 * 1024,
+                        max_batch=1000, wait_max_s=30, drain_timeout_s=5, mode="dev")
+    engines = start_engines(settings)
+    asyncio.run(provision_fleet(engines, fleet_dir, home))
+    asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
+    admin_key = settings.admin_key_file.read_text().strip()
+
+    plane = ControlPlane(settings, engines.api_url, engines.redis_url, engines.dispatch_key)
+    plane_thread = LoopThread("control-plane")
+    server = uvicorn.Server(uvicorn.Config(create_app(plane), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    served = asyncio.run_coroutine_threadsafe(server.serve(), plane_thread.loop)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    else:
+        raise RuntimeError("control plane did not become ready")
+
+    node_thread = LoopThread("node-host")
+    node_stop = asyncio.Event()
+    fleet = {n: m for n, m in load_fleet(fleet_dir).items() if n in IN_PROCESS_BOTS}
+    from oshal.bots.host import read_credentials
+
+    creds = read_credentials(home / "run" / "bot-credentials.json")
+    host = NodeHost(fleet, {n: creds[n] for n in fleet},
+                    WorkerOptions(claim_idle_ms=1000, max_deliveries=3, heartbeat_ttl_s=2))
+    node_done = asyncio.run_coroutine_threadsafe(host.run(node_stop), node_thread.loop)
+
+    pf = Platform(settings, engines, url, admin_key, home, plane, plane_thread, node_stop, node_thread)
+    try:
+        yield pf
+    finally:
+        node_thread.loop.call_soon_threadsafe(node_stop.set)
+        node_done.result(30)
+        node_thread.close()
+        server.should_exit = True
+        served.result(30)
+        plane_thread.close()
+        engines.stop()
+
+
+def _drain_lanes(pf: Platform, bots: list[str], timeout: float = 15) -> None:
+    r = pf.redis_admin()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if all(r.xlen(lane_stream(b)) == 0 for b in bots):
+                return
+            time.sleep(0.05)
+    finally:
+        r.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Clean tables (and the test-only lanes) before each test that uses the platform."""
+    if "platform" not in request.fixturenames:
+        yield
+        return
+    pf: Platform = request.getfixturevalue("platform")
+    _drain_lanes(pf, list(IN_PROCESS_BOTS))
+    r = pf.redis_admin()
+    for bot in TEST_BOTS:
+        r.delete(lane_stream(bot))
+    r.close()
+    pf.on_plane(_ensure_groups(pf))
+    with pf.owner() as conn:
+        conn.execute("TRUNCATE ledger, attempts, phases, tickets")
+        conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
+        conn.execute("DELETE FROM tenants WHERE name <> 'system'")
+    yield
+
+
+async def _ensure_groups(pf: Platform) -> None:
+    from oshal.mesh.lanes import ensure_groups
+
+    await ensure_groups(pf.plane.redis, pf.plane.registry.names)
+
+
+@dataclass
+class TenantClient:
+    tenant_id: str
+    name: str
+    key: str
+    http: httpx.Client
+
+
+def make_tenant(pf: Platform, name: str, role: str = "member") -> TenantClient:
+    with pf.client() as admin:
+        tenant = admin.post("/v1/tenants", json={"name": name})
+        assert tenant.status_code == 201, tenant.text
+        key = admin.post("/v1/keys", json={"tenant": name, "role": role, "name": f"{name}-key"})
+        assert key.status_code == 201, key.text
+    plaintext = key.json()["key"]
+    return TenantClient(tenant.json()["id"], name, plaintext, pf.client(plaintext))
+
+
+@pytest.fixture
+def tenant_client(platform: Platform) -> Iterator[TenantClient]:
+    tc = make_tenant(platform, "acme")
+    yield tc
+    tc.http.close()
+
+
+def wait_done(http: httpx.Client, ticket_id: str, timeout: float = 30) -> dict[str, Any]:
+    response = http.get(f"/v1/tickets/{ticket_id}", params={"wait": timeout})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

@@ -88,6 +88,11 @@ class Platform:
     def owner(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.engines.owner_url, autocommit=True)
 
+    def superuser(self) -> psycopg.Connection[Any]:
+        """Test housekeeping only: the platform itself never connects as a superuser after bootstrap."""
+        assert self.engines.postgres is not None
+        return psycopg.connect(self.engines.postgres.url(database="oshal"), autocommit=True)
+
     def redis_admin(self) -> sync_redis.Redis:
         return sync_redis.Redis.from_url(self.engines.redis_url)
 
@@ -179,7 +184,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         r.delete(lane_stream(bot))
     r.close()
     pf.on_plane(_ensure_groups(pf))
-    with pf.owner() as conn:
+    with pf.superuser() as conn:
         conn.execute("TRUNCATE ledger, attempts, phases, tickets")
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")

@@ -1,0 +1,111 @@
+"""``oshal tenant create|list`` and ``oshal key create|list|revoke`` (operator keys only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from oshal.cli.client import Client, JsonFlag, emit_json, err, out
+from oshal.types import Role
+
+tenant_app = typer.Typer(name="tenant", no_args_is_help=True, help="Create and list tenants (operator only).")
+key_app = typer.Typer(name="key", no_args_is_help=True,
+                      help="Create, list and revoke API keys (operator only).")
+
+TenantOpt = Annotated[str | None, typer.Option(
+    "--tenant", help="Tenant id or name (default: the tenant of the key you are using).")]
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Argument(help="Letters, digits, space, _ . -; starts alphanumeric.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a tenant. Give it a key with `oshal key create --tenant NAME`."""
+    with Client.from_settings() as api:
+        tenant: dict[str, Any] = api.post("/v1/tenants", {"name": name})
+    if as_json:
+        emit_json(tenant)
+        return
+    out.print(f"tenant [bold]{tenant['name']}[/] created: {tenant['id']}")
+    err.print(f"[dim]next: oshal key create --tenant {tenant['name']!r} --role member[/]")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: JsonFlag = False) -> None:
+    """List every tenant."""
+    with Client.from_settings() as api:
+        tenants: list[dict[str, Any]] = api.get("/v1/tenants")
+    if as_json:
+        emit_json(tenants)
+        return
+    table = Table("id", "name", "created", title=f"tenants ({len(tenants)})", title_justify="left")
+    for t in tenants:
+        table.add_row(str(t["id"]), t["name"], str(t["created_at"]))
+    out.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    tenant: TenantOpt = None,
+    role: Annotated[Role, typer.Option("--role", help="member: tickets, bots, ledger; operator: also admin.")]
+    = Role.MEMBER,
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
+    expires_in_days: Annotated[int | None, typer.Option(
+        "--expires-in-days", min=1, max=3650, help="Expire the key after this many days (default: never).",
+    )] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key. The key itself is printed once and cannot be shown again."""
+    body: dict[str, Any] = {"tenant": tenant, "role": role.value, "name": name,
+                            "expires_in_days": expires_in_days}
+    with Client.from_settings() as api:
+        created: dict[str, Any] = api.post("/v1/keys", {k: v for k, v in body.items() if v is not None})
+    if as_json:
+        emit_json(created)
+        return
+    out.print(Panel(f"[bold]{created['key']}[/]", title=f"new {created['role']} key {created['prefix']}",
+                    subtitle=f"id {created['id']}", border_style="green", expand=False))
+    out.print(f"tenant {created['tenant_id']}, expires {created['expires_at'] or 'never'}")
+    err.print("[bold yellow]warning:[/] store this key now; it is not shown again "
+              "(use it with `export OSHAL_API_KEY=...`)")
+
+
+@key_app.command("list")
+def key_list(tenant: TenantOpt = None, as_json: JsonFlag = False) -> None:
+    """List the keys of a tenant (prefixes only; keys themselves are never shown again)."""
+    with Client.from_settings() as api:
+        keys: list[dict[str, Any]] = api.get("/v1/keys", tenant=tenant)
+    if as_json:
+        emit_json(keys)
+        return
+    table = Table("id", "prefix", "role", "name", "created", "expires", "revoked",
+                  title=f"keys ({len(keys)})", title_justify="left")
+    for k in keys:
+        revoked = f"[red]{k['revoked_at']}[/]" if k.get("revoked_at") else "-"
+        table.add_row(str(k["id"]), k["prefix"], k["role"], k["name"] or "-", str(k["created_at"]),
+                      str(k["expires_at"] or "never"), revoked)
+    out.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="Key id (from `oshal key list`).")],
+    tenant: TenantOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    with Client.from_settings() as api:
+        key: dict[str, Any] = api.delete(f"/v1/keys/{key_id}", tenant=tenant)
+    if as_json:
+        emit_json(key)
+        return
+    out.print(f"key [bold]{key['prefix']}[/] ({key['id']}) revoked at {key['revoked_at']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(key_app, name="key")

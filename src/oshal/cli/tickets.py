@@ -1,0 +1,209 @@
+"""``oshal ticket submit|show|list|wait|cancel|requeue``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.pretty import Pretty
+from rich.table import Table
+
+from oshal.cli.client import FAILED, TERMINAL, Client, JsonFlag, emit_json, err, out, short, spinner, usd
+from oshal.cli.exits import Exit
+from oshal.errors import Invalid, OshalError
+from oshal.types import TicketStatus
+
+ticket_app = typer.Typer(name="ticket", no_args_is_help=True,
+                         help="Submit work to a bot, inspect it, wait for it, cancel or requeue it.")
+
+_STYLE = {"done": "green", "failed": "red", "dead_letter": "bold red", "cancelled": "yellow",
+          "queued": "cyan", "dispatched": "cyan"}
+
+IdArg = Annotated[str, typer.Argument(metavar="ID", help="Ticket id.")]
+
+
+def status_text(status: str) -> str:
+    return f"[{_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def read_input(text: str | None, input_file: str | None) -> Any:
+    """The ticket input from the argument, a file or stdin (``-``), parsed before anything is sent."""
+    if text is not None and input_file is not None:
+        raise typer.BadParameter("give INPUT_JSON or --input-file, not both")
+    if input_file is not None:
+        source = "stdin" if input_file == "-" else f"input file {input_file}"
+        if input_file == "-":
+            raw = sys.stdin.read()
+        else:
+            try:
+                raw = Path(input_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise Invalid(f"cannot read {source}: {getattr(e, 'strerror', None) or e}",
+                              hint="pass a readable UTF-8 JSON file, or - for stdin") from e
+    elif text == "-":
+        source, raw = "stdin", sys.stdin.read()
+    elif text is None:
+        return {}
+    else:
+        source, raw = "INPUT_JSON", text
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno} column {e.colno} (char {e.pos})"
+        raise Invalid(f"{source} is not valid JSON: {e.msg} at {where}",
+                      hint="quote the whole document for your shell, e.g. '{\"text\": \"hello\"}'") from e
+
+
+def render_ticket(ticket: dict[str, Any]) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    duration = ticket.get("duration_ms")
+    rows: list[tuple[str, Any]] = [
+        ("bot", ticket["bot"]), ("status", status_text(ticket["status"])),
+        ("attempts", ticket["attempts"]), ("deliveries", ticket.get("deliveries")),
+        ("consumer", ticket.get("consumer")), ("idempotency key", ticket.get("idempotency_key")),
+        ("created", ticket["created_at"]), ("finished", ticket.get("finished_at")),
+        ("duration", f"{duration:.0f} ms" if duration is not None else None),
+        ("model calls", ticket["calls"]), ("cost", usd(int(ticket["cost_micros"]))),
+        ("error", f"[red]{ticket['error']}[/]" if ticket.get("error") else None),
+    ]
+    for label, value in rows:
+        if value is not None:
+            grid.add_row(label, str(value))
+    parts: list[Any] = [grid, "[bold]input[/]", Pretty(ticket["input"])]
+    if ticket.get("result") is not None:
+        parts += ["[bold]result[/]", Pretty(ticket["result"])]
+    out.print(Panel(Group(*parts), title=f"ticket {ticket['id']}", title_align="left"))
+
+
+def show_ticket(ticket: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(ticket)
+    else:
+        render_ticket(ticket)
+
+
+def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool) -> None:
+    """Wait with a spinner on stderr, show the ticket, then exit FAILED or TIMEOUT unless it is done."""
+    with spinner(f"ticket {short(ticket_id)}: waiting") as update:
+        ticket = api.wait_ticket(ticket_id, timeout,
+                                 lambda t: update(f"ticket {short(ticket_id)}: {t['status']}"))
+    show_ticket(ticket, as_json)
+    status = ticket["status"]
+    if status in FAILED:
+        detail = f": {ticket['error']}" if ticket.get("error") else ""
+        hint = (f"run it again with `oshal ticket requeue {ticket_id}`" if status in ("failed", "dead_letter")
+                else None)
+        raise OshalError(f"ticket {ticket_id} ended {status}{detail}", hint=hint)
+    if status not in TERMINAL:
+        err.print(f"[bold yellow]timeout:[/] ticket {ticket_id} is still {status} after {timeout:g}s")
+        err.print(f"[dim]hint:[/] keep waiting with `oshal ticket wait {ticket_id} --timeout 300`")
+        raise typer.Exit(int(Exit.TIMEOUT))
+
+
+@ticket_app.command()
+def submit(
+    bot: Annotated[str, typer.Argument(help="Name of the bot that should do the work (see `oshal bots`).")],
+    input_json: Annotated[str | None, typer.Argument(
+        metavar="[INPUT_JSON]", help="The input as a JSON document, or - for stdin. Default {}.",
+    )] = None,
+    input_file: Annotated[str | None, typer.Option(
+        "--input-file", "-f", help="Read the JSON input from this file (- for stdin).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Idempotency key: resubmitting the same key and body returns the same ticket.")] = None,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", metavar="SECONDS", min=0, help="Wait up to this long for the result, then show the ticket.",
+    )] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a ticket to a bot. With --wait, exits 1 if it fails and 8 if it is not finished in time."""
+    value = read_input(input_json, input_file)
+    body: dict[str, Any] = {"bot": bot, "input": value}
+    if key is not None:
+        body["idempotency_key"] = key
+    with Client.from_settings() as api:
+        created: dict[str, Any] = api.post("/v1/tickets", body)
+        if wait is not None:
+            wait_and_show(api, str(created["id"]), wait, as_json)
+            return
+    if as_json:
+        emit_json(created)
+        return
+    how = "created" if created["created"] else "existing ticket returned for this idempotency key"
+    out.print(f"ticket [bold]{created['id']}[/] {status_text(created['status'])} ({how})")
+    err.print(f"[dim]follow it with `oshal ticket wait {created['id']}`[/]")
+
+
+@ticket_app.command()
+def show(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+    """Show one ticket: status, attempts, timings, cost, input and result."""
+    with Client.from_settings() as api:
+        show_ticket(api.get(f"/v1/tickets/{ticket_id}"), as_json)
+
+
+@ticket_app.command("wait")
+def wait_cmd(
+    ticket_id: IdArg,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait in total.")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait for a ticket to finish, then show it. Exits 1 if it failed and 8 if it is still running."""
+    with Client.from_settings() as api:
+        wait_and_show(api, ticket_id, timeout, as_json)
+
+
+@ticket_app.command("list")
+def list_cmd(
+    status: Annotated[TicketStatus | None, typer.Option("--status", help="Only tickets in this state.")]
+    = None,
+    bot: Annotated[str | None, typer.Option("--bot", help="Only tickets for this bot.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Tickets per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="next_cursor of the previous page.")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow next_cursor to the last page.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tickets, newest first. --json prints the page {items, next_cursor} (with --all: every item)."""
+    params: dict[str, Any] = {"status": status.value if status else None, "bot": bot, "cursor": cursor}
+    with Client.from_settings() as api:
+        if all_pages:
+            items = [t for page in api.pages("/v1/tickets", limit=limit, **params) for t in page["items"]]
+            page: dict[str, Any] = {"items": items, "next_cursor": None}
+        else:
+            page = api.get("/v1/tickets", limit=limit, **params)
+    if as_json:
+        emit_json(page)
+        return
+    table = Table("id", "bot", "status", "attempts", "created", "duration", "cost",
+                  title=f"tickets ({len(page['items'])})", title_justify="left")
+    for t in page["items"]:
+        duration = t.get("duration_ms")
+        table.add_row(str(t["id"]), t["bot"], status_text(t["status"]), str(t["attempts"]),
+                      str(t["created_at"]), f"{duration:.0f} ms" if duration is not None else "-",
+                      usd(int(t["cost_micros"])))
+    out.print(table)
+    if page.get("next_cursor"):
+        err.print(f"[dim]more: --cursor {page['next_cursor']}  (or --all)[/]")
+
+
+@ticket_app.command()
+def cancel(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+    """Cancel a queued or dispatched ticket (exit 6 if it has already finished)."""
+    with Client.from_settings() as api:
+        show_ticket(api.post(f"/v1/tickets/{ticket_id}/cancel"), as_json)
+
+
+@ticket_app.command()
+def requeue(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+    """Operator only: run a failed or dead-lettered ticket again as a new attempt."""
+    with Client.from_settings() as api:
+        show_ticket(api.post(f"/v1/tickets/{ticket_id}/requeue"), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ticket_app, name="ticket")

@@ -1,0 +1,131 @@
+"""A local stand-in for Anthropic's Messages API, speaking its real wire format.
+
+``POST /v1/messages`` answers with the documented ``message`` object. Tests steer it:
+
+* ``reply``: a function of the request body that returns the assistant text (default: the last user
+  message reversed, so a test can assert on it);
+* ``usage``: input/output tokens plus ``cache_creation_input_tokens`` and ``cache_read_input_tokens``;
+* ``api_key``: the ``x-api-key`` to accept; any other gets the real 401 ``authentication_error`` body;
+* ``fail(status, times)``: answer the next ``times`` requests with 429/500/529 and Anthropic's error body;
+* ``delay_s``: sleep before answering (longer than the client's timeout proves the timeout path).
+
+Like the real API it requires the ``anthropic-version`` header, ``model``, ``max_tokens`` and ``messages``,
+and refuses a ``system`` role inside ``messages`` (the persona belongs in the top-level ``system``).
+Every request is recorded in ``requests``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from external._loopback import LoopbackServer, RecordedRequest, Reply
+
+# The API answers an alias with the dated model that served it, as the real service does.
+SNAPSHOTS = {"claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
+             "claude-sonnet-4-0": "claude-sonnet-4-20250514"}
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "max_tokens: Input should be less than or equal to 8192"),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    500: ("api_error", "Internal server error"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+@dataclass(frozen=True)
+class AnthropicUsage:
+    input_tokens: int = 900
+    output_tokens: int = 60
+    cache_creation_input_tokens: int = 300
+    cache_read_input_tokens: int = 2000
+
+
+def last_user_reversed(body: dict[str, Any]) -> str:
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    content = users[-1]["content"] if users else ""
+    if isinstance(content, list):  # content blocks
+        content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return str(content)[::-1]
+
+
+class FakeAnthropic(LoopbackServer):
+    def __init__(self, *, api_key: str = "sk-ant-test-0123456789", usage: AnthropicUsage | None = None,
+                 reply: Callable[[dict[str, Any]], str] = last_user_reversed,
+                 stop_reason: str = "end_turn") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.usage = usage or AnthropicUsage()
+        self.reply = reply
+        self.stop_reason = stop_reason
+        self.delay_s = 0.0
+        self._failures: deque[tuple[int, int | None]] = deque()
+        self._ids = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        """The SDK's ``base_url`` is the host root; it appends ``/v1/messages`` itself."""
+        return self.root
+
+    @property
+    def messages(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/v1/messages"]
+
+    def fail(self, status: int, times: int = 1, *, retry_after_ms: int | None = 10) -> None:
+        """Answer the next ``times`` requests with ``status`` (400, 429, 500, 529 have Anthropic's own
+        error bodies); ``retry_after_ms`` is sent as a
+        ``retry-after-ms`` header (``None`` omits it, leaving the SDK to its own exponential backoff)."""
+        self._failures.extend([(status, retry_after_ms)] * times)
+
+    def respond(self, request: RecordedRequest, index: int) -> Reply:
+        headers = {"request-id": f"req_fake{index:08d}"}
+        if request.method != "POST" or request.path != "/v1/messages":
+            return Reply(404, _error("not_found_error", "Not Found"), headers)
+        presented = request.headers.get("x-api-key")
+        if presented is None:
+            return Reply(401, _error("authentication_error", "x-api-key header is required"), headers)
+        if presented != self.api_key:
+            return Reply(401, _error("authentication_error", "invalid x-api-key"), headers)
+        if "anthropic-version" not in request.headers:
+            return Reply(400, _error("invalid_request_error", "anthropic-version: header is required"), headers)
+        if self._failures:
+            status, retry_after_ms = self._failures.popleft()
+            if retry_after_ms is not None:
+                headers["retry-after-ms"] = str(retry_after_ms)
+            kind, message = _ERRORS.get(status, ("api_error", "Internal server error"))
+            return Reply(status, _error(kind, message), headers)
+        body = request.body
+        if not isinstance(body, dict):
+            return Reply(400, _error("invalid_request_error", "Request body must be JSON"), headers)
+        for required in ("model", "max_tokens", "messages"):
+            if required not in body:
+                return Reply(400, _error("invalid_request_error", f"{required}: Field required"), headers)
+        for i, message in enumerate(body["messages"]):
+            if message.get("role") not in ("user", "assistant"):
+                return Reply(400, _error("invalid_request_error",
+                                         f"messages.{i}.role: Input should be 'user' or 'assistant'"), headers)
+        u = self.usage
+        message = {
+            "id": f"msg_fake{next(self._ids):018d}",
+            "type": "message",
+            "role": "assistant",
+            "model": SNAPSHOTS.get(body["model"], body["model"]),
+            "content": [{"type": "text", "text": self.reply(body)}],
+            "stop_reason": self.stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_creation_input_tokens": u.cache_creation_input_tokens,
+                "cache_read_input_tokens": u.cache_read_input_tokens,
+                "service_tier": "standard",
+            },
+        }
+        return Reply(200, message, headers, delay_s=self.delay_s)
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}

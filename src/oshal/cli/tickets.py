@@ -109,7 +109,7 @@ def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool) ->
 
 @ticket_app.command()
 def submit(
-    bot: Annotated[str, typer.Argument(help="Name of the bot that should do the work (see `oshal bots`).")],
+    bot: Annotated[str, typer.Argument(metavar="BOT", help="Name of the bot that should do the work (see `oshal bots`).")],
     input_json: Annotated[str | None, typer.Argument(
         metavar="[INPUT_JSON]", help="The input as a JSON document, or - for stdin. Default {}.",
     )] = None,

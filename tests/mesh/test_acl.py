@@ -1,0 +1,51 @@
+"""Each bot's Redis ACL user reaches only its own lane, output stream and heartbeat keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from conftest import Platform
+
+
+def _bot(platform: Platform, name: str) -> redis.Redis:
+    creds = json.loads((platform.home / "run" / "bot-credentials.json").read_text())
+    return redis.Redis.from_url(creds[name])
+
+
+def test_a_bot_cannot_read_or_write_another_bots_streams(platform: Platform) -> None:
+    echo = _bot(platform, "echo")
+    assert echo.ping() is True
+    assert echo.xadd("oshal:out:echo", {"probe": "1"})  # its own output stream: allowed
+    for command in (
+        lambda: echo.xreadgroup("bots", "spy", {"oshal:lane:summarizer": ">"}, count=1),
+        lambda: echo.xadd("oshal:lane:summarizer", {"e": "{}"}),
+        lambda: echo.xadd("oshal:out:summarizer", {"e": "{}"}),
+        lambda: echo.set("oshal:hb:summarizer:fake", "1"),
+        lambda: echo.get("oshal:hb:echo:x"),
+        lambda: echo.xrange("oshal:lane:echo"),
+        lambda: echo.keys("*"),
+        lambda: echo.flushall(),
+        lambda: echo.config_get("*"),
+        lambda: echo.publish("oshal:events", "[]"),
+        lambda: echo.acl_list(),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            command()
+    echo.close()
+    admin = platform.redis_admin()
+    admin.xtrim("oshal:out:echo", maxlen=0)  # drop the probe
+    admin.close()
+
+
+def test_a_bot_password_is_needed_and_the_default_user_is_locked(platform: Platform) -> None:
+    creds = json.loads((platform.home / "run" / "bot-credentials.json").read_text())
+    socket_path = platform.engines.redis_url.split("@", 1)[1]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(f"unix://bot-echo:wrong@{socket_path}").ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(unix_socket_path=socket_path).ping()
+    assert (platform.home / "run" / "bot-credentials.json").stat().st_mode & 0o777 == 0o600
+    assert set(creds) >= {"echo", "summarizer", "triage"}

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, err, out
+from oshal.cli.client import Client, JsonFlag, emit_json, err, out, when
 from oshal.types import Role
 
 tenant_app = typer.Typer(name="tenant", no_args_is_help=True, help="Create and list tenants (operator only).")
@@ -42,9 +42,10 @@ def tenant_list(as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json(tenants)
         return
-    table = Table("id", "name", "created", title=f"tenants ({len(tenants)})", title_justify="left")
+    table = Table(Column("id", no_wrap=True), "name", "created",
+                  title=f"tenants ({len(tenants)})", title_justify="left")
     for t in tenants:
-        table.add_row(str(t["id"]), t["name"], str(t["created_at"]))
+        table.add_row(str(t["id"]), t["name"], when(t["created_at"]))
     out.print(table)
 
 
@@ -82,12 +83,12 @@ def key_list(tenant: TenantOpt = None, as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json(keys)
         return
-    table = Table("id", "prefix", "role", "name", "created", "expires", "revoked",
+    table = Table(Column("id", no_wrap=True), "prefix", "role", "name", "created", "expires", "revoked",
                   title=f"keys ({len(keys)})", title_justify="left")
     for k in keys:
-        revoked = f"[red]{k['revoked_at']}[/]" if k.get("revoked_at") else "-"
-        table.add_row(str(k["id"]), k["prefix"], k["role"], k["name"] or "-", str(k["created_at"]),
-                      str(k["expires_at"] or "never"), revoked)
+        revoked = f"[red]{when(k['revoked_at'])}[/]" if k.get("revoked_at") else "-"
+        table.add_row(str(k["id"]), k["prefix"], k["role"], k["name"] or "-", when(k["created_at"]),
+                      when(k["expires_at"]) if k.get("expires_at") else "never", revoked)
     out.print(table)
 
 

@@ -58,6 +58,11 @@ def usd(micros: int) -> str:
     return f"${micros / 1_000_000:.6f}"
 
 
+def when(value: object) -> str:
+    """An API timestamp to the second, for tables (--json keeps the full value)."""
+    return str(value or "-")[:19].replace("T", " ")
+
+
 def short(value: object) -> str:
     """A UUID's first block is enough to tell rows apart on screen; --json has the full id."""
     return str(value).split("-", 1)[0]
@@ -178,7 +183,13 @@ class Client:
 
 @contextmanager
 def spinner(text: str) -> Iterator[Callable[[str], None]]:
-    """A transient spinner with elapsed time on stderr (stdout stays clean for --json); yields an updater."""
+    """A transient spinner with elapsed time on stderr (stdout stays clean for --json); yields an updater.
+
+    Only on a terminal: when stderr is a pipe or a file, nothing is drawn.
+    """
+    if not err.is_terminal:
+        yield lambda description: None
+        return
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                         console=err, transient=True)
     task = progress.add_task(text)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, out, short, usd
+from oshal.cli.client import Client, JsonFlag, emit_json, out, short, usd, when
 from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
 
 _DEAD_LETTER_PAGES = 10  # count at most 10 x 500 dead letters for `oshal status`
@@ -116,13 +116,12 @@ def bots(as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("name", "status", "replicas", "pending", "lag", "harness", "model", "description",
+    table = Table("name", "status", "replicas", "pending", "lag", "harness", "model",
                   title=f"bots ({len(rows)})", title_justify="left")
     for b in rows:
         colour = "green" if b["status"] == "online" else "red"
         table.add_row(b["name"], f"[{colour}]{b['status']}[/]", f"{b['replicas']}/{b['replicas_desired']}",
-                      str(b["pending"]), str(b["lag"]), b["harness"], f"{b['provider']}/{b['model']}",
-                      b["description"])
+                      str(b["pending"]), str(b["lag"]), b["harness"], b["model"])
     out.print(table)
 
 
@@ -144,7 +143,7 @@ def _render_rows(page: dict[str, Any]) -> None:
     table = Table("time", "ticket", "bot", "model", "try", "input", "output", "cache r/w", "USD", "price",
                   title=f"ledger ({len(page['items'])} calls)", title_justify="left")
     for r in page["items"]:
-        table.add_row(str(r["created_at"]), short(r["ticket_id"]), r["bot"], f"{r['provider']}/{r['model']}",
+        table.add_row(when(r["created_at"]), short(r["ticket_id"]), r["bot"], r["model"],
                       str(r["attempt"]), str(r["input_tokens"]), str(r["output_tokens"]),
                       f"{r['cached_read_tokens']}/{r['cache_write_tokens']}", usd(int(r["cost_micros"])),
                       r["price_source"])

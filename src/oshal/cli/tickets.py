@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
+from rich.json import JSON
 from rich.panel import Panel
-from rich.pretty import Pretty
-from rich.table import Table
+from rich.table import Column, Table
 
-from oshal.cli.client import FAILED, TERMINAL, Client, JsonFlag, emit_json, err, out, short, spinner, usd
+from oshal.cli import client
+from oshal.cli.client import FAILED, TERMINAL, Client, JsonFlag, emit_json, err, out, short, spinner
 from oshal.cli.exits import Exit
 from oshal.errors import Invalid, OshalError
 from oshal.types import TicketStatus
@@ -68,17 +69,18 @@ def render_ticket(ticket: dict[str, Any]) -> None:
         ("bot", ticket["bot"]), ("status", status_text(ticket["status"])),
         ("attempts", ticket["attempts"]), ("deliveries", ticket.get("deliveries")),
         ("consumer", ticket.get("consumer")), ("idempotency key", ticket.get("idempotency_key")),
-        ("created", ticket["created_at"]), ("finished", ticket.get("finished_at")),
+        ("created", client.when(ticket["created_at"])),
+        ("finished", ticket.get("finished_at") and client.when(ticket["finished_at"])),
         ("duration", f"{duration:.0f} ms" if duration is not None else None),
-        ("model calls", ticket["calls"]), ("cost", usd(int(ticket["cost_micros"]))),
+        ("model calls", ticket["calls"]), ("cost", client.usd(int(ticket["cost_micros"]))),
         ("error", f"[red]{ticket['error']}[/]" if ticket.get("error") else None),
     ]
     for label, value in rows:
         if value is not None:
             grid.add_row(label, str(value))
-    parts: list[Any] = [grid, "[bold]input[/]", Pretty(ticket["input"])]
+    parts: list[Any] = [grid, "[bold]input[/]", JSON.from_data(ticket["input"])]
     if ticket.get("result") is not None:
-        parts += ["[bold]result[/]", Pretty(ticket["result"])]
+        parts += ["[bold]result[/]", JSON.from_data(ticket["result"])]
     out.print(Panel(Group(*parts), title=f"ticket {ticket['id']}", title_align="left"))
 
 
@@ -109,7 +111,7 @@ def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool) ->
 
 @ticket_app.command()
 def submit(
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="Name of the bot that should do the work (see `oshal bots`).")],
+    bot: Annotated[str, typer.Argument(metavar="BOT", help="The bot to do the work (see `oshal bots`).")],
     input_json: Annotated[str | None, typer.Argument(
         metavar="[INPUT_JSON]", help="The input as a JSON document, or - for stdin. Default {}.",
     )] = None,
@@ -179,13 +181,13 @@ def list_cmd(
     if as_json:
         emit_json(page)
         return
-    table = Table("id", "bot", "status", "attempts", "created", "duration", "cost",
-                  title=f"tickets ({len(page['items'])})", title_justify="left")
+    table = Table(Column("id", no_wrap=True, min_width=36), "bot", "status", "try", "created", "duration",
+                  "cost", title=f"tickets ({len(page['items'])})", title_justify="left")
     for t in page["items"]:
         duration = t.get("duration_ms")
         table.add_row(str(t["id"]), t["bot"], status_text(t["status"]), str(t["attempts"]),
-                      str(t["created_at"]), f"{duration:.0f} ms" if duration is not None else "-",
-                      usd(int(t["cost_micros"])))
+                      client.when(t["created_at"]), f"{duration:.0f} ms" if duration is not None else "-",
+                      client.usd(int(t["cost_micros"])))
     out.print(table)
     if page.get("next_cursor"):
         err.print(f"[dim]more: --cursor {page['next_cursor']}  (or --all)[/]")

@@ -107,7 +107,7 @@ class Collector:
             for stream, ids in by_stream.items():
                 pipe.xack(stream, COLLECTOR_GROUP, *ids)
                 pipe.xdel(stream, *ids)
-            await pipe.execute()
+            await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
         await self.events.publish(finished)
         self.committed += len(results)
 

@@ -89,14 +89,19 @@ class LaneConsumer:
         """Publish results, then acknowledge and delete the lane entries, in one round trip."""
         if not done:
             return
+        results = [result for _, result in done if result is not None]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for _, result in done:
-                if result is not None:
-                    pipe.xadd(self.out, result.encode())  # type: ignore[arg-type]
+            for result in results:
+                pipe.xadd(self.out, result.encode())  # type: ignore[arg-type]
             ids = [mid for mid, _ in done]
             pipe.xack(self.lane, LANE_GROUP, *ids)
             pipe.xdel(self.lane, *ids)
-            await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
+        # A failed XADD must be retried; a failed ack only means the lane lost its group (Redis lost its
+        # data), and the entries it would acknowledge are gone with it.
+        for reply in replies[: len(results)]:
+            if isinstance(reply, Exception):
+                raise reply
 
     async def heartbeat(self, ttl_s: float, info: dict[str, object]) -> None:
         await self.redis.set(heartbeat_key(self.bot, self.consumer), json.dumps(info), px=int(ttl_s * 1000))

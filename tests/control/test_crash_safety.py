@@ -1,0 +1,177 @@
+"""Crash safety with real processes: SIGKILL mid-work, Redis losing its data, poison messages, replays."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from conftest import Platform, TenantClient, make_tenant, wait_done
+from oshal.mesh.envelopes import CallUsage, Envelope, Result
+from oshal.mesh.keys import dead_stream, lane_stream, out_stream
+from oshal.mesh.signing import DispatchSigner
+
+
+@contextmanager
+def node_processes(platform: Platform, bot: str, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Real node-host processes running one bot, each with the bot's own Redis credentials."""
+    env = {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_CLAIM_IDLE_MS": "1000",
+           "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": "warning"}
+    argv = [sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir), "--bot", bot,
+            "--credentials", str(platform.home / "run" / "bot-credentials.json")]
+    procs = [subprocess.Popen(argv, env=env) for _ in range(count)]
+    try:
+        _wait_for(lambda: _replicas(platform, bot) == count, 30, f"{count} replicas of {bot} online")
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(30)
+
+
+def _replicas(platform: Platform, bot: str) -> int:
+    bots = platform.client().get("/v1/bots").json()
+    return int(next(b["replicas"] for b in bots if b["name"] == bot))
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _done_count(platform: Platform, tenant_id: str) -> int:
+    with platform.superuser() as conn:
+        row = conn.execute("SELECT count(*) FROM tickets WHERE tenant_id = %s AND status = 'done'",
+                           (tenant_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _ledger_per_ticket(platform: Platform, ids: list[str]) -> dict[str, int]:
+    with platform.superuser() as conn:
+        rows = conn.execute("SELECT t.id::text, count(l.call_id) FROM tickets t LEFT JOIN ledger l "
+                            "ON l.ticket_id = t.id WHERE t.id = ANY(%s::uuid[]) GROUP BY t.id", (ids,)).fetchall()
+    return {tid: n for tid, n in rows}
+
+
+def test_sigkill_mid_work_completes_every_ticket_exactly_once(platform: Platform,
+                                                               tenant_client: TenantClient) -> None:
+    with node_processes(platform, "slow", 2) as (victim, survivor):
+        batch = {"tickets": [{"bot": "slow", "input": {"n": i}} for i in range(120)]}
+        ids = [t["id"] for t in tenant_client.http.post("/v1/tickets/batch", json=batch).json()["tickets"]]
+        _wait_for(lambda: _done_count(platform, tenant_client.tenant_id) >= 10, 30, "first results")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        tickets = [wait_done(tenant_client.http, tid, timeout=60) for tid in ids]
+        assert survivor.poll() is None
+
+    assert [t["status"] for t in tickets] == ["done"] * 120
+    assert [t["result"] for t in tickets] == [{"n": i} for i in range(120)]
+    assert set(_ledger_per_ticket(platform, ids).values()) == {1}  # one call each, recorded once
+    assert max(t["deliveries"] for t in tickets) >= 2  # the victim's in-flight work was reclaimed
+    with platform.superuser() as conn:
+        attempts = conn.execute("SELECT count(*), max(attempt) FROM attempts WHERE ticket_id = ANY(%s::uuid[])",
+                                (ids,)).fetchone()
+    assert attempts == (120, 1)
+
+
+def test_redis_losing_all_data_mid_run_loses_no_ticket(platform: Platform, tenant_client: TenantClient) -> None:
+    sweeper = platform.plane.sweeper
+    with node_processes(platform, "slow", 1):
+        batch = {"tickets": [{"bot": "slow", "input": {"n": i}} for i in range(40)]}
+        ids = [t["id"] for t in tenant_client.http.post("/v1/tickets/batch", json=batch).json()["tickets"]]
+        _wait_for(lambda: _done_count(platform, tenant_client.tenant_id) >= 5, 30, "first results")
+        admin = platform.redis_admin()
+        admin.flushall()
+        admin.close()
+        sweeper.stale_after_s = 1.0
+        try:
+            tickets = [wait_done(tenant_client.http, tid, timeout=60) for tid in ids]
+        finally:
+            sweeper.stale_after_s = platform.settings.stale_after_s
+    assert [t["status"] for t in tickets] == ["done"] * 40
+    assert [t["result"] for t in tickets] == [{"n": i} for i in range(40)]
+    assert max(t["attempts"] for t in tickets) >= 2  # the lost ones were re-driven as new attempts
+    ledger = _ledger_per_ticket(platform, ids)
+    with platform.superuser() as conn:
+        ran = dict(conn.execute("SELECT ticket_id::text, count(*) FROM attempts WHERE outcome = 'done' "
+                                "AND ticket_id = ANY(%s::uuid[]) GROUP BY ticket_id", (ids,)).fetchall())
+    assert ledger == ran  # every call that ran is recorded exactly once
+
+
+def test_poison_message_dead_letters_after_max_deliveries_and_an_operator_requeues_it(
+        platform: Platform) -> None:
+    ops = make_tenant(platform, "ops", role="operator")
+    tid = ops.http.post("/v1/tickets", json={"bot": "idle", "input": {"job": 7}}).json()["id"]
+    admin = platform.redis_admin()
+    lane = lane_stream("idle")
+    # Three replicas take the message in turn and die before acknowledging it (deliveries 1..3).
+    [(_, [(message_id, _)])] = admin.xreadgroup("bots", "ghost-1", {lane: ">"}, count=1)
+    for ghost in ("ghost-2", "ghost-3"):
+        admin.xclaim(lane, "bots", ghost, 0, [message_id])
+    with node_processes(platform, "idle", 1):
+        ticket = wait_done(ops.http, tid, timeout=30)
+        assert ticket["status"] == "dead_letter"
+        assert "delivered 4 times" in ticket["error"] and "max_deliveries=3" in ticket["error"]
+        assert admin.xlen(dead_stream("idle")) == 1
+        listed = ops.http.get("/v1/dead-letters").json()["items"]
+        assert [t["id"] for t in listed] == [tid]
+
+        member = make_tenant(platform, "viewer")
+        assert member.http.post(f"/v1/tickets/{tid}/requeue").status_code == 403
+        requeued = ops.http.post(f"/v1/tickets/{tid}/requeue")
+        assert requeued.status_code == 200 and requeued.json()["attempts"] == 2
+        ticket = wait_done(ops.http, tid, timeout=30)
+    assert ticket["status"] == "done" and ticket["result"] == {"job": 7} and ticket["error"] is None
+    assert ops.http.post(f"/v1/tickets/{tid}/requeue").status_code == 409
+    admin.delete(dead_stream("idle"))
+    admin.close()
+
+
+def test_a_redelivered_result_changes_nothing_and_a_forged_one_is_dropped(
+        platform: Platform, tenant_client: TenantClient) -> None:
+    tid = tenant_client.http.post("/v1/tickets", json={"bot": "echo", "input": {"v": 1}}).json()["id"]
+    ticket = wait_done(tenant_client.http, tid)
+    with platform.superuser() as conn:
+        phase_id, call_id = conn.execute("SELECT phase_id::text, call_id FROM ledger WHERE ticket_id = %s",
+                                         (tid,)).fetchone()
+    signer = DispatchSigner(platform.engines.dispatch_key)
+    env = Envelope(tid, phase_id, 1, tenant_client.tenant_id, "echo", None)
+    signed = Envelope(tid, phase_id, 1, tenant_client.tenant_id, "echo", None, signer.sign(env))
+    replay = Result(signed, "done", {"v": "changed"}, calls=(CallUsage(call_id, "deterministic", "m", 5, 5),))
+    other_tenant = str(uuid.uuid4())
+    forged_env = Envelope(tid, phase_id, 2, other_tenant, "echo", None, signer.sign(env))
+    forged = Result(forged_env, "done", {"v": "forged"}, calls=(CallUsage("forged:1:0", "openai", "gpt-4o", 9, 9),))
+    admin = platform.redis_admin()
+    for result in (replay, forged):
+        admin.xadd(out_stream("echo"), result.encode())  # type: ignore[arg-type]
+    _wait_for(lambda: admin.xlen(out_stream("echo")) == 0, 15, "collector to consume the results")
+    admin.close()
+    after = tenant_client.http.get(f"/v1/tickets/{tid}").json()
+    assert after["result"] == {"v": 1} and after["calls"] == 1 and after["cost_micros"] == ticket["cost_micros"]
+    with platform.superuser() as conn:
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM attempts").fetchone() == (1,)
+
+
+def test_a_dead_bot_shows_offline_within_one_heartbeat_ttl(platform: Platform) -> None:
+    admin = platform.redis_admin()
+    with node_processes(platform, "idle", 1) as (proc,):
+        [key] = admin.keys("oshal:hb:idle:*")
+        # Presence is a key with a TTL of one heartbeat period: nothing refreshes it once the bot dies.
+        assert 0 < admin.pttl(key) <= 2000
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _wait_for(lambda: _replicas(platform, "idle") == 0, 10, "the bot to show offline")
+        assert admin.exists(key) == 0
+    admin.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from external.fake_anthropic import AnthropicUsage, FakeAnthropic
+from external.fake_anthropic import FakeAnthropic, presented_key
 from external.fake_openai import FakeOpenAI, OpenAIUsage
 
 from oshal.bots.harnesses import HarnessError, Job, Outcome, build_harness
@@ -283,13 +283,23 @@ async def test_anthropic_sends_persona_as_system_param(
     await run_once(anthropic_bot(anthropic_server), Job("ph-9", 0, {"prompt": "judge this"}))
 
     [request] = anthropic_server.messages
-    assert request.headers["x-api-key"] == ANTHROPIC_KEY
-    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert presented_key(request) == ANTHROPIC_KEY
+    assert request.headers["anthropic-version"] != ""
     assert request.body["system"] == PERSONA
     assert request.body["messages"] == [{"role": "user", "content": "judge this"}]
     assert request.body["model"] == "claude-3-5-haiku-latest"
     assert request.body["max_tokens"] == 300
-    assert request.body["temperature"] == 0.0
+    # temperature is sent only when the manifest sets it (newer models refuse non-default values)
+    assert "temperature" not in request.body
+
+
+async def test_anthropic_sends_an_explicit_temperature_on_the_wire(
+        anthropic_server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
+    outcome = await run_once(anthropic_bot(anthropic_server, temperature=0.2), Job("ph-9", 0, "warm"))
+
+    assert anthropic_server.messages[0].body["temperature"] == 0.2
+    assert outcome.output["text"] == "mraw"
 
 
 async def test_anthropic_without_persona_omits_system(
@@ -307,7 +317,7 @@ async def test_anthropic_defaults_to_anthropic_api_key_env(
     outcome = await run_once(anthropic_bot(anthropic_server, api_key_env=None), Job("ph-9", 0, "ok"))
 
     assert outcome.output["text"] == "ko"
-    assert anthropic_server.messages[0].headers["x-api-key"] == ANTHROPIC_KEY
+    assert presented_key(anthropic_server.messages[0]) == ANTHROPIC_KEY
 
 
 async def test_anthropic_call_id_is_stable_across_reruns_of_the_same_job(

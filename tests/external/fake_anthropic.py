@@ -5,7 +5,8 @@
 * ``reply``: a function of the request body that returns the assistant text (default: the last user
   message reversed, so a test can assert on it);
 * ``usage``: input/output tokens plus ``cache_creation_input_tokens`` and ``cache_read_input_tokens``;
-* ``api_key``: the ``x-api-key`` to accept; any other gets the real 401 ``authentication_error`` body;
+* ``api_key``: the key to accept, from ``x-api-key`` or (as anthropic SDK 2.x sends it) an
+  ``Authorization: Bearer`` header; any other gets the real 401 ``authentication_error`` body;
 * ``fail(status, times)``: answer the next ``times`` requests with 429/500/529 and Anthropic's error body;
 * ``delay_s``: sleep before answering (longer than the client's timeout proves the timeout path).
 
@@ -84,7 +85,7 @@ class FakeAnthropic(LoopbackServer):
         headers = {"request-id": f"req_fake{index:08d}"}
         if request.method != "POST" or request.path != "/v1/messages":
             return Reply(404, _error("not_found_error", "Not Found"), headers)
-        presented = request.headers.get("x-api-key")
+        presented = presented_key(request)
         if presented is None:
             return Reply(401, _error("authentication_error", "x-api-key header is required"), headers)
         if presented != self.api_key:
@@ -125,6 +126,14 @@ class FakeAnthropic(LoopbackServer):
             },
         }
         return Reply(200, message, headers, delay_s=self.delay_s)
+
+
+def presented_key(request: RecordedRequest) -> str | None:
+    """The API key a request carried: the ``x-api-key`` header, or (as SDK 2.x sends it) a bearer token."""
+    if "x-api-key" in request.headers:
+        return request.headers["x-api-key"]
+    auth = request.headers.get("authorization", "")
+    return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

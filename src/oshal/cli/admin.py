@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Column, Table
 
@@ -87,7 +88,7 @@ def key_list(tenant: TenantOpt = None, as_json: JsonFlag = False) -> None:
                   title=f"keys ({len(keys)})", title_justify="left")
     for k in keys:
         revoked = f"[red]{when(k['revoked_at'])}[/]" if k.get("revoked_at") else "-"
-        table.add_row(str(k["id"]), k["prefix"], k["role"], k["name"] or "-", when(k["created_at"]),
+        table.add_row(str(k["id"]), k["prefix"], k["role"], escape(k["name"]) or "-", when(k["created_at"]),
                       when(k["expires_at"]) if k.get("expires_at") else "never", revoked)
     out.print(table)
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from oshal.cli.client import Client, JsonFlag, emit_json, out, short, usd, when
@@ -121,7 +122,7 @@ def bots(as_json: JsonFlag = False) -> None:
     for b in rows:
         colour = "green" if b["status"] == "online" else "red"
         table.add_row(b["name"], f"[{colour}]{b['status']}[/]", f"{b['replicas']}/{b['replicas_desired']}",
-                      str(b["pending"]), str(b["lag"]), b["harness"], b["model"])
+                      str(b["pending"]), str(b["lag"]), b["harness"], escape(b["model"]))
     out.print(table)
 
 
@@ -129,7 +130,7 @@ def _render_summary(summary: dict[str, Any]) -> None:
     table = Table(summary["by"], "calls", "input", "output", "cache read", "cache write", "USD",
                   title=f"ledger by {summary['by']}", title_justify="left", show_footer=False)
     for r in summary["rows"]:
-        table.add_row(r["key"], str(r["calls"]), str(r["input_tokens"]), str(r["output_tokens"]),
+        table.add_row(escape(r["key"]), str(r["calls"]), str(r["input_tokens"]), str(r["output_tokens"]),
                       str(r["cached_read_tokens"]), str(r["cache_write_tokens"]), usd(int(r["cost_micros"])))
     table.add_section()
     table.add_row("[bold]total[/]", str(sum(r["calls"] for r in summary["rows"])),
@@ -143,7 +144,7 @@ def _render_rows(page: dict[str, Any]) -> None:
     table = Table("time", "ticket", "bot", "model", "try", "input", "output", "cache r/w", "USD", "price",
                   title=f"ledger ({len(page['items'])} calls)", title_justify="left")
     for r in page["items"]:
-        table.add_row(when(r["created_at"]), short(r["ticket_id"]), r["bot"], r["model"],
+        table.add_row(when(r["created_at"]), short(r["ticket_id"]), r["bot"], escape(r["model"]),
                       str(r["attempt"]), str(r["input_tokens"]), str(r["output_tokens"]),
                       f"{r['cached_read_tokens']}/{r['cache_write_tokens']}", usd(int(r["cost_micros"])),
                       r["price_source"])

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 from rich.json import JSON
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Column, Table
 
@@ -73,11 +74,12 @@ def render_ticket(ticket: dict[str, Any]) -> None:
         ("finished", ticket.get("finished_at") and client.when(ticket["finished_at"])),
         ("duration", f"{duration:.0f} ms" if duration is not None else None),
         ("model calls", ticket["calls"]), ("cost", client.usd(int(ticket["cost_micros"]))),
-        ("error", f"[red]{ticket['error']}[/]" if ticket.get("error") else None),
     ]
     for label, value in rows:
         if value is not None:
-            grid.add_row(label, str(value))
+            grid.add_row(label, value if label == "status" else escape(str(value)))
+    if ticket.get("error"):
+        grid.add_row("error", f"[red]{escape(str(ticket['error']))}[/]")
     parts: list[Any] = [grid, "[bold]input[/]", JSON.from_data(ticket["input"])]
     if ticket.get("result") is not None:
         parts += ["[bold]result[/]", JSON.from_data(ticket["result"])]

@@ -99,6 +99,17 @@ def start_engines(settings: Settings) -> Engines:
     return engines
 
 
+def attach(settings: Settings) -> Engines:
+    """Connection details of an embedded platform that ``oshal up`` is already running under ``settings.home``."""
+    if not (settings.home / "pg" / "PG_VERSION").exists():
+        raise ConfigError(f"no embedded platform under {settings.home}", hint="start one with `oshal up`")
+    secret_dir = secrets_dir(settings.home)
+    pg, rd = EmbeddedPostgres(settings.home), EmbeddedRedis(settings.home)
+    owner = pg.url(OWNER_ROLE, read_or_create(secret_dir / "pg-owner"), DATABASE)
+    api = pg.url(API_ROLE, read_or_create(secret_dir / "pg-api"), DATABASE)
+    return Engines(owner, api, rd.url(), dispatch_key(settings))
+
+
 def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
     parts = urlsplit(admin_url)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -151,4 +162,4 @@ def prepare(settings: Settings) -> Engines:
     return engines
 
 
-__all__ = ["Engines", "bootstrap_admin_key", "dispatch_key", "prepare", "provision_fleet", "start_engines"]
+__all__ = ["Engines", "attach", "bootstrap_admin_key", "dispatch_key", "prepare", "provision_fleet", "start_engines"]

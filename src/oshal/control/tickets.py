@@ -144,6 +144,10 @@ class TicketService:
         rows = rows[:limit]
         return rows, (rows[-1]["id"] if more else None)  # type: ignore[return-value]
 
+    async def counts(self, tenant: UUID) -> dict[str, int]:
+        async with self.db.tenant(tenant) as conn:
+            return await repo.counts(conn)
+
     async def cancel(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
         async with self.db.tenant(tenant) as conn:
             cancelled = await repo.cancel(conn, ticket_id)

@@ -165,3 +165,8 @@ async def dead_letter_phases(conn: Conn, phase_ids: Sequence[UUID], error: str) 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+async def counts(conn: Conn) -> dict[str, int]:
+    cur = await conn.execute("SELECT status, count(*) AS n FROM tickets GROUP BY status")
+    return {str(row["status"]): int(row["n"]) for row in await cur.fetchall()}  # type: ignore[call-overload]

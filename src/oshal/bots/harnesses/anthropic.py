@@ -32,11 +32,15 @@ class AnthropicHarness:
 
     async def run(self, job: Job) -> Outcome:
         m = self._manifest
+        # SDK 1.x dropped the `temperature` keyword (newer models reject non-default values), so it goes
+        # on the wire through extra_body, and only when the manifest sets it.
+        sampling = {"temperature": m.temperature} if "temperature" in m.model_fields_set else None
         try:
             response = await self._client.messages.create(
-                model=m.model, max_tokens=m.max_tokens, temperature=m.temperature,
+                model=m.model, max_tokens=m.max_tokens,
                 system=m.persona or self._anthropic.NOT_GIVEN,
                 messages=[{"role": "user", "content": render_prompt(job.input)}],
+                extra_body=sampling,
             )
         except self._anthropic.AuthenticationError as e:
             raise HarnessError(f"anthropic rejected the credentials for bot {m.name!r} (HTTP 401)",
@@ -49,8 +53,10 @@ class AnthropicHarness:
             raise HarnessError(f"anthropic refused the request (HTTP {e.status_code})") from e
         text = "".join(getattr(block, "text", "") for block in response.content)
         usage = response.usage
+        # Record the configured model, which is what prices are keyed by: the API answers an alias
+        # ("claude-3-5-haiku-latest") with a dated model ("claude-3-5-haiku-20241022").
         call = CallUsage(
-            job.call_id(0), m.provider_name, response.model or m.model,
+            job.call_id(0), m.provider_name, m.model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cached_read_tokens=usage.cache_read_input_tokens or 0,
             cache_write_tokens=usage.cache_creation_input_tokens or 0,

@@ -46,8 +46,10 @@ class OpenAIHarness:
                 model=m.model, messages=messages, max_tokens=m.max_tokens, temperature=m.temperature,
             )
         except self._openai.AuthenticationError as e:
+            hint = (f"check the key in ${m.api_key_env}" if m.api_key_env
+                    else "this endpoint wants a key: set api_key_env in the bot manifest")
             raise HarnessError(f"{m.provider_name} rejected the credentials for bot {m.name!r} (HTTP 401)",
-                               hint=f"check the key in ${m.api_key_env}") from e
+                               hint=hint) from e
         except (self._openai.APITimeoutError, self._openai.APIConnectionError,
                 self._openai.RateLimitError, self._openai.InternalServerError) as e:
             raise HarnessError(f"{m.provider_name} call failed after {m.max_retries} retries: "
@@ -59,8 +61,10 @@ class OpenAIHarness:
         prompt = usage.prompt_tokens if usage else 0
         details = getattr(usage, "prompt_tokens_details", None)
         cached = int(getattr(details, "cached_tokens", 0) or 0)
+        # Record the configured model, which is what prices are keyed by: the API answers an alias
+        # ("gpt-4o-mini") with a dated snapshot ("gpt-4o-mini-2024-07-18") that no price row names.
         call = CallUsage(
-            job.call_id(0), m.provider_name, response.model or m.model,
+            job.call_id(0), m.provider_name, m.model,
             input_tokens=prompt - cached, output_tokens=usage.completion_tokens if usage else 0,
             cached_read_tokens=cached,
         )

@@ -68,6 +68,13 @@ async def list_tickets(
     return TicketPage(items=[ticket_out(r) for r in rows], next_cursor=next_cursor)
 
 
+@router.get("/counts")
+async def ticket_counts(cp: Plane, who: Caller) -> dict[str, int]:
+    """How many of the caller's tickets are in each status."""
+    counts = await cp.tickets.counts(who.tenant_id)
+    return {status.value: counts.get(status.value, 0) for status in TicketStatus}
+
+
 @router.get("/{ticket_id}", response_model=TicketOut)
 async def get_ticket(
     ticket_id: UUID, cp: Plane, who: Caller,

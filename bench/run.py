@@ -1,0 +1,212 @@
+"""Full-path benchmark on a running platform: API -> Postgres -> lane -> bot -> output -> collector -> ledger.
+
+Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one already running), then prints:
+  * sustained tickets/s for BENCH_N tickets (default 20,000) submitted through the batch API by concurrent
+    clients, counted until every ticket is done with its result and ledger row committed;
+  * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP;
+  * the same round trip through the service layer inside a control-plane process (no HTTP);
+  * the RSS of the idle node host running the demo fleet.
+The last line is one JSON object with every number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+N = int(os.environ.get("BENCH_N", "20000"))
+BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+ROUNDTRIPS = int(os.environ.get("BENCH_ROUNDTRIPS", "300"))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def start_platform(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
+                             str(REPO / "fleet")], env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"oshal up exited with {proc.returncode}")
+        try:
+            bots = httpx.get(f"http://127.0.0.1:{port}/v1/bots", timeout=2,
+                             headers={"Authorization": f"Bearer {(home / 'admin.key').read_text().strip()}"})
+            if bots.status_code == 200 and all(b["status"] == "online" for b in bots.json()):
+                return proc
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit("platform did not come up in 120 s")
+
+
+def bench_tenant(url: str, admin_key: str) -> str:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
+        name = f"bench-{int(time.time())}"
+        admin.post("/v1/tenants", json={"name": name}).raise_for_status()
+        key = admin.post("/v1/keys", json={"tenant": name, "role": "member", "name": "bench"})
+        key.raise_for_status()
+        return str(key.json()["key"])
+
+
+async def throughput(url: str, key: str) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=CLIENTS * 2)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as http:
+        batches = [[{"bot": "echo", "input": {"n": i, "payload": "x" * 32}}
+                    for i in range(start, min(start + BATCH, N))] for start in range(0, N, BATCH)]
+        queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        for b in batches:
+            queue.put_nowait(b)
+
+        async def client() -> None:
+            while not queue.empty():
+                tickets = queue.get_nowait()
+                response = await http.post("/v1/tickets/batch", json={"tickets": tickets})
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        submitted = time.perf_counter() - started
+        log(f"  submitted {N} tickets in {submitted:.2f}s ({N / submitted:,.0f}/s accepted)")
+        while True:
+            counts = (await http.get("/v1/tickets/counts")).json()
+            if counts["done"] + counts["failed"] + counts["dead_letter"] >= N:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        summary = (await http.get("/v1/ledger/summary", params={"by": "tenant"})).json()
+        calls = sum(row["calls"] for row in summary["rows"])
+        if counts["done"] != N or calls != N:
+            raise SystemExit(f"expected {N} done tickets and ledger rows, got {counts} and {calls} calls")
+    return {"tickets_per_s": N / elapsed, "accept_per_s": N / submitted, "elapsed_s": elapsed}
+
+
+def roundtrip_http(url: str, key: str) -> list[float]:
+    samples = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        for i in range(ROUNDTRIPS + 20):
+            t0 = time.perf_counter()
+            tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"i": i}}).json()["id"]
+            ticket = http.get(f"/v1/tickets/{tid}", params={"wait": 10}).json()
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert ticket["status"] == "done", ticket
+            if i >= 20:  # warm-up excluded
+                samples.append(elapsed)
+    return samples
+
+
+async def roundtrip_service(home: Path, key: str) -> list[float]:
+    """A control-plane process of our own (no collector or sweeper), driving the service layer directly."""
+    from oshal.control.launch import attach
+    from oshal.control.runtime import Components, ControlPlane
+    from oshal.settings import Settings
+
+    settings = Settings(home=home)
+    engines = attach(settings)
+    plane = ControlPlane(settings, engines.api_url, engines.redis_url, engines.dispatch_key,
+                         Components(collector=False, sweeper=False))
+    await plane.start()
+    try:
+        from oshal.control.tickets import TicketRequest
+
+        principal = await plane.auth.authenticate(key)
+        samples = []
+        for i in range(ROUNDTRIPS + 20):
+            t0 = time.perf_counter()
+            [created] = await plane.tickets.create(principal.tenant_id, principal.key_id,
+                                                   [TicketRequest("echo", {"i": i})])
+            row = await plane.tickets.wait(principal.tenant_id, created.id, 10)
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert row["status"] == "done", row
+            if i >= 20:
+                samples.append(elapsed)
+        return samples
+    finally:
+        await plane.stop()
+
+
+def node_rss_mb(up_pid: int) -> float:
+    out = subprocess.run(["pgrep", "-P", str(up_pid), "-f", "oshal.cli.main node"], capture_output=True, text=True)
+    pid = int(out.stdout.split()[0])
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    from oshal import logs
+
+    logs.configure("warning")
+    external_url, external_home = os.environ.get("BENCH_URL"), os.environ.get("BENCH_HOME")
+    scratch = None
+    proc = None
+    if external_url and external_home:
+        url, home = external_url, Path(external_home)
+    else:
+        scratch = tempfile.TemporaryDirectory(prefix="oshal-bench-")
+        home, port = Path(scratch.name), free_port()
+        log(f"starting the platform under {home} on port {port} ...")
+        proc = start_platform(home, port)
+        url = f"http://127.0.0.1:{port}"
+    admin_key = (home / "admin.key").read_text().strip()
+    try:
+        rss = node_rss_mb(proc.pid) if proc else float("nan")
+        key = bench_tenant(url, admin_key)
+        log(f"throughput: {N} tickets, batches of {BATCH}, {CLIENTS} concurrent clients ...")
+        tp = asyncio.run(throughput(url, key))
+        log(f"  {tp['tickets_per_s']:,.0f} tickets/s sustained (all done, results + ledger committed)")
+        log(f"round trip over HTTP, {ROUNDTRIPS} sequential tickets ...")
+        http_ms = roundtrip_http(url, key)
+        log(f"  p50 {statistics.median(http_ms):.2f} ms, p99 {percentile(http_ms, 0.99):.2f} ms")
+        log(f"round trip through the service layer, {ROUNDTRIPS} sequential tickets ...")
+        svc_ms = asyncio.run(roundtrip_service(home, key))
+        log(f"  p50 {statistics.median(svc_ms):.2f} ms, p99 {percentile(svc_ms, 0.99):.2f} ms")
+        log(f"idle node host RSS (demo fleet): {rss:.1f} MB")
+        print(json.dumps({
+            "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
+            "accept_per_s": round(tp["accept_per_s"], 1),
+            "roundtrip_http_p50_ms": round(statistics.median(http_ms), 3),
+            "roundtrip_http_p99_ms": round(percentile(http_ms, 0.99), 3),
+            "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),
+            "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
+            "node_idle_rss_mb": round(rss, 1),
+        }))
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+        if scratch is not None:
+            scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()

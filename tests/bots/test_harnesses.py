@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from external.fake_anthropic import FakeAnthropic, presented_key
 from external.fake_openai import FakeOpenAI, OpenAIUsage
-
 from oshal.bots.harnesses import HarnessError, Job, Outcome, build_harness
 from oshal.bots.harnesses.base import count_tokens
 from oshal.bots.harnesses.intents import INTENTS
@@ -123,7 +123,8 @@ async def test_openai_without_persona_sends_only_the_user_message(
     outcome = await run_once(openai_bot(openai_server, persona=""), Job("ph-1", 0, {"a": 1, "b": [2]}))
 
     # Input without a prompt-like field is sent as canonical JSON.
-    assert openai_server.completions[0].body["messages"] == [{"role": "user", "content": '{"a": 1, "b": [2]}'}]
+    sent = openai_server.completions[0].body["messages"]
+    assert sent == [{"role": "user", "content": '{"a": 1, "b": [2]}'}]
     assert outcome.output["text"] == '{"A": 1, "B": [2]}'
 
 
@@ -208,7 +209,8 @@ async def test_openai_400_is_not_retried_and_not_retryable(
     assert openai_server.count == 1
 
 
-async def test_openai_timeout_is_retryable(openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_openai_timeout_is_retryable(
+        openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(OPENAI_ENV, OPENAI_KEY)
     openai_server.delay_s = 30.0
     err = await fail_once(openai_bot(openai_server, timeout_s=0.3, max_retries=1), Job("ph-1", 0, "slow"))
@@ -412,7 +414,8 @@ async def test_anthropic_timeout_is_retryable(
         anthropic_server: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
     anthropic_server.delay_s = 30.0
-    err = await fail_once(anthropic_bot(anthropic_server, timeout_s=0.3, max_retries=0), Job("ph-9", 0, "slow"))
+    manifest = anthropic_bot(anthropic_server, timeout_s=0.3, max_retries=0)
+    err = await fail_once(manifest, Job("ph-9", 0, "slow"))
 
     assert err.retryable is True
     assert err.message == "anthropic call failed after 0 retries: APITimeoutError"

@@ -276,7 +276,10 @@ def test_bots_json_lists_echo_online(platform: Any) -> None:
     assert "1/1" in table.stdout
 
 
-def test_status_reports_health_identity_bots_and_dead_letters(platform: Any) -> None:
+def test_status_reports_health_identity_bots_and_ticket_counts(platform: Any) -> None:
+    run_json(platform, "ticket", "submit", "echo", "{}", "--wait", "30")
+    waiting = run_json(platform, "ticket", "submit", "idle", "{}")
+    run_json(platform, "ticket", "cancel", waiting["id"])
     status = run_json(platform, "status")
     assert status["api_url"] == platform.url
     assert status["health"] == {"status": "ok"}
@@ -286,6 +289,12 @@ def test_status_reports_health_identity_bots_and_dead_letters(platform: Any) -> 
     online = {b["name"] for b in run_json(platform, "bots") if b["status"] == "online"}
     assert status["bots"]["online"] == len(online)
     assert status["dead_letters"] == 0
+    assert status["tickets"] == {"queued": 0, "dispatched": 0, "done": 1, "failed": 0, "dead_letter": 0,
+                                 "cancelled": 1}
+    table = run(platform, "status")
+    assert table.returncode == 0, table.stderr
+    assert f"api           {platform.url}" in table.stdout
+    assert "dead letters  0" in table.stdout
 
 
 def test_ledger_shows_the_call_of_a_submitted_ticket(platform: Any) -> None:

@@ -91,7 +91,8 @@ class FakeAnthropic(LoopbackServer):
         if presented != self.api_key:
             return Reply(401, _error("authentication_error", "invalid x-api-key"), headers)
         if "anthropic-version" not in request.headers:
-            return Reply(400, _error("invalid_request_error", "anthropic-version: header is required"), headers)
+            return Reply(400, _error("invalid_request_error", "anthropic-version: header is required"),
+                         headers)
         if self._failures:
             status, retry_after_ms = self._failures.popleft()
             if retry_after_ms is not None:
@@ -106,8 +107,8 @@ class FakeAnthropic(LoopbackServer):
                 return Reply(400, _error("invalid_request_error", f"{required}: Field required"), headers)
         for i, message in enumerate(body["messages"]):
             if message.get("role") not in ("user", "assistant"):
-                return Reply(400, _error("invalid_request_error",
-                                         f"messages.{i}.role: Input should be 'user' or 'assistant'"), headers)
+                problem = f"messages.{i}.role: Input should be 'user' or 'assistant'"
+                return Reply(400, _error("invalid_request_error", problem), headers)
         u = self.usage
         message = {
             "id": f"msg_fake{next(self._ids):018d}",

@@ -90,8 +90,8 @@ class FakeOpenAI(LoopbackServer):
     def respond(self, request: RecordedRequest, index: int) -> Reply:
         headers = {"x-request-id": f"req_{index:08d}", "openai-processing-ms": "7"}
         if request.method != "POST" or request.path != "/v1/chat/completions":
-            return Reply(404, _error(f"Invalid URL ({request.method} {request.path})", "invalid_request_error",
-                                     code="unknown_url"), headers)
+            return Reply(404, _error(f"Invalid URL ({request.method} {request.path})",
+                                     "invalid_request_error", code="unknown_url"), headers)
         auth = request.headers.get("authorization", "")
         if self.api_key is not None:
             if not auth.startswith("Bearer "):
@@ -107,7 +107,8 @@ class FakeOpenAI(LoopbackServer):
             status, retry_after_ms = self._failures.popleft()
             if retry_after_ms is not None:
                 headers["retry-after-ms"] = str(retry_after_ms)
-            err = _ERRORS.get(status, {"message": "error", "type": "server_error", "param": None, "code": None})
+            err = _ERRORS.get(status, {"message": "error", "type": "server_error", "param": None,
+                                       "code": None})
             return Reply(status, {"error": err}, headers)
         body = request.body
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):

@@ -81,4 +81,9 @@ def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options:
             loop.add_signal_handler(sig, stop.set)
         await NodeHost(fleet, redis_urls, options).run(stop)
 
-    asyncio.run(main())
+    try:
+        import uvloop
+    except ImportError:  # optional: the standard loop works, uvloop is just faster
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

@@ -192,5 +192,5 @@ class BotWorker:
         horizon = time.monotonic() - self.options.claim_idle_ms / 2000
         long_running = [mid for mid, since in self._inflight.items() if since < horizon]
         if long_running:
-            await self.lane.redis.xclaim(self.lane.lane, LANE_GROUP, self.consumer_name, 0, long_running,
-                                         justid=True)
+            await self.lane.redis.xclaim(self.lane.lane, LANE_GROUP, self.consumer_name, 0,
+                                         list[bytes | str | int | memoryview](long_running), justid=True)

@@ -14,7 +14,6 @@ from rich.table import Table
 from oshal.cli.client import Client, JsonFlag, emit_json, out, short, usd, when
 from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
 
-_DEAD_LETTER_PAGES = 10  # count at most 10 x 500 dead letters for `oshal status`
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -41,24 +40,19 @@ def parse_since(value: str | None) -> str | None:
                       hint="e.g. --since 2025-01-31T00:00:00Z or --since 24h") from e
 
 
-def _count_dead_letters(api: Client) -> tuple[int, bool]:
-    count = 0
-    for n, page in enumerate(api.pages("/v1/dead-letters", limit=500), start=1):
-        count += len(page["items"])
-        if n >= _DEAD_LETTER_PAGES and page.get("next_cursor"):
-            return count, False
-    return count, True
-
-
 def _status_document(api: Client) -> tuple[dict[str, Any], Exception | None]:
     health = api.raw("GET", "/healthz")
-    if health.status_code != 200:
-        raise Unavailable(f"{api.url}/healthz answered HTTP {health.status_code}",
+    try:
+        healthy = health.json() if health.status_code == 200 else None
+    except ValueError:
+        healthy = None
+    if not isinstance(healthy, dict):
+        raise Unavailable(f"{api.url}/healthz answered HTTP {health.status_code} without oshal's health body",
                           hint="is OSHAL_API_URL the address of an oshal API?")
     ready_response = api.raw("GET", "/readyz")
     ready = ready_response.json() if ready_response.content else {}
-    doc: dict[str, Any] = {"api_url": api.url, "health": health.json(), "ready": ready,
-                           "whoami": None, "bots": None, "dead_letters": None}
+    doc: dict[str, Any] = {"api_url": api.url, "health": healthy, "ready": ready,
+                           "whoami": None, "bots": None, "tickets": None, "dead_letters": None}
     if ready_response.status_code != 200:
         checks = ", ".join(f"{k}: {v}" for k, v in ready.get("checks", {}).items())
         return doc, Unavailable(f"the API at {api.url} is up but not ready ({checks})",
@@ -74,14 +68,14 @@ def _status_document(api: Client) -> tuple[dict[str, Any], Exception | None]:
         except Forbidden:
             pass
     bots: list[dict[str, Any]] = api.get("/v1/bots")
-    dead, exact = _count_dead_letters(api)
-    doc.update(whoami=who, dead_letters=dead, dead_letters_exact=exact,
+    counts: dict[str, int] = api.get("/v1/tickets/counts")
+    doc.update(whoami=who, tickets=counts, dead_letters=counts.get("dead_letter", 0),
                bots={"online": sum(b["status"] == "online" for b in bots), "total": len(bots)})
     return doc, None
 
 
 def status(as_json: JsonFlag = False) -> None:
-    """Where the API is, whether it is healthy and ready, who you are, bots online and dead letters."""
+    """API address, health and readiness, who you are, bots online, your tickets by status, dead letters."""
     with Client.from_settings(require_key=False) as api:
         doc, problem = _status_document(api)
     if as_json:
@@ -101,10 +95,10 @@ def status(as_json: JsonFlag = False) -> None:
                          f" (key {who['key_id']})")
         if doc["bots"]:
             grid.add_row("bots", f"{doc['bots']['online']}/{doc['bots']['total']} online")
-        if doc["dead_letters"] is not None:
-            plus = "" if doc["dead_letters_exact"] else "+"
+        if doc["tickets"] is not None:
+            grid.add_row("tickets", "  ".join(f"{k}={v}" for k, v in doc["tickets"].items()))
             colour = "red" if doc["dead_letters"] else "green"
-            grid.add_row("dead letters", f"[{colour}]{doc['dead_letters']}{plus}[/]")
+            grid.add_row("dead letters", f"[{colour}]{doc['dead_letters']}[/]")
         out.print(grid)
     if problem is not None:
         raise problem

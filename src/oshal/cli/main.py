@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from oshal import logs
 from oshal.cli import admin, fleet, platform, tickets
@@ -30,9 +31,9 @@ def main() -> None:
         app()
     except OshalError as error:
         console = Console(stderr=True)
-        console.print(f"[bold red]error:[/] {error.message}")
+        console.print(f"[bold red]error:[/] {escape(error.message)}")
         if error.hint:
-            console.print(f"[dim]hint:[/] {error.hint}")
+            console.print(f"[dim]hint:[/] {escape(error.hint)}")
         sys.exit(int(exit_code_for(error)))
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from oshal.bots.manifest import BotManifest
 from oshal.errors import ConfigError
 from oshal.settings import Settings
 
@@ -49,14 +50,13 @@ def up(
     supervisor.supervise()
 
 
-def _print_banner(settings: Settings, url: str, fleet: dict[str, object]) -> None:
+def _print_banner(settings: Settings, url: str, fleet: dict[str, BotManifest]) -> None:
     key = settings.admin_key_file.read_text().strip()
     out = Console()
     out.print(f"\n[bold green]oshal is up[/] at [bold]{url}[/]  (docs: {url}/docs, metrics: {url}/metrics)")
-    table = Table("bot", "harness", "model", "replicas", "description", title="fleet")
-    for manifest in fleet.values():
-        m = manifest  # BotManifest
-        table.add_row(m.name, m.harness, m.model, str(m.replicas), m.description)  # type: ignore[attr-defined]
+    table = Table("bot", "harness", "model", "replicas", title="fleet")
+    for m in fleet.values():
+        table.add_row(m.name, m.harness, m.model, str(m.replicas))
     out.print(table)
     out.print(f"admin key ({settings.admin_key_file}):\n  [bold]{key}[/]")
     out.print(f"try:  export OSHAL_API_KEY={key}\n      oshal ticket submit echo '{{\"hello\": \"world\"}}' --wait 5")

@@ -42,7 +42,13 @@ class AdminService:
                 row = await access.tenant_by_name(conn, ref)
         if row is None:
             raise NotFound(f"tenant {ref!r} not found", hint="list tenants with `oshal tenant list`")
-        return row["id"]  # type: ignore[return-value]
+        tenant_id: UUID = row["id"]
+        return tenant_id
+
+    async def tenant_name(self, tenant_id: UUID) -> str:
+        async with self.db.system() as conn:
+            row = await access.tenant_by_id(conn, tenant_id)
+        return "" if row is None else str(row["name"])
 
     async def create_key(self, tenant_id: UUID, role: Role, name: str,
                          expires_in_days: int | None) -> tuple[str, dict[str, Any]]:
@@ -82,5 +88,5 @@ class AdminService:
             if row is None:
                 row = await access.create_tenant(conn, new_id(), SYSTEM_TENANT)
         assert row is not None
-        plaintext, _ = await self.create_key(row["id"], Role.OPERATOR, "bootstrap admin", None)  # type: ignore[arg-type]
+        plaintext, _ = await self.create_key(row["id"], Role.OPERATOR, "bootstrap admin", None)
         return plaintext

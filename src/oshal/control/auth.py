@@ -70,14 +70,14 @@ class Authenticator:
             raise Unauthorized("malformed API key", hint="keys look like osk_<12 hex>_<secret>")
         async with self._db.system() as conn:
             row = await access.key_by_prefix(conn, prefix)
-        if row is None or not keys.matches(credential, bytes(row["hash"])):  # type: ignore[arg-type]
+        if row is None or not keys.matches(credential, bytes(row["hash"])):
             raise Unauthorized("invalid API key")
         if row["revoked_at"] is not None:
             raise Unauthorized("API key has been revoked", hint="create a new key with `oshal key create`")
         expires = row["expires_at"]
         if isinstance(expires, dt.datetime) and expires <= dt.datetime.now(dt.UTC):
             raise Unauthorized("API key has expired", hint="create a new key with `oshal key create`")
-        principal = Principal(row["tenant_id"], row["id"], Role(row["role"]))  # type: ignore[arg-type]
+        principal = Principal(row["tenant_id"], row["id"], Role(row["role"]))
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[credential] = (now + _CACHE_TTL_S, principal)

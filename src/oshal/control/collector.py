@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.control.events import EventHub
+from oshal.control.metrics import COLLECTOR_BATCH, RESULTS_COMMITTED, RESULTS_REJECTED
 from oshal.ledger import PriceTable, price_call
 from oshal.logs import get_logger
 from oshal.mesh import lanes
@@ -84,8 +85,8 @@ class Collector:
             await asyncio.sleep(1)
             return 0
         streams = {out_stream(bot): start for bot in sorted(bots)}
-        reply = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
-                                            count=self.batch, block=block_ms)
+        reply: Any = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
+                                                 count=self.batch, block=block_ms)
         entries: list[tuple[str, bytes, dict[bytes, bytes] | None]] = [
             (stream.decode(), mid, fields) for stream, messages in reply or () for mid, fields in messages
         ]
@@ -95,7 +96,8 @@ class Collector:
 
     async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
-        finished = await self._record(results) if results else []
+        with COLLECTOR_BATCH.time():
+            finished = await self._record(results) if results else []
         dead = {tid for tid, status in finished if status == "dead_letter"}
         for result in results:
             if result.envelope.ticket_id in dead:
@@ -107,9 +109,10 @@ class Collector:
             for stream, ids in by_stream.items():
                 pipe.xack(stream, COLLECTOR_GROUP, *ids)
                 pipe.xdel(stream, *ids)
+            self.events.queue_publish(pipe, finished)
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
-        await self.events.publish(finished)
         self.committed += len(results)
+        RESULTS_COMMITTED.inc(len(results))
 
     def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
         if not fields:
@@ -118,10 +121,12 @@ class Collector:
             result = Result.decode(fields)
         except (KeyError, ValueError, TypeError):
             self.rejected += 1
+            RESULTS_REJECTED.inc()
             log.warning("undecodable result dropped", stream=stream)
             return None
         if out_stream(result.envelope.bot) != stream or not self.signer.verify(result.envelope):
             self.rejected += 1
+            RESULTS_REJECTED.inc()
             log.warning("result with a bad dispatch signature dropped", stream=stream,
                         ticket=result.envelope.ticket_id)
             return None

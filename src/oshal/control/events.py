@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from oshal.logs import get_logger
 from oshal.mesh.keys import EVENTS_CHANNEL
@@ -35,6 +36,12 @@ class EventHub:
     async def publish(self, changes: Sequence[tuple[str, str]]) -> None:
         if changes:
             await self._redis.publish(EVENTS_CHANNEL, json.dumps(changes))
+
+    @staticmethod
+    def queue_publish(pipe: Pipeline, changes: Sequence[tuple[str, str]]) -> None:
+        """Add the publication to a pipeline the caller is about to execute (saves a round trip)."""
+        if changes:
+            pipe.publish(EVENTS_CHANNEL, json.dumps(changes))
 
     @contextlib.asynccontextmanager
     async def watch(self, ticket_id: str) -> AsyncIterator[asyncio.Queue[str]]:

@@ -26,8 +26,15 @@ from oshal.mesh.redis import connect
 from oshal.secretfiles import read_or_create, secrets_dir, write_private
 from oshal.settings import Settings
 from oshal.store.db import Database
-from oshal.store.migrate import API_ROLE, DATABASE, OWNER_ROLE, bootstrap_embedded, ensure_api_role, migrate
-from oshal.store.migrate import with_credentials
+from oshal.store.migrate import (
+    API_ROLE,
+    DATABASE,
+    OWNER_ROLE,
+    bootstrap_embedded,
+    ensure_api_role,
+    migrate,
+    with_credentials,
+)
 
 log = get_logger(__name__)
 
@@ -138,10 +145,10 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
 
 async def bootstrap_admin_key(engines: Engines, key_file: Path) -> str | None:
     """Make sure ``key_file`` holds a working operator key; returns it when newly created."""
+    existing = key_file.read_text().strip() if key_file.exists() else None  # noqa: ASYNC240 - start-up only
     db = Database(engines.api_url, min_size=1, max_size=2, name="oshal-bootstrap")
     await db.open()
     try:
-        existing = key_file.read_text().strip() if key_file.exists() else None
         new_key = await AdminService(db, Authenticator(db)).bootstrap(existing)
     finally:
         await db.close()

@@ -7,6 +7,7 @@ whose messages vanished. A phase re-driven ``max_dispatches`` times without a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from oshal.control.events import EventHub
+from oshal.control.metrics import PHASES_REDRIVEN
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
@@ -50,10 +52,8 @@ class Sweeper:
                 log.warning("sweep incomplete: Redis unavailable", error=str(e))
             except Exception:
                 log.exception("sweep failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_s)
-            except TimeoutError:
-                pass
 
     async def sweep(self) -> int:
         """One pass; returns how many phases were re-driven or dead-lettered."""
@@ -64,12 +64,12 @@ class Sweeper:
             return 0
         by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in stale:
-            by_tenant[row["tenant_id"]].append(row)  # type: ignore[index]
+            by_tenant[row["tenant_id"]].append(row)
         envelopes: list[Envelope] = []
         changes: list[tuple[str, str]] = []
         for tenant, rows in by_tenant.items():
-            exhausted = [r["phase_id"] for r in rows if r["attempt"] >= self.max_dispatches]  # type: ignore[operator]
-            retry = [r["phase_id"] for r in rows if r["attempt"] < self.max_dispatches]  # type: ignore[operator]
+            exhausted = [r["phase_id"] for r in rows if r["attempt"] >= self.max_dispatches]
+            retry = [r["phase_id"] for r in rows if r["attempt"] < self.max_dispatches]
             async with self.db.tenant(tenant) as conn:
                 if exhausted:
                     error = (f"no result after {self.max_dispatches} dispatches "
@@ -78,13 +78,14 @@ class Sweeper:
                         changes.append((str(ticket), "dead_letter"))
                 redriven = await repo.redispatch(conn, retry, from_status=repo.OPEN) if retry else []
             for r in redriven:
-                env = Envelope(str(r["ticket_id"]), str(r["phase_id"]), int(r["attempt"]),  # type: ignore[call-overload]
+                env = Envelope(str(r["ticket_id"]), str(r["phase_id"]), int(r["attempt"]),
                                str(tenant), str(r["bot"]), r["input"])
                 envelopes.append(Envelope(env.ticket_id, env.phase_id, env.attempt, env.tenant_id, env.bot,
                                           env.input, self.signer.sign(env)))
         await lanes.dispatch(self.redis, envelopes)
         await self.events.publish(changes)
         self.redriven += len(envelopes)
+        PHASES_REDRIVEN.inc(len(envelopes))
         if envelopes or changes:
             log.info("sweeper re-drove stale phases", redriven=len(envelopes), dead_lettered=len(changes))
         return len(envelopes) + len(changes)

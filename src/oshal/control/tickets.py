@@ -97,11 +97,11 @@ class TicketService:
                 continue
             assert row.idempotency_key is not None
             prior = existing[row.idempotency_key]
-            if bytes(prior["request_hash"]) != row.request_hash:  # type: ignore[arg-type]
+            if bytes(prior["request_hash"]) != row.request_hash:
                 raise Conflict(
                     f"idempotency key {row.idempotency_key!r} was already used for a different request",
                     hint="use a new key for a new request; resend the same body to get the same ticket")
-            result.append(Created(prior["id"], str(prior["status"]), False))  # type: ignore[arg-type]
+            result.append(Created(prior["id"], str(prior["status"]), False))
         await self._dispatch(envelopes)
         return result
 
@@ -142,7 +142,7 @@ class TicketService:
             rows = await repo.page(conn, status=status, bot=bot, before=cursor, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, (rows[-1]["id"] if more else None)  # type: ignore[return-value]
+        return rows, (rows[-1]["id"] if more else None)
 
     async def counts(self, tenant: UUID) -> dict[str, int]:
         async with self.db.tenant(tenant) as conn:
@@ -165,11 +165,11 @@ class TicketService:
             phase = await repo.phase_of(conn, ticket_id)
             if phase is None:
                 raise NotFound(f"ticket {ticket_id} not found")
-            rows = await repo.redispatch(conn, [phase["id"]], from_status=["dead_letter", "failed"])  # type: ignore[list-item]
+            rows = await repo.redispatch(conn, [phase["id"]], from_status=["dead_letter", "failed"])
         if not rows:
             raise Conflict(f"ticket {ticket_id} is {phase['status']}; only dead_letter or failed tickets requeue")
         row = rows[0]
-        await self._dispatch([self._envelope(tenant, row["ticket_id"], row["phase_id"], row["attempt"],  # type: ignore[arg-type]
+        await self._dispatch([self._envelope(tenant, row["ticket_id"], row["phase_id"], row["attempt"],
                                              str(row["bot"]), row["input"])])
         await self.events.publish([(str(ticket_id), TicketStatus.DISPATCHED)])
         return await self.get(tenant, ticket_id)

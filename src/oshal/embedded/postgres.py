@@ -12,6 +12,7 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from oshal.embedded._child import Child
@@ -63,7 +64,7 @@ class EmbeddedPostgres:
         self.socket_dir = _socket_dir(self.pgdata)
         self.child: Child | None = None
 
-    def _identity(self) -> dict[str, object]:
+    def _identity(self) -> dict[str, Any]:
         # Group too: with root's gid, a root-owned 0701 parent would deny via its group bits.
         if not self.user:
             return {}

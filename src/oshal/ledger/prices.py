@@ -38,7 +38,11 @@ def _as_datetime(value: Any) -> dt.datetime:
 
 def load_price_file(path: Path | None = None) -> list[Price]:
     """Read the bundled price file, or ``path`` when given."""
-    text = path.read_text() if path else (resources.files("oshal.ledger") / "prices.yaml").read_text()
+    try:
+        text = path.read_text() if path else (resources.files("oshal.ledger") / "prices.yaml").read_text()
+    except OSError as e:
+        raise ConfigError(f"price file {path or 'prices.yaml'} cannot be read: {e}",
+                          hint="check the path, or leave it unset to use the bundled prices") from e
     try:
         rows = (yaml.safe_load(text) or {}).get("prices", [])
         return [
@@ -46,7 +50,7 @@ def load_price_file(path: Path | None = None) -> list[Price]:
                   int(r["output"]), int(r.get("cached_read", 0)), int(r.get("cache_write", 0)))
             for r in rows
         ]
-    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:
         raise ConfigError(f"price file {path or 'prices.yaml'} is invalid: {e}",
                           hint="each row needs provider, model, effective_from, input, output") from e
 

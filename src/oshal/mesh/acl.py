@@ -17,7 +17,7 @@ async def provision_bot_user(admin: Redis, bot: str, password: str) -> str:
     if not valid_bot_name(bot):
         raise ValueError(f"invalid bot name {bot!r}")
     user = acl_user(bot)
-    await admin.execute_command(
+    await admin.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", user, "reset", "on", f">{password}", "resetkeys",
         f"~{lane_stream(bot)}", f"~{out_stream(bot)}", f"~{heartbeat_pattern(bot)}",
         "resetchannels", "-@all", *BOT_COMMANDS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -52,7 +53,7 @@ class LaneConsumer:
     async def read(self, count: int, block_ms: int) -> list[Delivery]:
         """Block until new messages arrive on this bot's lane (never polls)."""
         try:
-            reply = await self.redis.xreadgroup(
+            reply: Any = await self.redis.xreadgroup(
                 LANE_GROUP, self.consumer, {self.lane: ">"}, count=count, block=block_ms
             )
         except ResponseError as e:
@@ -67,7 +68,7 @@ class LaneConsumer:
     async def claim(self, min_idle_ms: int, count: int) -> list[Delivery]:
         """Take over messages another replica received but never acknowledged (it died)."""
         try:
-            reply = await self.redis.xautoclaim(
+            reply: Any = await self.redis.xautoclaim(
                 self.lane, LANE_GROUP, self.consumer, min_idle_ms, start_id="0-0", count=count
             )
         except ResponseError as e:

@@ -9,7 +9,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import COLLECTOR_GROUP, LANE_GROUP, dead_stream, heartbeat_pattern, lane_stream, out_stream
+from oshal.mesh.keys import (
+    COLLECTOR_GROUP,
+    LANE_GROUP,
+    dead_stream,
+    heartbeat_pattern,
+    lane_stream,
+    out_stream,
+)
 
 DEAD_STREAM_MAXLEN = 10_000
 

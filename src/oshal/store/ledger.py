@@ -19,14 +19,16 @@ _GROUP = {
 
 
 async def rows(conn: Conn, *, ticket: UUID | None, bot: str | None, since: datetime | None,
-               before: str | None, limit: int) -> list[dict[str, Any]]:
-    clauses, params = [], []
-    for clause, value in (("ticket_id = %s", ticket), ("bot = %s", bot), ("created_at >= %s", since),
-                          ("(created_at, call_id) < (SELECT created_at, call_id FROM ledger WHERE call_id = %s)",
-                           before)):
+               before: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("ticket_id = %s", ticket), ("bot = %s", bot), ("created_at >= %s", since)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
+    if before is not None:
+        clauses.append("(created_at, call_id) < (%s, %s)")
+        params.extend(before)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     cur = await conn.execute(
         f"SELECT * FROM ledger{where} ORDER BY created_at DESC, call_id DESC LIMIT %s", (*params, limit))

@@ -61,7 +61,7 @@ def ensure_api_role(owner_url: str, api_password: str) -> None:
         elif not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (API_ROLE,)).fetchone():
             raise ConfigError(
                 f"role {API_ROLE} does not exist and the migration role may not create it",
-                hint=f"create it (LOGIN NOBYPASSRLS) and set OSHAL_API_DATABASE_URL, or grant CREATEROLE",
+                hint="create it (LOGIN NOBYPASSRLS) and set OSHAL_API_DATABASE_URL, or grant CREATEROLE",
             )
 
 

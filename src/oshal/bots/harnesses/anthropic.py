@@ -38,7 +38,7 @@ class AnthropicHarness:
         try:
             response = await self._client.messages.create(
                 model=m.model, max_tokens=m.max_tokens,
-                system=m.persona or self._anthropic.NOT_GIVEN,
+                system=m.persona or self._anthropic.omit,
                 messages=[{"role": "user", "content": render_prompt(job.input)}],
                 extra_body=sampling,
             )

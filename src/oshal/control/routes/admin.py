@@ -46,5 +46,7 @@ async def revoke_key(key_id: UUID, cp: Plane, who: Operator,
 
 
 @router.get("/whoami")
-async def whoami(who: Caller) -> dict[str, str]:
-    return {"tenant_id": str(who.tenant_id), "key_id": str(who.key_id), "role": who.role.value}
+async def whoami(cp: Plane, who: Caller) -> dict[str, str]:
+    """The caller's tenant (id and name), key and role."""
+    name = await cp.admin.tenant_name(who.tenant_id)
+    return {"tenant_id": str(who.tenant_id), "tenant": name, "key_id": str(who.key_id), "role": who.role.value}

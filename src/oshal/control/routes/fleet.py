@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from oshal.control.deps import Caller, Plane
 from oshal.control.metrics import BOT_REPLICAS, LANE_LENGTH, LANE_PENDING
+from oshal.control.runtime import ControlPlane
 from oshal.control.schemas import (
     BotOut,
     LedgerEntry,
@@ -18,9 +19,9 @@ from oshal.control.schemas import (
     LedgerSummaryRow,
     usd,
 )
-from oshal.control.runtime import ControlPlane
 from oshal.mesh import lanes
 from oshal.mesh.keys import lane_stream
+from oshal.errors import Invalid
 from oshal.store import access
 from oshal.store import ledger as ledger_repo
 
@@ -32,7 +33,7 @@ async def bot_views(cp: ControlPlane) -> list[BotOut]:
         rows = await access.bots(conn)
     views = []
     for row in rows:
-        manifest: dict[str, Any] = row["manifest"]  # type: ignore[assignment]
+        manifest: dict[str, Any] = row["manifest"]
         name = str(row["name"])
         stats = await lanes.lane_stats(cp.redis, name)
         LANE_LENGTH.labels(name).set(stats.length)
@@ -43,7 +44,7 @@ async def bot_views(cp: ControlPlane) -> list[BotOut]:
             provider=str(row["provider"]), model=str(row["model"]),
             capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
             status="online" if stats.replicas else "offline", replicas=stats.replicas,
-            replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),  # type: ignore[call-overload]
+            replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),
             pending=stats.pending, lag=stats.lag,
         ))
     return views
@@ -65,12 +66,22 @@ async def ledger_rows(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LedgerPage:
     """One row per model call: tokens, cost in micro-dollars, and whether the price was reported or estimated."""
+    before = _parse_cursor(cursor) if cursor else None
     async with cp.db.tenant(who.tenant_id) as conn:
-        rows = await ledger_repo.rows(conn, ticket=ticket, bot=bot, since=since, before=cursor, limit=limit + 1)
+        rows = await ledger_repo.rows(conn, ticket=ticket, bot=bot, since=since, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
+    last = rows[-1] if rows else None
     return LedgerPage(items=[LedgerEntry.model_validate(r) for r in rows],
-                      next_cursor=str(rows[-1]["call_id"]) if more else None)
+                      next_cursor=f"{last['created_at'].isoformat()}|{last['call_id']}" if more and last else None)
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    stamp, _, call_id = cursor.partition("|")
+    try:
+        return dt.datetime.fromisoformat(stamp), call_id
+    except ValueError as e:
+        raise Invalid(f"cursor {cursor!r} is not a ledger cursor", hint="pass next_cursor from the previous page") from e
 
 
 @router.get("/ledger/summary", response_model=LedgerSummary)
@@ -81,13 +92,13 @@ async def ledger_summary(
 ) -> LedgerSummary:
     async with cp.db.tenant(who.tenant_id) as conn:
         rows = await ledger_repo.summary(conn, by, since)
-    out = [LedgerSummaryRow(key=str(r["key"]), calls=int(r["calls"]),  # type: ignore[call-overload]
-                            input_tokens=int(r["input_tokens"] or 0),  # type: ignore[call-overload]
-                            output_tokens=int(r["output_tokens"] or 0),  # type: ignore[call-overload]
-                            cached_read_tokens=int(r["cached_read_tokens"] or 0),  # type: ignore[call-overload]
-                            cache_write_tokens=int(r["cache_write_tokens"] or 0),  # type: ignore[call-overload]
-                            cost_micros=int(r["cost_micros"] or 0),  # type: ignore[call-overload]
-                            cost_usd=usd(int(r["cost_micros"] or 0)))  # type: ignore[call-overload]
+    out = [LedgerSummaryRow(key=str(r["key"]), calls=int(r["calls"]),
+                            input_tokens=int(r["input_tokens"] or 0),
+                            output_tokens=int(r["output_tokens"] or 0),
+                            cached_read_tokens=int(r["cached_read_tokens"] or 0),
+                            cache_write_tokens=int(r["cache_write_tokens"] or 0),
+                            cost_micros=int(r["cost_micros"] or 0),
+                            cost_usd=usd(int(r["cost_micros"] or 0)))
            for r in rows]
     total = sum(r.cost_micros for r in out)
     return LedgerSummary(by=by, rows=out, total_micros=total, total_usd=usd(total))

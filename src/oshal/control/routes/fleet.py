@@ -19,9 +19,9 @@ from oshal.control.schemas import (
     LedgerSummaryRow,
     usd,
 )
+from oshal.errors import Invalid
 from oshal.mesh import lanes
 from oshal.mesh.keys import lane_stream
-from oshal.errors import Invalid
 from oshal.store import access
 from oshal.store import ledger as ledger_repo
 
@@ -81,7 +81,8 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
     try:
         return dt.datetime.fromisoformat(stamp), call_id
     except ValueError as e:
-        raise Invalid(f"cursor {cursor!r} is not a ledger cursor", hint="pass next_cursor from the previous page") from e
+        raise Invalid(f"cursor {cursor!r} is not a ledger cursor",
+                      hint="pass next_cursor from the previous page") from e
 
 
 @router.get("/ledger/summary", response_model=LedgerSummary)

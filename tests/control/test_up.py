@@ -1,0 +1,106 @@
+"""`oshal up` as a user runs it: a real process tree that starts, serves, stops cleanly and restarts on its data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from conftest import REPO, free_port
+from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+def _start(home: Path, port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
+    env.update({"OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning", **(extra_env or {})})
+    return subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
+                             str(REPO / "fleet")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ready(proc: subprocess.Popen[str], url: str, key_file: Path) -> str:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if key_file.exists():
+                key = key_file.read_text().strip()
+                bots = httpx.get(f"{url}/v1/bots", headers={"Authorization": f"Bearer {key}"}, timeout=2)
+                if bots.status_code == 200 and all(b["status"] == "online" for b in bots.json()):
+                    return key
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("oshal up did not become ready")
+
+
+def _stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=90)
+    return proc.returncode, out
+
+
+def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(home, port)
+    try:
+        key = _ready(proc, url, home / "admin.key")
+        assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"up": 1}}).json()["id"]
+            assert http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()["result"] == {"up": 1}
+    finally:
+        code, out = _stop(proc)
+    assert code == 0
+    assert f"oshal is up at {url}" in out and key in out
+    pid_file = home / "pg" / "postmaster.pid"
+    assert not pid_file.exists()  # Postgres shut down cleanly
+    assert not (home / "redis" / "redis.sock").exists()
+
+    proc = _start(home, port)  # second start: same data, same key
+    try:
+        assert _ready(proc, url, home / "admin.key") == key
+        ticket = httpx.get(f"{url}/v1/tickets/{tid}", headers={"Authorization": f"Bearer {key}"}).json()
+        assert ticket["status"] == "done" and ticket["result"] == {"up": 1}
+    finally:
+        code, _ = _stop(proc, signal.SIGTERM)
+    assert code == 0
+
+
+def test_up_with_external_servers_starts_no_embedded_ones(tmp_path: Path) -> None:
+    servers = tmp_path / "servers"
+    servers.mkdir()
+    pg, rd = EmbeddedPostgres(servers), EmbeddedRedis(servers)  # stand-ins for managed Postgres/Redis
+    pg.start()
+    rd.start()
+    home, port = tmp_path / "home", free_port()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc = _start(home, port, {"OSHAL_DATABASE_URL": pg.url(), "OSHAL_REDIS_URL": rd.url()})
+        try:
+            key = _ready(proc, url, home / "admin.key")
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+                tid = http.post("/v1/tickets", json={"bot": "echo", "input": "x"}).json()["id"]
+                assert http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()["status"] == "done"
+        finally:
+            code, _ = _stop(proc)
+        assert code == 0
+        assert not (home / "pg").exists() and not (home / "redis").exists()
+        with psycopg.connect(pg.url()) as conn:  # the schema and data landed on the external server
+            assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (1,)
+    finally:
+        rd.stop()
+        pg.stop()
+
+
+def test_up_refuses_a_half_external_configuration(tmp_path: Path) -> None:
+    proc = _start(tmp_path / "home", free_port(), {"OSHAL_REDIS_URL": "redis://127.0.0.1:1"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 9
+    assert "set both OSHAL_DATABASE_URL and OSHAL_REDIS_URL" in err

@@ -101,6 +101,6 @@ def test_up_with_external_servers_starts_no_embedded_ones(tmp_path: Path) -> Non
 
 def test_up_refuses_a_half_external_configuration(tmp_path: Path) -> None:
     proc = _start(tmp_path / "home", free_port(), {"OSHAL_REDIS_URL": "redis://127.0.0.1:1"})
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 9
     assert "set both OSHAL_DATABASE_URL and OSHAL_REDIS_URL" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -12,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from oshal.errors import Unavailable
 
-Conn = psycopg.AsyncConnection[dict[str, object]]
+Conn = psycopg.AsyncConnection[dict[str, Any]]
 
 
 class Database:

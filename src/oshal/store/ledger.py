@@ -49,8 +49,8 @@ async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dic
 async def price_overrides(conn: Conn) -> list[Price]:
     cur = await conn.execute("SELECT * FROM prices")
     return [
-        Price(r["provider"], r["model"], r["effective_from"], r["input_micros_per_mtok"],  # type: ignore[arg-type]
-              r["output_micros_per_mtok"], r["cached_read_micros_per_mtok"],  # type: ignore[arg-type]
-              r["cache_write_micros_per_mtok"])  # type: ignore[arg-type]
+        Price(r["provider"], r["model"], r["effective_from"], r["input_micros_per_mtok"],
+              r["output_micros_per_mtok"], r["cached_read_micros_per_mtok"],
+              r["cache_write_micros_per_mtok"])
         for r in await cur.fetchall()
     ]

@@ -42,29 +42,34 @@ class LedgerRow:
 
 
 # The attempt row is the idempotency key: only a newly inserted (phase, attempt) may advance its phase,
-# so a redelivered result changes nothing. A dead-letter verdict only counts for the current attempt.
-_COMMIT = """
-WITH src AS (
-    SELECT * FROM unnest(%(phase)s::uuid[], %(attempt)s::int[], %(ticket)s::uuid[], %(outcome)s::text[],
-                         %(output)s::text[], %(error)s::text[], %(consumer)s::text[], %(deliveries)s::int[],
-                         %(started)s::timestamptz[], %(finished)s::timestamptz[])
-           AS u(phase_id, attempt, ticket_id, outcome, output, error, consumer, deliveries, started_at, finished_at)
-), ins AS (
-    INSERT INTO attempts (phase_id, attempt, tenant_id, ticket_id, outcome, output, error, consumer,
-                          deliveries, started_at, finished_at)
-    SELECT phase_id, attempt, %(tenant)s, ticket_id, outcome, output::jsonb, error, consumer, deliveries,
-           started_at, finished_at FROM src
-    ON CONFLICT (phase_id, attempt) DO NOTHING
-    RETURNING phase_id, attempt
-), ph AS (
-    UPDATE phases p SET status = s.outcome, updated_at = now()
-    FROM src s JOIN ins USING (phase_id, attempt)
-    WHERE p.id = s.phase_id AND p.status IN ('queued', 'dispatched')
-      AND (s.outcome <> 'dead_letter' OR p.attempt = s.attempt)
-    RETURNING p.ticket_id, s.outcome, s.output, s.error
+# so a redelivered result changes nothing twice.
+_ATTEMPTS = """
+INSERT INTO attempts (phase_id, attempt, tenant_id, ticket_id, outcome, output, error, consumer, deliveries,
+                      started_at, finished_at)
+SELECT phase_id, attempt, %(tenant)s, ticket_id, outcome, output::jsonb, error, consumer, deliveries, started_at,
+       finished_at
+FROM unnest(%(phase)s::uuid[], %(attempt)s::int[], %(ticket)s::uuid[], %(outcome)s::text[], %(output)s::text[],
+            %(error)s::text[], %(consumer)s::text[], %(deliveries)s::int[], %(started)s::timestamptz[],
+            %(finished)s::timestamptz[])
+     AS u(phase_id, attempt, ticket_id, outcome, output, error, consumer, deliveries, started_at, finished_at)
+ON CONFLICT (phase_id, attempt) DO NOTHING
+RETURNING phase_id, attempt
+"""
+
+# Phase and ticket advance one row at a time by primary key. A set-based UPDATE ... FROM unnest() leaves the
+# join order to statistics, and with statistics taken while few rows were open the planner looped over every
+# open ticket once per result (seen: 370 ms per batch of 1,000). A primary-key lookup cannot go wrong that
+# way; "NOT IN (terminal)" keeps the partial open-phase index out of the plan. A dead-letter verdict only
+# counts for the phase's current attempt.
+_ADVANCE = """
+WITH p AS (
+    UPDATE phases SET status = %(outcome)s, updated_at = now()
+    WHERE id = %(phase)s AND status NOT IN ('done', 'failed', 'dead_letter', 'cancelled')
+      AND (%(outcome)s <> 'dead_letter' OR attempt = %(attempt)s)
+    RETURNING ticket_id
 )
-UPDATE tickets t SET status = ph.outcome, result = ph.output::jsonb, error = ph.error, finished_at = now()
-FROM ph WHERE t.id = ph.ticket_id AND t.status IN ('queued', 'dispatched')
+UPDATE tickets t SET status = %(outcome)s, result = %(output)s::jsonb, error = %(error)s, finished_at = now()
+FROM p WHERE t.id = p.ticket_id AND t.status NOT IN ('done', 'failed', 'dead_letter', 'cancelled')
 RETURNING t.id, t.status
 """
 
@@ -86,14 +91,24 @@ async def commit_tenant_batch(conn: Conn, tenant: UUID, attempts: Sequence[Attem
     await conn.execute("SELECT set_config('oshal.tenant_id', %s, true)", (str(tenant),))
     finished: list[tuple[UUID, str]] = []
     if attempts:
-        cur = await conn.execute(_COMMIT, {
+        cur = await conn.execute(_ATTEMPTS, {
             "tenant": tenant, "phase": [a.phase_id for a in attempts], "attempt": [a.attempt for a in attempts],
             "ticket": [a.ticket_id for a in attempts], "outcome": [a.outcome for a in attempts],
             "output": [a.output_json for a in attempts], "error": [a.error for a in attempts],
             "consumer": [a.consumer for a in attempts], "deliveries": [a.deliveries for a in attempts],
             "started": [a.started_at for a in attempts], "finished": [a.finished_at for a in attempts],
         })
-        finished = [(row["id"], str(row["status"])) for row in await cur.fetchall()]  # type: ignore[misc]
+        fresh = {(row["phase_id"], row["attempt"]) for row in await cur.fetchall()}
+        advancing = [a for a in attempts if (a.phase_id, a.attempt) in fresh]
+        if advancing:
+            async with conn.cursor() as many:
+                await many.executemany(_ADVANCE, [
+                    {"phase": a.phase_id, "attempt": a.attempt, "outcome": a.outcome, "output": a.output_json,
+                     "error": a.error} for a in advancing], returning=True)
+                while True:
+                    finished.extend((row["id"], str(row["status"])) for row in await many.fetchall())
+                    if not many.nextset():
+                        break
     if ledger:
         await conn.execute(_LEDGER, {
             "tenant": tenant, "call": [r.call_id for r in ledger], "ticket": [r.ticket_id for r in ledger],

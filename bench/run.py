@@ -3,7 +3,8 @@
 Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one already running), then prints:
   * sustained tickets/s for BENCH_N tickets (default 20,000) submitted through the batch API by concurrent
     clients, counted until every ticket is done with its result and ledger row committed;
-  * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP;
+  * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP
+    (`POST /v1/tickets?wait=10`: one request that creates the ticket and returns it finished);
   * the same round trip through the service layer inside a control-plane process (no HTTP);
   * the RSS of the idle node host running the demo fleet.
 The last line is one JSON object with every number.
@@ -114,8 +115,7 @@ def roundtrip_http(url: str, key: str) -> list[float]:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
         for i in range(ROUNDTRIPS + 20):
             t0 = time.perf_counter()
-            tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"i": i}}).json()["id"]
-            ticket = http.get(f"/v1/tickets/{tid}", params={"wait": 10}).json()
+            ticket = http.post("/v1/tickets", params={"wait": 10}, json={"bot": "echo", "input": {"i": i}}).json()
             elapsed = (time.perf_counter() - t0) * 1000
             assert ticket["status"] == "done", ticket
             if i >= 20:  # warm-up excluded
@@ -141,9 +141,8 @@ async def roundtrip_service(home: Path, key: str) -> list[float]:
         samples = []
         for i in range(ROUNDTRIPS + 20):
             t0 = time.perf_counter()
-            [created] = await plane.tickets.create(principal.tenant_id, principal.key_id,
-                                                   [TicketRequest("echo", {"i": i})])
-            row = await plane.tickets.wait(principal.tenant_id, created.id, 10)
+            _, row = await plane.tickets.create_and_wait(principal.tenant_id, principal.key_id,
+                                                         TicketRequest("echo", {"i": i}), 10)
             elapsed = (time.perf_counter() - t0) * 1000
             assert row["status"] == "done", row
             if i >= 20:

@@ -208,3 +208,17 @@ def test_probes_are_public_and_everything_else_needs_a_key(platform: Platform) -
     assert httpx.get(f"{platform.url}/docs", auth=("admin", platform.admin_key)).status_code == 200
     spec = httpx.get(f"{platform.url}/openapi.json", headers={"Authorization": f"Bearer {platform.admin_key}"})
     assert "/v1/tickets" in spec.json()["paths"]
+
+
+def test_create_with_wait_returns_the_finished_ticket_in_one_request(platform: Platform,
+                                                                     tenant_client: TenantClient) -> None:
+    body = {"bot": "echo", "input": {"sync": True}, "idempotency_key": "sync-1"}
+    response = tenant_client.http.post("/v1/tickets", params={"wait": 10}, json=body)
+    assert response.status_code == 201, response.text
+    ticket = response.json()
+    assert ticket["status"] == "done" and ticket["result"] == {"sync": True} and ticket["created"] is True
+    assert ticket["calls"] == 1
+    again = tenant_client.http.post("/v1/tickets", params={"wait": 10}, json=body)
+    assert again.status_code == 200 and again.json()["id"] == ticket["id"] and again.json()["created"] is False
+    pending = tenant_client.http.post("/v1/tickets", params={"wait": 0.2}, json={"bot": "idle", "input": {}})
+    assert pending.status_code == 201 and pending.json()["status"] == "dispatched"

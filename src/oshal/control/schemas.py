@@ -59,6 +59,10 @@ class TicketOut(BaseModel):
     cost_usd: str
 
 
+class TicketWaited(TicketOut):
+    created: bool
+
+
 class TicketPage(BaseModel):
     items: list[TicketOut]
     next_cursor: UUID | None

@@ -62,6 +62,22 @@ class TicketService:
         A crash between the commit and the append loses nothing: the sweeper re-drives dispatched phases
         that make no progress.
         """
+        created, envelopes = await self._commit(tenant, principal, requests)
+        await self._dispatch(envelopes)
+        return created
+
+    async def create_and_wait(self, tenant: UUID, principal: UUID | None, request: TicketRequest,
+                              timeout_s: float) -> tuple[Created, dict[str, Any]]:
+        """Create one ticket and wait for it; the watch starts before dispatch, so no result can slip past."""
+        [created], envelopes = await self._commit(tenant, principal, [request])
+        if not created.created:
+            return created, await self.wait(tenant, created.id, timeout_s)
+        async with self.events.watch(str(created.id)) as changes:
+            await self._dispatch(envelopes)
+            return created, await self._until_terminal(tenant, created.id, changes, timeout_s, None)
+
+    async def _commit(self, tenant: UUID, principal: UUID | None,
+                      requests: Sequence[TicketRequest]) -> tuple[list[Created], list[Envelope]]:
         if not requests:
             raise Invalid("no tickets given", hint="send at least one ticket")
         await self.registry.require({r.bot for r in requests})
@@ -102,8 +118,7 @@ class TicketService:
                     f"idempotency key {row.idempotency_key!r} was already used for a different request",
                     hint="use a new key for a new request; resend the same body to get the same ticket")
             result.append(Created(prior["id"], str(prior["status"]), False))
-        await self._dispatch(envelopes)
-        return result
+        return result, envelopes
 
     async def _dispatch(self, envelopes: Sequence[Envelope]) -> None:
         try:
@@ -121,20 +136,24 @@ class TicketService:
 
     async def wait(self, tenant: UUID, ticket_id: UUID, timeout_s: float) -> dict[str, Any]:
         """Return once the ticket is terminal or ``timeout_s`` passed; woken by events, not polling."""
-        deadline = time.monotonic() + timeout_s
         async with self.events.watch(str(ticket_id)) as changes:
             row = await self.get(tenant, ticket_id)
-            while row["status"] not in TERMINAL_STATUSES:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    status = await asyncio.wait_for(changes.get(), remaining)
-                except TimeoutError:
-                    break
-                if status in TERMINAL_STATUSES:
-                    row = await self.get(tenant, ticket_id)
-            return row
+            return await self._until_terminal(tenant, ticket_id, changes, timeout_s, row)
+
+    async def _until_terminal(self, tenant: UUID, ticket_id: UUID, changes: asyncio.Queue[str], timeout_s: float,
+                              row: dict[str, Any] | None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while row is None or row["status"] not in TERMINAL_STATUSES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                status = await asyncio.wait_for(changes.get(), remaining)
+            except TimeoutError:
+                break
+            if status in TERMINAL_STATUSES:
+                row = await self.get(tenant, ticket_id)
+        return row if row is not None else await self.get(tenant, ticket_id)
 
     async def list(self, tenant: UUID, *, status: str | None, bot: str | None, cursor: UUID | None,
                    limit: int) -> tuple[list[dict[str, Any]], UUID | None]:

@@ -19,6 +19,7 @@ from oshal.control.schemas import (
     TicketCreated,
     TicketOut,
     TicketPage,
+    TicketWaited,
     ticket_out,
 )
 from oshal.control.tickets import TicketRequest
@@ -28,16 +29,26 @@ from oshal.types import TERMINAL_STATUSES, TicketStatus
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
 
-@router.post("", status_code=201, response_model=TicketCreated)
-async def create_ticket(body: TicketCreate, cp: Plane, who: Caller, response: Response) -> TicketCreated:
+@router.post("", status_code=201, response_model=TicketCreated | TicketWaited)
+async def create_ticket(
+    body: TicketCreate, cp: Plane, who: Caller, response: Response,
+    wait: Annotated[float, Query(ge=0, le=300, description="Also wait up to this many seconds for the result "
+                                                         "and return the whole ticket")] = 0,
+) -> TicketCreated | TicketWaited:
     """Create a ticket for a bot. An idempotency key makes retries safe: same key, same ticket."""
-    [created] = await cp.tickets.create(who.tenant_id, who.key_id,
-                                        [TicketRequest(body.bot, body.input, body.idempotency_key)])
+    request = TicketRequest(body.bot, body.input, body.idempotency_key)
+    if wait > 0:
+        created, row = await cp.tickets.create_and_wait(who.tenant_id, who.key_id, request,
+                                                        min(wait, cp.settings.wait_max_s))
+        result: TicketCreated | TicketWaited = TicketWaited(**ticket_out(row).model_dump(), created=created.created)
+    else:
+        [created] = await cp.tickets.create(who.tenant_id, who.key_id, [request])
+        result = TicketCreated(id=created.id, status=TicketStatus(created.status), created=created.created)
     if created.created:
         TICKETS_CREATED.inc()
     else:
         response.status_code = 200
-    return TicketCreated(id=created.id, status=TicketStatus(created.status), created=created.created)
+    return result
 
 
 @router.post("/batch", status_code=201, response_model=TicketBatchCreated)

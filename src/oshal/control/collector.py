@@ -30,7 +30,7 @@ from oshal.mesh.keys import COLLECTOR_GROUP, out_stream
 from oshal.mesh.redis import is_nogroup
 from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database
-from oshal.store.results import AttemptRow, LedgerRow, commit_tenant_batch
+from oshal.store.results import AttemptRow, LedgerRow, record_statements
 from oshal.store.tickets import dumps
 
 log = get_logger(__name__)
@@ -150,11 +150,10 @@ class Collector:
                                         call.model, call.input_tokens, call.output_tokens,
                                         call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
                                         priced.source))
-        finished_tickets: list[tuple[str, str]] = []
-        async with self.db.system() as conn:
-            for tenant, (attempts, ledger) in per_tenant.items():
-                done = await commit_tenant_batch(conn, UUID(tenant), attempts, ledger)
-                finished_tickets.extend((str(tid), status) for tid, status in done)
+        outcome = await self.db.pipelined(
+            [(UUID(tenant), record_statements(UUID(tenant), *rows)) for tenant, rows in per_tenant.items()])
+        finished_tickets = [(str(row["id"]), str(row["status"]))
+                            for group in outcome for rows in group for row in rows if "status" in row]
         return finished_tickets
 
     def stats(self) -> dict[str, Any]:

@@ -37,10 +37,13 @@ class EventHub:
         if changes:
             await self._redis.publish(EVENTS_CHANNEL, json.dumps(changes))
 
-    @staticmethod
-    def queue_publish(pipe: Pipeline, changes: Sequence[tuple[str, str]]) -> None:
-        """Add the publication to a pipeline the caller is about to execute (saves a round trip)."""
+    def queue_publish(self, pipe: Pipeline, changes: Sequence[tuple[str, str]]) -> None:
+        """Wake this process's waiters now, and add the publication for other processes to ``pipe``.
+
+        Local waiters then hear it twice (directly and through Redis); a watcher only acts on the first.
+        """
         if changes:
+            self._wake(changes)
             pipe.publish(EVENTS_CHANNEL, json.dumps(changes))
 
     @contextlib.asynccontextmanager
@@ -82,6 +85,9 @@ class EventHub:
             changes = json.loads(data)
         except ValueError:
             return
+        self._wake(changes)
+
+    def _wake(self, changes: Sequence[tuple[str, str]]) -> None:
         for ticket_id, status in changes:
             for queue in self._watchers.get(ticket_id, ()):
                 queue.put_nowait(status)

@@ -98,10 +98,11 @@ class TicketService:
                 seen_keys[key] = digest
             rows.append(repo.NewTicket(new_id(), new_id(), request.bot, body, key, digest))
 
-        async with self.db.tenant(tenant) as conn:
-            inserted = await repo.insert_dispatched(conn, tenant, principal, rows)
-            existing: dict[str, dict[str, Any]] = {}
-            if len(inserted) < len(rows):
+        [[returned]] = await self.db.pipelined([(tenant, [repo.insert_dispatched(tenant, principal, rows)])])
+        inserted = {row["id"] for row in returned}
+        existing: dict[str, dict[str, Any]] = {}
+        if len(inserted) < len(rows):  # idempotency keys seen before: those tickets are committed already
+            async with self.db.tenant(tenant) as conn:
                 existing = await repo.by_idempotency_keys(
                     conn, [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key])
         result: list[Created] = []
@@ -128,11 +129,10 @@ class TicketService:
             log.warning("dispatch deferred to sweeper", tickets=len(envelopes), error=str(e))
 
     async def get(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
-        async with self.db.tenant(tenant) as conn:
-            row = await repo.get(conn, ticket_id)
-        if row is None:
+        [[rows]] = await self.db.pipelined([(tenant, [repo.get(ticket_id)])])
+        if not rows:
             raise NotFound(f"ticket {ticket_id} not found")
-        return row
+        return rows[0]
 
     async def wait(self, tenant: UUID, ticket_id: UUID, timeout_s: float) -> dict[str, Any]:
         """Return once the ticket is terminal or ``timeout_s`` passed; woken by events, not polling."""

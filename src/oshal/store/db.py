@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -14,6 +14,9 @@ from psycopg_pool import AsyncConnectionPool
 from oshal.errors import Unavailable
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+Rows = list[dict[str, Any]]
+Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
+_SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
 
 
 class Database:
@@ -50,7 +53,7 @@ class Database:
         tenant costs no round trip of its own.
         """
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await conn.execute("SELECT set_config('oshal.tenant_id', %s, true)", (str(tenant_id),))
+            await conn.execute(_SET_TENANT, (str(tenant_id),))
             yield conn
 
     @asynccontextmanager
@@ -58,6 +61,21 @@ class Database:
         """A transaction with no tenant: tenant tables show no rows; used for registries and definer calls."""
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             yield conn
+
+    async def pipelined(self, groups: Sequence[tuple[UUID | None, Sequence[Statement]]]) -> list[list[Rows]]:
+        """Run statements in one transaction and one round trip; returns each statement's rows.
+
+        Each group runs under its tenant (RLS applies); ``None`` runs with no tenant. Nothing waits for a
+        result before COMMIT is sent, so a statement cannot depend on an earlier one's rows, only on its effects.
+        """
+        async with self._pool.connection() as conn:
+            cursors: list[list[psycopg.AsyncCursor[dict[str, Any]]]] = []
+            async with conn.pipeline(), conn.transaction():
+                for tenant, statements in groups:
+                    if tenant is not None:
+                        await conn.execute(_SET_TENANT, (str(tenant),))
+                    cursors.append([await conn.execute(sql, params) for sql, params in statements])
+            return [[await cur.fetchall() if cur.description else [] for cur in group] for group in cursors]
 
     async def ping(self) -> None:
         async with self.system() as conn:

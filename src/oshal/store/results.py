@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from oshal.store.db import Conn
+from oshal.store.db import Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,30 +41,25 @@ class LedgerRow:
     price_source: str
 
 
-# The attempt row is the idempotency key: only a newly inserted (phase, attempt) may advance its phase,
-# so a redelivered result changes nothing twice.
-_ATTEMPTS = """
-INSERT INTO attempts (phase_id, attempt, tenant_id, ticket_id, outcome, output, error, consumer, deliveries,
-                      started_at, finished_at)
-SELECT phase_id, attempt, %(tenant)s, ticket_id, outcome, output::jsonb, error, consumer, deliveries, started_at,
-       finished_at
-FROM unnest(%(phase)s::uuid[], %(attempt)s::int[], %(ticket)s::uuid[], %(outcome)s::text[], %(output)s::text[],
-            %(error)s::text[], %(consumer)s::text[], %(deliveries)s::int[], %(started)s::timestamptz[],
-            %(finished)s::timestamptz[])
-     AS u(phase_id, attempt, ticket_id, outcome, output, error, consumer, deliveries, started_at, finished_at)
-ON CONFLICT (phase_id, attempt) DO NOTHING
-RETURNING phase_id, attempt
-"""
-
-# Phase and ticket advance one row at a time by primary key. A set-based UPDATE ... FROM unnest() leaves the
-# join order to statistics, and with statistics taken while few rows were open the planner looped over every
-# open ticket once per result (seen: 370 ms per batch of 1,000). A primary-key lookup cannot go wrong that
-# way; "NOT IN (terminal)" keeps the partial open-phase index out of the plan. A dead-letter verdict only
-# counts for the phase's current attempt.
-_ADVANCE = """
-WITH p AS (
+# One statement per result. The attempt row is the idempotency key: only a newly inserted (phase, attempt)
+# may advance its phase, so a redelivered result changes nothing twice. A dead-letter verdict only counts for
+# the phase's current attempt.
+#
+# Phases and tickets are found by primary key, row by row. A set-based UPDATE ... FROM unnest() leaves the join
+# order to statistics; with statistics taken while few rows were open the planner looped over every open
+# ticket once per result (seen: 370 ms per batch of 1,000). "NOT IN (terminal)" keeps the partial open-phase
+# index out of the plan, so the plan is a primary-key lookup whatever the statistics say.
+_RECORD = """
+WITH a AS (
+    INSERT INTO attempts (phase_id, attempt, tenant_id, ticket_id, outcome, output, error, consumer, deliveries,
+                          started_at, finished_at)
+    VALUES (%(phase)s, %(attempt)s, %(tenant)s, %(ticket)s, %(outcome)s, %(output)s::jsonb, %(error)s,
+            %(consumer)s, %(deliveries)s, %(started)s, %(finished)s)
+    ON CONFLICT (phase_id, attempt) DO NOTHING
+    RETURNING phase_id
+), p AS (
     UPDATE phases SET status = %(outcome)s, updated_at = now()
-    WHERE id = %(phase)s AND status NOT IN ('done', 'failed', 'dead_letter', 'cancelled')
+    WHERE id = (SELECT phase_id FROM a) AND status NOT IN ('done', 'failed', 'dead_letter', 'cancelled')
       AND (%(outcome)s <> 'dead_letter' OR attempt = %(attempt)s)
     RETURNING ticket_id
 )
@@ -85,32 +80,16 @@ ON CONFLICT (call_id) DO NOTHING
 """
 
 
-async def commit_tenant_batch(conn: Conn, tenant: UUID, attempts: Sequence[AttemptRow],
-                              ledger: Sequence[LedgerRow]) -> list[tuple[UUID, str]]:
-    """Record one tenant's share of a collector batch; returns (ticket, status) for tickets that finished."""
-    await conn.execute("SELECT set_config('oshal.tenant_id', %s, true)", (str(tenant),))
-    finished: list[tuple[UUID, str]] = []
-    if attempts:
-        cur = await conn.execute(_ATTEMPTS, {
-            "tenant": tenant, "phase": [a.phase_id for a in attempts], "attempt": [a.attempt for a in attempts],
-            "ticket": [a.ticket_id for a in attempts], "outcome": [a.outcome for a in attempts],
-            "output": [a.output_json for a in attempts], "error": [a.error for a in attempts],
-            "consumer": [a.consumer for a in attempts], "deliveries": [a.deliveries for a in attempts],
-            "started": [a.started_at for a in attempts], "finished": [a.finished_at for a in attempts],
-        })
-        fresh = {(row["phase_id"], row["attempt"]) for row in await cur.fetchall()}
-        advancing = [a for a in attempts if (a.phase_id, a.attempt) in fresh]
-        if advancing:
-            async with conn.cursor() as many:
-                await many.executemany(_ADVANCE, [
-                    {"phase": a.phase_id, "attempt": a.attempt, "outcome": a.outcome, "output": a.output_json,
-                     "error": a.error} for a in advancing], returning=True)
-                while True:
-                    finished.extend((row["id"], str(row["status"])) for row in await many.fetchall())
-                    if not many.nextset():
-                        break
+def record_statements(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> list[Statement]:
+    """Statements recording one tenant's share of a collector batch; the attempts' rows name finished tickets."""
+    statements: list[Statement] = [
+        (_RECORD, {"tenant": tenant, "phase": a.phase_id, "attempt": a.attempt, "ticket": a.ticket_id,
+                   "outcome": a.outcome, "output": a.output_json, "error": a.error, "consumer": a.consumer,
+                   "deliveries": a.deliveries, "started": a.started_at, "finished": a.finished_at})
+        for a in attempts
+    ]
     if ledger:
-        await conn.execute(_LEDGER, {
+        statements.append((_LEDGER, {
             "tenant": tenant, "call": [r.call_id for r in ledger], "ticket": [r.ticket_id for r in ledger],
             "phase": [r.phase_id for r in ledger], "attempt": [r.attempt for r in ledger],
             "bot": [r.bot for r in ledger], "provider": [r.provider for r in ledger],
@@ -118,5 +97,5 @@ async def commit_tenant_batch(conn: Conn, tenant: UUID, attempts: Sequence[Attem
             "o": [r.output_tokens for r in ledger], "cr": [r.cached_read_tokens for r in ledger],
             "cw": [r.cache_write_tokens for r in ledger], "cost": [r.cost_micros for r in ledger],
             "src": [r.price_source for r in ledger],
-        })
-    return finished
+        }))
+    return statements

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from oshal.store.db import Conn
+from oshal.store.db import Conn, Statement
 
 OPEN = ("queued", "dispatched")
 _STATUSES = ("queued", "dispatched", "done", "failed", "dead_letter", "cancelled")
@@ -49,17 +49,16 @@ SELECT ticket_id AS id FROM p
 """
 
 
-async def insert_dispatched(conn: Conn, tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> set[UUID]:
-    """Insert tickets with their first phase already marked dispatched; returns the ids actually inserted.
+def insert_dispatched(tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> Statement:
+    """Insert tickets with their first phase already marked dispatched; its rows are the ids actually inserted.
 
     Rows whose idempotency key already exists are skipped (the caller resolves them).
     """
-    cur = await conn.execute(_INSERT, {
+    return (_INSERT, {
         "ids": [r.id for r in rows], "phase_ids": [r.phase_id for r in rows], "bots": [r.bot for r in rows],
         "inputs": [r.input_json for r in rows], "keys": [r.idempotency_key for r in rows],
         "hashes": [r.request_hash for r in rows], "tenant": tenant, "by": by,
     })
-    return {row["id"] for row in await cur.fetchall()}
 
 
 async def by_idempotency_keys(conn: Conn, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -87,9 +86,8 @@ LEFT JOIN LATERAL (
 """
 
 
-async def get(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
-    cur = await conn.execute(_VIEW + " WHERE t.id = %s", (ticket_id,))
-    return await cur.fetchone()
+def get(ticket_id: UUID) -> Statement:
+    return (_VIEW + " WHERE t.id = %s", (ticket_id,))
 
 
 async def status(conn: Conn, ticket_id: UUID) -> str | None:

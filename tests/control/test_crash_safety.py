@@ -175,3 +175,37 @@ def test_a_dead_bot_shows_offline_within_one_heartbeat_ttl(platform: Platform) -
         _wait_for(lambda: _replicas(platform, "idle") == 0, 10, "the bot to show offline")
         assert admin.exists(key) == 0
     admin.close()
+
+
+def test_a_dispatch_lost_between_commit_and_lane_is_redriven(platform: Platform,
+                                                              tenant_client: TenantClient) -> None:
+    tid = tenant_client.http.post("/v1/tickets", json={"bot": "idle", "input": {"lost": 1}}).json()["id"]
+    admin = platform.redis_admin()
+    admin.xtrim(lane_stream("idle"), maxlen=0)  # as if the process died after COMMIT, before XADD
+    admin.close()
+    sweeper = platform.plane.sweeper
+    with node_processes(platform, "idle", 1):
+        sweeper.stale_after_s = 0.5
+        try:
+            ticket = wait_done(tenant_client.http, tid, timeout=30)
+        finally:
+            sweeper.stale_after_s = platform.settings.stale_after_s
+    assert ticket["status"] == "done" and ticket["result"] == {"lost": 1} and ticket["attempts"] == 2
+
+
+def test_a_phase_without_progress_dead_letters_after_max_dispatches(platform: Platform,
+                                                                     tenant_client: TenantClient) -> None:
+    tid = tenant_client.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
+    sweeper = platform.plane.sweeper
+    sweeper.stale_after_s = 0.05
+    try:
+        ticket = wait_done(tenant_client.http, tid, timeout=30)
+    finally:
+        sweeper.stale_after_s = platform.settings.stale_after_s
+    assert ticket["status"] == "dead_letter" and ticket["attempts"] == 3
+    assert "no result after 3 dispatches" in ticket["error"]
+    admin = platform.redis_admin()
+    assert admin.xlen(lane_stream("idle")) == 3  # attempts 1, 2 and 3 were each sent; nobody ran them
+    assert admin.xlen(dead_stream("idle")) == 1
+    admin.delete(dead_stream("idle"))
+    admin.close()

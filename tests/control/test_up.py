@@ -39,6 +39,13 @@ def _ready(proc: subprocess.Popen[str], url: str, key_file: Path) -> str:
     raise AssertionError("oshal up did not become ready")
 
 
+def _environ_of_child(parent: int, command: str) -> dict[str, str]:
+    pids = subprocess.run(["pgrep", "-P", str(parent), "-f", command], capture_output=True, text=True).stdout.split()
+    assert len(pids) == 1, pids
+    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
 def _stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
@@ -52,6 +59,11 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     try:
         key = _ready(proc, url, home / "admin.key")
         assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
+        node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
+        assert "OSHAL_HOME" in node_env  # the node host got its settings ...
+        for secret in ("OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL", "OSHAL_DISPATCH_KEY"):
+            assert secret not in node_env  # ... but no database, admin Redis or signing credentials
+        assert "postgresql://" not in "".join(node_env.values())
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"up": 1}}).json()["id"]
             assert http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()["result"] == {"up": 1}

@@ -68,15 +68,19 @@ class Sweeper:
         envelopes: list[Envelope] = []
         changes: list[tuple[str, str]] = []
         for tenant, rows in by_tenant.items():
-            exhausted = [r["phase_id"] for r in rows if r["attempt"] >= self.max_dispatches]
+            exhausted = {r["phase_id"]: r for r in rows if r["attempt"] >= self.max_dispatches}
             retry = [r["phase_id"] for r in rows if r["attempt"] < self.max_dispatches]
+            error = (f"no result after {self.max_dispatches} dispatches "
+                     f"(each waited {self.stale_after_s:.0f}s); is the bot running?")
             async with self.db.tenant(tenant) as conn:
-                if exhausted:
-                    error = (f"no result after {self.max_dispatches} dispatches "
-                             f"(each waited {self.stale_after_s:.0f}s); is the bot running?")
-                    for ticket in await repo.dead_letter_phases(conn, exhausted, error):
-                        changes.append((str(ticket), "dead_letter"))
+                dead = await repo.dead_letter_phases(conn, list(exhausted), error) if exhausted else []
                 redriven = await repo.redispatch(conn, retry, from_status=repo.OPEN) if retry else []
+            for row in exhausted.values():
+                if row["ticket_id"] in dead:
+                    changes.append((str(row["ticket_id"]), "dead_letter"))
+                    await lanes.dead_letter(self.redis, Envelope(str(row["ticket_id"]), str(row["phase_id"]),
+                                                                 int(row["attempt"]), str(tenant), str(row["bot"]),
+                                                                 None), error)
             for r in redriven:
                 env = Envelope(str(r["ticket_id"]), str(r["phase_id"]), int(r["attempt"]),
                                str(tenant), str(r["bot"]), r["input"])

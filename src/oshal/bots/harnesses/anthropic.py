@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
-from oshal.bots.harnesses.base import HarnessError, Job, Outcome, render_prompt
+from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
 from oshal.bots.manifest import BotManifest
-from oshal.errors import ConfigError
 from oshal.mesh.envelopes import CallUsage
 
 
 class AnthropicHarness:
     def __init__(self, manifest: BotManifest) -> None:
-        try:
-            import anthropic
-        except ImportError as e:
-            raise ConfigError(f"bot {manifest.name!r} uses the anthropic harness but the SDK is not installed",
-                              hint="pip install 'oshal[anthropic]'") from e
+        anthropic = import_sdk(manifest, "anthropic")
         env = manifest.api_key_env or "ANTHROPIC_API_KEY"
-        key = os.environ.get(env)
-        if not key:
-            raise ConfigError(f"bot {manifest.name!r} needs an Anthropic key in ${env}, which is unset",
-                              hint=f"export {env}=... before starting the node")
+        key = model_key(manifest, env)
         self._anthropic = anthropic
         self._manifest = manifest
         self._env = env

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oshal.bots.manifest import BotManifest
-from oshal.errors import OshalError
+from oshal.errors import ConfigError, OshalError
 from oshal.mesh.envelopes import CallUsage
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -60,6 +62,24 @@ def render_prompt(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True)
+
+
+def model_key(manifest: BotManifest, env: str) -> str:
+    """The model key from the environment variable ``env``; a missing one is a configuration error."""
+    key = os.environ.get(env)
+    if not key:
+        raise ConfigError(f"bot {manifest.name!r} needs a model key in ${env}, which is unset",
+                          hint=f"export {env}=... before starting the node")
+    return key
+
+
+def import_sdk(manifest: BotManifest, module: str) -> Any:
+    """Import an optional provider SDK, or say which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"bot {manifest.name!r} uses the {manifest.harness} harness but the SDK is not installed",
+                          hint=f"pip install 'oshal[{manifest.harness}]'") from e
 
 
 def build_harness(manifest: BotManifest) -> Harness:

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError, Job, Outcome, render_prompt
+from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
 from oshal.bots.manifest import BotManifest
-from oshal.errors import ConfigError
 from oshal.mesh.envelopes import CallUsage
-
-
-def _api_key(manifest: BotManifest) -> str:
-    if manifest.api_key_env is None:
-        return "unused"  # local servers (Ollama, llama.cpp) accept any key
-    key = os.environ.get(manifest.api_key_env)
-    if not key:
-        raise ConfigError(f"bot {manifest.name!r} needs a model key in ${manifest.api_key_env}, which is unset",
-                          hint=f"export {manifest.api_key_env}=... before starting the node")
-    return key
 
 
 class OpenAIHarness:
     def __init__(self, manifest: BotManifest) -> None:
-        try:
-            import openai
-        except ImportError as e:
-            raise ConfigError(f"bot {manifest.name!r} uses the openai harness but the SDK is not installed",
-                              hint="pip install 'oshal[openai]'") from e
+        openai = import_sdk(manifest, "openai")
+        # Local servers (Ollama, llama.cpp) need no key; the SDK insists on one, so any placeholder works.
+        key = model_key(manifest, manifest.api_key_env) if manifest.api_key_env else "unused"
         self._openai = openai
         self._manifest = manifest
         self._client = openai.AsyncOpenAI(
-            api_key=_api_key(manifest), base_url=manifest.base_url,
+            api_key=key, base_url=manifest.base_url,
             timeout=manifest.timeout_s, max_retries=manifest.max_retries,
         )
 

@@ -209,3 +209,31 @@ def test_a_phase_without_progress_dead_letters_after_max_dispatches(platform: Pl
     assert admin.xlen(dead_stream("idle")) == 1
     admin.delete(dead_stream("idle"))
     admin.close()
+
+
+def test_results_left_pending_by_a_dead_collector_are_taken_over(platform: Platform,
+                                                                 tenant_client: TenantClient) -> None:
+    """A collector on another host read a result and died before committing it: the live one commits it."""
+    tid = tenant_client.http.post("/v1/tickets", json={"bot": "idle", "input": {"orphan": 1}}).json()["id"]
+    admin = platform.redis_admin()
+    [(_, [(message_id, fields)])] = admin.xreadgroup("bots", "ghost", {lane_stream("idle"): ">"}, count=1)
+    env = Envelope.decode(fields)
+    result = Result(env, "done", env.input, calls=(CallUsage(f"{env.phase_id}:1:0", "deterministic", "m", 1, 1),))
+    # Atomically (MULTI): the bot's result lands and the dead collector reads it, so the entry is pending for
+    # that collector and invisible to the live one's ">" reads.
+    with admin.pipeline(transaction=True) as multi:
+        multi.xadd(out_stream("idle"), result.encode())  # type: ignore[arg-type]
+        multi.xreadgroup("collector", "collector-dead-host", {out_stream("idle"): ">"}, count=1)
+        _, stolen = multi.execute()
+    assert stolen and stolen[0][1]
+    admin.xack(lane_stream("idle"), "bots", message_id)
+    admin.xdel(lane_stream("idle"), message_id)
+    admin.close()
+    collector = platform.plane.collector
+    collector.claim_idle_ms = 1
+    try:
+        assert platform.on_plane(collector.claim_orphans()) == 1
+    finally:
+        collector.claim_idle_ms = 60_000
+    ticket = tenant_client.http.get(f"/v1/tickets/{tid}").json()
+    assert ticket["status"] == "done" and ticket["result"] == {"orphan": 1} and ticket["calls"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -61,9 +62,13 @@ class Collector:
         await lanes.ensure_groups(self.redis, self.bots())
         await self._drain_own_pending()
         backoff = 0.1
+        next_claim = time.monotonic() + self.claim_idle_ms / 1000
         while not stop.is_set():
             try:
                 await self.step(block_ms=1000)
+                if time.monotonic() >= next_claim:
+                    await self.claim_orphans()
+                    next_claim = time.monotonic() + self.claim_idle_ms / 1000
                 backoff = 0.1
             except _REDIS_DOWN as e:
                 log.warning("collector cannot reach Redis; retrying", error=str(e), retry_in_s=backoff)
@@ -78,6 +83,19 @@ class Collector:
         """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
         while await self.step(block_ms=None, start="0"):
             pass
+
+    async def claim_orphans(self) -> int:
+        """Take over results another collector read but never acknowledged (it died on another host)."""
+        claimed = 0
+        for bot in sorted(self.bots()):
+            stream = out_stream(bot)
+            reply: Any = await self.redis.xautoclaim(stream, COLLECTOR_GROUP, self.consumer, self.claim_idle_ms,
+                                                     start_id="0-0", count=self.batch)
+            entries = [(stream, mid, fields) for mid, fields in reply[1] if mid]
+            if entries:
+                await self.commit(entries)
+                claimed += len(entries)
+        return claimed
 
     async def step(self, block_ms: int | None, start: str = ">") -> int:
         bots = self.bots()

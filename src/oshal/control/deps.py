@@ -10,7 +10,8 @@ from oshal.control.auth import Principal, credential_from_headers
 from oshal.control.runtime import ControlPlane
 
 
-def plane(request: Request) -> ControlPlane:
+async def plane(request: Request) -> ControlPlane:
+    # async on purpose: FastAPI runs plain-def dependencies in a thread pool, a thread hop per request.
     return request.app.state.plane  # type: ignore[no-any-return]
 
 

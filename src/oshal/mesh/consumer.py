@@ -65,18 +65,27 @@ class LaneConsumer:
             return []
         return [self._decode(mid, fields) for mid, fields in reply[0][1]]
 
-    async def claim(self, min_idle_ms: int, count: int) -> list[Delivery]:
-        """Take over messages another replica received but never acknowledged (it died)."""
-        try:
-            reply: Any = await self.redis.xautoclaim(
-                self.lane, LANE_GROUP, self.consumer, min_idle_ms, start_id="0-0", count=count
-            )
-        except ResponseError as e:
-            if not is_nogroup(e):
-                raise
-            await self.ensure_group()
-            return []
-        messages = [(mid, fields) for mid, fields in reply[1] if mid]
+    async def claim(self, min_idle_ms: int, count: int, max_scans: int = 64) -> list[Delivery]:
+        """Take over messages another replica received but never acknowledged (it died).
+
+        Walks the whole pending list with XAUTOCLAIM's cursor, so idle entries behind busy ones are found.
+        """
+        messages: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+        cursor: Any = "0-0"
+        for _ in range(max_scans):
+            try:
+                reply: Any = await self.redis.xautoclaim(
+                    self.lane, LANE_GROUP, self.consumer, min_idle_ms, start_id=cursor, count=count - len(messages)
+                )
+            except ResponseError as e:
+                if not is_nogroup(e):
+                    raise
+                await self.ensure_group()
+                return []
+            messages.extend((mid, fields) for mid, fields in reply[1] if mid)
+            cursor = reply[0]
+            if cursor in (b"0-0", "0-0") or len(messages) >= count:
+                break
         if not messages:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -87,7 +87,12 @@ def test_every_tenant_table_has_rls_enabled_and_forced(platform: Platform) -> No
             "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
             "WHERE relname = ANY(%s) AND relkind = 'r'", (list(TENANT_TABLES),)).fetchall())
         with_tenant_column = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.columns WHERE column_name = 'tenant_id' "
-            "AND table_schema = 'public'").fetchall()}
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
+            "USING (table_schema, table_name) WHERE c.column_name = 'tenant_id' AND c.table_schema = 'public' "
+            "AND t.table_type = 'BASE TABLE'").fetchall()}
+        views = conn.execute("SELECT relname, reloptions FROM pg_class WHERE relkind = 'v' "
+                             "AND relnamespace = 'public'::regnamespace").fetchall()
     assert rows == dict.fromkeys(TENANT_TABLES, True)
     assert with_tenant_column == set(TENANT_TABLES)
+    # A view over tenant tables must apply the caller's RLS, not its owner's.
+    assert views == [("ticket_view", ["security_invoker=true"])]

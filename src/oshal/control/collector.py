@@ -31,7 +31,7 @@ from oshal.mesh.keys import COLLECTOR_GROUP, out_stream
 from oshal.mesh.redis import is_nogroup
 from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database
-from oshal.store.results import AttemptRow, LedgerRow, record_statements
+from oshal.store.results import AttemptRow, LedgerRow, record_results
 from oshal.store.tickets import dumps
 
 log = get_logger(__name__)
@@ -168,11 +168,11 @@ class Collector:
                                         call.model, call.input_tokens, call.output_tokens,
                                         call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
                                         priced.source))
-        outcome = await self.db.pipelined(
-            [(UUID(tenant), record_statements(UUID(tenant), *rows)) for tenant, rows in per_tenant.items()])
-        finished_tickets = [(str(row["id"]), str(row["status"]))
-                            for group in outcome for rows in group for row in rows if "status" in row]
-        return finished_tickets
+        changes: list[tuple[str, str]] = []
+        for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
+            rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
+            changes.extend((str(row["id"]), str(row["status"])) for row in rows)
+        return changes
 
     def stats(self) -> dict[str, Any]:
         return {"committed": self.committed, "rejected": self.rejected}

@@ -98,8 +98,7 @@ class TicketService:
                 seen_keys[key] = digest
             rows.append(repo.NewTicket(new_id(), new_id(), request.bot, body, key, digest))
 
-        [[returned]] = await self.db.pipelined([(tenant, [repo.insert_dispatched(tenant, principal, rows)])])
-        inserted = {row["id"] for row in returned}
+        inserted = {row["id"] for row in await self.db.call(repo.insert_dispatched(tenant, principal, rows))}
         existing: dict[str, dict[str, Any]] = {}
         if len(inserted) < len(rows):  # idempotency keys seen before: those tickets are committed already
             async with self.db.tenant(tenant) as conn:
@@ -129,7 +128,7 @@ class TicketService:
             log.warning("dispatch deferred to sweeper", tickets=len(envelopes), error=str(e))
 
     async def get(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
-        [[rows]] = await self.db.pipelined([(tenant, [repo.get(ticket_id)])])
+        rows = await self.db.call(repo.get(tenant, ticket_id))
         if not rows:
             raise NotFound(f"ticket {ticket_id} not found")
         return rows[0]

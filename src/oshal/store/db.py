@@ -29,7 +29,9 @@ class Database:
             max_size=max_size,
             open=False,
             name=name,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            # Autocommit: a single statement is its own transaction (one round trip); transaction() below
+            # opens an explicit one when a unit of work needs several statements.
+            kwargs={"row_factory": dict_row, "autocommit": True},
             connection_class=psycopg.AsyncConnection,
         )
 
@@ -62,20 +64,12 @@ class Database:
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             yield conn
 
-    async def pipelined(self, groups: Sequence[tuple[UUID | None, Sequence[Statement]]]) -> list[list[Rows]]:
-        """Run statements in one transaction and one round trip; returns each statement's rows.
-
-        Each group runs under its tenant (RLS applies); ``None`` runs with no tenant. Nothing waits for a
-        result before COMMIT is sent, so a statement cannot depend on an earlier one's rows, only on its effects.
-        """
+    async def call(self, statement: Statement) -> Rows:
+        """One statement in its own implicit transaction; for the hot-path functions that set the tenant."""
+        sql, params = statement
         async with self._pool.connection() as conn:
-            cursors: list[list[psycopg.AsyncCursor[dict[str, Any]]]] = []
-            async with conn.pipeline(), conn.transaction():
-                for tenant, statements in groups:
-                    if tenant is not None:
-                        await conn.execute(_SET_TENANT, (str(tenant),))
-                    cursors.append([await conn.execute(sql, params) for sql, params in statements])
-            return [[await cur.fetchall() if cur.description else [] for cur in group] for group in cursors]
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
 
     async def ping(self) -> None:
         async with self.system() as conn:

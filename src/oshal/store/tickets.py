@@ -29,36 +29,15 @@ class NewTicket:
     request_hash: bytes
 
 
-_INSERT = """
-WITH src AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(phase_ids)s::uuid[], %(bots)s::text[], %(inputs)s::text[],
-                         %(keys)s::text[], %(hashes)s::bytea[])
-           AS u(id, phase_id, bot, input, key, hash)
-), t AS (
-    INSERT INTO tickets (id, tenant_id, bot, status, input, idempotency_key, request_hash, created_by)
-    SELECT id, %(tenant)s, bot, 'dispatched', input::jsonb, key, hash, %(by)s FROM src
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-    RETURNING id
-), p AS (
-    INSERT INTO phases (id, tenant_id, ticket_id, seq, bot, status, attempt, dispatched_at, updated_at)
-    SELECT src.phase_id, %(tenant)s, src.id, 0, src.bot, 'dispatched', 1, now(), now()
-    FROM src JOIN t ON t.id = src.id
-    RETURNING ticket_id
-)
-SELECT ticket_id AS id FROM p
-"""
-
-
 def insert_dispatched(tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> Statement:
     """Insert tickets with their first phase already marked dispatched; its rows are the ids actually inserted.
 
     Rows whose idempotency key already exists are skipped (the caller resolves them).
     """
-    return (_INSERT, {
-        "ids": [r.id for r in rows], "phase_ids": [r.phase_id for r in rows], "bots": [r.bot for r in rows],
-        "inputs": [r.input_json for r in rows], "keys": [r.idempotency_key for r in rows],
-        "hashes": [r.request_hash for r in rows], "tenant": tenant, "by": by,
-    })
+    return ("SELECT id FROM oshal_create_tickets(%s, %s, %s::uuid[], %s::uuid[], %s::text[], %s::text[], "
+            "%s::text[], %s::bytea[]) AS id",
+            (tenant, by, [r.id for r in rows], [r.phase_id for r in rows], [r.bot for r in rows],
+             [r.input_json for r in rows], [r.idempotency_key for r in rows], [r.request_hash for r in rows]))
 
 
 async def by_idempotency_keys(conn: Conn, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -69,25 +48,8 @@ async def by_idempotency_keys(conn: Conn, keys: Sequence[str]) -> dict[str, dict
     return {str(row["idempotency_key"]): row for row in await cur.fetchall()}
 
 
-_VIEW = """
-SELECT t.id, t.bot, t.status, t.input, t.result, t.error, t.created_at, t.finished_at,
-       t.idempotency_key, p.id AS phase_id, p.attempt, p.dispatched_at,
-       a.started_at, a.deliveries, a.consumer,
-       coalesce(l.cost, 0) AS cost_micros, coalesce(l.calls, 0) AS calls
-FROM tickets t
-JOIN phases p ON p.ticket_id = t.id AND p.seq = 0
-LEFT JOIN LATERAL (
-    SELECT started_at, deliveries, consumer FROM attempts a
-    WHERE a.phase_id = p.id ORDER BY attempt DESC LIMIT 1
-) a ON true
-LEFT JOIN LATERAL (
-    SELECT sum(cost_micros) AS cost, count(*) AS calls FROM ledger WHERE ledger.ticket_id = t.id
-) l ON true
-"""
-
-
-def get(ticket_id: UUID) -> Statement:
-    return (_VIEW + " WHERE t.id = %s", (ticket_id,))
+def get(tenant: UUID, ticket_id: UUID) -> Statement:
+    return ("SELECT * FROM oshal_ticket(%s, %s)", (tenant, ticket_id))
 
 
 async def status(conn: Conn, ticket_id: UUID) -> str | None:
@@ -101,16 +63,16 @@ async def page(conn: Conn, *, status: str | None, bot: str | None, before: UUID 
     clauses: list[str] = []
     params: list[Any] = []
     if status:
-        clauses.append("t.status = %s")
+        clauses.append("status = %s")
         params.append(status)
     if bot:
-        clauses.append("t.bot = %s")
+        clauses.append("bot = %s")
         params.append(bot)
     if before:
-        clauses.append("t.id < %s")
+        clauses.append("id < %s")
         params.append(before)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    cur = await conn.execute(f"{_VIEW}{where} ORDER BY t.id DESC LIMIT %s", (*params, limit))
+    cur = await conn.execute(f"SELECT * FROM ticket_view{where} ORDER BY id DESC LIMIT %s", (*params, limit))
     return await cur.fetchall()
 
 

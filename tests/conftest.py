@@ -123,7 +123,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     plane = ControlPlane(settings, engines.api_url, engines.redis_url, engines.dispatch_key)
     plane_thread = LoopThread("control-plane")
     server = uvicorn.Server(uvicorn.Config(create_app(plane), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=5))
     served = asyncio.run_coroutine_threadsafe(server.serve(), plane_thread.loop)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -143,7 +143,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
     creds = read_credentials(home / "run" / "bot-credentials.json")
     host = NodeHost(fleet, {n: creds[n] for n in fleet},
-                    WorkerOptions(claim_idle_ms=1000, max_deliveries=3, heartbeat_ttl_s=2))
+                    WorkerOptions(claim_idle_ms=1000, max_deliveries=3, heartbeat_ttl_s=2, drain_timeout_s=5))
     node_done = asyncio.run_coroutine_threadsafe(host.run(node_stop), node_thread.loop)
 
     pf = Platform(settings, engines, url, admin_key, home, plane, plane_thread, node_stop, node_thread)

@@ -50,7 +50,8 @@ class NodeHost:
 
     async def run(self, stop: asyncio.Event) -> None:
         for name, manifest in self.fleet.items():
-            client = connect(self.redis_urls[name], max_connections=8)
+            # Per replica: a blocking reader, a writer, heartbeats and reclaims may each hold a connection.
+            client = connect(self.redis_urls[name], max_connections=8 * manifest.replicas)
             harness = build_harness(manifest)
             self._clients.append(client)
             self._harnesses.append(harness)

@@ -37,6 +37,7 @@ class WorkerOptions:
     max_deliveries: int = 3
     heartbeat_ttl_s: float = 10.0
     block_ms: int = 1_000
+    drain_timeout_s: float = 20.0
 
 
 class BotWorker:
@@ -49,7 +50,7 @@ class BotWorker:
         self.lane = LaneConsumer(redis, manifest.name, self.consumer_name)
         self._free = manifest.concurrency
         self._capacity = asyncio.Event()
-        self._done: asyncio.Queue[tuple[bytes, Result | None]] = asyncio.Queue()
+        self._done: asyncio.Queue[tuple[bytes, dict[bytes, bytes] | None]] = asyncio.Queue()
         self._inflight: dict[bytes, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -63,10 +64,7 @@ class BotWorker:
         side = [asyncio.create_task(self._heartbeat_loop()), asyncio.create_task(self._reclaim_loop())]
         try:
             await self._reader()
-            # Drain: everything taken from the lane finishes and is flushed before we leave.
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._done.join()
+            await self._drain()
         finally:
             writer.cancel()
             for task in side:
@@ -75,6 +73,21 @@ class BotWorker:
             with contextlib.suppress(*_REDIS_DOWN):
                 await self.lane.clear_heartbeat()
             log.info("worker stopped", processed=self.processed)
+
+    async def _drain(self) -> None:
+        """Let everything taken from the lane finish and flush; past the deadline, leave it for reclaim."""
+        async def finish() -> None:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._done.join()
+
+        try:
+            await asyncio.wait_for(finish(), self.options.drain_timeout_s)
+        except TimeoutError:
+            for task in self._tasks:
+                task.cancel()
+            log.warning("drain timed out; unfinished messages stay pending for another replica",
+                        unfinished=len(self._inflight))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -118,7 +131,7 @@ class BotWorker:
             log.warning("dead letter", ticket=env.ticket_id, deliveries=delivery.deliveries)
             await self._done.put((delivery.message_id, Result(
                 env, "dead_letter", error=error, consumer=self.consumer_name,
-                deliveries=delivery.deliveries)))
+                deliveries=delivery.deliveries).encode()))
             return
         started = time.time()
         job = Job(env.phase_id, env.attempt, env.input)
@@ -133,7 +146,12 @@ class BotWorker:
             log.exception("harness crashed", ticket=env.ticket_id)
             result = Result(env, "failed", None, f"harness error: {type(e).__name__}: {e}", (), started,
                             time.time(), self.consumer_name, delivery.deliveries)
-        await self._done.put((delivery.message_id, result))
+        try:
+            fields = result.encode()
+        except (TypeError, ValueError) as e:  # the output is not JSON: fail the ticket, keep the replica
+            fields = Result(env, "failed", None, f"the bot's output is not JSON-serializable: {e}", (), started,
+                            time.time(), self.consumer_name, delivery.deliveries).encode()
+        await self._done.put((delivery.message_id, fields))
 
     async def _writer(self) -> None:
         while True:

@@ -113,5 +113,5 @@ def node(
         raise ConfigError("no Redis credentials for the bots",
                           hint="pass --credentials (written by `oshal up`), or --bot NAME with OSHAL_REDIS_URL")
     options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
-                            heartbeat_ttl_s=settings.heartbeat_ttl_s)
+                            heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
     run_host(manifests, urls, options)

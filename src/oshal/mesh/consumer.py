@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from oshal.logs import get_logger
-from oshal.mesh.envelopes import Envelope, Result
+from oshal.mesh.envelopes import Envelope
 from oshal.mesh.keys import LANE_GROUP, heartbeat_key, lane_stream, out_stream
 from oshal.mesh.redis import is_nogroup
 
@@ -95,14 +95,14 @@ class LaneConsumer:
         counts = [int(p[0]["times_delivered"]) if p else 1 for p in pending]
         return [self._decode(mid, fields, n) for (mid, fields), n in zip(messages, counts, strict=True)]
 
-    async def complete(self, done: Sequence[tuple[bytes, Result | None]]) -> None:
-        """Publish results, then acknowledge and delete the lane entries, in one round trip."""
+    async def complete(self, done: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+        """Publish encoded results, then acknowledge and delete the lane entries, in one round trip."""
         if not done:
             return
-        results = [result for _, result in done if result is not None]
+        results = [fields for _, fields in done if fields is not None]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for result in results:
-                pipe.xadd(self.out, result.encode())  # type: ignore[arg-type]
+            for fields in results:
+                pipe.xadd(self.out, fields)  # type: ignore[arg-type]
             ids = [mid for mid, _ in done]
             pipe.xack(self.lane, LANE_GROUP, *ids)
             pipe.xdel(self.lane, *ids)

@@ -6,13 +6,6 @@ import os
 import time
 import uuid
 from enum import StrEnum
-from typing import NewType
-
-TenantId = NewType("TenantId", uuid.UUID)
-TicketId = NewType("TicketId", uuid.UUID)
-PhaseId = NewType("PhaseId", uuid.UUID)
-KeyId = NewType("KeyId", uuid.UUID)
-BotName = NewType("BotName", str)
 
 
 def new_id() -> uuid.UUID:
@@ -34,10 +27,6 @@ class TicketStatus(StrEnum):
     FAILED = "failed"
     DEAD_LETTER = "dead_letter"
     CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
 
 
 TERMINAL_STATUSES = frozenset(

@@ -173,6 +173,3 @@ class Collector:
             rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
             changes.extend((str(row["id"]), str(row["status"])) for row in rows)
         return changes
-
-    def stats(self) -> dict[str, Any]:
-        return {"committed": self.committed, "rejected": self.rejected}

@@ -6,7 +6,6 @@ import hashlib
 import importlib.util
 import os
 import pwd
-import shutil
 import signal
 import stat
 import subprocess
@@ -148,8 +147,3 @@ class EmbeddedPostgres:
             f"postgresql://{quote(user)}:{quote(secret, safe='')}@/{database}"
             f"?host={quote(str(self.socket_dir), safe='')}"
         )
-
-    @staticmethod
-    def tool(name: str) -> str:
-        path = _bin_dir() / name
-        return str(path) if path.exists() else shutil.which(name) or name

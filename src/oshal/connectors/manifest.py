@@ -1,0 +1,108 @@
+"""Connector manifests: what an external API offers, how it authenticates, and what each operation risks.
+
+A manifest is data. Its canonical form (sorted-key JSON of everything but the signature) is what a publisher
+signs; any change to an operation, description, schema, scope or enabled flag changes that form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+Risk = Literal["read", "write", "money", "destructive"]
+Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+AuthKind = Literal["none", "api_key", "bearer", "basic", "oauth2_client_credentials", "oauth2_refresh_token"]
+Category = Literal["commerce", "travel", "media", "finance", "ops", "productivity", "communication", "data",
+                   "other"]
+
+CONNECTOR_ID_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+OPERATION_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
+# Declared effects that move money; an operation declaring one is "money" whatever its method.
+MONEY_EFFECTS = frozenset({"payment", "charge", "refund", "payout", "transfer", "order", "trade", "purchase"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def derive_risk(method: str, effects: tuple[str, ...] | list[str] = ()) -> Risk:
+    """Risk follows from what an operation does, never from what a manifest claims about itself."""
+    if method.upper() == "DELETE" or "delete" in effects or "destructive" in effects:
+        return "destructive"
+    if MONEY_EFFECTS.intersection(effects):
+        return "money"
+    if method.upper() in _READ_METHODS and not effects:
+        return "read"
+    return "write"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AuthScheme(_Frozen):
+    """How requests authenticate. The credential itself never appears here: only where it goes."""
+
+    kind: AuthKind
+    name: str = Field(default="", description="Header or query parameter name for api_key.")
+    location: Literal["header", "query"] = "header"
+    token_url: str | None = Field(default=None, description="OAuth2 token endpoint.")
+    scopes: tuple[str, ...] = ()
+
+
+class Parameter(_Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    location: Literal["path", "query", "header"]
+    required: bool = False
+    description: str = ""
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+
+class Operation(_Frozen):
+    name: str = Field(pattern=OPERATION_NAME_PATTERN)
+    method: Method
+    path: str = Field(min_length=1, max_length=2000)
+    summary: str = ""
+    description: str = ""
+    parameters: tuple[Parameter, ...] = ()
+    body_schema: dict[str, Any] | None = None
+    body_required: bool = False
+    output_schema: dict[str, Any] | None = None
+    effects: tuple[str, ...] = Field(default=(), description="Declared side effects, e.g. payment, delete.")
+    enabled: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def risk(self) -> Risk:
+        return derive_risk(self.method, self.effects)
+
+    def path_parameters(self) -> list[str]:
+        return re.findall(r"{([^{}]+)}", self.path)
+
+
+class ConnectorManifest(_Frozen):
+    id: str = Field(pattern=CONNECTOR_ID_PATTERN)
+    version: str = Field(min_length=1, max_length=50)
+    publisher: str = Field(min_length=1, max_length=100)
+    category: Category = "other"
+    title: str = ""
+    description: str = ""
+    base_url: str = Field(min_length=1, max_length=2000)
+    auth: tuple[AuthScheme, ...] = ()
+    operations: tuple[Operation, ...] = ()
+    allow_private_network: bool = Field(
+        default=False, description="Permit requests to loopback/private/link-local addresses (tests, on-prem)."
+    )
+    source: dict[str, Any] = Field(default_factory=dict, description="Where an import came from (kind, title, hash).")
+
+    def operation(self, name: str) -> Operation | None:
+        return next((op for op in self.operations if op.name == name), None)
+
+    def canonical_bytes(self) -> bytes:
+        """The exact bytes a publisher signs."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()

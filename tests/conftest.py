@@ -150,13 +150,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     try:
         yield pf
     finally:
-        node_thread.loop.call_soon_threadsafe(node_stop.set)
-        node_done.result(30)
-        node_thread.close()
-        server.should_exit = True
-        served.result(30)
-        plane_thread.close()
-        engines.stop()
+        try:
+            node_thread.loop.call_soon_threadsafe(node_stop.set)
+            node_done.result(30)
+            node_thread.close()
+        finally:
+            try:
+                server.should_exit = True
+                served.result(30)
+                plane_thread.close()
+            finally:
+                engines.stop()  # whatever happened above, no server outlives the session
 
 
 def _drain_lanes(pf: Platform, bots: list[str], timeout: float = 15) -> None:

@@ -189,7 +189,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     r.close()
     pf.on_plane(_ensure_groups(pf))
     with pf.superuser() as conn:
-        conn.execute("TRUNCATE ledger, attempts, phases, tickets")
+        conn.execute("TRUNCATE ledger, attempts, phases, tickets, grants, approvals, tool_policies, connections, "
+                     "connectors")
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")
     yield

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 Risk = Literal["read", "write", "money", "destructive"]
 Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
@@ -71,6 +71,18 @@ class Operation(_Frozen):
     output_schema: dict[str, Any] | None = None
     effects: tuple[str, ...] = Field(default=(), description="Declared side effects, e.g. payment, delete.")
     enabled: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _risk_is_derived(cls, data: Any) -> Any:
+        """A stated risk (as in a dumped manifest) must agree with the one derived from method and effects."""
+        if isinstance(data, dict) and "risk" in data:
+            data = dict(data)
+            stated = data.pop("risk")
+            derived = derive_risk(str(data.get("method", "")), tuple(data.get("effects") or ()))
+            if stated != derived:
+                raise ValueError(f"risk {stated!r} contradicts method and effects, which make it {derived!r}")
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property

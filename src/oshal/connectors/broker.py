@@ -1,0 +1,142 @@
+"""The token broker: a grant per tool call, single-use, short-lived, and bound to tenant, bot, ticket,
+connector, operation and the exact arguments. Signed by the control plane; every issue and redeem is a row.
+
+The broker, not the caller, enforces the tool policy: an ``ask`` operation gets a grant only with an approved
+approval for this ticket and these arguments, so nothing that skips the gateway can skip the approval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from oshal.connectors.manifest import ConnectorManifest
+from oshal.errors import Forbidden, NotFound
+from oshal.store import connectors as repo
+from oshal.store.db import Conn, Database
+from oshal.types import new_id
+
+DEFAULT_TTL_S = 60.0
+
+
+def arguments_hash(arguments: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class ApprovalRequired(Forbidden):
+    """The operation is ``ask`` and no approval covers this call yet; an approval request now exists."""
+
+    code = "approval_required"
+
+    def __init__(self, message: str, approval_id: UUID) -> None:
+        super().__init__(message, hint=f"an operator approves it: POST /v1/approvals/{approval_id}/approve")
+        self.approval_id = approval_id
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRequest:
+    tenant_id: UUID
+    bot: str
+    ticket_id: UUID
+    connector_id: str
+    operation: str
+    arguments: Mapping[str, Any]
+
+    def binding(self, grant_id: UUID, expires: int) -> bytes:
+        return "|".join((str(grant_id), str(self.tenant_id), self.bot, str(self.ticket_id), self.connector_id,
+                         self.operation, arguments_hash(self.arguments), str(expires))).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    id: UUID
+    token: str
+    expires_at: dt.datetime
+
+
+class Broker:
+    def __init__(self, db: Database, key: bytes, *, ttl_s: float = DEFAULT_TTL_S) -> None:
+        if len(key) < 16:
+            raise ValueError("broker signing key must be at least 16 bytes")
+        self._db = db
+        self._key = key
+        self.ttl_s = ttl_s
+
+    def _sign(self, request: GrantRequest, grant_id: UUID, expires: int) -> str:
+        return hmac.new(self._key, request.binding(grant_id, expires), hashlib.sha256).hexdigest()
+
+    async def issue(self, request: GrantRequest) -> Grant:
+        digest = arguments_hash(request.arguments)
+        grant_id, expires_at = new_id(), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.ttl_s)
+        async with self._db.tenant(request.tenant_id) as conn:
+            mode = await self._callable_mode(conn, request)
+            approval_id, blocked = await self._approval(conn, request, digest) if mode == "ask" else (None, None)
+            if blocked is None:
+                await repo.insert_grant(conn, grant_id, request.tenant_id, request.bot, request.ticket_id,
+                                        request.connector_id, request.operation, digest, approval_id, expires_at)
+        if blocked is not None:  # raised after the transaction, so the approval request itself is kept
+            pending_id, state = blocked
+            raise ApprovalRequired(f"{request.connector_id}.{request.operation} needs an approval for this ticket "
+                                   f"and these arguments (approval {pending_id} is {state})", pending_id)
+        expires = int(expires_at.timestamp())
+        return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
+
+    @staticmethod
+    async def _callable_mode(conn: Conn, request: GrantRequest) -> str:
+        """The tool policy mode, after checking the connector and operation may be called at all."""
+        row = await repo.connector(conn, request.connector_id)
+        if row is None:
+            raise NotFound(f"connector {request.connector_id!r} is not in the catalog")
+        if row["state"] != "enabled":
+            reason = f": {row['quarantine_reason']}" if row["quarantine_reason"] else ""
+            raise Forbidden(f"connector {request.connector_id!r} is {row['state']}{reason}",
+                            hint="an operator reviews, signs and enables it first")
+        op = ConnectorManifest.model_validate(row["manifest"]).operation(request.operation)
+        if op is None or not op.enabled:
+            raise Forbidden(f"operation {request.operation!r} of {request.connector_id!r} is not enabled")
+        mode = await repo.policy(conn, request.bot, request.connector_id, request.operation)
+        if mode == "off":
+            raise Forbidden(
+                f"bot {request.bot!r} may not call {request.connector_id}.{request.operation} (tool policy off)",
+                hint="an operator sets the bot's tool policy to auto or ask")
+        return mode
+
+    @staticmethod
+    async def _approval(conn: Conn, request: GrantRequest,
+                        digest: str) -> tuple[UUID | None, tuple[UUID, str] | None]:
+        """(approval id, None) when approved; (None, (approval id, state)) when still blocked."""
+        approval = await repo.approval_for(conn, request.ticket_id, request.connector_id, request.operation, digest)
+        if approval is None:
+            pending = await repo.request_approval(conn, new_id(), request.tenant_id, request.ticket_id, request.bot,
+                                                  request.connector_id, request.operation, digest,
+                                                  dict(request.arguments))
+            return None, (pending, "pending")
+        if approval["status"] != "approved":
+            return None, (approval["id"], str(approval["status"]))
+        return approval["id"], None
+
+    async def redeem(self, token: str, request: GrantRequest) -> UUID:
+        """Consume a grant for exactly this call. Replayed, expired or mismatched grants are refused."""
+        try:
+            raw_id, raw_expires, signature = token.split(".")
+            grant_id, expires = UUID(raw_id), int(raw_expires)
+        except ValueError as e:
+            raise Forbidden("malformed grant") from e
+        if not hmac.compare_digest(self._sign(request, grant_id, expires), signature):
+            raise Forbidden("grant does not match this call (tenant, bot, ticket, connector, operation or arguments)")
+        if expires <= dt.datetime.now(dt.UTC).timestamp():
+            raise Forbidden("grant has expired", hint="ask the broker for a new grant")
+        async with self._db.tenant(request.tenant_id) as conn:
+            if not await repo.redeem_grant(conn, grant_id):
+                raise Forbidden("grant already used or expired; grants are single-use")
+        return grant_id
+
+    async def record_outcome(self, tenant_id: UUID, grant_id: UUID, outcome: str) -> None:
+        async with self._db.tenant(tenant_id) as conn:
+            await repo.grant_outcome(conn, grant_id, outcome[:500])

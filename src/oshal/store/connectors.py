@@ -1,0 +1,130 @@
+"""SQL for the integration layer: catalog rows, tool policies, approvals and grants."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from oshal.store.db import Conn
+
+
+async def connector(conn: Conn, connector_id: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM connectors WHERE id = %s", (connector_id,))
+    return await cur.fetchone()
+
+
+async def connectors(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM connectors ORDER BY id")
+    return await cur.fetchall()
+
+
+async def upsert_connector(conn: Conn, *, connector_id: str, version: str, publisher: str, category: str,
+                           title: str, manifest: dict[str, Any], digest: str, state: str,
+                           signature: dict[str, Any] | None, quarantine_reason: str | None) -> dict[str, Any]:
+    cur = await conn.execute(
+        "INSERT INTO connectors (id, version, publisher, category, title, manifest, digest, state, signature, "
+        "quarantine_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+        "version = EXCLUDED.version, publisher = EXCLUDED.publisher, category = EXCLUDED.category, "
+        "title = EXCLUDED.title, manifest = EXCLUDED.manifest, digest = EXCLUDED.digest, state = EXCLUDED.state, "
+        "signature = EXCLUDED.signature, quarantine_reason = EXCLUDED.quarantine_reason, updated_at = now() "
+        "RETURNING *",
+        (connector_id, version, publisher, category, title, Jsonb(manifest), digest, state,
+         Jsonb(signature) if signature is not None else None, quarantine_reason))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def policy(conn: Conn, bot: str, connector_id: str, operation: str) -> str:
+    cur = await conn.execute(
+        "SELECT mode FROM tool_policies WHERE bot = %s AND connector_id = %s AND operation = %s",
+        (bot, connector_id, operation))
+    row = await cur.fetchone()
+    return "off" if row is None else str(row["mode"])
+
+
+async def set_policy(conn: Conn, tenant_id: UUID, bot: str, connector_id: str, operation: str, mode: str,
+                     by: UUID | None) -> None:
+    await conn.execute(
+        "INSERT INTO tool_policies (tenant_id, bot, connector_id, operation, mode, updated_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, bot, connector_id, operation) "
+        "DO UPDATE SET mode = EXCLUDED.mode, updated_by = EXCLUDED.updated_by, updated_at = now()",
+        (tenant_id, bot, connector_id, operation, mode, by))
+
+
+async def policies(conn: Conn, bot: str | None) -> list[dict[str, Any]]:
+    if bot:
+        cur = await conn.execute("SELECT * FROM tool_policies WHERE bot = %s ORDER BY connector_id, operation",
+                                 (bot,))
+    else:
+        cur = await conn.execute("SELECT * FROM tool_policies ORDER BY bot, connector_id, operation")
+    return await cur.fetchall()
+
+
+async def approval_for(conn: Conn, ticket_id: UUID, connector_id: str, operation: str,
+                       arguments_hash: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "SELECT * FROM approvals WHERE ticket_id = %s AND connector_id = %s AND operation = %s "
+        "AND arguments_hash = %s", (ticket_id, connector_id, operation, arguments_hash))
+    return await cur.fetchone()
+
+
+async def request_approval(conn: Conn, approval_id: UUID, tenant_id: UUID, ticket_id: UUID, bot: str,
+                           connector_id: str, operation: str, arguments_hash: str,
+                           arguments: dict[str, Any]) -> UUID:
+    cur = await conn.execute(
+        "INSERT INTO approvals (id, tenant_id, ticket_id, bot, connector_id, operation, arguments_hash, arguments, "
+        "status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending') "
+        "ON CONFLICT (tenant_id, ticket_id, connector_id, operation, arguments_hash) DO UPDATE SET status = "
+        "approvals.status RETURNING id",
+        (approval_id, tenant_id, ticket_id, bot, connector_id, operation, arguments_hash, Jsonb(arguments)))
+    row = await cur.fetchone()
+    assert row is not None
+    return row["id"]  # type: ignore[no-any-return]
+
+
+async def approvals(conn: Conn, status: str | None) -> list[dict[str, Any]]:
+    if status:
+        cur = await conn.execute("SELECT * FROM approvals WHERE status = %s ORDER BY requested_at", (status,))
+    else:
+        cur = await conn.execute("SELECT * FROM approvals ORDER BY requested_at")
+    return await cur.fetchall()
+
+
+async def decide(conn: Conn, approval_id: UUID, status: str, by: UUID, reason: str | None) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "UPDATE approvals SET status = %s, decided_by = %s, decided_at = now(), reason = %s "
+        "WHERE id = %s AND status = 'pending' RETURNING *", (status, by, reason, approval_id))
+    return await cur.fetchone()
+
+
+async def insert_grant(conn: Conn, grant_id: UUID, tenant_id: UUID, bot: str, ticket_id: UUID, connector_id: str,
+                       operation: str, arguments_hash: str, approval_id: UUID | None,
+                       expires_at: dt.datetime) -> None:
+    await conn.execute(
+        "INSERT INTO grants (id, tenant_id, bot, ticket_id, connector_id, operation, arguments_hash, approval_id, "
+        "expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (grant_id, tenant_id, bot, ticket_id, connector_id, operation, arguments_hash, approval_id, expires_at))
+
+
+async def redeem_grant(conn: Conn, grant_id: UUID) -> bool:
+    """Atomically mark a live grant used; False when it was used already, expired or is not this tenant's."""
+    cur = await conn.execute(
+        "UPDATE grants SET redeemed_at = now() WHERE id = %s AND redeemed_at IS NULL AND expires_at > now() "
+        "RETURNING id", (grant_id,))
+    return await cur.fetchone() is not None
+
+
+async def grant_outcome(conn: Conn, grant_id: UUID, outcome: str) -> None:
+    await conn.execute("UPDATE grants SET outcome = %s WHERE id = %s", (outcome, grant_id))
+
+
+async def grants(conn: Conn, ticket_id: UUID | None) -> list[dict[str, Any]]:
+    if ticket_id:
+        cur = await conn.execute("SELECT * FROM grants WHERE ticket_id = %s ORDER BY issued_at", (ticket_id,))
+    else:
+        cur = await conn.execute("SELECT * FROM grants ORDER BY issued_at DESC LIMIT 500")
+    return await cur.fetchall()

@@ -1,0 +1,326 @@
+"""Ed25519 signatures over connector manifests.
+
+What gets signed is exactly :meth:`ConnectorManifest.canonical_bytes`: any change to an operation, a description,
+a schema, an auth scope, an ``enabled`` flag or the base URL changes those bytes, so an approved-and-signed
+manifest that was edited afterwards no longer verifies. Reformatting the file (key order, whitespace, JSON vs
+YAML) does not change them.
+
+Key files:
+
+* private key: PEM PKCS8, unencrypted, mode 0600 (``NAME.key``);
+* public key: one line ``ed25519:<base64 of the 32 raw bytes>`` (``NAME.pub``), safe to share.
+
+A key's id is the first 16 hex digits of the sha256 of its 32 raw public bytes.
+
+Verification never raises for a bad signature: :func:`verify_manifest` returns a :class:`Verification` saying why.
+Callers that must fail closed use :func:`require_valid`, which raises :class:`~oshal.errors.Forbidden`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from oshal.connectors.manifest import ConnectorManifest
+from oshal.errors import Conflict, Forbidden, Invalid
+from oshal.secretfiles import write_private
+
+if TYPE_CHECKING:
+    from oshal.connectors.trust import TrustStore
+
+ALGORITHM = "ed25519"
+PUBLIC_KEY_PREFIX = "ed25519:"
+RAW_KEY_BYTES = 32
+KEY_ID_HEX = 16
+
+Reason = Literal["untrusted_publisher", "unknown_key", "publisher_mismatch", "digest_mismatch", "bad_signature",
+                 "revoked_key"]
+REASONS: tuple[Reason, ...] = ("untrusted_publisher", "unknown_key", "publisher_mismatch", "digest_mismatch",
+                               "bad_signature", "revoked_key")
+_SIGNATURE_FIELDS = ("publisher", "key_id", "algorithm", "digest", "value", "signed_at")
+
+
+# --- keys ---------------------------------------------------------------------------------------------------
+
+
+def generate_keypair() -> tuple[bytes, bytes]:
+    """A fresh Ed25519 key pair as (raw private 32 bytes, raw public 32 bytes)."""
+    private = Ed25519PrivateKey.generate()
+    private_raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                        serialization.NoEncryption())
+    public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return private_raw, public_raw
+
+
+def key_id(public_raw: bytes) -> str:
+    """First 16 hex digits of sha256(raw public key): short enough to read, long enough not to collide."""
+    return hashlib.sha256(public_raw).hexdigest()[:KEY_ID_HEX]
+
+
+def private_key_pem(private_raw: bytes) -> bytes:
+    """The raw private key as unencrypted PEM PKCS8 (what ``NAME.key`` holds)."""
+    if len(private_raw) != RAW_KEY_BYTES:
+        raise Invalid(f"an Ed25519 private key is {RAW_KEY_BYTES} bytes, not {len(private_raw)}")
+    private = Ed25519PrivateKey.from_private_bytes(private_raw)
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
+def public_key_text(public_raw: bytes) -> str:
+    """The one-line text form of a public key: ``ed25519:<base64 raw>``."""
+    if len(public_raw) != RAW_KEY_BYTES:
+        raise Invalid(f"an Ed25519 public key is {RAW_KEY_BYTES} bytes, not {len(public_raw)}")
+    return PUBLIC_KEY_PREFIX + base64.b64encode(public_raw).decode("ascii")
+
+
+def parse_public_key(text: str) -> bytes:
+    """The raw 32 bytes of a public key in its one-line text form; Invalid if it is anything else."""
+    line = text.strip()
+    hint = "a public key file holds one line `ed25519:<base64>`, as `oshal connector keygen` writes it"
+    if not line.startswith(PUBLIC_KEY_PREFIX):
+        raise Invalid("the public key does not start with 'ed25519:'", hint=hint)
+    try:
+        raw = base64.b64decode(line[len(PUBLIC_KEY_PREFIX):], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise Invalid("the public key after 'ed25519:' is not valid base64", hint=hint) from e
+    if len(raw) != RAW_KEY_BYTES:
+        raise Invalid(f"the public key is {len(raw)} bytes; an Ed25519 public key is {RAW_KEY_BYTES}", hint=hint)
+    return raw
+
+
+def load_private_key(pem: bytes) -> Ed25519PrivateKey:
+    """Parse an unencrypted PEM PKCS8 Ed25519 private key; Invalid if it is not one."""
+    hint = "use the NAME.key file that `oshal connector keygen` wrote"
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except TypeError as e:  # encrypted, and no password given
+        raise Invalid("the private key is encrypted; oshal signs with unencrypted PKCS8 keys", hint=hint) from e
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise Invalid("the private key is not a PEM PKCS8 key", hint=hint) from e
+    if not isinstance(private, Ed25519PrivateKey):
+        raise Invalid(f"the private key is a {type(private).__name__.removeprefix('_')}, not an Ed25519 key",
+                      hint=hint)
+    return private
+
+
+def public_raw_of(private: Ed25519PrivateKey) -> bytes:
+    return private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """Where :func:`write_keypair` put a new key pair, and its id."""
+
+    publisher: str
+    key_id: str
+    private_path: Path
+    public_path: Path
+    public_key: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"publisher": self.publisher, "key_id": self.key_id, "private_key": str(self.private_path),
+                "public_key": str(self.public_path), "public_key_text": self.public_key}
+
+
+def write_keypair(directory: Path, publisher: str, *, force: bool = False) -> KeyFiles:
+    """Generate a key pair into ``directory/PUBLISHER.key`` (0600) and ``directory/PUBLISHER.pub``.
+
+    Refuses (Conflict) to replace an existing key file unless ``force``: losing a private key means re-signing
+    everything it signed and re-trusting its successor everywhere.
+    """
+    from oshal.connectors.trust import validate_publisher
+
+    validate_publisher(publisher)
+    private_path, public_path = directory / f"{publisher}.key", directory / f"{publisher}.pub"
+    existing = [p for p in (private_path, public_path) if p.exists()]
+    if existing and not force:
+        raise Conflict(f"{existing[0]} already exists; refusing to overwrite a key",
+                       hint="pass --force to replace it, or --out another folder")
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+        os.chmod(directory, 0o700)
+    private_raw, public_raw = generate_keypair()
+    write_private(private_path, private_key_pem(private_raw).decode("ascii"))
+    os.chmod(private_path, 0o600)
+    text = public_key_text(public_raw)
+    _write_atomic(public_path, text + "\n", 0o644)
+    return KeyFiles(publisher, key_id(public_raw), private_path, public_path, text)
+
+
+def _write_atomic(path: Path, value: str, mode: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+# --- signatures ---------------------------------------------------------------------------------------------
+
+
+class MalformedSignature(Invalid, ValueError):
+    """A signature document that is not one. Also a ValueError, for callers parsing stored signatures."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A detached signature over a manifest's canonical bytes (``MANIFEST.sig.json``).
+
+    ``digest`` is the sha256 of the canonical bytes at signing time, so a verifier can say "the manifest changed"
+    rather than just "bad signature". ``signed_at`` is informational: it is not covered by the signature.
+    """
+
+    publisher: str
+    key_id: str
+    algorithm: str
+    digest: str
+    value: str
+    signed_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Signature:
+        hint = "a signature file is the JSON that `oshal connector sign` writes"
+        if not isinstance(data, dict):
+            raise MalformedSignature("a signature must be a JSON object", hint=hint)
+        missing = [f for f in _SIGNATURE_FIELDS if f not in data]
+        if missing:
+            raise MalformedSignature(f"the signature lacks {', '.join(missing)}", hint=hint)
+        unknown = sorted(set(data) - set(_SIGNATURE_FIELDS))
+        if unknown:
+            raise MalformedSignature(f"the signature has unknown fields: {', '.join(map(str, unknown))}", hint=hint)
+        wrong = [f for f in _SIGNATURE_FIELDS if not isinstance(data[f], str)]
+        if wrong:
+            raise MalformedSignature(f"the signature's {', '.join(wrong)} must be strings", hint=hint)
+        try:
+            dt.datetime.fromisoformat(data["signed_at"])
+        except ValueError as e:
+            raise MalformedSignature(f"the signature's signed_at {data['signed_at']!r} is not an ISO 8601 time",
+                          hint=hint) from e
+        return cls(**{f: data[f] for f in _SIGNATURE_FIELDS})
+
+    @classmethod
+    def from_json(cls, text: str) -> Signature:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise MalformedSignature(f"the signature is not JSON: {e}",
+                          hint="a signature file is the JSON that `oshal connector sign` writes") from e
+        return cls.from_dict(data)
+
+
+def sign_manifest(manifest: ConnectorManifest, private_key_pem: bytes, publisher: str) -> Signature:
+    """Sign ``manifest``'s canonical bytes as ``publisher``, who must be the manifest's own publisher."""
+    if publisher != manifest.publisher:
+        raise Invalid(f"cannot sign as {publisher!r}: manifest {manifest.id!r} names publisher "
+                      f"{manifest.publisher!r}",
+                      hint="sign with the key of the manifest's publisher, or fix the manifest's publisher")
+    from oshal.connectors.trust import validate_publisher
+
+    validate_publisher(publisher)  # a name no trust store can hold would make a signature nobody can verify
+    private = load_private_key(private_key_pem)
+    body = manifest.canonical_bytes()
+    return Signature(
+        publisher=publisher,
+        key_id=key_id(public_raw_of(private)),
+        algorithm=ALGORITHM,
+        digest=hashlib.sha256(body).hexdigest(),
+        value=base64.b64encode(private.sign(body)).decode("ascii"),
+        signed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+
+
+# --- verification -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one manifest and one signature: ``ok``, or the ``reason`` it is not (with a hint)."""
+
+    ok: bool
+    reason: Reason | None
+    message: str
+    hint: str | None
+    manifest_id: str
+    publisher: str
+    key_id: str
+    digest: str
+    signed_digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verify_manifest(manifest: ConnectorManifest, signature: Signature, trust: TrustStore) -> Verification:
+    """Check ``signature`` over ``manifest`` against ``trust``; never raises for a bad signature.
+
+    Checks, in order: the signer is the manifest's publisher; the key is not revoked; the publisher is trusted;
+    this key of theirs is trusted; the manifest's digest is the one signed; the signature value verifies.
+    """
+    digest = manifest.digest()
+    pub, kid = signature.publisher, signature.key_id
+
+    def verdict(reason: Reason | None, message: str, hint: str | None = None) -> Verification:
+        return Verification(ok=reason is None, reason=reason, message=message, hint=hint, manifest_id=manifest.id,
+                            publisher=pub, key_id=kid, digest=digest, signed_digest=signature.digest)
+
+    if pub != manifest.publisher:
+        return verdict("publisher_mismatch",
+                       f"the signature is by {pub!r} but manifest {manifest.id!r} names publisher "
+                       f"{manifest.publisher!r}",
+                       "have the manifest's publisher sign it, or fix the manifest's publisher and re-sign")
+    status = trust.key_status(pub, kid)
+    if status == "revoked":
+        return verdict("revoked_key", f"key {kid} of publisher {pub!r} was revoked; its signatures are void",
+                       "ask the publisher to re-sign with a current key, then trust that key")
+    if not trust.has_active_keys(pub):
+        return verdict("untrusted_publisher", f"publisher {pub!r} is not in the trust store",
+                       f"if you trust them, add their public key: oshal connector trust {pub} PUBFILE")
+    if status != "trusted":
+        return verdict("unknown_key", f"publisher {pub!r} is trusted, but not their key {kid}",
+                       f"if they rotated keys, trust the new one: oshal connector trust {pub} PUBFILE")
+    if signature.digest != digest:
+        return verdict("digest_mismatch",
+                       f"the manifest changed after it was signed: manifest {manifest.id!r} has digest "
+                       f"{digest[:16]}…, the signature is over {signature.digest[:16]}…",
+                       "review the change, then re-approve and re-sign: oshal connector sign MANIFEST --key KEY")
+    if signature.algorithm != ALGORITHM:
+        return verdict("bad_signature", f"the signature's algorithm {signature.algorithm!r} is not {ALGORITHM!r}",
+                       "get a fresh signature from the publisher")
+    public_raw = trust.public_key(pub, kid)
+    if public_raw is None:  # the key file vanished between the two reads
+        return verdict("unknown_key", f"publisher {pub!r} is trusted, but not their key {kid}",
+                       f"if they rotated keys, trust the new one: oshal connector trust {pub} PUBFILE")
+    try:
+        value = base64.b64decode(signature.value, validate=True)
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(value, manifest.canonical_bytes())
+    except (InvalidSignature, binascii.Error, ValueError):
+        return verdict("bad_signature",
+                       f"the signature value does not verify with key {kid} of {pub!r}: it is corrupt or forged",
+                       "do not use this manifest; get a fresh signature from the publisher")
+    return verdict(None, f"manifest {manifest.id!r} is signed by {pub!r} with trusted key {kid}")
+
+
+def require_valid(manifest: ConnectorManifest, signature: Signature, trust: TrustStore) -> Verification:
+    """:func:`verify_manifest`, failing closed: Forbidden (with the reason) unless the signature is good."""
+    result = verify_manifest(manifest, signature, trust)
+    if not result.ok:
+        raise Forbidden(f"{result.reason}: {result.message}", hint=result.hint)
+    return result

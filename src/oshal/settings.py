@@ -65,3 +65,16 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    secrets_backend: Literal["builtin", "vault"] = Field(
+        default="builtin", description="Where connector credentials live: Postgres (encrypted here) or Vault."
+    )
+    secrets_kek: SecretStr | None = Field(
+        default=None,
+        description="Key-encryption key for stored credentials: base64 of 32 random bytes; required outside dev "
+        "mode. Generate one with: python -c \"import os,base64;print(base64.b64encode(os.urandom(32)).decode())\"",
+    )
+    vault_url: str | None = Field(default=None, description="HashiCorp Vault address, e.g. https://vault:8200.")
+    vault_token: SecretStr | None = Field(default=None, description="Vault token with access to the KV v2 paths.")
+    vault_mount: str = Field(default="secret", description="Mount point of the KV v2 secrets engine.")
+    vault_prefix: str = Field(default="oshal", description="Path prefix under the mount for oshal's credentials.")

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from oshal.bots.harnesses import Harness, build_harness
 from oshal.bots.manifest import BotManifest
+from oshal.bots.tools import ToolClient
 from oshal.bots.worker import BotWorker, WorkerOptions
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
@@ -35,8 +36,18 @@ def read_credentials(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def read_bot_tokens(path: Path) -> dict[str, str]:
+    """``{bot: token}`` for the tool gateway, written by ``oshal up`` next to the Redis credentials."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read bot tokens {path}: {e}", hint="start nodes through `oshal up`") from e
+    return {str(k): str(v) for k, v in data.items()}
+
+
 class NodeHost:
-    def __init__(self, fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions) -> None:
+    def __init__(self, fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
+                 gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:
         missing = [name for name in fleet if name not in redis_urls]
         if missing:
             raise ConfigError(f"no Redis credentials for bot(s) {', '.join(missing)}",
@@ -44,7 +55,10 @@ class NodeHost:
         self.fleet = fleet
         self.redis_urls = redis_urls
         self.options = options
+        self.gateway_url = gateway_url
+        self.bot_tokens = bot_tokens or {}
         self.workers: list[BotWorker] = []
+        self._tool_clients: list[ToolClient] = []
         self._clients: list[Redis] = []
         self._harnesses: list[Harness] = []
 
@@ -55,8 +69,12 @@ class NodeHost:
             harness = build_harness(manifest)
             self._clients.append(client)
             self._harnesses.append(harness)
+            tools = None
+            if self.gateway_url and name in self.bot_tokens:
+                tools = ToolClient(self.gateway_url, self.bot_tokens[name])
+                self._tool_clients.append(tools)
             for replica in range(manifest.replicas):
-                self.workers.append(BotWorker(manifest, client, harness, self.options, replica))
+                self.workers.append(BotWorker(manifest, client, harness, self.options, replica, tools))
         log.info("node host running", bots=list(self.fleet), workers=len(self.workers))
         runs = [asyncio.create_task(w.run()) for w in self.workers]
         stopper = asyncio.create_task(stop.wait())
@@ -69,18 +87,21 @@ class NodeHost:
             await harness.aclose()
         for client in self._clients:
             await client.aclose()
+        for tool_client in self._tool_clients:
+            await tool_client.aclose()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
 
-def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions) -> None:
+def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
+             gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await NodeHost(fleet, redis_urls, options).run(stop)
+        await NodeHost(fleet, redis_urls, options, gateway_url, bot_tokens).run(stop)
 
     try:
         import uvloop

@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.bots.harnesses import Harness, HarnessError, Job
 from oshal.bots.manifest import BotManifest
+from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
 from oshal.mesh.consumer import Delivery, LaneConsumer
 from oshal.mesh.envelopes import Result
@@ -42,8 +43,9 @@ class WorkerOptions:
 
 class BotWorker:
     def __init__(self, manifest: BotManifest, redis: Redis, harness: Harness, options: WorkerOptions,
-                 replica: int = 0) -> None:
+                 replica: int = 0, tools: ToolClient | None = None) -> None:
         self.manifest = manifest
+        self.tools = tools
         self.harness = harness
         self.options = options
         self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{replica}"
@@ -134,7 +136,7 @@ class BotWorker:
                 deliveries=delivery.deliveries).encode()))
             return
         started = time.time()
-        job = Job(env.phase_id, env.attempt, env.input)
+        job = Job(env.phase_id, env.attempt, env.input, self.tools.session(env) if self.tools else None)
         try:
             outcome = await self.harness.run(job)
             result = Result(env, "done", outcome.output, None, outcome.calls, started, time.time(),

@@ -92,13 +92,15 @@ def node(
     fleet: Annotated[Path | None, typer.Option(help="Folder of bot manifests (default ./fleet).")] = None,
     bot: Annotated[list[str] | None, typer.Option(help="Run only these bots (repeatable).")] = None,
     credentials: Annotated[Path | None, typer.Option(help="JSON {bot: redis_url} from `oshal up`.")] = None,
+    tokens: Annotated[Path | None, typer.Option(help="JSON {bot: gateway token}; default: next to --credentials."
+                                                )] = None,
 ) -> None:
     """Run a node host: one bot (--bot NAME, one process per bot) or the whole fleet in one process.
 
     Without --credentials, a single bot may use OSHAL_REDIS_URL (its own ACL user's URL).
     """
     from oshal import logs
-    from oshal.bots.host import read_credentials, run_host
+    from oshal.bots.host import read_bot_tokens, read_credentials, run_host
     from oshal.bots.manifest import load_fleet, select
     from oshal.bots.worker import WorkerOptions
 
@@ -114,4 +116,6 @@ def node(
                           hint="pass --credentials (written by `oshal up`), or --bot NAME with OSHAL_REDIS_URL")
     options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
                             heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
-    run_host(manifests, urls, options)
+    token_file = tokens or (credentials.parent / "bot-tokens.json" if credentials else None)
+    bot_tokens = read_bot_tokens(token_file) if token_file and token_file.exists() else {}
+    run_host(manifests, urls, options, settings.api_url if bot_tokens else None, bot_tokens)

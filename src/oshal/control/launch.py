@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from oshal.bots.manifest import BotManifest, load_fleet
 from oshal.control.admin import AdminService
 from oshal.control.auth import Authenticator
+from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import register_fleet
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 from oshal.errors import ConfigError
@@ -23,6 +24,7 @@ from oshal.mesh import lanes
 from oshal.mesh.acl import provision_bot_user
 from oshal.mesh.keys import acl_user
 from oshal.mesh.redis import connect
+from oshal.mesh.signing import derive_key
 from oshal.secretfiles import read_or_create, secrets_dir, write_private
 from oshal.settings import Settings
 from oshal.store.db import Database
@@ -139,6 +141,8 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
         await admin.aclose()
     path = home / "run" / "bot-credentials.json"
     write_private(path, json.dumps(credentials))
+    tokens = BotTokens(derive_key(engines.dispatch_key, "bot-tokens"))
+    write_private(home / "run" / "bot-tokens.json", json.dumps({name: tokens.issue(name) for name in fleet}))
     engines.fleet, engines.bot_credentials = fleet, path
     return fleet
 

@@ -6,17 +6,25 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from oshal.connectors.broker import Broker
+from oshal.connectors.runtime import ConnectorRuntime
+from oshal.connectors.secrets.store import open_secret_store
+from oshal.connectors.trust import TrustStore
 from oshal.control.admin import AdminService
 from oshal.control.auth import Authenticator
+from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import BotRegistry
+from oshal.control.catalog import Catalog
 from oshal.control.collector import Collector
+from oshal.control.connector_service import ConnectorService
 from oshal.control.events import EventHub
+from oshal.control.gateway import ToolGateway
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
 from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
 from oshal.mesh.redis import connect
-from oshal.mesh.signing import DispatchSigner
+from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
@@ -51,6 +59,14 @@ class ControlPlane:
         self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer,
                                      max_input_bytes=s.max_input_bytes)
         self.prices = PriceTable(load_price_file(s.prices_file))
+        self.trust = TrustStore.in_home(s.home)
+        self.catalog = Catalog(self.db, self.trust)
+        self.secrets = open_secret_store(s, self.db)
+        self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"))
+        self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
+        self.connector_runtime = ConnectorRuntime()
+        self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
+                                   ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime))
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
@@ -65,6 +81,9 @@ class ControlPlane:
         await self.registry.refresh()
         await self.reload_prices()
         await self.events.start()
+        quarantined = await self.catalog.reverify()
+        if quarantined:
+            log.warning("connectors quarantined at start-up", connectors=quarantined)
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
         if self.components.collector:
@@ -103,5 +122,6 @@ class ControlPlane:
                     log.error("control loop ended with an error", error=str(task.exception()))
         self._tasks.clear()
         await self.events.stop()
+        await self.connector_runtime.aclose()
         await self.redis.aclose()
         await self.db.close()

@@ -85,7 +85,7 @@ class Supervisor:
         control_env = {**base, "OSHAL_API_DATABASE_URL": engines.api_url, "OSHAL_REDIS_URL": engines.redis_url,
                        "OSHAL_DISPATCH_KEY": engines.dispatch_key.decode()}
         # The node host gets no database URL and no admin Redis URL: only its bots' own credentials.
-        node_env = dict(base)
+        node_env = {**base, "OSHAL_API_URL": self.url_for(settings)}
         assert engines.bot_credentials is not None
         self.control = Supervised("control-plane", [
             python, "-m", "oshal.cli.main", "serve", "--host", settings.api_host, "--port", str(settings.api_port),
@@ -99,7 +99,11 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+        return self.url_for(self.settings)
+
+    @staticmethod
+    def url_for(settings: Settings) -> str:
+        return f"http://{settings.api_host}:{settings.api_port}"
 
     def start(self, ready_timeout_s: float = 60.0) -> None:
         for child in self.children:

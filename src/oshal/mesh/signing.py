@@ -23,3 +23,8 @@ class DispatchSigner:
 
     def verify(self, envelope: Envelope) -> bool:
         return hmac.compare_digest(self.sign(envelope), envelope.sig)
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """A separate key per purpose from the one control-plane secret, so no two uses share a key."""
+    return hmac.new(master, f"oshal:{purpose}".encode(), hashlib.sha256).digest()

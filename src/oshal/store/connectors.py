@@ -38,6 +38,41 @@ async def upsert_connector(conn: Conn, *, connector_id: str, version: str, publi
     return row
 
 
+async def quarantine(conn: Conn, connector_id: str, reason: str) -> None:
+    await conn.execute("UPDATE connectors SET state = 'quarantined', quarantine_reason = %s, updated_at = now() "
+                       "WHERE id = %s", (reason, connector_id))
+
+
+async def connection(conn: Conn, connector_id: str) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM connections WHERE connector_id = %s", (connector_id,))
+    return await cur.fetchone()
+
+
+async def connections(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM connections ORDER BY connector_id")
+    return await cur.fetchall()
+
+
+async def upsert_connection(conn: Conn, tenant_id: UUID, connector_id: str, secret_name: str,
+                            client_id: str | None) -> dict[str, Any]:
+    cur = await conn.execute(
+        "INSERT INTO connections (tenant_id, connector_id, secret_name, client_id) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (tenant_id, connector_id) DO UPDATE SET secret_name = EXCLUDED.secret_name, "
+        "client_id = EXCLUDED.client_id RETURNING *", (tenant_id, connector_id, secret_name, client_id))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def connection_health(conn: Conn, connector_id: str, *, ok: bool, error: str | None) -> None:
+    if ok:
+        await conn.execute("UPDATE connections SET last_success_at = now() WHERE connector_id = %s",
+                           (connector_id,))
+    else:
+        await conn.execute("UPDATE connections SET last_error_at = now(), last_error = %s WHERE connector_id = %s",
+                           ((error or "")[:500], connector_id))
+
+
 async def policy(conn: Conn, bot: str, connector_id: str, operation: str) -> str:
     cur = await conn.execute(
         "SELECT mode FROM tool_policies WHERE bot = %s AND connector_id = %s AND operation = %s",

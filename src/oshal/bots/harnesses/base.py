@@ -7,11 +7,14 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from oshal.bots.manifest import BotManifest
 from oshal.errors import ConfigError, OshalError
 from oshal.mesh.envelopes import CallUsage
+
+if TYPE_CHECKING:
+    from oshal.bots.tools import ToolSession
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -31,6 +34,7 @@ class Job:
     phase_id: str
     attempt: int
     input: Any
+    tools: ToolSession | None = None  # present when the node can reach the tool gateway
 
     def call_id(self, n: int) -> str:
         # Stable across redeliveries of the same attempt: a re-run records the same call, never a second.

@@ -25,12 +25,33 @@ class DeterministicHarness:
     async def run(self, job: Job) -> Outcome:
         if self._manifest.latency_ms:
             await asyncio.sleep(self._manifest.latency_ms / 1000)
+        if isinstance(job.input, dict) and "tool_calls" in job.input:
+            return await self._scripted_tools(job)
         try:
             output = self._intent(job.input)
         except HarnessError:
             raise
         except (TypeError, ValueError, AttributeError) as e:
             raise HarnessError(f"the {self._manifest.intent} intent cannot use this input: {e}") from e
+        read = self._persona_tokens + count_tokens(json.dumps(job.input, sort_keys=True))
+        written = count_tokens(json.dumps(output, sort_keys=True))
+        call = CallUsage(job.call_id(0), self._manifest.provider_name, self._manifest.model, read, written)
+        return Outcome(output, (call,))
+
+    async def _scripted_tools(self, job: Job) -> Outcome:
+        """Run the tool calls the ticket scripts, in order, so tool use is testable offline."""
+        script = job.input["tool_calls"]
+        if not isinstance(script, list) or not all(isinstance(step, dict) for step in script):
+            raise HarnessError("input.tool_calls must be a list of {connector, operation, arguments}")
+        if job.tools is None:
+            raise HarnessError("this node has no tool gateway configured", hint="start nodes through `oshal up`")
+        results = []
+        for step in script:
+            connector, operation = step.get("connector"), step.get("operation")
+            if not isinstance(connector, str) or not isinstance(operation, str):
+                raise HarnessError("each tool call needs a connector and an operation (strings)")
+            results.append(await job.tools.call(connector, operation, step.get("arguments") or {}))
+        output = {"tool_results": results}
         read = self._persona_tokens + count_tokens(json.dumps(job.input, sort_keys=True))
         written = count_tokens(json.dumps(output, sort_keys=True))
         call = CallUsage(job.call_id(0), self._manifest.provider_name, self._manifest.model, read, written)

@@ -1,0 +1,118 @@
+"""The connector catalog as operators use it: import drafts, review and enable operations, sign, quarantine.
+
+An imported connector starts as a ``draft`` with every operation disabled. Enabling a non-read operation needs
+an explicit ``allow_risky``. A connector becomes ``enabled`` only with a signature over its exact current
+manifest by a trusted publisher key; any later change to the manifest, or a key leaving the trust store,
+moves it to ``quarantined`` with the reason until it is re-signed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from oshal.connectors.importer import import_openapi
+from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.signing import Signature, verify_manifest
+from oshal.connectors.trust import TrustStore
+from oshal.errors import Conflict, Forbidden, Invalid, NotFound
+from oshal.logs import get_logger
+from oshal.store import connectors as repo
+from oshal.store.db import Database
+
+log = get_logger(__name__)
+
+
+def _manifest_of(row: Mapping[str, Any]) -> ConnectorManifest:
+    return ConnectorManifest.model_validate(row["manifest"])
+
+
+class Catalog:
+    def __init__(self, db: Database, trust: TrustStore) -> None:
+        self.db = db
+        self.trust = trust
+
+    async def _save(self, manifest: ConnectorManifest, state: str, signature: dict[str, Any] | None,
+                    reason: str | None = None) -> dict[str, Any]:
+        async with self.db.system() as conn:
+            return await repo.upsert_connector(
+                conn, connector_id=manifest.id, version=manifest.version, publisher=manifest.publisher,
+                category=manifest.category, title=manifest.title,
+                manifest=manifest.model_dump(mode="json", by_alias=True), digest=manifest.digest(), state=state,
+                signature=signature, quarantine_reason=reason)
+
+    async def get(self, connector_id: str) -> dict[str, Any]:
+        async with self.db.system() as conn:
+            row = await repo.connector(conn, connector_id)
+        if row is None:
+            raise NotFound(f"connector {connector_id!r} is not in the catalog",
+                           hint="list them with GET /v1/connectors")
+        return row
+
+    async def entries(self) -> list[dict[str, Any]]:
+        async with self.db.system() as conn:
+            return await repo.connectors(conn)
+
+    async def import_document(self, document: Mapping[str, Any], *, connector_id: str | None, publisher: str,
+                              category: str, origin: str, replace: bool) -> dict[str, Any]:
+        manifest = import_openapi(document, connector_id=connector_id, publisher=publisher, category=category,
+                                  source=origin)
+        async with self.db.system() as conn:
+            existing = await repo.connector(conn, manifest.id)
+        if existing is not None and not replace:
+            raise Conflict(f"connector {manifest.id!r} is already in the catalog ({existing['state']})",
+                           hint="pick another id, or re-import with replace to turn it back into a draft")
+        return await self._save(manifest, "draft", None)
+
+    async def set_operations(self, connector_id: str, *, enable: Iterable[str], disable: Iterable[str],
+                             allow_risky: bool) -> dict[str, Any]:
+        """Change which operations are enabled; the connector goes back to draft until it is signed again."""
+        manifest = _manifest_of(await self.get(connector_id))
+        on, off = set(enable), set(disable)
+        unknown = (on | off) - {op.name for op in manifest.operations}
+        if unknown:
+            raise Invalid(f"connector {connector_id!r} has no operation(s) {', '.join(sorted(unknown))}")
+        risky = sorted(op.name for op in manifest.operations if op.name in on and op.risk != "read")
+        if risky and not allow_risky:
+            raise Forbidden(f"enabling {', '.join(risky)} lets bots change things (risk: not read-only)",
+                            hint="confirm with allow_risky, after reviewing each operation")
+        operations = tuple(
+            op.model_copy(update={"enabled": (op.enabled or op.name in on) and op.name not in off})
+            for op in manifest.operations)
+        changed = manifest.model_copy(update={"operations": operations})
+        return await self._save(changed, "draft", None)
+
+    async def attach_signature(self, connector_id: str, signature: Mapping[str, Any]) -> dict[str, Any]:
+        """Enable a connector with a signature over its current manifest; refuses anything less."""
+        manifest = _manifest_of(await self.get(connector_id))
+        try:
+            parsed = Signature.from_dict(dict(signature))
+        except (ValueError, TypeError, KeyError) as e:
+            raise Invalid(f"not a connector signature: {e}", hint="use the .sig.json from oshal connector sign") from e
+        verdict = verify_manifest(manifest, parsed, self.trust)
+        if not verdict.ok:
+            raise Forbidden(f"{verdict.reason}: {verdict.message}", hint=verdict.hint)
+        return await self._save(manifest, "enabled", parsed.to_dict())
+
+    async def reverify(self) -> list[str]:
+        """Quarantine enabled connectors whose manifest or signer no longer checks out; returns their ids."""
+        quarantined = []
+        for row in await self.entries():
+            if row["state"] != "enabled":
+                continue
+            try:
+                manifest = _manifest_of(row)
+                verdict = verify_manifest(manifest, Signature.from_dict(row["signature"] or {}), self.trust)
+                reason = None if verdict.ok and row["digest"] == manifest.digest() else (
+                    f"{verdict.reason}: {verdict.message}" if not verdict.ok else "stored digest is stale")
+            except (ValidationError, ValueError, TypeError, KeyError) as e:
+                manifest, reason = None, f"manifest or signature unreadable: {e}"
+            if reason is None:
+                continue
+            async with self.db.system() as conn:
+                await repo.quarantine(conn, str(row["id"]), reason[:500])
+            log.warning("connector quarantined", connector=row["id"], reason=reason)
+            quarantined.append(str(row["id"]))
+        return quarantined

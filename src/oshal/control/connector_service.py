@@ -1,0 +1,65 @@
+"""The connector service: redeems a grant, resolves the tenant's credential in this process, calls the API.
+
+The credential never leaves this module: not in results, errors, logs, streams or the grant records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oshal.connectors.broker import Broker, GrantRequest
+from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.runtime import ConnectorRuntime, Credential
+from oshal.connectors.secrets.store import SecretStore
+from oshal.errors import Forbidden, OshalError
+from oshal.logs import get_logger
+from oshal.store import connectors as repo
+from oshal.store.db import Database
+
+log = get_logger(__name__)
+
+
+class ConnectorService:
+    def __init__(self, db: Database, broker: Broker, secrets: SecretStore, runtime: ConnectorRuntime) -> None:
+        self.db = db
+        self.broker = broker
+        self.secrets = secrets
+        self.runtime = runtime
+
+    async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
+        grant_id = await self.broker.redeem(grant_token, request)
+        async with self.db.tenant(request.tenant_id) as conn:
+            row = await repo.connector(conn, request.connector_id)
+            connection = await repo.connection(conn, request.connector_id)
+        if row is None:
+            raise Forbidden(f"connector {request.connector_id!r} left the catalog")
+        manifest = ConnectorManifest.model_validate(row["manifest"])
+        credential = await self._credential(request, manifest, connection)
+        try:
+            result = await self.runtime.call(manifest, request.operation, request.arguments, credential)
+        except OshalError as e:
+            await self._health(request, ok=False, error=e.message)
+            await self.broker.record_outcome(request.tenant_id, grant_id, f"error: {e.code}")
+            raise
+        ok = result.status < 400
+        await self._health(request, ok=ok, error=None if ok else f"HTTP {result.status}")
+        await self.broker.record_outcome(request.tenant_id, grant_id, str(result.status))
+        log.info("tool call", connector=request.connector_id, operation=request.operation, status=result.status,
+                 ticket=str(request.ticket_id), bot=request.bot)
+        return {"connector": request.connector_id, "operation": request.operation, "status": result.status,
+                "data": result.data, "pages": result.pages, "truncated": result.truncated}
+
+    async def _credential(self, request: GrantRequest, manifest: ConnectorManifest,
+                          connection: dict[str, Any] | None) -> Credential | None:
+        kinds = [scheme.kind for scheme in manifest.auth if scheme.kind != "none"]
+        if not kinds:
+            return None
+        if connection is None:
+            raise Forbidden(f"tenant has no connection for connector {request.connector_id!r}",
+                            hint="an operator adds one: POST /v1/connections")
+        secret = await self.secrets.get(request.tenant_id, str(connection["secret_name"]))
+        return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
+
+    async def _health(self, request: GrantRequest, *, ok: bool, error: str | None) -> None:
+        async with self.db.tenant(request.tenant_id) as conn:
+            await repo.connection_health(conn, request.connector_id, ok=ok, error=error)

@@ -1,0 +1,199 @@
+"""/v1/connectors, /v1/connections, tool policies, /v1/approvals, /v1/grants and the bot tool gateway."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from oshal.connectors.secrets.store import SecretStore
+from oshal.control.deps import Caller, Operator, Plane
+from oshal.control.gateway import ToolCall
+from oshal.errors import NotFound
+from oshal.mesh.envelopes import Envelope
+from oshal.store import connectors as repo
+
+router = APIRouter(prefix="/v1", tags=["connectors"])
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImportRequest(_In):
+    document: dict[str, Any] = Field(description="An OpenAPI 3.x or Swagger 2.0 document, parsed.")
+    origin: str = Field(default="", max_length=2000, description="Where it came from (file or URL).")
+    id: str | None = Field(default=None, max_length=63)
+    publisher: str = Field(default="imported", min_length=1, max_length=100)
+    category: str = "other"
+    replace: bool = False
+
+
+class OperationsChange(_In):
+    enable: list[str] = Field(default_factory=list, max_length=1000)
+    disable: list[str] = Field(default_factory=list, max_length=1000)
+    allow_risky: bool = Field(default=False, description="Required to enable write, money or destructive ops.")
+
+
+class SignatureIn(_In):
+    signature: dict[str, Any]
+
+
+class ConnectionIn(_In):
+    connector: str = Field(min_length=1, max_length=63)
+    secret: str = Field(min_length=1, max_length=16_000, description="API key, token or client secret.")
+    client_id: str | None = Field(default=None, max_length=500)
+
+
+class PolicyIn(_In):
+    connector: str = Field(min_length=1, max_length=63)
+    operation: str = Field(min_length=1, max_length=128)
+    mode: Literal["auto", "ask", "off"]
+
+
+class Decision(_In):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class WireEnvelope(_In):
+    t: str
+    p: str
+    a: int
+    n: str
+    b: str
+    g: str
+
+
+class ToolCallIn(_In):
+    envelope: WireEnvelope
+    connector: str = Field(min_length=1, max_length=63)
+    operation: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    operations = row["manifest"].get("operations", [])
+    return {"id": row["id"], "version": row["version"], "publisher": row["publisher"], "category": row["category"],
+            "title": row["title"], "state": row["state"], "quarantine_reason": row["quarantine_reason"],
+            "operations": len(operations), "enabled_operations": sum(1 for op in operations if op.get("enabled")),
+            "digest": row["digest"], "signed": row["signature"] is not None, "updated_at": row["updated_at"]}
+
+
+@router.get("/connectors")
+async def list_connectors(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+    return [_summary(row) for row in await cp.catalog.entries()]
+
+
+@router.get("/connectors/{connector_id}")
+async def show_connector(connector_id: str, cp: Plane, who: Caller) -> dict[str, Any]:
+    row = await cp.catalog.get(connector_id)
+    return {**_summary(row), "manifest": row["manifest"], "signature": row["signature"]}
+
+
+@router.post("/connectors/import", status_code=201)
+async def import_connector(body: ImportRequest, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Import an API description as a draft connector: every operation disabled until reviewed."""
+    row = await cp.catalog.import_document(body.document, connector_id=body.id, publisher=body.publisher,
+                                           category=body.category, origin=body.origin, replace=body.replace)
+    return _summary(row)
+
+
+@router.post("/connectors/{connector_id}/operations")
+async def change_operations(connector_id: str, body: OperationsChange, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Enable or disable operations; the connector returns to draft until it is signed again."""
+    return _summary(await cp.catalog.set_operations(connector_id, enable=body.enable, disable=body.disable,
+                                                    allow_risky=body.allow_risky))
+
+
+@router.post("/connectors/{connector_id}/signature")
+async def sign_connector(connector_id: str, body: SignatureIn, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Enable a connector with a publisher's signature over its current manifest (checked against trust)."""
+    return _summary(await cp.catalog.attach_signature(connector_id, body.signature))
+
+
+@router.post("/connectors/verify")
+async def verify_connectors(cp: Plane, who: Operator) -> dict[str, list[str]]:
+    """Re-check every enabled connector; changed or untrusted ones are quarantined."""
+    return {"quarantined": await cp.catalog.reverify()}
+
+
+@router.post("/connections", status_code=201)
+async def add_connection(body: ConnectionIn, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Store this tenant's credential for a connector (encrypted at rest) and link it. Never returned."""
+    await cp.catalog.get(body.connector)
+    secrets: SecretStore = cp.secrets
+    name = f"connector.{body.connector}"
+    await secrets.put(who.tenant_id, name, body.secret)
+    async with cp.db.tenant(who.tenant_id) as conn:
+        row = await repo.upsert_connection(conn, who.tenant_id, body.connector, name, body.client_id)
+    return {k: v for k, v in row.items() if k != "tenant_id"}
+
+
+@router.get("/connections")
+async def list_connections(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+    """Connections with credential health: last success, last error. Never the credential."""
+    async with cp.db.tenant(who.tenant_id) as conn:
+        return [{k: v for k, v in row.items() if k != "tenant_id"} for row in await repo.connections(conn)]
+
+
+@router.put("/bots/{bot}/tools")
+async def set_tool_policy(bot: str, body: PolicyIn, cp: Plane, who: Operator) -> dict[str, str]:
+    """A bot's policy for one operation: auto, ask (needs an approval per call) or off (the default)."""
+    await cp.registry.require({bot})
+    manifest = (await cp.catalog.get(body.connector))["manifest"]
+    if not any(op["name"] == body.operation for op in manifest.get("operations", [])):
+        raise NotFound(f"connector {body.connector!r} has no operation {body.operation!r}")
+    async with cp.db.tenant(who.tenant_id) as conn:
+        await repo.set_policy(conn, who.tenant_id, bot, body.connector, body.operation, body.mode, who.key_id)
+    return {"bot": bot, "connector": body.connector, "operation": body.operation, "mode": body.mode}
+
+
+@router.get("/bots/{bot}/tools")
+async def list_tool_policies(bot: str, cp: Plane, who: Caller) -> list[dict[str, Any]]:
+    async with cp.db.tenant(who.tenant_id) as conn:
+        return [{k: v for k, v in row.items() if k != "tenant_id"} for row in await repo.policies(conn, bot)]
+
+
+@router.get("/approvals")
+async def list_approvals(cp: Plane, who: Caller,
+                         status: Annotated[Literal["pending", "approved", "rejected"] | None, Query()] = None,
+                         ) -> list[dict[str, Any]]:
+    async with cp.db.tenant(who.tenant_id) as conn:
+        return await repo.approvals(conn, status)
+
+
+async def _decide(cp: Any, who: Any, approval_id: UUID, status: str, reason: str | None) -> dict[str, Any]:
+    async with cp.db.tenant(who.tenant_id) as conn:
+        row = await repo.decide(conn, approval_id, status, who.key_id, reason)
+    if row is None:
+        raise NotFound(f"no pending approval {approval_id}", hint="list them with GET /v1/approvals?status=pending")
+    return dict(row)
+
+
+@router.post("/approvals/{approval_id}/approve")
+async def approve(approval_id: UUID, cp: Plane, who: Operator, body: Decision | None = None) -> dict[str, Any]:
+    return await _decide(cp, who, approval_id, "approved", body.reason if body else None)
+
+
+@router.post("/approvals/{approval_id}/reject")
+async def reject(approval_id: UUID, body: Decision, cp: Plane, who: Operator) -> dict[str, Any]:
+    return await _decide(cp, who, approval_id, "rejected", body.reason)
+
+
+@router.get("/grants")
+async def list_grants(cp: Plane, who: Caller, ticket: Annotated[UUID | None, Query()] = None) -> list[dict[str, Any]]:
+    """Every grant issued (and whether it was redeemed, with what outcome)."""
+    async with cp.db.tenant(who.tenant_id) as conn:
+        return await repo.grants(conn, ticket)
+
+
+@router.post("/tools/call")
+async def call_tool(body: ToolCallIn, cp: Plane,
+                    x_oshal_bot_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """The bot tool gateway. Authenticated by the bot's own token and the envelope it was dispatched."""
+    e = body.envelope
+    envelope = Envelope(e.t, e.p, e.a, e.n, e.b, None, e.g)
+    return await cp.gateway.call(x_oshal_bot_token, ToolCall(envelope, body.connector, body.operation,
+                                                             body.arguments))

@@ -25,13 +25,14 @@ class ToolClient:
     def session(self, envelope: Envelope) -> ToolSession:
         return ToolSession(self, envelope)
 
-    async def call(self, envelope: Envelope, connector: str, operation: str,
-                   arguments: Mapping[str, Any]) -> dict[str, Any]:
-        body = {"envelope": {"t": envelope.ticket_id, "p": envelope.phase_id, "a": envelope.attempt,
-                             "n": envelope.tenant_id, "b": envelope.bot, "g": envelope.sig},
-                "connector": connector, "operation": operation, "arguments": dict(arguments)}
+    @staticmethod
+    def _wire(envelope: Envelope) -> dict[str, Any]:
+        return {"t": envelope.ticket_id, "p": envelope.phase_id, "a": envelope.attempt, "n": envelope.tenant_id,
+                "b": envelope.bot, "g": envelope.sig}
+
+    async def _post(self, path: str, body: dict[str, Any], what: str) -> Any:
         try:
-            response = await self._http.post("/v1/tools/call", json=body)
+            response = await self._http.post(path, json=body)
         except httpx.HTTPError as e:
             raise HarnessError(f"tool gateway unreachable: {type(e).__name__}", retryable=True) from e
         if response.status_code >= 400:
@@ -39,9 +40,21 @@ class ToolClient:
                 error = response.json()
             except ValueError:
                 error = {"message": response.text[:200]}
-            raise HarnessError(f"tool call {connector}.{operation} refused: {error.get('message', '')}",
-                               hint=error.get("hint"), retryable=response.status_code >= 500)
-        result: dict[str, Any] = response.json()
+            raise HarnessError(f"{what} refused: {error.get('message', '')}", hint=error.get("hint"),
+                               retryable=response.status_code >= 500)
+        return response.json()
+
+    async def list(self, envelope: Envelope) -> list[dict[str, Any]]:
+        """The tools this bot may use for this delivery: connector, operation, description, JSON schema."""
+        tools: list[dict[str, Any]] = await self._post("/v1/tools/list", {"envelope": self._wire(envelope)},
+                                                       "tool listing")
+        return tools
+
+    async def call(self, envelope: Envelope, connector: str, operation: str,
+                   arguments: Mapping[str, Any]) -> dict[str, Any]:
+        body = {"envelope": self._wire(envelope), "connector": connector, "operation": operation,
+                "arguments": dict(arguments)}
+        result: dict[str, Any] = await self._post("/v1/tools/call", body, f"tool call {connector}.{operation}")
         return result
 
     async def aclose(self) -> None:
@@ -55,6 +68,9 @@ class ToolSession:
         self._client = client
         self._envelope = envelope
         self.calls = 0
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._client.list(self._envelope)
 
     async def call(self, connector: str, operation: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         if self.calls >= MAX_TOOL_CALLS:

@@ -14,14 +14,32 @@ from typing import Any
 from uuid import UUID
 
 from oshal.connectors.broker import Broker, GrantRequest
+from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_service import ConnectorService
 from oshal.errors import Conflict, Forbidden, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
+from oshal.store import connectors as connectors_repo
 from oshal.store import tickets as tickets_repo
 from oshal.store.db import Database
 from oshal.types import TERMINAL_STATUSES
+
+
+def flat_parameters(op: Operation) -> dict[str, Any]:
+    """One JSON schema object for a model: each path/query/header parameter by name, the body as ``body``."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for param in op.parameters:
+        properties[param.name] = {**param.json_schema, **({"description": param.description} if param.description
+                                                          else {})}
+        if param.required:
+            required.append(param.name)
+    if op.body_schema is not None:
+        properties["body"] = op.body_schema
+        if op.body_required:
+            required.append("body")
+    return {"type": "object", "properties": properties, "required": required}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +59,9 @@ class ToolGateway:
         self.broker = broker
         self.connectors = connectors
 
-    async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
+    async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
+        """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
         bot = self.tokens.verify(bot_token)
-        env = call.envelope
         if env.bot != bot or not self.signer.verify(env):
             raise Forbidden("this bot was not dispatched that ticket", hint="call tools only for the envelope you hold")
         tenant, ticket = UUID(env.tenant_id), UUID(env.ticket_id)
@@ -52,6 +70,27 @@ class ToolGateway:
             raise NotFound(f"ticket {ticket} not found")
         if rows[0]["status"] in TERMINAL_STATUSES:
             raise Conflict(f"ticket {ticket} is {rows[0]['status']}; its tools are closed")
+        return bot, tenant, ticket
+
+    async def tools(self, bot_token: str | None, env: Envelope) -> list[dict[str, Any]]:
+        """The operations this bot may call for this ticket (policy auto or ask, connector enabled), as tools."""
+        bot, tenant, _ = await self._authenticate(bot_token, env)
+        async with self.db.tenant(tenant) as conn:
+            policies = [p for p in await connectors_repo.policies(conn, bot) if p["mode"] in ("auto", "ask")]
+            rows = {row["id"]: row for row in await connectors_repo.connectors(conn) if row["state"] == "enabled"}
+        tools = []
+        for policy in policies:
+            row = rows.get(policy["connector_id"])
+            op = ConnectorManifest.model_validate(row["manifest"]).operation(policy["operation"]) if row else None
+            if op is None or not op.enabled:
+                continue
+            tools.append({"connector": policy["connector_id"], "operation": op.name, "mode": policy["mode"],
+                          "risk": op.risk, "description": (op.summary or op.description)[:1000],
+                          "parameters": flat_parameters(op)})
+        return tools
+
+    async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
+        bot, tenant, ticket = await self._authenticate(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
         grant = await self.broker.issue(request)
         return await self.connectors.execute(grant.token, request)

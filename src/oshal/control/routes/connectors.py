@@ -189,6 +189,18 @@ async def list_grants(cp: Plane, who: Caller, ticket: Annotated[UUID | None, Que
         return await repo.grants(conn, ticket)
 
 
+class ToolListIn(_In):
+    envelope: WireEnvelope
+
+
+@router.post("/tools/list")
+async def list_tools(body: ToolListIn, cp: Plane,
+                     x_oshal_bot_token: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
+    """The tools this bot may use for the ticket in its envelope: connector, operation, JSON schema."""
+    e = body.envelope
+    return await cp.gateway.tools(x_oshal_bot_token, Envelope(e.t, e.p, e.a, e.n, e.b, None, e.g))
+
+
 @router.post("/tools/call")
 async def call_tool(body: ToolCallIn, cp: Plane,
                     x_oshal_bot_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:

@@ -139,11 +139,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     node_thread = LoopThread("node-host")
     node_stop = asyncio.Event()
     fleet = {n: m for n, m in load_fleet(fleet_dir).items() if n in IN_PROCESS_BOTS}
-    from oshal.bots.host import read_credentials
+    from oshal.bots.host import read_bot_tokens, read_credentials
 
     creds = read_credentials(home / "run" / "bot-credentials.json")
     host = NodeHost(fleet, {n: creds[n] for n in fleet},
-                    WorkerOptions(claim_idle_ms=1000, max_deliveries=3, heartbeat_ttl_s=2, drain_timeout_s=5))
+                    WorkerOptions(claim_idle_ms=1000, max_deliveries=3, heartbeat_ttl_s=2, drain_timeout_s=5),
+                    gateway_url=url, bot_tokens=read_bot_tokens(home / "run" / "bot-tokens.json"))
     node_done = asyncio.run_coroutine_threadsafe(host.run(node_stop), node_thread.loop)
 
     pf = Platform(settings, engines, url, admin_key, home, plane, plane_thread, node_stop, node_thread)

@@ -84,6 +84,19 @@ class Catalog:
         changed = manifest.model_copy(update={"operations": operations})
         return await self._save(changed, "draft", None)
 
+    async def configure(self, connector_id: str, *, base_url: str | None,
+                        allow_private_network: bool | None) -> dict[str, Any]:
+        """Point a connector at its real server (e.g. fill in a store hash); back to draft until re-signed."""
+        manifest = _manifest_of(await self.get(connector_id))
+        update: dict[str, Any] = {}
+        if base_url is not None:
+            if not base_url.startswith(("https://", "http://")):
+                raise Invalid(f"base_url {base_url!r} must be an http(s) URL")
+            update["base_url"] = base_url
+        if allow_private_network is not None:
+            update["allow_private_network"] = allow_private_network
+        return await self._save(manifest.model_copy(update=update), "draft", None)
+
     async def attach_signature(self, connector_id: str, signature: Mapping[str, Any]) -> dict[str, Any]:
         """Enable a connector with a signature over its current manifest; refuses anything less."""
         manifest = _manifest_of(await self.get(connector_id))

@@ -37,6 +37,12 @@ class OperationsChange(_In):
     allow_risky: bool = Field(default=False, description="Required to enable write, money or destructive ops.")
 
 
+class ConnectorSettings(_In):
+    base_url: str | None = Field(default=None, max_length=2000)
+    allow_private_network: bool | None = Field(
+        default=None, description="Allow loopback/private addresses (on-premises APIs); off by default.")
+
+
 class SignatureIn(_In):
     signature: dict[str, Any]
 
@@ -105,6 +111,13 @@ async def change_operations(connector_id: str, body: OperationsChange, cp: Plane
     """Enable or disable operations; the connector returns to draft until it is signed again."""
     return _summary(await cp.catalog.set_operations(connector_id, enable=body.enable, disable=body.disable,
                                                     allow_risky=body.allow_risky))
+
+
+@router.patch("/connectors/{connector_id}")
+async def configure_connector(connector_id: str, body: ConnectorSettings, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Change where a connector points; it returns to draft until it is signed again."""
+    return _summary(await cp.catalog.configure(connector_id, base_url=body.base_url,
+                                               allow_private_network=body.allow_private_network))
 
 
 @router.post("/connectors/{connector_id}/signature")

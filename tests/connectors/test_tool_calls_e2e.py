@@ -1,0 +1,185 @@
+"""A bot's ticket calls a connector end to end: API -> lane -> bot -> tool gateway -> broker -> runtime -> API.
+
+The store's API key is a canary: after the run it must appear nowhere but inside the encrypted credential,
+not in Redis, ticket results, attempts, the ledger, grants, API responses or logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as sync_redis
+
+from conftest import Platform, TenantClient, make_tenant, wait_done
+from external.fake_shop import FakeShop
+from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
+from oshal.connectors.trust import TrustStore
+from oshal.mesh.envelopes import Envelope
+from oshal.mesh.keys import lane_stream
+
+CANARY = "canary-shop-key-7f3a9c1e5b"
+
+SHOP_SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Demo Shop", "version": "3.0"},
+    "servers": [{"url": "https://shop.example.com/v3"}],
+    "components": {"securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}}},
+    "security": [{"token": []}],
+    "paths": {
+        "/catalog/products": {"get": {
+            "operationId": "listProducts", "summary": "List products",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {"200": {"description": "ok"}}}},
+        "/orders": {"post": {
+            "operationId": "createOrder", "summary": "Create an order",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}}}}},
+            "responses": {"201": {"description": "created"}}}},
+    },
+}
+
+
+@pytest.fixture
+def shop() -> Iterator[FakeShop]:
+    with FakeShop(api_key=CANARY) as server:
+        yield server
+
+
+def _enable_shop(platform: Platform, shop: FakeShop, ops: list[str]) -> None:
+    """The operator's path: import, point at the server, enable operations, sign, trust, enable, connect."""
+    admin = platform.client()
+    imported = admin.post("/v1/connectors/import", json={"document": SHOP_SPEC, "id": "shop", "publisher": "acme",
+                                                          "category": "commerce", "origin": "test"})
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["operations"] == 2 and imported.json()["state"] == "draft"
+    assert admin.patch("/v1/connectors/shop", json={"base_url": f"{shop.root}/v3",
+                                                    "allow_private_network": True}).status_code == 200
+    risky = admin.post("/v1/connectors/shop/operations", json={"enable": ops})
+    if "createOrder" in ops:
+        assert risky.status_code == 403 and "allow_risky" in risky.json()["hint"]
+        risky = admin.post("/v1/connectors/shop/operations", json={"enable": ops, "allow_risky": True})
+    assert risky.status_code == 200 and risky.json()["enabled_operations"] == len(ops)
+    manifest = ConnectorManifest.model_validate(admin.get("/v1/connectors/shop").json()["manifest"])
+    private, public = generate_keypair()
+    TrustStore.in_home(platform.home).trust("acme", public_key_text(public))
+    signature = sign_manifest(manifest, private_key_pem(private), "acme")
+    enabled = admin.post("/v1/connectors/shop/signature", json={"signature": signature.to_dict()})
+    assert enabled.status_code == 200 and enabled.json()["state"] == "enabled", enabled.text
+
+
+def _connect(platform: Platform, tenant: TenantClient, modes: dict[str, str]) -> None:
+    ops = TenantClient(tenant.tenant_id, tenant.name, tenant.key, tenant.http)
+    response = ops.http.post("/v1/connections", json={"connector": "shop", "secret": CANARY})
+    assert response.status_code == 201 and CANARY not in response.text
+    for operation, mode in modes.items():
+        assert ops.http.put("/v1/bots/echo/tools", json={"connector": "shop", "operation": operation,
+                                                          "mode": mode}).status_code == 200
+
+
+def _everything_in_redis(platform: Platform) -> str:
+    r: sync_redis.Redis = platform.redis_admin()
+    chunks = []
+    for key in r.scan_iter(count=1000):
+        kind = r.type(key)
+        if kind == b"stream":
+            chunks.extend(repr(entry) for entry in r.xrange(key))
+        elif kind == b"string":
+            chunks.append(repr(r.get(key)))
+    r.close()
+    return "\n".join(chunks)
+
+
+def _everything_in_postgres(platform: Platform) -> str:
+    with platform.superuser() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
+        return "\n".join(str(row[0]) for table in tables
+                         for row in conn.execute(f"SELECT row_to_json(t)::text FROM {table} t").fetchall())
+
+
+def test_a_ticket_calls_a_connector_and_the_credential_never_leaks(
+        platform: Platform, shop: FakeShop, capfd: pytest.CaptureFixture[str]) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    _enable_shop(platform, shop, ["listProducts"])
+    _connect(platform, ops, {"listProducts": "auto"})
+
+    script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 2}}]}
+    ticket = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert ticket["status"] == "done", ticket
+    [result] = ticket["result"]["tool_results"]
+    assert result["status"] == 200 and result["connector"] == "shop" and result["operation"] == "listProducts"
+    requests = shop.api_requests
+    assert len(requests) == result["pages"] >= 2  # the runtime followed the store's Link pagination
+    items = result["data"]["data"]
+    assert [p["id"] for p in items] == list(range(1, len(items) + 1)) and len(items) > 2  # every page, in order
+    assert all(r.headers["x-auth-token"] == CANARY and r.query["limit"] == ["2"] for r in requests)
+
+    grants = ops.http.get("/v1/grants", params={"ticket": ticket["id"]}).json()
+    assert len(grants) == 1 and grants[0]["redeemed_at"] is not None and grants[0]["outcome"] == "200"
+    connection = ops.http.get("/v1/connections").json()
+    assert connection[0]["last_success_at"] is not None and connection[0]["last_error"] is None
+
+    responses = [ops.http.get(path).text for path in (
+        f"/v1/tickets/{ticket['id']}", "/v1/ledger", "/v1/connections", "/v1/grants", "/v1/connectors/shop",
+        "/v1/approvals", "/v1/bots/echo/tools")]
+    assert all(CANARY not in body for body in responses)
+    assert CANARY not in _everything_in_redis(platform)
+    assert CANARY not in _everything_in_postgres(platform)  # the credential is only there encrypted
+    out, err = capfd.readouterr()
+    assert CANARY not in out and CANARY not in err
+
+
+def test_policy_and_approvals_gate_the_call(platform: Platform, shop: FakeShop) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    _enable_shop(platform, shop, ["listProducts", "createOrder"])
+    _connect(platform, ops, {"createOrder": "ask"})
+    order = {"tool_calls": [{"connector": "shop", "operation": "createOrder", "arguments": {"body": {"sku": "A-1"}}}]}
+
+    off = ops.http.post("/v1/tickets", params={"wait": 20}, json={
+        "bot": "echo", "input": {"tool_calls": [{"connector": "shop", "operation": "listProducts"}]}}).json()
+    assert off["status"] == "failed" and "tool policy off" in off["error"]
+
+    first = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": order}).json()
+    assert first["status"] == "failed" and "needs an approval" in first["error"]
+    [pending] = ops.http.get("/v1/approvals", params={"status": "pending"}).json()
+    assert pending["arguments"] == {"body": {"sku": "A-1"}} and pending["ticket_id"] == first["id"]
+    assert shop.api_requests == []  # nothing reached the store without the approval
+    assert ops.http.post(f"/v1/approvals/{pending['id']}/approve").status_code == 200
+    assert ops.http.post(f"/v1/tickets/{first['id']}/requeue").status_code == 200
+    done = wait_done(ops.http, first["id"])
+    assert done["status"] == "done" and done["result"]["tool_results"][0]["status"] == 201
+    assert [r.body for r in shop.api_requests] == [{"sku": "A-1"}]
+
+
+def test_the_gateway_refuses_bad_bot_identities_and_envelopes(platform: Platform, shop: FakeShop) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    _enable_shop(platform, shop, ["listProducts"])
+    _connect(platform, ops, {"listProducts": "auto"})
+    tid = ops.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
+    r = platform.redis_admin()
+    [(_, fields)] = r.xrange(lane_stream("idle"))
+    r.close()
+    env = Envelope.decode(fields)
+    tokens = json.loads((platform.home / "run" / "bot-tokens.json").read_text())
+    wire = {"t": env.ticket_id, "p": env.phase_id, "a": env.attempt, "n": env.tenant_id, "b": env.bot, "g": env.sig}
+    call = {"envelope": wire, "connector": "shop", "operation": "listProducts", "arguments": {}}
+
+    def post(token: str | None, body: dict[str, Any]) -> httpx.Response:
+        headers = {"X-Oshal-Bot-Token": token} if token else {}
+        return httpx.post(f"{platform.url}/v1/tools/call", json=body, headers=headers)
+
+    assert post(None, call).status_code == 401
+    assert post("idle.forged", call).status_code == 401
+    assert post(tokens["echo"], call).status_code == 403  # echo was not dispatched this ticket
+    forged = {**call, "envelope": {**wire, "n": ops.tenant_id.replace(ops.tenant_id[-4:], "0000")}}
+    assert post(tokens["idle"], forged).status_code == 403  # tenant rewritten: the signature breaks
+    refused = post(tokens["idle"], call)
+    assert refused.status_code == 403 and "tool policy off" in refused.json()["message"]  # idle has no policy
+    assert ops.http.post(f"/v1/tickets/{tid}/cancel").status_code == 200
+    assert post(tokens["idle"], call).status_code == 409  # closed tickets call nothing
+    assert shop.api_requests == []

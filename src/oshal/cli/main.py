@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import admin, connectors, fleet, platform, tickets
+from oshal.cli import admin, catalog, connectors, fleet, platform, tickets
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
@@ -24,6 +24,7 @@ tickets.register(app)
 admin.register(app)
 fleet.register(app)
 connectors.register(app)
+catalog.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,197 @@
+"""Connector catalog commands that talk to the API: import, list, show, enable, configure, publish a signature;
+plus tool policies, approvals and connections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from oshal.cli.client import Client, JsonFlag, emit_json, out
+from oshal.cli.connectors import connector_app
+from oshal.connectors.importer import load_document
+from oshal.errors import Invalid
+
+approval_app = typer.Typer(name="approval", no_args_is_help=True, help="Approve or reject `ask` tool calls.")
+connection_app = typer.Typer(name="connection", no_args_is_help=True, help="Tenant credentials for connectors.")
+
+
+def _report(row: Any, as_json: bool, message: str) -> None:
+    if as_json:
+        emit_json(row)
+    else:
+        out.print(message)
+
+
+def _show(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(row)
+        return
+    state = row["state"] + (f" ({row['quarantine_reason']})" if row.get("quarantine_reason") else "")
+    out.print(f"[bold]{escape(row['id'])}[/] {escape(row['version'])} by {escape(row['publisher'])} — "
+              f"{row['category']}, {escape(state)}, {row['operations']} operations "
+              f"({row['enabled_operations']} enabled)")
+
+
+@connector_app.command("import")
+def import_connector(
+    source: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="OpenAPI 3.x / Swagger 2.0, JSON or YAML.")],
+    connector_id: Annotated[str | None, typer.Option("--id", help="Connector id (default: from the title).")] = None,
+    publisher: Annotated[str, typer.Option(help="Publisher recorded in the manifest.")] = "imported",
+    category: Annotated[str, typer.Option(help="commerce, travel, media, finance, ops, ...")] = "other",
+    replace: Annotated[bool, typer.Option(help="Turn an existing connector back into a draft.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import an API description as a draft connector (every operation disabled) and print its id."""
+    document, origin = load_document(source)
+    with Client.from_settings() as api:
+        row = api.post("/v1/connectors/import", {"document": document, "origin": origin, "id": connector_id,
+                                                 "publisher": publisher, "category": category, "replace": replace})
+    _show(row, as_json)
+
+
+@connector_app.command("list")
+def list_connectors(as_json: JsonFlag = False) -> None:
+    """The catalog: every connector with its state and operation counts."""
+    with Client.from_settings() as api:
+        rows = api.get("/v1/connectors")
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "version", "publisher", "category", "state", "ops", "enabled", title="connectors")
+    for r in rows:
+        table.add_row(escape(r["id"]), escape(r["version"]), escape(r["publisher"]), r["category"], r["state"],
+                      str(r["operations"]), str(r["enabled_operations"]))
+    out.print(table)
+
+
+@connector_app.command("show")
+def show_connector(connector_id: str, as_json: JsonFlag = False) -> None:
+    """One connector with its operations and their risk."""
+    with Client.from_settings() as api:
+        row = api.get(f"/v1/connectors/{connector_id}")
+    if as_json:
+        emit_json(row)
+        return
+    _show(row, False)
+    table = Table("operation", "method", "path", "risk", "enabled")
+    for op in row["manifest"]["operations"]:
+        table.add_row(escape(op["name"]), op["method"], escape(op["path"]), op["risk"], "yes" if op["enabled"] else "")
+    out.print(table)
+
+
+@connector_app.command("enable")
+def enable_operations(
+    connector_id: str,
+    operations: Annotated[list[str], typer.Argument(help="Operation names to enable.")],
+    disable: Annotated[bool, typer.Option("--disable", help="Disable them instead.")] = False,
+    allow_risky: Annotated[bool, typer.Option(help="Required for write, money or destructive operations.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enable (or disable) operations; the connector returns to draft until its new manifest is signed."""
+    body = {"disable" if disable else "enable": operations, "allow_risky": allow_risky}
+    with Client.from_settings() as api:
+        _show(api.post(f"/v1/connectors/{connector_id}/operations", body), as_json)
+
+
+@connector_app.command("publish")
+def publish_signature(
+    connector_id: str,
+    signature: Annotated[Path, typer.Argument(help="The .sig.json from `oshal connector sign`.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Enable a connector with a trusted publisher's signature over its current manifest."""
+    try:
+        body = json.loads(signature.read_text())
+    except (OSError, ValueError) as e:
+        raise Invalid(f"cannot read signature {signature}: {e}") from e
+    with Client.from_settings() as api:
+        _show(api.post(f"/v1/connectors/{connector_id}/signature", {"signature": body}), as_json)
+
+
+@connector_app.command("policy")
+def set_policy(
+    bot: str, connector_id: str, operation: str,
+    mode: Annotated[str, typer.Argument(help="auto, ask or off")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set a bot's tool policy for one operation (default off; ask needs an approval per call)."""
+    with Client.from_settings() as api:
+        row = api.call("PUT", f"/v1/bots/{bot}/tools",
+                       body={"connector": connector_id, "operation": operation, "mode": mode})
+    _report(row, as_json, f"{escape(bot)}: {escape(connector_id)}.{escape(operation)} = {mode}")
+
+
+@approval_app.command("list")
+def list_approvals(status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = "pending",
+                   as_json: JsonFlag = False) -> None:
+    """Approval requests for `ask` tool calls."""
+    with Client.from_settings() as api:
+        rows = api.get("/v1/approvals", status=status)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "ticket", "bot", "call", "arguments", "status")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["ticket_id"]), r["bot"], f"{r['connector_id']}.{r['operation']}",
+                      escape(json.dumps(r["arguments"])[:80]), r["status"])
+    out.print(table)
+
+
+@approval_app.command("approve")
+def approve(approval_id: str, as_json: JsonFlag = False) -> None:
+    """Approve one pending tool call (its ticket can then be requeued)."""
+    with Client.from_settings() as api:
+        row = api.post(f"/v1/approvals/{approval_id}/approve", {})
+    _report(row, as_json, f"approved {approval_id}")
+
+
+@approval_app.command("reject")
+def reject(approval_id: str, reason: Annotated[str, typer.Option(help="Why, for the record.")],
+           as_json: JsonFlag = False) -> None:
+    """Reject one pending tool call, with a reason."""
+    with Client.from_settings() as api:
+        row = api.post(f"/v1/approvals/{approval_id}/reject", {"reason": reason})
+    _report(row, as_json, f"rejected {approval_id}")
+
+
+@connection_app.command("add")
+def add_connection(
+    connector_id: str,
+    secret_file: Annotated[Path, typer.Option("--secret-file", help="File holding the API key or token "
+                                              "(read once; keeps it out of shell history).")],
+    client_id: Annotated[str | None, typer.Option(help="OAuth2 client id.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store this tenant's credential for a connector, encrypted at rest. It is never shown again."""
+    try:
+        secret = secret_file.read_text().strip()
+    except OSError as e:
+        raise Invalid(f"cannot read {secret_file}: {e.strerror}") from e
+    with Client.from_settings() as api:
+        row = api.post("/v1/connections", {"connector": connector_id, "secret": secret, "client_id": client_id})
+    _report(row, as_json, f"connected {escape(connector_id)}")
+
+
+@connection_app.command("list")
+def list_connections(as_json: JsonFlag = False) -> None:
+    """Connections with credential health (never the credential)."""
+    with Client.from_settings() as api:
+        rows = api.get("/v1/connections")
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("connector", "last success", "last error", "error")
+    for r in rows:
+        table.add_row(r["connector_id"], str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"),
+                      escape(r["last_error"] or ""))
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(approval_app)
+    app.add_typer(connection_app)

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     )
 
     fleet_dir: Path = Path("fleet")
+    connectors_dir: Path = Field(default=Path("connectors"), description="Curated signed connectors to install.")
     prices_file: Path | None = None
 
     max_input_bytes: int = Field(default=64 * 1024, ge=256)
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = False
 
-    @field_validator("home", "fleet_dir")
+    @field_validator("home", "fleet_dir", "connectors_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

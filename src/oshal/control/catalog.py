@@ -8,7 +8,9 @@ moves it to ``quarantined`` with the reason until it is re-signed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -108,6 +110,26 @@ class Catalog:
         if not verdict.ok:
             raise Forbidden(f"{verdict.reason}: {verdict.message}", hint=verdict.hint)
         return await self._save(manifest, "enabled", parsed.to_dict())
+
+    async def install_curated(self, folder: Path, publisher: str = "oshal") -> list[str]:
+        """Trust the shipped publisher key and add each shipped, signed connector not yet in the catalog."""
+        public = folder / f"{publisher}.pub"
+        if not public.is_file():
+            return []
+        self.trust.trust(publisher, public.read_text().strip())
+        installed = []
+        for path in sorted(folder.glob("*.json")):
+            if path.name.endswith(".sig.json"):
+                continue
+            manifest = ConnectorManifest.model_validate_json(path.read_text())
+            async with self.db.system() as conn:
+                if await repo.connector(conn, manifest.id) is not None:
+                    continue  # never overwrite what an operator changed
+            await self._save(manifest, "draft", None)
+            signature = json.loads((path.parent / f"{path.name}.sig.json").read_text())
+            await self.attach_signature(manifest.id, signature)
+            installed.append(manifest.id)
+        return installed
 
     async def reverify(self) -> list[str]:
         """Quarantine enabled connectors whose manifest or signer no longer checks out; returns their ids."""

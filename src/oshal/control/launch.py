@@ -16,7 +16,9 @@ from oshal.bots.manifest import BotManifest, load_fleet
 from oshal.control.admin import AdminService
 from oshal.control.auth import Authenticator
 from oshal.control.bot_tokens import BotTokens
+from oshal.connectors.trust import TrustStore
 from oshal.control.bots import register_fleet
+from oshal.control.catalog import Catalog
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
@@ -147,6 +149,16 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
     return fleet
 
 
+async def install_curated_connectors(engines: Engines, settings: Settings) -> list[str]:
+    """Trust the shipped ``oshal`` publisher key and install the curated, signed connectors (once)."""
+    db = Database(engines.api_url, min_size=1, max_size=2, name="oshal-catalog")
+    await db.open()
+    try:
+        return await Catalog(db, TrustStore.in_home(settings.home)).install_curated(settings.connectors_dir)
+    finally:
+        await db.close()
+
+
 async def bootstrap_admin_key(engines: Engines, key_file: Path) -> str | None:
     """Make sure ``key_file`` holds a working operator key; returns it when newly created."""
     existing = key_file.read_text().strip() if key_file.exists() else None  # noqa: ASYNC240 - start-up only
@@ -167,10 +179,13 @@ def prepare(settings: Settings) -> Engines:
     try:
         asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
         asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
+        installed = asyncio.run(install_curated_connectors(engines, settings))
+        if installed:
+            log.info("curated connectors installed", connectors=installed)
     except Exception:
         engines.stop()
         raise
     return engines
 
 
-__all__ = ["Engines", "attach", "bootstrap_admin_key", "dispatch_key", "prepare", "provision_fleet", "start_engines"]
+__all__ = ["Engines", "attach", "bootstrap_admin_key", "install_curated_connectors", "dispatch_key", "prepare", "provision_fleet", "start_engines"]

@@ -31,7 +31,7 @@ test: $(DEVSTAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEVSTAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/mypy
 
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).

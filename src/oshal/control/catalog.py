@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,26 @@ from oshal.store import connectors as repo
 from oshal.store.db import Database
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CuratedBundle:
+    """The connectors shipped in a folder: ``<publisher>.pub`` plus ``<id>.json`` and ``<id>.json.sig.json``."""
+
+    publisher: str
+    public_key: str | None
+    connectors: tuple[tuple[ConnectorManifest, dict[str, Any]], ...]
+
+    @classmethod
+    def read(cls, folder: Path, publisher: str = "oshal") -> CuratedBundle:
+        public = folder / f"{publisher}.pub"
+        if not public.is_file():
+            return cls(publisher, None, ())
+        connectors = tuple(
+            (ConnectorManifest.model_validate_json(path.read_text()),
+             json.loads((path.parent / f"{path.name}.sig.json").read_text()))
+            for path in sorted(folder.glob("*.json")) if not path.name.endswith(".sig.json"))
+        return cls(publisher, public.read_text().strip(), connectors)
 
 
 def _manifest_of(row: Mapping[str, Any]) -> ConnectorManifest:
@@ -111,22 +132,17 @@ class Catalog:
             raise Forbidden(f"{verdict.reason}: {verdict.message}", hint=verdict.hint)
         return await self._save(manifest, "enabled", parsed.to_dict())
 
-    async def install_curated(self, folder: Path, publisher: str = "oshal") -> list[str]:
+    async def install_curated(self, bundle: CuratedBundle) -> list[str]:
         """Trust the shipped publisher key and add each shipped, signed connector not yet in the catalog."""
-        public = folder / f"{publisher}.pub"
-        if not public.is_file():
+        if bundle.public_key is None:
             return []
-        self.trust.trust(publisher, public.read_text().strip())
+        self.trust.trust(bundle.publisher, bundle.public_key)
         installed = []
-        for path in sorted(folder.glob("*.json")):
-            if path.name.endswith(".sig.json"):
-                continue
-            manifest = ConnectorManifest.model_validate_json(path.read_text())
+        for manifest, signature in bundle.connectors:
             async with self.db.system() as conn:
                 if await repo.connector(conn, manifest.id) is not None:
                     continue  # never overwrite what an operator changed
             await self._save(manifest, "draft", None)
-            signature = json.loads((path.parent / f"{path.name}.sig.json").read_text())
             await self.attach_signature(manifest.id, signature)
             installed.append(manifest.id)
         return installed

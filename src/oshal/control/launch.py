@@ -13,12 +13,12 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from oshal.bots.manifest import BotManifest, load_fleet
+from oshal.connectors.trust import TrustStore
 from oshal.control.admin import AdminService
 from oshal.control.auth import Authenticator
 from oshal.control.bot_tokens import BotTokens
-from oshal.connectors.trust import TrustStore
 from oshal.control.bots import register_fleet
-from oshal.control.catalog import Catalog
+from oshal.control.catalog import Catalog, CuratedBundle
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
@@ -151,10 +151,11 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
 
 async def install_curated_connectors(engines: Engines, settings: Settings) -> list[str]:
     """Trust the shipped ``oshal`` publisher key and install the curated, signed connectors (once)."""
+    bundle = await asyncio.to_thread(CuratedBundle.read, settings.connectors_dir)
     db = Database(engines.api_url, min_size=1, max_size=2, name="oshal-catalog")
     await db.open()
     try:
-        return await Catalog(db, TrustStore.in_home(settings.home)).install_curated(settings.connectors_dir)
+        return await Catalog(db, TrustStore.in_home(settings.home)).install_curated(bundle)
     finally:
         await db.close()
 
@@ -188,4 +189,5 @@ def prepare(settings: Settings) -> Engines:
     return engines
 
 
-__all__ = ["Engines", "attach", "bootstrap_admin_key", "install_curated_connectors", "dispatch_key", "prepare", "provision_fleet", "start_engines"]
+__all__ = ["Engines", "attach", "bootstrap_admin_key", "dispatch_key", "install_curated_connectors", "prepare",
+           "provision_fleet", "start_engines"]

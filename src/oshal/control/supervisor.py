@@ -69,7 +69,8 @@ def child_env(settings: Settings, engines: Engines) -> dict[str, str]:
         "OSHAL_MAX_INPUT_BYTES": str(settings.max_input_bytes), "OSHAL_MAX_BATCH": str(settings.max_batch),
         "OSHAL_MAX_DELIVERIES": str(settings.max_deliveries), "OSHAL_CLAIM_IDLE_MS": str(settings.claim_idle_ms),
         "OSHAL_STALE_AFTER_S": str(settings.stale_after_s), "OSHAL_HEARTBEAT_TTL_S": str(settings.heartbeat_ttl_s),
-        "OSHAL_FLEET_DIR": str(settings.fleet_dir), "OSHAL_CONNECTORS_DIR": str(settings.connectors_dir), "OSHAL_DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
+        "OSHAL_FLEET_DIR": str(settings.fleet_dir), "OSHAL_CONNECTORS_DIR": str(settings.connectors_dir),
+        "OSHAL_DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
     })
     if settings.prices_file:
         env["OSHAL_PRICES_FILE"] = str(settings.prices_file)

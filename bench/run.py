@@ -27,11 +27,15 @@ from typing import Any
 
 import httpx
 
+from tools import HOLD_BOT  # bench/tools.py
+from tools import measure as measure_tools
+
 REPO = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("BENCH_N", "20000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 ROUNDTRIPS = int(os.environ.get("BENCH_ROUNDTRIPS", "300"))
+TOOL_CALLS = int(os.environ.get("BENCH_TOOL_CALLS", "300"))
 
 
 def log(message: str) -> None:
@@ -50,9 +54,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_platform(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning"}
+    fleet = home / "fleet"  # the demo fleet plus `hold`, a bot that keeps its tickets open for the tool bench
+    fleet.mkdir()
+    for manifest in (REPO / "fleet").glob("*.yaml"):
+        (fleet / manifest.name).write_text(manifest.read_text())
+    (fleet / "hold.yaml").write_text(HOLD_BOT)
+    # The tool bench measures overhead, not the per-connector rate limit (20/s by default), so lift it here.
+    env = {**os.environ, "OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning", "OSHAL_DRAIN_TIMEOUT_S": "2",
+           "OSHAL_CONNECTOR_RATE_PER_S": "100000", "OSHAL_CONNECTOR_BURST": "100000"}
     proc = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
-                             str(REPO / "fleet")], env=env, stdout=subprocess.DEVNULL, cwd=REPO)
+                             str(fleet)], env=env, stdout=subprocess.DEVNULL, cwd=REPO)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -190,6 +201,13 @@ def main() -> None:
         svc_ms = asyncio.run(roundtrip_service(home, key))
         log(f"  p50 {statistics.median(svc_ms):.2f} ms, p99 {percentile(svc_ms, 0.99):.2f} ms")
         log(f"idle node host RSS (demo fleet): {rss:.1f} MB")
+        tools: dict[str, float] = {}
+        if proc is not None:
+            log(f"tool-call overhead, {TOOL_CALLS} sequential calls to a local API ...")
+            tools = measure_tools(url, home, admin_key, TOOL_CALLS)
+            log(f"  through the gateway p50 {tools['tool_call_p50_ms']:.2f} ms; remote alone p50 "
+                f"{tools['remote_p50_ms']:.2f} ms; overhead p50 {tools['tool_call_overhead_p50_ms']:.2f} ms, "
+                f"p99 {tools['tool_call_overhead_p99_ms']:.2f} ms")
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
@@ -198,6 +216,7 @@ def main() -> None:
             "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
             "node_idle_rss_mb": round(rss, 1),
+            **{k: round(v, 3) for k, v in tools.items()},
         }))
     finally:
         if proc is not None:

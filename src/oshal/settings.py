@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(default=20.0, gt=0)
     db_pool_size: int = Field(default=8, ge=1)
 
+    connector_rate_per_s: float = Field(default=20.0, gt=0, description="Calls per second per connector.")
+    connector_burst: float = Field(default=40.0, ge=1, description="Burst of calls per connector.")
+
     log_level: str = "info"
     log_json: bool = False
 

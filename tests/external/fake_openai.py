@@ -10,15 +10,27 @@
 * ``fail(status, times)``: answer the next ``times`` requests with 429/5xx and OpenAI's error body;
 * ``delay_s``: sleep before answering (longer than the client's timeout proves the timeout path).
 
+Scripted tool use: with ``tool_turns`` (one list of ``{"name", "arguments"}`` per turn; ``arguments`` a dict,
+or a raw string sent as is, so malformed JSON can be scripted), a request that offers ``tools`` is answered
+with the ``tool_calls`` of turn *k*, where *k* is the number of assistant messages already in the
+conversation (stateless, so provider retries and parallel jobs cannot desynchronize it). Once the script
+is spent the answer is text: by default :func:`tool_results_digest`, which quotes every ``tool`` message the
+request carried back, so a test can prove the results really reached the model. ``tool_preamble`` is the
+assistant text sent alongside the tool calls; ``turn_usage`` gives per-turn token counts. Like the real
+API, the fake refuses tool names outside ``^[a-zA-Z0-9_-]{1,64}$``, ``tool`` messages that answer no
+preceding ``tool_calls``, and ``tool_calls`` left without a ``tool`` message for each id.
+
 Every request is recorded in ``requests`` (path, lower-cased headers, parsed JSON body).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +67,21 @@ def last_user_upper(body: dict[str, Any]) -> str:
     return str(content).upper()
 
 
+def tool_results_digest(body: dict[str, Any]) -> str:
+    """``tool results: <id>=<content> | ...`` for every ``tool`` message in the conversation, in order."""
+    parts = [f"{m.get('tool_call_id')}={m.get('content')}" for m in body.get("messages", [])
+             if m.get("role") == "tool"]
+    return "tool results: " + " | ".join(parts)
+
+
+def tool_call_id(turn: int, index: int) -> str:
+    """The id the fake gives the ``index``-th tool call of turn ``turn`` (both from 0)."""
+    return f"call_fake_{turn}_{index}"
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
 def _mask(key: str) -> str:
     return key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
 
@@ -62,13 +89,19 @@ def _mask(key: str) -> str:
 class FakeOpenAI(LoopbackServer):
     def __init__(self, *, api_key: str | None = "sk-test-openai-0123456789",
                  usage: OpenAIUsage | None = None,
-                 reply: Callable[[dict[str, Any]], str] = last_user_upper,
-                 finish_reason: str = "stop") -> None:
+                 reply: Callable[[dict[str, Any]], str] | None = None,
+                 finish_reason: str = "stop",
+                 tool_turns: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+                 tool_preamble: str | None = None,
+                 turn_usage: Sequence[OpenAIUsage] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.usage = usage or OpenAIUsage()
-        self.reply = reply
+        self.reply = reply or (tool_results_digest if tool_turns is not None else last_user_upper)
         self.finish_reason = finish_reason
+        self.tool_turns = [list(turn) for turn in tool_turns or ()]
+        self.tool_preamble = tool_preamble
+        self.turn_usage = list(turn_usage or ())
         self.delay_s = 0.0
         self._failures: deque[tuple[int, int | None]] = deque()
         self._ids = itertools.count(1)
@@ -116,7 +149,22 @@ class FakeOpenAI(LoopbackServer):
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return Reply(400, _error("[] is too short - 'messages'", "invalid_request_error",
                                      param="messages"), headers)
-        u = self.usage
+        problem = _tool_problem(body)
+        if problem is not None:
+            return Reply(400, {"error": problem}, headers)
+        turn = sum(1 for m in body["messages"] if m.get("role") == "assistant")
+        u = self.turn_usage[turn] if turn < len(self.turn_usage) else self.usage
+        message: dict[str, Any]
+        if body.get("tools") and turn < len(self.tool_turns):
+            calls = [{"id": tool_call_id(turn, i), "type": "function",
+                      "function": {"name": call["name"], "arguments": _arguments(call.get("arguments", {}))}}
+                     for i, call in enumerate(self.tool_turns[turn])]
+            message = {"role": "assistant", "content": self.tool_preamble, "refusal": None, "annotations": [],
+                       "tool_calls": calls}
+            finish_reason = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": self.reply(body), "refusal": None, "annotations": []}
+            finish_reason = self.finish_reason
         completion = {
             "id": f"chatcmpl-fake{next(self._ids):06d}",
             "object": "chat.completion",
@@ -124,10 +172,9 @@ class FakeOpenAI(LoopbackServer):
             "model": SNAPSHOTS.get(body["model"], body["model"]),
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": self.reply(body), "refusal": None,
-                            "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": self.finish_reason,
+                "finish_reason": finish_reason,
             }],
             "usage": {
                 "prompt_tokens": u.prompt_tokens,
@@ -142,6 +189,49 @@ class FakeOpenAI(LoopbackServer):
             "system_fingerprint": "fp_fake0001",
         }
         return Reply(200, completion, headers, delay_s=self.delay_s)
+
+
+def _arguments(arguments: Any) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _tool_problem(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The error the real API gives for a malformed tools list or tool conversation, if any."""
+    for i, tool in enumerate(body.get("tools") or []):
+        name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            return {"message": f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a "
+                               "string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                    "type": "invalid_request_error", "param": f"tools[{i}].function.name", "code": "invalid_value"}
+        if len(name) > 64:
+            return {"message": f"Invalid 'tools[{i}].function.name': string too long. Expected a string with "
+                               f"maximum length 64, but got a string with length {len(name)} instead.",
+                    "type": "invalid_request_error", "param": f"tools[{i}].function.name",
+                    "code": "string_above_max_length"}
+    messages = body["messages"]
+    for i, m in enumerate(messages):
+        if m.get("role") == "tool":
+            j = i - 1
+            while j >= 0 and messages[j].get("role") == "tool":
+                j -= 1
+            offered = {c.get("id") for c in (messages[j].get("tool_calls") or [])} if j >= 0 else set()
+            if m.get("tool_call_id") not in offered:
+                return {"message": "Invalid parameter: messages with role 'tool' must be a response to a "
+                                   "preceeding message with 'tool_calls'.",
+                        "type": "invalid_request_error", "param": f"messages.[{i}].role", "code": None}
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            answered = set()
+            for later in messages[i + 1:]:
+                if later.get("role") != "tool":
+                    break
+                answered.add(later.get("tool_call_id"))
+            missing = [c.get("id") for c in m["tool_calls"] if c.get("id") not in answered]
+            if missing:
+                return {"message": "An assistant message with 'tool_calls' must be followed by tool messages "
+                                   "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                                   f"response messages: {', '.join(map(str, missing))}",
+                        "type": "invalid_request_error", "param": f"messages.[{i}].role", "code": None}
+    return None
 
 
 def _error(message: str, type_: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:

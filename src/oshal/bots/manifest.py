@@ -31,6 +31,8 @@ class BotManifest(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    max_tool_steps: int = Field(default=8, ge=1, le=50,
+                                description="Model harnesses: most model calls in one job's tool loop.")
     latency_ms: int = Field(default=0, ge=0, le=600_000, description="Deterministic: simulated model time.")
     capabilities: tuple[str, ...] = ()
     concurrency: int = Field(default=64, ge=1, le=4096)

@@ -142,8 +142,9 @@ class BotWorker:
             result = Result(env, "done", outcome.output, None, outcome.calls, started, time.time(),
                             self.consumer_name, delivery.deliveries)
         except HarnessError as e:
-            result = Result(env, "failed", None, e.message, (), started, time.time(), self.consumer_name,
-                            delivery.deliveries)
+            # Model calls made before the failure were still made (and billed): record them too.
+            result = Result(env, "failed", None, e.message, tuple(getattr(e, "calls", ())), started, time.time(),
+                            self.consumer_name, delivery.deliveries)
         except Exception as e:  # a harness bug must not take the replica down with it
             log.exception("harness crashed", ticket=env.ticket_id)
             result = Result(env, "failed", None, f"harness error: {type(e).__name__}: {e}", (), started,

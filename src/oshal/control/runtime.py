@@ -64,7 +64,7 @@ class ControlPlane:
         self.secrets = open_secret_store(s, self.db)
         self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"))
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
-        self.connector_runtime = ConnectorRuntime()
+        self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime))
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,

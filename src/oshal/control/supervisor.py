@@ -71,6 +71,8 @@ def child_env(settings: Settings, engines: Engines) -> dict[str, str]:
         "OSHAL_STALE_AFTER_S": str(settings.stale_after_s), "OSHAL_HEARTBEAT_TTL_S": str(settings.heartbeat_ttl_s),
         "OSHAL_FLEET_DIR": str(settings.fleet_dir), "OSHAL_CONNECTORS_DIR": str(settings.connectors_dir),
         "OSHAL_DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
+        "OSHAL_CONNECTOR_RATE_PER_S": str(settings.connector_rate_per_s),
+        "OSHAL_CONNECTOR_BURST": str(settings.connector_burst),
     })
     if settings.prices_file:
         env["OSHAL_PRICES_FILE"] = str(settings.prices_file)

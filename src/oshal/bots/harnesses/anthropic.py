@@ -1,8 +1,17 @@
-"""Anthropic's Messages API through the official SDK."""
+"""Anthropic's Messages API through the official SDK.
+
+With tools, the gateway's operations are offered as client tools and the harness runs the call/observe
+loop: each answer with ``tool_use`` blocks is executed through the job's tool session and sent back as a
+user message of ``tool_result`` blocks until the model answers without tools (or ``max_tool_steps`` model
+calls are spent).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
+from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
 from oshal.mesh.envelopes import CallUsage
 
@@ -21,15 +30,53 @@ class AnthropicHarness:
         )
 
     async def run(self, job: Job) -> Outcome:
+        messages: list[Any] = [{"role": "user", "content": render_prompt(job.input)}]
+        loop = await ToolLoop.open(job, self._manifest.max_tool_steps)
+        if loop is None:
+            response = await self._create(messages, None)
+            text = "".join(getattr(block, "text", "") for block in response.content)
+            return Outcome({"text": text, "stop_reason": response.stop_reason},
+                           (self._usage(job.call_id(0), response),))
+        return await self._loop(loop, messages)
+
+    async def _loop(self, loop: ToolLoop, messages: list[Any]) -> Outcome:
+        tools = [{"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
+                 for spec in loop.specs]
+        try:
+            while True:
+                response = await self._create(messages, tools)
+                loop.add_usage(self._usage(loop.next_call_id(), response))
+                requested = [block for block in response.content if getattr(block, "type", None) == "tool_use"]
+                if not requested:
+                    text = "".join(getattr(block, "text", "") for block in response.content)
+                    return Outcome(loop.output(text, "stop_reason", response.stop_reason), tuple(loop.calls))
+                loop.check_steps()
+                messages.append({"role": "assistant", "content": [_echo(block) for block in response.content]})
+                results: list[dict[str, Any]] = []
+                for block in requested:
+                    reply = await loop.run(block.name, block.input)
+                    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.id,
+                                              "content": reply.content}
+                    if reply.is_error:
+                        result["is_error"] = True
+                    results.append(result)
+                messages.append({"role": "user", "content": results})
+        except ToolLoopError:
+            raise
+        except HarnessError as e:
+            raise loop.failure(e) from e
+
+    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None) -> Any:
         m = self._manifest
         # SDK 1.x dropped the `temperature` keyword (newer models reject non-default values), so it goes
         # on the wire through extra_body, and only when the manifest sets it.
         sampling = {"temperature": m.temperature} if "temperature" in m.model_fields_set else None
         try:
-            response = await self._client.messages.create(
+            return await self._client.messages.create(
                 model=m.model, max_tokens=m.max_tokens,
                 system=m.persona or self._anthropic.omit,
-                messages=[{"role": "user", "content": render_prompt(job.input)}],
+                messages=messages,
+                tools=tools or self._anthropic.omit,
                 extra_body=sampling,
             )
         except self._anthropic.AuthenticationError as e:
@@ -41,17 +88,29 @@ class AnthropicHarness:
                                retryable=True) from e
         except self._anthropic.APIStatusError as e:
             raise HarnessError(f"anthropic refused the request (HTTP {e.status_code})") from e
-        text = "".join(getattr(block, "text", "") for block in response.content)
+
+    def _usage(self, call_id: str, response: Any) -> CallUsage:
+        m = self._manifest
         usage = response.usage
         # Record the configured model, which is what prices are keyed by: the API answers an alias
         # ("claude-3-5-haiku-latest") with a dated model ("claude-3-5-haiku-20241022").
-        call = CallUsage(
-            job.call_id(0), m.provider_name, m.model,
+        return CallUsage(
+            call_id, m.provider_name, m.model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cached_read_tokens=usage.cache_read_input_tokens or 0,
             cache_write_tokens=usage.cache_creation_input_tokens or 0,
         )
-        return Outcome({"text": text, "stop_reason": response.stop_reason}, (call,))
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _echo(block: Any) -> dict[str, Any]:
+    """A response content block as it goes back in the assistant turn."""
+    kind = getattr(block, "type", None)
+    if kind == "text":
+        return {"type": "text", "text": block.text}
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)  # thinking etc., verbatim
+    return dumped

@@ -1,10 +1,16 @@
-"""Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server) through the official SDK."""
+"""Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server) through the official SDK.
+
+With tools, the gateway's operations are offered as function tools and the harness runs the call/observe
+loop: each ``tool_calls`` answer is executed through the job's tool session and sent back as ``tool``
+messages until the model answers in text (or ``max_tool_steps`` model calls are spent).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
+from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
 from oshal.mesh.envelopes import CallUsage
 
@@ -27,9 +33,50 @@ class OpenAIHarness:
         if m.persona:
             messages.append({"role": "system", "content": m.persona})
         messages.append({"role": "user", "content": render_prompt(job.input)})
+        loop = await ToolLoop.open(job, m.max_tool_steps)
+        if loop is None:
+            response = await self._create(messages, None)
+            choice = response.choices[0] if response.choices else None
+            output = {"text": choice.message.content if choice else "",
+                      "finish_reason": choice.finish_reason if choice else None}
+            return Outcome(output, (self._usage(job.call_id(0), response),))
+        return await self._loop(loop, messages)
+
+    async def _loop(self, loop: ToolLoop, messages: list[Any]) -> Outcome:
+        tools = [{"type": "function", "function": {"name": spec.name, "description": spec.description,
+                                                   "parameters": spec.parameters}} for spec in loop.specs]
         try:
-            response = await self._client.chat.completions.create(
-                model=m.model, messages=messages, max_tokens=m.max_tokens, temperature=m.temperature,
+            while True:
+                response = await self._create(messages, tools)
+                loop.add_usage(self._usage(loop.next_call_id(), response))
+                choice = response.choices[0] if response.choices else None
+                requested = list(choice.message.tool_calls or []) if choice else []
+                if choice is None or not requested:
+                    output = loop.output(choice.message.content if choice else "", "finish_reason",
+                                         choice.finish_reason if choice else None)
+                    return Outcome(output, tuple(loop.calls))
+                loop.check_steps()
+                messages.append({"role": "assistant", "content": choice.message.content,
+                                 "tool_calls": [_echo(call) for call in requested]})
+                for call in requested:
+                    function = getattr(call, "function", None)
+                    if function is None:  # a custom (free-form) tool call: not something we offered
+                        custom = getattr(call, "custom", None)
+                        reply = await loop.run(str(getattr(custom, "name", "")), None)
+                    else:
+                        reply = await loop.run(function.name, function.arguments)
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": reply.content})
+        except ToolLoopError:
+            raise
+        except HarnessError as e:
+            raise loop.failure(e) from e
+
+    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None) -> Any:
+        m = self._manifest
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
+        try:
+            return await self._client.chat.completions.create(
+                model=m.model, messages=messages, max_tokens=m.max_tokens, temperature=m.temperature, **extra,
             )
         except self._openai.AuthenticationError as e:
             hint = (f"check the key in ${m.api_key_env}" if m.api_key_env
@@ -42,21 +89,31 @@ class OpenAIHarness:
                                f"{type(e).__name__}", retryable=True) from e
         except self._openai.APIStatusError as e:
             raise HarnessError(f"{m.provider_name} refused the request (HTTP {e.status_code})") from e
-        choice = response.choices[0] if response.choices else None
+
+    def _usage(self, call_id: str, response: Any) -> CallUsage:
+        m = self._manifest
         usage = response.usage
         prompt = usage.prompt_tokens if usage else 0
         details = getattr(usage, "prompt_tokens_details", None)
         cached = int(getattr(details, "cached_tokens", 0) or 0)
         # Record the configured model, which is what prices are keyed by: the API answers an alias
         # ("gpt-4o-mini") with a dated snapshot ("gpt-4o-mini-2024-07-18") that no price row names.
-        call = CallUsage(
-            job.call_id(0), m.provider_name, m.model,
+        return CallUsage(
+            call_id, m.provider_name, m.model,
             input_tokens=prompt - cached, output_tokens=usage.completion_tokens if usage else 0,
             cached_read_tokens=cached,
         )
-        output = {"text": choice.message.content if choice else "",
-                  "finish_reason": choice.finish_reason if choice else None}
-        return Outcome(output, (call,))
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _echo(call: Any) -> dict[str, Any]:
+    """A requested tool call as it goes back in the assistant message."""
+    function = getattr(call, "function", None)
+    if function is not None:
+        return {"id": call.id, "type": "function",
+                "function": {"name": function.name, "arguments": function.arguments}}
+    custom = getattr(call, "custom", None)
+    return {"id": call.id, "type": "custom",
+            "custom": {"name": getattr(custom, "name", ""), "input": getattr(custom, "input", "")}}

@@ -183,3 +183,36 @@ def test_the_gateway_refuses_bad_bot_identities_and_envelopes(platform: Platform
     assert ops.http.post(f"/v1/tickets/{tid}/cancel").status_code == 200
     assert post(tokens["idle"], call).status_code == 409  # closed tickets call nothing
     assert shop.api_requests == []
+
+
+def test_a_ticket_calls_an_mcp_server_imported_with_the_cli(platform: Platform) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    server = f"{sys.executable} {REPO / 'tests' / 'external' / 'mcp_demo_server.py'}"
+    env = {**os.environ, "OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key,
+           "OSHAL_HOME": str(platform.home)}
+    imported = subprocess.run([sys.executable, "-m", "oshal.cli.main", "connector", "import-mcp", "--id", "demo",
+                               "--stdio", server, "--publisher", "acme", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout)["operations"] == 7
+    admin = platform.client()
+    assert admin.post("/v1/connectors/demo/operations", json={"enable": ["add"]}).status_code == 200
+    manifest = ConnectorManifest.model_validate(admin.get("/v1/connectors/demo").json()["manifest"])
+    assert manifest.operation("add").risk == "read"  # type: ignore[union-attr]
+    private, public = generate_keypair()
+    TrustStore.in_home(platform.home).trust("acme", public_key_text(public))
+    signed = sign_manifest(manifest, private_key_pem(private), "acme")
+    assert admin.post("/v1/connectors/demo/signature", json={"signature": signed.to_dict()}).status_code == 200
+    assert admin.put("/v1/bots/echo/tools", json={"connector": "demo", "operation": "add",
+                                                  "mode": "auto"}).status_code == 200
+
+    script = {"tool_calls": [{"connector": "demo", "operation": "add", "arguments": {"body": {"a": 2, "b": 3}}}]}
+    ticket = admin.post("/v1/tickets", params={"wait": 30}, json={"bot": "echo", "input": script}).json()
+    assert ticket["status"] == "done", ticket
+    [result] = ticket["result"]["tool_results"]
+    assert result["status"] == 200 and result["data"] == {"result": 5}

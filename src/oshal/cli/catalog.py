@@ -54,6 +54,33 @@ def import_connector(
     _show(row, as_json)
 
 
+@connector_app.command("import-mcp")
+def import_mcp_server(
+    connector_id: Annotated[str, typer.Option("--id", help="Connector id.")],
+    url: Annotated[str | None, typer.Option(help="Streamable HTTP endpoint of the MCP server.")] = None,
+    stdio: Annotated[str | None, typer.Option(help="Command line that starts the server on stdio.")] = None,
+    publisher: Annotated[str, typer.Option(help="Publisher recorded in the manifest.")] = "imported",
+    category: Annotated[str, typer.Option(help="commerce, travel, media, finance, ops, ...")] = "other",
+    replace: Annotated[bool, typer.Option(help="Turn an existing connector back into a draft.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import an MCP server's tools as a draft connector, each tool pinned by the hash of its definition."""
+    import asyncio
+    import shlex
+
+    from oshal.connectors.importer.mcp import import_mcp
+    from oshal.connectors.mcp_runtime import McpTarget
+
+    if (url is None) == (stdio is None):
+        raise Invalid("give exactly one of --url or --stdio")
+    target = McpTarget.http(url) if url else McpTarget.stdio(*shlex.split(stdio or ""))
+    manifest = asyncio.run(import_mcp(target, connector_id=connector_id, publisher=publisher, category=category))
+    with Client.from_settings() as api:
+        row = api.post("/v1/connectors", {"manifest": manifest.model_dump(mode="json", by_alias=True),
+                                          "replace": replace})
+    _show(row, as_json)
+
+
 @connector_app.command("list")
 def list_connectors(as_json: JsonFlag = False) -> None:
     """The catalog: every connector with its state and operation counts."""

@@ -89,6 +89,16 @@ class Catalog:
                            hint="pick another id, or re-import with replace to turn it back into a draft")
         return await self._save(manifest, "draft", None)
 
+    async def add_draft(self, manifest: ConnectorManifest, *, replace: bool) -> dict[str, Any]:
+        """A manifest built elsewhere (e.g. an MCP import run by the CLI) enters as a draft, all disabled."""
+        async with self.db.system() as conn:
+            existing = await repo.connector(conn, manifest.id)
+        if existing is not None and not replace:
+            raise Conflict(f"connector {manifest.id!r} is already in the catalog ({existing['state']})",
+                           hint="pick another id, or add it with replace to turn it back into a draft")
+        disabled = tuple(op.model_copy(update={"enabled": False}) for op in manifest.operations)
+        return await self._save(manifest.model_copy(update={"operations": disabled}), "draft", None)
+
     async def set_operations(self, connector_id: str, *, enable: Iterable[str], disable: Iterable[str],
                              allow_risky: bool) -> dict[str, Any]:
         """Change which operations are enabled; the connector goes back to draft until it is signed again."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from oshal.connectors.broker import Broker, GrantRequest
 from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.mcp_runtime import McpRuntime
 from oshal.connectors.runtime import ConnectorRuntime, Credential
 from oshal.connectors.secrets.store import SecretStore
 from oshal.errors import Forbidden, OshalError
@@ -20,11 +21,13 @@ log = get_logger(__name__)
 
 
 class ConnectorService:
-    def __init__(self, db: Database, broker: Broker, secrets: SecretStore, runtime: ConnectorRuntime) -> None:
+    def __init__(self, db: Database, broker: Broker, secrets: SecretStore, runtime: ConnectorRuntime,
+                 mcp: McpRuntime) -> None:
         self.db = db
         self.broker = broker
         self.secrets = secrets
         self.runtime = runtime
+        self.mcp = mcp
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
         grant_id = await self.broker.redeem(grant_token, request)
@@ -34,9 +37,12 @@ class ConnectorService:
         if row is None:
             raise Forbidden(f"connector {request.connector_id!r} left the catalog")
         manifest = ConnectorManifest.model_validate(row["manifest"])
-        credential = await self._credential(request, manifest, connection)
         try:
-            result = await self.runtime.call(manifest, request.operation, request.arguments, credential)
+            if manifest.source.get("kind") == "mcp":  # an MCP server: its tools run over MCP, not HTTP
+                result = await self.mcp.call(manifest, request.operation, request.arguments)
+            else:
+                credential = await self._credential(request, manifest, connection)
+                result = await self.runtime.call(manifest, request.operation, request.arguments, credential)
         except OshalError as e:
             await self._health(request, ok=False, error=e.message)
             await self.broker.record_outcome(request.tenant_id, grant_id, f"error: {e.code}")

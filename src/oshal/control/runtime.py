@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from oshal.connectors.broker import Broker
+from oshal.connectors.mcp_runtime import McpRuntime
 from oshal.connectors.runtime import ConnectorRuntime
 from oshal.connectors.secrets.store import open_secret_store
 from oshal.connectors.trust import TrustStore
@@ -66,7 +67,8 @@ class ControlPlane:
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
-                                   ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime))
+                                   ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
+                                                    McpRuntime()))
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,

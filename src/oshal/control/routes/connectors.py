@@ -6,12 +6,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.secrets.store import SecretStore
 from oshal.control.deps import Caller, Operator, Plane
 from oshal.control.gateway import ToolCall
-from oshal.errors import NotFound
+from oshal.errors import Invalid, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.store import connectors as repo
 
@@ -104,6 +105,21 @@ async def import_connector(body: ImportRequest, cp: Plane, who: Operator) -> dic
     row = await cp.catalog.import_document(body.document, connector_id=body.id, publisher=body.publisher,
                                            category=body.category, origin=body.origin, replace=body.replace)
     return _summary(row)
+
+
+class ManifestIn(_In):
+    manifest: dict[str, Any]
+    replace: bool = False
+
+
+@router.post("/connectors", status_code=201)
+async def add_connector(body: ManifestIn, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Add a connector manifest built elsewhere (an MCP import) as a draft, every operation disabled."""
+    try:
+        manifest = ConnectorManifest.model_validate(body.manifest)
+    except ValidationError as e:
+        raise Invalid(f"not a connector manifest: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
+    return _summary(await cp.catalog.add_draft(manifest, replace=body.replace))
 
 
 @router.post("/connectors/{connector_id}/operations")

@@ -41,3 +41,13 @@ def test_import_a_real_spec_then_review_and_enable(platform: Platform) -> None:
 
     missing = oshal(platform, "connector", "import", "/nonexistent/spec.yaml")
     assert missing.returncode == 3 and "spec.yaml" in missing.stderr
+
+
+def test_secrets_rotate_reports_counts_and_never_key_material(platform: Platform) -> None:
+    done = oshal(platform, "secrets", "rotate", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["backend"] == "builtin" and len(report["kek_id"]) == 16
+    assert report["data_keys_rewrapped"] == 0  # nothing was wrapped by another KEK
+    kek = (platform.home / "secrets" / "kek").read_text().strip()
+    assert kek not in done.stdout and kek not in done.stderr

@@ -219,6 +219,20 @@ def list_connections(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+secrets_app = typer.Typer(name="secrets", no_args_is_help=True, help="The encrypted credential store.")
+
+
+@secrets_app.command("rotate")
+def rotate_secrets(as_json: JsonFlag = False) -> None:
+    """Re-wrap every tenant's data key under the current key-encryption key; prints counts, never keys."""
+    with Client.from_settings() as api:
+        report = api.post("/v1/secrets/rotate", {})
+    _report(report, as_json, f"{report['data_keys_rewrapped']} data keys re-wrapped, "
+                             f"{report['data_keys_current']} already current, {report['tenants']} tenants "
+                             f"(KEK {report['kek_id']})")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(approval_app)
     app.add_typer(connection_app)
+    app.add_typer(secrets_app)

@@ -160,6 +160,17 @@ async def add_connection(body: ConnectionIn, cp: Plane, who: Operator) -> dict[s
     return {k: v for k, v in row.items() if k != "tenant_id"}
 
 
+@router.post("/secrets/rotate")
+async def rotate_secrets(cp: Plane, who: Operator) -> dict[str, Any]:
+    """Re-wrap every tenant's data key under the current key-encryption key (no ciphertext is touched).
+
+    To rotate the KEK without downtime: restart with the new key as OSHAL_SECRETS_KEK and the old one still
+    accepted, call this, then drop the old key.
+    """
+    report = await cp.secrets.rotate()
+    return {k: v for k, v in vars(report).items()}
+
+
 @router.get("/connections")
 async def list_connections(cp: Plane, who: Caller) -> list[dict[str, Any]]:
     """Connections with credential health: last success, last error. Never the credential."""

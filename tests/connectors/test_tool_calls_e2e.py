@@ -216,3 +216,36 @@ def test_a_ticket_calls_an_mcp_server_imported_with_the_cli(platform: Platform) 
     assert ticket["status"] == "done", ticket
     [result] = ticket["result"]["tool_results"]
     assert result["status"] == 200 and result["data"] == {"result": 5}
+
+
+def test_a_rotated_oauth2_refresh_token_is_stored_for_the_next_call(platform: Platform) -> None:
+    import uuid
+
+    with FakeShop(rotate_refresh_tokens=True, refresh_token="rt-0") as oauth_shop:
+        spec = json.loads(json.dumps(SHOP_SPEC))
+        spec["components"]["securitySchemes"] = {"oauth": {"type": "oauth2", "flows": {"authorizationCode": {
+            "authorizationUrl": f"{oauth_shop.root}/authorize", "tokenUrl": f"{oauth_shop.root}/oauth/token",
+            "refreshUrl": f"{oauth_shop.root}/oauth/token", "scopes": {}}}}}
+        spec["security"] = [{"oauth": []}]
+        ops = make_tenant(platform, "retail", role="operator")
+        admin = platform.client()
+        assert admin.post("/v1/connectors/import", json={"document": spec, "id": "shop", "publisher": "acme"}
+                          ).status_code == 201
+        admin.patch("/v1/connectors/shop", json={"base_url": f"{oauth_shop.root}/v3", "allow_private_network": True})
+        admin.post("/v1/connectors/shop/operations", json={"enable": ["listProducts"]})
+        manifest = ConnectorManifest.model_validate(admin.get("/v1/connectors/shop").json()["manifest"])
+        assert manifest.auth[0].kind == "oauth2_refresh_token"
+        private, public = generate_keypair()
+        TrustStore.in_home(platform.home).trust("acme", public_key_text(public))
+        signature = sign_manifest(manifest, private_key_pem(private), "acme")
+        assert admin.post("/v1/connectors/shop/signature", json={"signature": signature.to_dict()}).status_code == 200
+        assert ops.http.post("/v1/connections", json={"connector": "shop", "secret": "rt-0",
+                                                      "client_id": "shop-client"}).status_code == 201
+        ops.http.put("/v1/bots/echo/tools", json={"connector": "shop", "operation": "listProducts", "mode": "auto"})
+
+        script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 50}}]}
+        ticket = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+        assert ticket["status"] == "done" and ticket["result"]["tool_results"][0]["status"] == 200, ticket
+        assert oauth_shop.refresh_token != "rt-0"  # the provider rotated it ...
+        stored = platform.on_plane(platform.plane.secrets.get(uuid.UUID(ops.tenant_id), "connector.shop"))
+        assert stored == oauth_shop.refresh_token  # ... and the new one is what the tenant's credential holds now

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.manifest_cache import ManifestCache
 from oshal.errors import Forbidden, NotFound
 from oshal.store import connectors as repo
 from oshal.store.db import Conn, Database
@@ -61,12 +62,14 @@ class Grant:
 
 
 class Broker:
-    def __init__(self, db: Database, key: bytes, *, ttl_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(self, db: Database, key: bytes, *, ttl_s: float = DEFAULT_TTL_S,
+                 manifests: ManifestCache | None = None) -> None:
         if len(key) < 16:
             raise ValueError("broker signing key must be at least 16 bytes")
         self._db = db
         self._key = key
         self.ttl_s = ttl_s
+        self.manifests = manifests or ManifestCache()
 
     def _sign(self, request: GrantRequest, grant_id: UUID, expires: int) -> str:
         return hmac.new(self._key, request.binding(grant_id, expires), hashlib.sha256).hexdigest()
@@ -87,17 +90,22 @@ class Broker:
         expires = int(expires_at.timestamp())
         return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
 
-    @staticmethod
-    async def _callable_mode(conn: Conn, request: GrantRequest) -> str:
-        """The tool policy mode, after checking the connector and operation may be called at all."""
-        row = await repo.connector(conn, request.connector_id)
+    async def enabled_manifest(self, conn: Conn, connector_id: str) -> ConnectorManifest:
+        """The connector's manifest, if it is in the catalog and enabled; parsed once per digest."""
+        row = await repo.connector_head(conn, connector_id)
         if row is None:
-            raise NotFound(f"connector {request.connector_id!r} is not in the catalog")
+            raise NotFound(f"connector {connector_id!r} is not in the catalog")
         if row["state"] != "enabled":
             reason = f": {row['quarantine_reason']}" if row["quarantine_reason"] else ""
-            raise Forbidden(f"connector {request.connector_id!r} is {row['state']}{reason}",
+            raise Forbidden(f"connector {connector_id!r} is {row['state']}{reason}",
                             hint="an operator reviews, signs and enables it first")
-        op = ConnectorManifest.model_validate(row["manifest"]).operation(request.operation)
+        digest = str(row["digest"])
+        return self.manifests.get(digest) or self.manifests.put(
+            digest, await repo.connector_manifest(conn, connector_id))
+
+    async def _callable_mode(self, conn: Conn, request: GrantRequest) -> str:
+        """The tool policy mode, after checking the connector and operation may be called at all."""
+        op = (await self.enabled_manifest(conn, request.connector_id)).operation(request.operation)
         if op is None or not op.enabled:
             raise Forbidden(f"operation {request.operation!r} of {request.connector_id!r} is not enabled")
         mode = await repo.policy(conn, request.bot, request.connector_id, request.operation)
@@ -123,6 +131,11 @@ class Broker:
 
     async def redeem(self, token: str, request: GrantRequest) -> UUID:
         """Consume a grant for exactly this call. Replayed, expired or mismatched grants are refused."""
+        async with self._db.tenant(request.tenant_id) as conn:
+            return await self.redeem_in(conn, token, request)
+
+    async def redeem_in(self, conn: Conn, token: str, request: GrantRequest) -> UUID:
+        """:meth:`redeem` inside the caller's tenant transaction."""
         try:
             raw_id, raw_expires, signature = token.split(".")
             grant_id, expires = UUID(raw_id), int(raw_expires)
@@ -132,9 +145,8 @@ class Broker:
             raise Forbidden("grant does not match this call (tenant, bot, ticket, connector, operation or arguments)")
         if expires <= dt.datetime.now(dt.UTC).timestamp():
             raise Forbidden("grant has expired", hint="ask the broker for a new grant")
-        async with self._db.tenant(request.tenant_id) as conn:
-            if not await repo.redeem_grant(conn, grant_id):
-                raise Forbidden("grant already used or expired; grants are single-use")
+        if not await repo.redeem_grant(conn, grant_id):
+            raise Forbidden("grant already used or expired; grants are single-use")
         return grant_id
 
     async def record_outcome(self, tenant_id: UUID, grant_id: UUID, outcome: str) -> None:

@@ -6,6 +6,7 @@ The credential never leaves this module: not in results, errors, logs, streams o
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from oshal.connectors.broker import Broker, GrantRequest
 from oshal.connectors.manifest import ConnectorManifest
@@ -30,26 +31,28 @@ class ConnectorService:
         self.mcp = mcp
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
-        grant_id = await self.broker.redeem(grant_token, request)
-        async with self.db.tenant(request.tenant_id) as conn:
-            row = await repo.connector(conn, request.connector_id)
+        async with self.db.tenant(request.tenant_id) as conn:  # redeem and read in one transaction
+            grant_id = await self.broker.redeem_in(conn, grant_token, request)
+            manifest = await self.broker.enabled_manifest(conn, request.connector_id)
             connection = await repo.connection(conn, request.connector_id)
-        if row is None:
-            raise Forbidden(f"connector {request.connector_id!r} left the catalog")
-        manifest = ConnectorManifest.model_validate(row["manifest"])
         try:
             if manifest.source.get("kind") == "mcp":  # an MCP server: its tools run over MCP, not HTTP
                 result = await self.mcp.call(manifest, request.operation, request.arguments)
             else:
                 credential = await self._credential(request, manifest, connection)
-                result = await self.runtime.call(manifest, request.operation, request.arguments, credential)
+
+                async def keep_rotated(token: str) -> None:
+                    # A provider that rotates refresh tokens invalidates the old one: store the new one at once.
+                    if connection is not None:
+                        await self.secrets.put(request.tenant_id, str(connection["secret_name"]), token)
+
+                result = await self.runtime.call(manifest, request.operation, request.arguments, credential,
+                                                 on_refresh_token=keep_rotated)
         except OshalError as e:
-            await self._health(request, ok=False, error=e.message)
-            await self.broker.record_outcome(request.tenant_id, grant_id, f"error: {e.code}")
+            await self._record(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
             raise
         ok = result.status < 400
-        await self._health(request, ok=ok, error=None if ok else f"HTTP {result.status}")
-        await self.broker.record_outcome(request.tenant_id, grant_id, str(result.status))
+        await self._record(request, grant_id, str(result.status), ok=ok, error=None if ok else f"HTTP {result.status}")
         log.info("tool call", connector=request.connector_id, operation=request.operation, status=result.status,
                  ticket=str(request.ticket_id), bot=request.bot)
         return {"connector": request.connector_id, "operation": request.operation, "status": result.status,
@@ -66,6 +69,7 @@ class ConnectorService:
         secret = await self.secrets.get(request.tenant_id, str(connection["secret_name"]))
         return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
 
-    async def _health(self, request: GrantRequest, *, ok: bool, error: str | None) -> None:
+    async def _record(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
+                      error: str | None) -> None:
         async with self.db.tenant(request.tenant_id) as conn:
-            await repo.connection_health(conn, request.connector_id, ok=ok, error=error)
+            await repo.record_call(conn, grant_id, request.connector_id, outcome, ok=ok, error=error)

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from oshal.connectors.broker import Broker
+from oshal.connectors.manifest_cache import ManifestCache
 from oshal.connectors.mcp_runtime import McpRuntime
 from oshal.connectors.runtime import ConnectorRuntime
 from oshal.connectors.secrets.store import open_secret_store
@@ -63,7 +64,7 @@ class ControlPlane:
         self.trust = TrustStore.in_home(s.home)
         self.catalog = Catalog(self.db, self.trust)
         self.secrets = open_secret_store(s, self.db)
-        self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"))
+        self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"), manifests=ManifestCache())
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,

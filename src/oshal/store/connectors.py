@@ -16,6 +16,30 @@ async def connector(conn: Conn, connector_id: str) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+async def connector_head(conn: Conn, connector_id: str) -> dict[str, Any] | None:
+    """State and digest without the manifest document (callers keep parsed manifests by digest)."""
+    cur = await conn.execute("SELECT id, state, digest, quarantine_reason FROM connectors WHERE id = %s",
+                             (connector_id,))
+    return await cur.fetchone()
+
+
+async def connector_manifest(conn: Conn, connector_id: str) -> Any:
+    cur = await conn.execute("SELECT manifest FROM connectors WHERE id = %s", (connector_id,))
+    row = await cur.fetchone()
+    return None if row is None else row["manifest"]
+
+
+async def record_call(conn: Conn, grant_id: UUID, connector_id: str, outcome: str, *, ok: bool,
+                      error: str | None) -> None:
+    """The grant's outcome and the connection's health, in one statement."""
+    await conn.execute(
+        "WITH g AS (UPDATE grants SET outcome = %s WHERE id = %s) "
+        "UPDATE connections SET last_success_at = CASE WHEN %s THEN now() ELSE last_success_at END, "
+        "last_error_at = CASE WHEN %s THEN last_error_at ELSE now() END, "
+        "last_error = CASE WHEN %s THEN last_error ELSE %s END WHERE connector_id = %s",
+        (outcome[:500], grant_id, ok, ok, ok, (error or "")[:500], connector_id))
+
+
 async def connectors(conn: Conn) -> list[dict[str, Any]]:
     cur = await conn.execute("SELECT * FROM connectors ORDER BY id")
     return await cur.fetchall()
@@ -62,15 +86,6 @@ async def upsert_connection(conn: Conn, tenant_id: UUID, connector_id: str, secr
     row = await cur.fetchone()
     assert row is not None
     return row
-
-
-async def connection_health(conn: Conn, connector_id: str, *, ok: bool, error: str | None) -> None:
-    if ok:
-        await conn.execute("UPDATE connections SET last_success_at = now() WHERE connector_id = %s",
-                           (connector_id,))
-    else:
-        await conn.execute("UPDATE connections SET last_error_at = now(), last_error = %s WHERE connector_id = %s",
-                           ((error or "")[:500], connector_id))
 
 
 async def policy(conn: Conn, bot: str, connector_id: str, operation: str) -> str:

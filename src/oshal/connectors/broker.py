@@ -90,9 +90,10 @@ class Broker:
         expires = int(expires_at.timestamp())
         return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
 
-    async def enabled_manifest(self, conn: Conn, connector_id: str) -> ConnectorManifest:
+    async def enabled_manifest(self, conn: Conn, connector_id: str,
+                               head: dict[str, Any] | None = None) -> ConnectorManifest:
         """The connector's manifest, if it is in the catalog and enabled; parsed once per digest."""
-        row = await repo.connector_head(conn, connector_id)
+        row = head if head is not None else await repo.connector_head(conn, connector_id)
         if row is None:
             raise NotFound(f"connector {connector_id!r} is not in the catalog")
         if row["state"] != "enabled":
@@ -105,10 +106,11 @@ class Broker:
 
     async def _callable_mode(self, conn: Conn, request: GrantRequest) -> str:
         """The tool policy mode, after checking the connector and operation may be called at all."""
-        op = (await self.enabled_manifest(conn, request.connector_id)).operation(request.operation)
+        head = await repo.connector_head_and_policy(conn, request.connector_id, request.bot, request.operation)
+        op = (await self.enabled_manifest(conn, request.connector_id, head)).operation(request.operation)
         if op is None or not op.enabled:
             raise Forbidden(f"operation {request.operation!r} of {request.connector_id!r} is not enabled")
-        mode = await repo.policy(conn, request.bot, request.connector_id, request.operation)
+        mode = str(head["mode"]) if head else "off"
         if mode == "off":
             raise Forbidden(
                 f"bot {request.bot!r} may not call {request.connector_id}.{request.operation} (tool policy off)",

@@ -5,6 +5,7 @@ The credential never leaves this module: not in results, errors, logs, streams o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +30,7 @@ class ConnectorService:
         self.secrets = secrets
         self.runtime = runtime
         self.mcp = mcp
+        self._recording: set[asyncio.Task[None]] = set()
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
         async with self.db.tenant(request.tenant_id) as conn:  # redeem and read in one transaction
@@ -49,10 +51,10 @@ class ConnectorService:
                 result = await self.runtime.call(manifest, request.operation, request.arguments, credential,
                                                  on_refresh_token=keep_rotated)
         except OshalError as e:
-            await self._record(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
+            self._record_later(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
             raise
         ok = result.status < 400
-        await self._record(request, grant_id, str(result.status), ok=ok, error=None if ok else f"HTTP {result.status}")
+        self._record_later(request, grant_id, str(result.status), ok=ok, error=None if ok else f"HTTP {result.status}")
         log.info("tool call", connector=request.connector_id, operation=request.operation, status=result.status,
                  ticket=str(request.ticket_id), bot=request.bot)
         return {"connector": request.connector_id, "operation": request.operation, "status": result.status,
@@ -68,6 +70,23 @@ class ConnectorService:
                             hint="an operator adds one: POST /v1/connections")
         secret = await self.secrets.get(request.tenant_id, str(connection["secret_name"]))
         return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
+
+    def _record_later(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
+                      error: str | None) -> None:
+        """The issue and the redeem are recorded before the call; its outcome and the connection's health are
+        written off the caller's path (drained on shutdown), so they cost the bot no latency."""
+        task = asyncio.create_task(self._record(request, grant_id, outcome, ok=ok, error=error))
+        self._recording.add(task)
+        task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("tool call outcome not recorded", error=str(task.exception()))
+
+    async def drain(self) -> None:
+        if self._recording:
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def _record(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
                       error: str | None) -> None:

@@ -125,6 +125,7 @@ class ControlPlane:
                     log.error("control loop ended with an error", error=str(task.exception()))
         self._tasks.clear()
         await self.events.stop()
+        await self.gateway.connectors.drain()
         await self.connector_runtime.aclose()
         await self.redis.aclose()
         await self.db.close()

@@ -88,12 +88,13 @@ async def upsert_connection(conn: Conn, tenant_id: UUID, connector_id: str, secr
     return row
 
 
-async def policy(conn: Conn, bot: str, connector_id: str, operation: str) -> str:
+async def connector_head_and_policy(conn: Conn, connector_id: str, bot: str, operation: str) -> dict[str, Any] | None:
+    """:func:`connector_head` plus the bot's policy for the operation (``off`` when none), in one round trip."""
     cur = await conn.execute(
-        "SELECT mode FROM tool_policies WHERE bot = %s AND connector_id = %s AND operation = %s",
-        (bot, connector_id, operation))
-    row = await cur.fetchone()
-    return "off" if row is None else str(row["mode"])
+        "SELECT c.id, c.state, c.digest, c.quarantine_reason, coalesce(p.mode, 'off') AS mode FROM connectors c "
+        "LEFT JOIN tool_policies p ON p.connector_id = c.id AND p.bot = %s AND p.operation = %s WHERE c.id = %s",
+        (bot, operation, connector_id))
+    return await cur.fetchone()
 
 
 async def set_policy(conn: Conn, tenant_id: UUID, bot: str, connector_id: str, operation: str, mode: str,

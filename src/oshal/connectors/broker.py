@@ -75,20 +75,31 @@ class Broker:
         return hmac.new(self._key, request.binding(grant_id, expires), hashlib.sha256).hexdigest()
 
     async def issue(self, request: GrantRequest) -> Grant:
+        async with self._db.tenant(request.tenant_id) as conn:
+            issued = await self.issue_in(conn, request)
+        return self.granted(issued)  # raised after the transaction, so an approval request itself is kept
+
+    async def issue_in(self, conn: Conn, request: GrantRequest) -> Grant | ApprovalRequired:
+        """:meth:`issue` inside the caller's tenant transaction. A missing approval is returned, not raised:
+        the caller raises it (see :meth:`granted`) once the transaction holding the approval request commits."""
         digest = arguments_hash(request.arguments)
         grant_id, expires_at = new_id(), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.ttl_s)
-        async with self._db.tenant(request.tenant_id) as conn:
-            mode = await self._callable_mode(conn, request)
-            approval_id, blocked = await self._approval(conn, request, digest) if mode == "ask" else (None, None)
-            if blocked is None:
-                await repo.insert_grant(conn, grant_id, request.tenant_id, request.bot, request.ticket_id,
-                                        request.connector_id, request.operation, digest, approval_id, expires_at)
-        if blocked is not None:  # raised after the transaction, so the approval request itself is kept
+        mode = await self._callable_mode(conn, request)
+        approval_id, blocked = await self._approval(conn, request, digest) if mode == "ask" else (None, None)
+        if blocked is not None:
             pending_id, state = blocked
-            raise ApprovalRequired(f"{request.connector_id}.{request.operation} needs an approval for this ticket "
-                                   f"and these arguments (approval {pending_id} is {state})", pending_id)
+            return ApprovalRequired(f"{request.connector_id}.{request.operation} needs an approval for this ticket "
+                                    f"and these arguments (approval {pending_id} is {state})", pending_id)
+        await repo.insert_grant(conn, grant_id, request.tenant_id, request.bot, request.ticket_id,
+                                request.connector_id, request.operation, digest, approval_id, expires_at)
         expires = int(expires_at.timestamp())
         return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
+
+    @staticmethod
+    def granted(issued: Grant | ApprovalRequired) -> Grant:
+        if isinstance(issued, ApprovalRequired):
+            raise issued
+        return issued
 
     async def enabled_manifest(self, conn: Conn, connector_id: str,
                                head: dict[str, Any] | None = None) -> ConnectorManifest:

@@ -6,6 +6,7 @@ The credential never leaves this module: not in results, errors, logs, streams o
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -17,9 +18,16 @@ from oshal.connectors.secrets.store import SecretStore
 from oshal.errors import Forbidden, OshalError
 from oshal.logs import get_logger
 from oshal.store import connectors as repo
-from oshal.store.db import Database
+from oshal.store.db import Conn, Database
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    grant_id: UUID
+    manifest: ConnectorManifest
+    connection: dict[str, Any] | None
 
 
 class ConnectorService:
@@ -33,10 +41,19 @@ class ConnectorService:
         self._recording: set[asyncio.Task[None]] = set()
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
-        async with self.db.tenant(request.tenant_id) as conn:  # redeem and read in one transaction
-            grant_id = await self.broker.redeem_in(conn, grant_token, request)
-            manifest = await self.broker.enabled_manifest(conn, request.connector_id)
-            connection = await repo.connection(conn, request.connector_id)
+        """Redeem ``grant_token`` and make the call it grants."""
+        async with self.db.tenant(request.tenant_id) as conn:
+            prepared = await self.redeem(conn, grant_token, request)
+        return await self.run(prepared, request)
+
+    async def redeem(self, conn: Conn, grant_token: str, request: GrantRequest) -> Prepared:
+        """Consume the grant and read what the call needs, inside the caller's tenant transaction."""
+        grant_id = await self.broker.redeem_in(conn, grant_token, request)
+        manifest = await self.broker.enabled_manifest(conn, request.connector_id)
+        return Prepared(grant_id, manifest, await repo.connection(conn, request.connector_id))
+
+    async def run(self, prepared: Prepared, request: GrantRequest) -> dict[str, Any]:
+        grant_id, manifest, connection = prepared.grant_id, prepared.manifest, prepared.connection
         try:
             if manifest.source.get("kind") == "mcp":  # an MCP server: its tools run over MCP, not HTTP
                 result = await self.mcp.call(manifest, request.operation, request.arguments)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from oshal.connectors.broker import Broker, GrantRequest
+from oshal.connectors.broker import ApprovalRequired, Broker, Grant, GrantRequest
 from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_service import ConnectorService
@@ -22,7 +22,7 @@ from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import connectors as connectors_repo
 from oshal.store import tickets as tickets_repo
-from oshal.store.db import Database
+from oshal.store.db import Conn, Database
 from oshal.types import TERMINAL_STATUSES
 
 
@@ -59,17 +59,26 @@ class ToolGateway:
         self.broker = broker
         self.connectors = connectors
 
-    async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
-        """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
+    def _identify(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
+        """(bot, tenant, ticket) once the bot token and the dispatch signature check out (no I/O)."""
         bot = self.tokens.verify(bot_token)
         if env.bot != bot or not self.signer.verify(env):
             raise Forbidden("this bot was not dispatched that ticket", hint="call tools only for the envelope you hold")
-        tenant, ticket = UUID(env.tenant_id), UUID(env.ticket_id)
-        rows = await self.db.call(tickets_repo.get(tenant, ticket))
-        if not rows:
+        return bot, UUID(env.tenant_id), UUID(env.ticket_id)
+
+    @staticmethod
+    async def _require_open(conn: Conn, ticket: UUID) -> None:
+        status = await tickets_repo.status(conn, ticket)
+        if status is None:
             raise NotFound(f"ticket {ticket} not found")
-        if rows[0]["status"] in TERMINAL_STATUSES:
-            raise Conflict(f"ticket {ticket} is {rows[0]['status']}; its tools are closed")
+        if status in TERMINAL_STATUSES:
+            raise Conflict(f"ticket {ticket} is {status}; its tools are closed")
+
+    async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
+        """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
+        bot, tenant, ticket = self._identify(bot_token, env)
+        async with self.db.tenant(tenant) as conn:
+            await self._require_open(conn, ticket)
         return bot, tenant, ticket
 
     async def tools(self, bot_token: str | None, env: Envelope) -> list[dict[str, Any]]:
@@ -90,7 +99,15 @@ class ToolGateway:
         return tools
 
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
-        bot, tenant, ticket = await self._authenticate(bot_token, call.envelope)
+        bot, tenant, ticket = self._identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
-        grant = await self.broker.issue(request)
-        return await self.connectors.execute(grant.token, request)
+        # One transaction for the ticket check, the grant (issued by the broker) and its redemption with the
+        # reads the call needs; the external call itself happens after it commits.
+        async with self.db.tenant(tenant) as conn:
+            await self._require_open(conn, ticket)
+            issued = await self.broker.issue_in(conn, request)
+            if isinstance(issued, Grant):
+                prepared = await self.connectors.redeem(conn, issued.token, request)
+        if isinstance(issued, ApprovalRequired):
+            raise issued  # only now: the transaction holding the approval request has committed
+        return await self.connectors.run(prepared, request)

@@ -28,6 +28,7 @@ class Prepared:
     grant_id: UUID
     manifest: ConnectorManifest
     connection: dict[str, Any] | None
+    credential: Credential | None  # its repr never shows the secret
 
 
 class ConnectorService:
@@ -50,7 +51,11 @@ class ConnectorService:
         """Consume the grant and read what the call needs, inside the caller's tenant transaction."""
         grant_id = await self.broker.redeem_in(conn, grant_token, request)
         manifest = await self.broker.enabled_manifest(conn, request.connector_id)
-        return Prepared(grant_id, manifest, await repo.connection(conn, request.connector_id))
+        connection = await repo.connection(conn, request.connector_id)
+        credential = None
+        if manifest.source.get("kind") != "mcp":
+            credential = await self._credential(conn, request, manifest, connection)
+        return Prepared(grant_id, manifest, connection, credential)
 
     async def run(self, prepared: Prepared, request: GrantRequest) -> dict[str, Any]:
         grant_id, manifest, connection = prepared.grant_id, prepared.manifest, prepared.connection
@@ -58,15 +63,13 @@ class ConnectorService:
             if manifest.source.get("kind") == "mcp":  # an MCP server: its tools run over MCP, not HTTP
                 result = await self.mcp.call(manifest, request.operation, request.arguments)
             else:
-                credential = await self._credential(request, manifest, connection)
-
                 async def keep_rotated(token: str) -> None:
                     # A provider that rotates refresh tokens invalidates the old one: store the new one at once.
                     if connection is not None:
                         await self.secrets.put(request.tenant_id, str(connection["secret_name"]), token)
 
-                result = await self.runtime.call(manifest, request.operation, request.arguments, credential,
-                                                 on_refresh_token=keep_rotated)
+                result = await self.runtime.call(manifest, request.operation, request.arguments,
+                                                 prepared.credential, on_refresh_token=keep_rotated)
         except OshalError as e:
             self._record_later(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
             raise
@@ -77,7 +80,7 @@ class ConnectorService:
         return {"connector": request.connector_id, "operation": request.operation, "status": result.status,
                 "data": result.data, "pages": result.pages, "truncated": result.truncated}
 
-    async def _credential(self, request: GrantRequest, manifest: ConnectorManifest,
+    async def _credential(self, conn: Conn, request: GrantRequest, manifest: ConnectorManifest,
                           connection: dict[str, Any] | None) -> Credential | None:
         kinds = [scheme.kind for scheme in manifest.auth if scheme.kind != "none"]
         if not kinds:
@@ -85,7 +88,7 @@ class ConnectorService:
         if connection is None:
             raise Forbidden(f"tenant has no connection for connector {request.connector_id!r}",
                             hint="an operator adds one: POST /v1/connections")
-        secret = await self.secrets.get(request.tenant_id, str(connection["secret_name"]))
+        secret = await self.secrets.get_in(conn, request.tenant_id, str(connection["secret_name"]))
         return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
 
     def _record_later(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,

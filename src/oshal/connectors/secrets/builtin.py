@@ -147,15 +147,18 @@ class BuiltinSecretStore:
             raise NotFound(f"tenant {tenant} not found", hint="create the tenant first") from None
 
     async def get(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
+        async with self._db.tenant(_uuid(tenant_id)) as conn:
+            return await self.get_in(conn, tenant_id, name, user_id=user_id)
+
+    async def get_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         check_name(name)
-        async with self._db.tenant(tenant) as conn:
-            cur = await conn.execute(
-                "SELECT c.ciphertext, k.id, k.wrapped, k.kek_id FROM credentials c "
-                "JOIN data_keys k ON k.id = c.data_key_id "
-                f"WHERE c.tenant_id = %s AND c.name = %s AND {_SAME_USER}",
-                (tenant, name, user))
-            row = await cur.fetchone()
+        cur = await conn.execute(
+            "SELECT c.ciphertext, k.id, k.wrapped, k.kek_id FROM credentials c "
+            "JOIN data_keys k ON k.id = c.data_key_id "
+            f"WHERE c.tenant_id = %s AND c.name = %s AND {_SAME_USER}",
+            (tenant, name, user))
+        row = await cur.fetchone()
         if row is None:
             raise not_found(name, user)
         return self._decrypt(row["ciphertext"], self._unwrap(row), tenant, name, user).decode()

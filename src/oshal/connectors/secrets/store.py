@@ -16,7 +16,7 @@ from oshal.errors import ConfigError, Invalid, NotFound, TooLarge
 
 if TYPE_CHECKING:
     from oshal.settings import Settings
-    from oshal.store.db import Database
+    from oshal.store.db import Conn, Database
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -47,6 +47,11 @@ class SecretStore(Protocol):
 
     async def get(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         """The value; NotFound (with a hint) when there is none at exactly this scope."""
+        ...
+
+    async def get_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
+        """:meth:`get` within the caller's tenant transaction when the backend lives in the same database
+        (saves a transaction on the tool-call path); other backends ignore ``conn``."""
         ...
 
     async def delete(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> bool:

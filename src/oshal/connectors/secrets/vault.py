@@ -112,6 +112,9 @@ class VaultSecretStore:
         await self._call(f"writing {scope(name, user_id)}", self._kv.create_or_update_secret,
                          path=path, secret={"value": value})
 
+    async def get_in(self, conn: Any, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
+        return await self.get(tenant_id, name, user_id=user_id)  # Vault is not in the database: no shared tx
+
     async def get(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         path = self.path(tenant_id, name, user_id)
         try:

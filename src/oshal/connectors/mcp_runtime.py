@@ -48,10 +48,11 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.exceptions import SchemaError, best_match
 
 from oshal import __version__
 from oshal.connectors._ssrf import check_url, private_ok_hosts, url_host
+from oshal.connectors._validation import describe
 from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.connectors.runtime import CallResult
 from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, OshalError, Unavailable
@@ -475,22 +476,12 @@ def _arguments(op: Operation, arguments: Mapping[str, Any], what: str) -> dict[s
                               hint="fix the connector manifest") from e
         error = best_match(Draft202012Validator(op.body_schema).iter_errors(dict(value)))
         if error is not None:
-            raise Invalid(f"{what}: {label}{error.json_path[1:]}: {_describe(error)}",
+            raise Invalid(f"{what}: {label}{error.json_path[1:]}: {describe(error)}",
                           hint="fix the value and call again")
     try:
         return dict(json.loads(json.dumps(dict(value), allow_nan=False)))
     except (TypeError, ValueError) as e:
         raise Invalid(f"{what}: {label} is not JSON-serialisable ({type(e).__name__})") from e
-
-
-def _describe(error: ValidationError) -> str:
-    message, shown = error.message, repr(error.instance)
-    if len(shown) > 60:
-        value = error.instance
-        size = f" ({len(value)} {'characters' if isinstance(value, str) else 'items'})" if isinstance(
-            value, str | list | dict) else ""
-        message = message.replace(shown, f"the given {type(value).__name__}{size}")
-    return message if len(message) <= 300 else message[:297] + "..."
 
 
 def _result_data(result: CallToolResult) -> Any:

@@ -52,11 +52,12 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.exceptions import SchemaError, best_match
 
 from oshal.connectors._oauth import OAuthTokens, RefreshCallback
 from oshal.connectors._ratelimit import DEFAULT_RATE, RateLimiter
 from oshal.connectors._ssrf import check_url, guarded_transport, private_ok_hosts, url_host
+from oshal.connectors._validation import describe
 from oshal.connectors.manifest import AuthKind, AuthScheme, ConnectorManifest, Operation, Parameter
 from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, Unavailable
 from oshal.logs import get_logger
@@ -526,19 +527,8 @@ def _validate(schema: Mapping[str, Any], value: Any, label: str, what: str) -> N
                           hint="fix the connector manifest") from e
     error = best_match(Draft202012Validator(schema).iter_errors(value))
     if error is not None:
-        raise Invalid(f"{what}: {label}{error.json_path[1:]}: {_describe(error)}",
+        raise Invalid(f"{what}: {label}{error.json_path[1:]}: {describe(error)}",
                       hint="fix the value and call again")
-
-
-def _describe(error: ValidationError) -> str:
-    """The validator's message, with a long offending value replaced by its kind and size."""
-    message, shown = error.message, repr(error.instance)
-    if len(shown) > 60:
-        value = error.instance
-        size = f" ({len(value)} {'characters' if isinstance(value, str) else 'items'})" if isinstance(
-            value, str | list | dict) else ""
-        message = message.replace(shown, f"the given {type(value).__name__}{size}")
-    return message if len(message) <= 300 else message[:297] + "..."
 
 
 # -- responses ---------------------------------------------------------------------------------------------------

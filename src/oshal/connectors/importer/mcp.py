@@ -30,12 +30,13 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import ValidationError
 
+from oshal.connectors.importer._errors import errors, manifest_hint
 from oshal.connectors.importer.openapi import money_effects
-from oshal.connectors.manifest import CONNECTOR_ID_PATTERN, Category, ConnectorManifest, Method, Operation
+from oshal.connectors.manifest import ConnectorManifest, Method, Operation
 from oshal.connectors.mcp_runtime import (
     DEFAULT_TIMEOUT_S,
     TOOL_PATH_PREFIX,
@@ -73,7 +74,7 @@ def manifest_from_listing(target: McpTarget, listing: McpListing, *, connector_i
         try:
             operations.append(_operation(tool, _unique(operation_name(raw_name), taken)))
         except ValidationError as exc:
-            raise Invalid(f"tool {raw_name[:80]!r} of {target.describe()} cannot be imported: {_errors(exc)}",
+            raise Invalid(f"tool {raw_name[:80]!r} of {target.describe()} cannot be imported: {errors(exc)}",
                           hint="fix that tool on the server") from exc
     fields: dict[str, Any] = {
         "id": connector_id,
@@ -94,7 +95,8 @@ def manifest_from_listing(target: McpTarget, listing: McpListing, *, connector_i
     try:
         return ConnectorManifest(**fields)
     except ValidationError as exc:
-        raise Invalid(f"the imported manifest is invalid: {_errors(exc)}", hint=_manifest_hint(exc)) from exc
+        raise Invalid(f"the imported manifest is invalid: {errors(exc)}",
+                      hint=manifest_hint(exc, "the server's tools")) from exc
 
 
 def pin_drift(manifest: ConnectorManifest, tools: McpListing | Iterable[Mapping[str, Any] | Any]) -> list[str]:
@@ -174,18 +176,3 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}" for error in exc.errors()[:5]
-    )
-
-
-def _manifest_hint(exc: ValidationError) -> str:
-    fields = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-    if "id" in fields:
-        return f"pass connector_id= matching {CONNECTOR_ID_PATTERN}."
-    if "category" in fields:
-        return f"category must be one of {', '.join(get_args(Category))}."
-    if "publisher" in fields:
-        return "publisher must be 1-100 characters."
-    return "fix the server's tools (or the arguments) at the field named."

@@ -20,12 +20,12 @@ import httpx
 import yaml
 from pydantic import ValidationError
 
+from oshal.connectors.importer._errors import errors, manifest_hint
 from oshal.connectors.importer._refs import Dialect, RefResolver, plain_json
 from oshal.connectors.manifest import (
     CONNECTOR_ID_PATTERN,
     AuthKind,
     AuthScheme,
-    Category,
     ConnectorManifest,
     Method,
     Operation,
@@ -200,7 +200,8 @@ def import_openapi(
     try:
         return ConnectorManifest(**fields)
     except ValidationError as exc:
-        raise Invalid(f"the imported manifest is invalid: {_errors(exc)}", hint=_manifest_hint(exc)) from exc
+        raise Invalid(f"the imported manifest is invalid: {errors(exc)}",
+                      hint=manifest_hint(exc, "the document")) from exc
 
 
 def document_sha256(document: Mapping[str, Any]) -> str:
@@ -253,7 +254,7 @@ def _operations(paths: dict[str, Any], ctx: _Context) -> list[Operation]:
                 operations.append(_operation(name, method, path, item, op, list(merged.values()), ctx))
             except ValidationError as exc:
                 raise Invalid(
-                    f"operation {where} cannot be imported: {_errors(exc)}", hint="fix that operation in the document."
+                    f"operation {where} cannot be imported: {errors(exc)}", hint="fix that operation in the document."
                 ) from exc
     return operations
 
@@ -520,18 +521,3 @@ def _auth_scheme(spec: dict[str, Any], swagger: bool) -> list[AuthScheme]:
 # ------------------------------------------------------------------------------------------------------ errors
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}" for error in exc.errors()[:5]
-    )
-
-
-def _manifest_hint(exc: ValidationError) -> str:
-    fields = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-    if "id" in fields:
-        return f"pass connector_id= matching {CONNECTOR_ID_PATTERN}."
-    if "category" in fields:
-        return f"category must be one of {', '.join(get_args(Category))}."
-    if "publisher" in fields:
-        return "publisher must be 1-100 characters."
-    return "fix the document (or the arguments) at the field named."

@@ -21,7 +21,8 @@ from oshal.mesh.signing import DispatchSigner
 def node_processes(platform: Platform, bot: str, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Real node-host processes running one bot, each with the bot's own Redis credentials."""
     env = {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_CLAIM_IDLE_MS": "1000",
-           "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": "warning"}
+           "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": "info",
+           "OSHAL_DRAIN_TIMEOUT_S": "5"}
     argv = [sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir), "--bot", bot,
             "--credentials", str(platform.home / "run" / "bot-credentials.json")]
     procs = [subprocess.Popen(argv, env=env) for _ in range(count)]
@@ -33,7 +34,12 @@ def node_processes(platform: Platform, bot: str, count: int) -> Iterator[list[su
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # don't leave it behind; the failure below still reports the hang
+                proc.wait()
+                raise
 
 
 def _replicas(platform: Platform, bot: str) -> int:

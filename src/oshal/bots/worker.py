@@ -186,7 +186,8 @@ class BotWorker:
                 continue
             try:
                 claimed = await self.lane.claim(self.options.claim_idle_ms, self._free)
-            except _REDIS_DOWN:
+            except (*_REDIS_DOWN, ResponseError) as e:
+                log.warning("reclaim failed; retrying", error=str(e))
                 continue
             for delivery in claimed:
                 if delivery.message_id in self._inflight:
@@ -204,7 +205,7 @@ class BotWorker:
                     "inflight": len(self._inflight), "processed": self.processed,
                 })
                 await self._touch_long_jobs()
-            except _REDIS_DOWN as e:
+            except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
                 log.warning("heartbeat failed", error=str(e))
             await asyncio.sleep(interval)
 

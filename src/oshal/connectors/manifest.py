@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from oshal.errors import Forbidden, NotFound
+
 Risk = Literal["read", "write", "money", "destructive"]
 Method = Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 AuthKind = Literal["none", "api_key", "bearer", "basic", "oauth2_client_credentials", "oauth2_refresh_token"]
@@ -110,6 +112,16 @@ class ConnectorManifest(_Frozen):
 
     def operation(self, name: str) -> Operation | None:
         return next((op for op in self.operations if op.name == name), None)
+
+    def callable_operation(self, name: str) -> Operation:
+        """The operation, if it exists and is enabled; NotFound or Forbidden (saying what to do) otherwise."""
+        op = self.operation(name)
+        if op is None:
+            names = ", ".join(o.name for o in self.operations[:30]) or "(none)"
+            raise NotFound(f"connector {self.id} has no operation {name[:80]!r}", hint=f"its operations are: {names}")
+        if not op.enabled:
+            raise Forbidden(f"operation {op.name} of connector {self.id} is not enabled; an operator must enable it")
+        return op
 
     def canonical_bytes(self) -> bytes:
         """The exact bytes a publisher signs."""

@@ -55,7 +55,7 @@ from oshal.connectors._ssrf import check_url, private_ok_hosts, url_host
 from oshal.connectors._validation import describe
 from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.connectors.runtime import CallResult
-from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, OshalError, Unavailable
+from oshal.errors import ConfigError, Forbidden, Invalid, OshalError, Unavailable
 from oshal.logs import get_logger
 
 if TYPE_CHECKING:
@@ -388,14 +388,7 @@ class McpRuntime:
     async def call(self, manifest: ConnectorManifest, operation_name: str, arguments: Mapping[str, Any], *,
                    env: Mapping[str, str] | None = None) -> CallResult:
         started = time.monotonic()
-        op = manifest.operation(operation_name)
-        if op is None:
-            names = ", ".join(o.name for o in manifest.operations[:30]) or "(none)"
-            raise NotFound(f"connector {manifest.id} has no operation {operation_name[:80]!r}",
-                           hint=f"its operations are: {names}")
-        if not op.enabled:
-            raise Forbidden(f"operation {op.name} of connector {manifest.id} is not enabled; an operator must "
-                            "enable it")
+        op = manifest.callable_operation(operation_name)
         what = f"connector {manifest.id} operation {op.name}"
         target = McpTarget.from_source(manifest.source, env=env, what=f"connector {manifest.id}")
         tool_name = _tool_name(op, what)

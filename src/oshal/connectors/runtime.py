@@ -59,7 +59,7 @@ from oshal.connectors._ratelimit import DEFAULT_RATE, RateLimiter
 from oshal.connectors._ssrf import check_url, guarded_transport, private_ok_hosts, url_host
 from oshal.connectors._validation import describe
 from oshal.connectors.manifest import AuthKind, AuthScheme, ConnectorManifest, Operation, Parameter
-from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, Unavailable
+from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
 from oshal.logs import get_logger
 
 log = get_logger(__name__)
@@ -172,14 +172,7 @@ class ConnectorRuntime:
     async def call(self, manifest: ConnectorManifest, operation_name: str, arguments: Mapping[str, Any],
                    credential: Credential | None, *, on_refresh_token: RefreshCallback | None = None) -> CallResult:
         started = time.monotonic()
-        op = manifest.operation(operation_name)
-        if op is None:
-            names = ", ".join(o.name for o in manifest.operations[:30]) or "(none)"
-            raise NotFound(f"connector {manifest.id} has no operation {operation_name[:80]!r}",
-                           hint=f"its operations are: {names}")
-        if not op.enabled:
-            raise Forbidden(f"operation {op.name} of connector {manifest.id} is not enabled; an operator must "
-                            "enable it")
+        op = manifest.callable_operation(operation_name)
         base = _base_url(manifest)
         scheme = _select_scheme(manifest, credential)
         ctx = _Call(manifest, op, scheme, credential, on_refresh_token, _origin(base),

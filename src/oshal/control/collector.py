@@ -55,8 +55,6 @@ class Collector:
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
         self.consumer = f"collector-{socket.gethostname()}"
-        self.committed = 0
-        self.rejected = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         await lanes.ensure_groups(self.redis, self.bots())
@@ -129,7 +127,6 @@ class Collector:
                 pipe.xdel(stream, *ids)
             self.events.queue_publish(pipe, finished)
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
-        self.committed += len(results)
         RESULTS_COMMITTED.inc(len(results))
 
     def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
@@ -138,12 +135,10 @@ class Collector:
         try:
             result = Result.decode(fields)
         except (KeyError, ValueError, TypeError):
-            self.rejected += 1
             RESULTS_REJECTED.inc()
             log.warning("undecodable result dropped", stream=stream)
             return None
         if out_stream(result.envelope.bot) != stream or not self.signer.verify(result.envelope):
-            self.rejected += 1
             RESULTS_REJECTED.inc()
             log.warning("result with a bad dispatch signature dropped", stream=stream,
                         ticket=result.envelope.ticket_id)

@@ -42,7 +42,6 @@ class Sweeper:
         self.interval_s = interval_s
         self.max_dispatches = max_dispatches
         self.batch = batch
-        self.redriven = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -88,7 +87,6 @@ class Sweeper:
                                           env.input, self.signer.sign(env)))
         await lanes.dispatch(self.redis, envelopes)
         await self.events.publish(changes)
-        self.redriven += len(envelopes)
         PHASES_REDRIVEN.inc(len(envelopes))
         if envelopes or changes:
             log.info("sweeper re-drove stale phases", redriven=len(envelopes), dead_lettered=len(changes))

@@ -89,10 +89,11 @@ class TicketService:
                 raise TooLarge(
                     f"ticket {n}: input is {len(body)} bytes; the limit is {self.max_input_bytes}",
                     hint="send large payloads by reference, or raise OSHAL_MAX_INPUT_BYTES")
-            digest = hashlib.sha256(f"{request.bot}\x00{json.dumps(request.input, sort_keys=True)}"
-                                    .encode()).digest()
             key = request.idempotency_key
-            if key is not None:
+            digest = None
+            if key is not None:  # the request hash only serves to compare idempotent retries
+                digest = hashlib.sha256(f"{request.bot}\x00{json.dumps(request.input, sort_keys=True)}"
+                                        .encode()).digest()
                 if key in seen_keys and seen_keys[key] != digest:
                     raise Conflict(f"idempotency key {key!r} is used twice in this batch with different bodies")
                 seen_keys[key] = digest

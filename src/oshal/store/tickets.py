@@ -26,7 +26,7 @@ class NewTicket:
     bot: str
     input_json: str
     idempotency_key: str | None
-    request_hash: bytes
+    request_hash: bytes | None
 
 
 def insert_dispatched(tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> Statement:

@@ -25,6 +25,7 @@ import uvicorn
 from oshal import logs
 from oshal.bots.host import NodeHost
 from oshal.bots.manifest import load_fleet
+from oshal.workflows.registry import load_builtin, register_builtin
 from oshal.bots.worker import WorkerOptions
 from oshal.control.app import create_app
 from oshal.control.launch import Engines, bootstrap_admin_key, provision_fleet, start_engines
@@ -39,7 +40,8 @@ TEST_BOTS = {
     "slow": "name: slow\nintent: echo\nlatency_ms: 150\nconcurrency: 8\nreplicas: 1\n",
     "idle": "name: idle\nintent: echo\nconcurrency: 4\nreplicas: 1\n",
 }
-IN_PROCESS_BOTS = ("echo", "summarizer", "triage", "extractor", "planner", "reviewer")
+IN_PROCESS_BOTS = ("echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer", "architect",
+                   "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor")
 
 
 def free_port() -> int:
@@ -117,6 +119,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                         max_batch=1000, wait_max_s=30, drain_timeout_s=5, mode="dev")
     engines = start_engines(settings)
     asyncio.run(provision_fleet(engines, fleet_dir, home))
+    register_builtin(engines.owner_url, load_builtin(REPO / "workflows"))
     asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
     admin_key = settings.admin_key_file.read_text().strip()
 
@@ -190,8 +193,9 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     r.close()
     pf.on_plane(_ensure_groups(pf))
     with pf.superuser() as conn:
-        conn.execute("TRUNCATE ledger, attempts, phases, tickets, grants, approvals, tool_policies, connections, "
-                     "connectors")
+        conn.execute("TRUNCATE ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, "
+                     "artifacts, tickets, grants, approvals, tool_policies, connections, connectors")
+        conn.execute("DELETE FROM workflow_definitions WHERE tenant_id IS NOT NULL")
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")
     yield

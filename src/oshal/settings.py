@@ -50,10 +50,21 @@ class Settings(BaseSettings):
     connector_rate_per_s: float = Field(default=20.0, gt=0, description="Calls per second per connector.")
     connector_burst: float = Field(default=40.0, ge=1, description="Burst of calls per connector.")
 
+    workflows_dir: Path = Field(default=Path("workflows"), description="Built-in workflow definitions to register.")
+    object_store: Literal["local", "s3"] = Field(default="local", description="Where artifacts (videos, files) go.")
+    objects_dir: Path | None = Field(default=None, description="Local object store folder; default $HOME/objects.")
+    s3_endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL (path-style requests).")
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Largest artifact a bot stores.")
+    scheduler_interval_s: float = Field(default=1.0, gt=0, description="How often the scheduler looks for due ticks.")
+
     log_level: str = "info"
     log_json: bool = False
 
-    @field_validator("home", "fleet_dir", "connectors_dir")
+    @field_validator("home", "fleet_dir", "connectors_dir", "workflows_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

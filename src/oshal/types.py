@@ -21,6 +21,22 @@ def new_id() -> uuid.UUID:
 
 
 class TicketStatus(StrEnum):
+    BACKLOG = "backlog"
+    APPROVED = "approved"
+    IN_PROGRESS = "in_progress"
+    APPROVAL_REQUIRED = "approval_required"
+    CUSTOMER_ACTION = "customer_action"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    DEAD_LETTER = "dead_letter"
+    CANCELLED = "cancelled"
+
+
+class PhaseStatus(StrEnum):
+    """A phase is one dispatch of work to a bot's lane; its states are the mesh's, not the ticket's."""
+
     QUEUED = "queued"
     DISPATCHED = "dispatched"
     DONE = "done"

@@ -80,7 +80,7 @@ def test_show_list_and_cancel_real_tickets(platform: Any) -> None:
 
     # `idle` is registered but no replica runs it, so its tickets stay dispatched until cancelled.
     waiting = run_json(platform, "ticket", "submit", "idle", '{"n": 2}')
-    assert waiting["status"] == "dispatched"
+    assert waiting["status"] == "in_progress"
     assert waiting["created"] is True
 
     page = run_json(platform, "ticket", "list")
@@ -95,7 +95,7 @@ def test_show_list_and_cancel_real_tickets(platform: Any) -> None:
     everything = run_json(platform, "ticket", "list", "--limit", "1", "--all")
     assert [t["id"] for t in everything["items"]] == [waiting["id"], done["id"]]
 
-    table = run(platform, "ticket", "list", "--status", "dispatched")
+    table = run(platform, "ticket", "list", "--status", "in_progress")
     assert table.returncode == 0, table.stderr
     assert waiting["id"] in table.stdout
     assert done["id"] not in table.stdout
@@ -117,8 +117,8 @@ def test_wait_on_a_cancelled_ticket_exits_1_and_an_unfinished_one_exits_8(platfo
     slow = run(platform, "ticket", "submit", "idle", "{}", "--wait", "1", "--json")
     assert slow.returncode == 8, slow.stderr
     ticket = json.loads(slow.stdout)
-    assert ticket["status"] == "dispatched"
-    assert f"ticket {ticket['id']} is still dispatched after 1s" in slow.stderr
+    assert ticket["status"] == "in_progress"
+    assert f"ticket {ticket['id']} is still in_progress after 1s" in slow.stderr
 
     again = run(platform, "ticket", "wait", ticket["id"], "--timeout", "0.5")
     assert again.returncode == 8
@@ -289,8 +289,9 @@ def test_status_reports_health_identity_bots_and_ticket_counts(platform: Any) ->
     online = {b["name"] for b in run_json(platform, "bots") if b["status"] == "online"}
     assert status["bots"]["online"] == len(online)
     assert status["dead_letters"] == 0
-    assert status["tickets"] == {"queued": 0, "dispatched": 0, "done": 1, "failed": 0, "dead_letter": 0,
-                                 "cancelled": 1}
+    assert status["tickets"] == {"backlog": 0, "approved": 0, "in_progress": 0, "approval_required": 0,
+                                 "customer_action": 0, "paused": 0, "done": 1, "failed": 0, "escalated": 0,
+                                 "dead_letter": 0, "cancelled": 1}
     table = run(platform, "status")
     assert table.returncode == 0, table.stderr
     assert f"api           {platform.url}" in table.stdout

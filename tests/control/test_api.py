@@ -14,7 +14,7 @@ def test_echo_ticket_runs_end_to_end_with_a_ledger_row(platform: Platform, tenan
     created = tenant_client.http.post("/v1/tickets", json={"bot": "echo", "input": {"hello": "world"}})
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["created"] is True and body["status"] == "dispatched"
+    assert body["created"] is True and body["status"] == "in_progress"
 
     ticket = wait_done(tenant_client.http, body["id"])
     assert ticket["status"] == "done"
@@ -145,7 +145,7 @@ def test_wait_returns_the_unfinished_ticket_when_time_runs_out(platform: Platfor
                                                                tenant_client: TenantClient) -> None:
     tid = tenant_client.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
     ticket = tenant_client.http.get(f"/v1/tickets/{tid}", params={"wait": 0.3}).json()
-    assert ticket["status"] == "dispatched" and ticket["finished_at"] is None
+    assert ticket["status"] == "in_progress" and ticket["finished_at"] is None
 
 
 def test_events_stream_ends_with_the_terminal_state(platform: Platform, tenant_client: TenantClient) -> None:
@@ -161,7 +161,7 @@ def test_events_stream_ends_with_the_terminal_state(platform: Platform, tenant_c
                 events.append((name, json.loads(line[6:])))
                 if len(events) == 1:
                     tenant_client.http.post(f"/v1/tickets/{tid}/cancel")
-    assert [e[0] for e in events] == ["dispatched", "cancelled"]
+    assert [e[0] for e in events] == ["in_progress", "cancelled"]
     assert events[-1][1]["id"] == tid
 
 
@@ -221,4 +221,4 @@ def test_create_with_wait_returns_the_finished_ticket_in_one_request(platform: P
     again = tenant_client.http.post("/v1/tickets", params={"wait": 10}, json=body)
     assert again.status_code == 200 and again.json()["id"] == ticket["id"] and again.json()["created"] is False
     pending = tenant_client.http.post("/v1/tickets", params={"wait": 0.2}, json={"bot": "idle", "input": {}})
-    assert pending.status_code == 201 and pending.json()["status"] == "dispatched"
+    assert pending.status_code == 201 and pending.json()["status"] == "in_progress"

@@ -6,6 +6,7 @@ dispatched (whose control-plane signature ties the call to one tenant and ticket
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,8 +58,39 @@ class ToolClient:
         result: dict[str, Any] = await self._post("/v1/tools/call", body, f"tool call {connector}.{operation}")
         return result
 
+    async def put_artifact(self, envelope: Envelope, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """Store a file on the envelope's ticket through the gateway (the bot holds no storage credential)."""
+        headers = {"X-Oshal-Envelope": json.dumps(self._wire(envelope)), "Content-Type": content_type}
+        try:
+            response = await self._http.put(f"/v1/artifacts/gateway/{name}", content=data, headers=headers)
+        except httpx.HTTPError as e:
+            raise HarnessError(f"artifact gateway unreachable: {type(e).__name__}", retryable=True) from e
+        _raise_for(response, f"storing artifact {name}")
+        stored: dict[str, Any] = response.json()
+        return stored
+
+    async def get_artifact(self, envelope: Envelope, name: str) -> bytes:
+        headers = {"X-Oshal-Envelope": json.dumps(self._wire(envelope))}
+        try:
+            response = await self._http.get(f"/v1/artifacts/gateway/{name}", headers=headers)
+        except httpx.HTTPError as e:
+            raise HarnessError(f"artifact gateway unreachable: {type(e).__name__}", retryable=True) from e
+        _raise_for(response, f"reading artifact {name}")
+        return response.content
+
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()
+    except ValueError:
+        error = {"message": response.text[:200]}
+    raise HarnessError(f"{what} refused: {error.get('message', '')}", hint=error.get("hint"),
+                       retryable=response.status_code >= 500)
 
 
 class ToolSession:
@@ -71,6 +103,12 @@ class ToolSession:
 
     async def list(self) -> list[dict[str, Any]]:
         return await self._client.list(self._envelope)
+
+    async def put_artifact(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        return await self._client.put_artifact(self._envelope, name, data, content_type)
+
+    async def get_artifact(self, name: str) -> bytes:
+        return await self._client.get_artifact(self._envelope, name)
 
     async def call(self, connector: str, operation: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         if self.calls >= MAX_TOOL_CALLS:

@@ -32,7 +32,9 @@ from oshal.errors import (
 )
 from oshal.settings import Settings
 
-TERMINAL = frozenset({"done", "failed", "dead_letter", "cancelled"})
+# Where a ticket rests: finished, or waiting for a person (a wait ends at these).
+TERMINAL = frozenset({"done", "failed", "dead_letter", "cancelled", "escalated", "customer_action",
+                      "approval_required", "paused", "backlog"})
 FAILED = frozenset({"failed", "dead_letter", "cancelled"})
 SERVER_WAIT_CAP_S = 60.0
 _TIMEOUT_S = 30.0

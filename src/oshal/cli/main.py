@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import admin, catalog, connectors, fleet, platform, tickets
+from oshal.cli import admin, catalog, connectors, fleet, platform, tickets, workflows
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
@@ -25,6 +25,7 @@ admin.register(app)
 fleet.register(app)
 connectors.register(app)
 catalog.register(app)
+workflows.register(app)
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ ticket_app = typer.Typer(name="ticket", no_args_is_help=True,
                          help="Submit work to a bot, inspect it, wait for it, cancel or requeue it.")
 
 _STYLE = {"done": "green", "failed": "red", "dead_letter": "bold red", "cancelled": "yellow",
-          "queued": "cyan", "dispatched": "cyan"}
+          "in_progress": "cyan", "backlog": "dim", "approved": "cyan", "approval_required": "bold magenta",
+          "customer_action": "magenta", "paused": "yellow", "escalated": "bold yellow"}
 
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="Ticket id.")]
 
@@ -67,7 +68,8 @@ def render_ticket(ticket: dict[str, Any]) -> None:
     grid.add_column()
     duration = ticket.get("duration_ms")
     rows: list[tuple[str, Any]] = [
-        ("bot", ticket["bot"]), ("status", status_text(ticket["status"])),
+        ("bot", ticket.get("bot")), ("type", ticket.get("type")), ("status", status_text(ticket["status"])),
+        ("step", ticket.get("phase")), ("reason", ticket.get("status_reason")),
         ("attempts", ticket["attempts"]), ("deliveries", ticket.get("deliveries")),
         ("consumer", ticket.get("consumer")), ("idempotency key", ticket.get("idempotency_key")),
         ("created", client.when(ticket["created_at"])),
@@ -113,7 +115,8 @@ def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool) ->
 
 @ticket_app.command()
 def submit(
-    bot: Annotated[str, typer.Argument(metavar="BOT", help="The bot to do the work (see `oshal bots`).")],
+    bot: Annotated[str | None, typer.Argument(
+        metavar="[BOT]", help="The bot to do the work (see `oshal bots`); or give --type.")] = None,
     input_json: Annotated[str | None, typer.Argument(
         metavar="[INPUT_JSON]", help="The input as a JSON document, or - for stdin. Default {}.",
     )] = None,
@@ -124,11 +127,19 @@ def submit(
     wait: Annotated[float | None, typer.Option(
         "--wait", metavar="SECONDS", min=0, help="Wait up to this long for the result, then show the ticket.",
     )] = None,
+    ticket_type: Annotated[str | None, typer.Option(
+        "--type", "-t", help="A ticket type (workflow, see `oshal workflow list`) instead of a bot.")] = None,
+    hold: Annotated[bool, typer.Option("--hold", help="Typed tickets: wait in backlog for an approval.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Submit a ticket to a bot. With --wait, exits 1 if it fails and 8 if it is not finished in time."""
+    """Submit a ticket to a bot, or of a type (a workflow). With --wait, exits 1 if it fails and 8 if it is
+    not finished (or waiting for a person) in time."""
+    if (bot is None) == (ticket_type is None):
+        raise typer.BadParameter("give a BOT or --type TYPE (exactly one)")
     value = read_input(input_json, input_file)
-    body: dict[str, Any] = {"bot": bot, "input": value}
+    body: dict[str, Any] = {"bot": bot, "input": value} if bot else {"type": ticket_type, "input": value}
+    if hold:
+        body["hold"] = True
     if key is not None:
         body["idempotency_key"] = key
     with Client.from_settings() as api:
@@ -195,18 +206,78 @@ def list_cmd(
         err.print(f"[dim]more: --cursor {page['next_cursor']}  (or --all)[/]")
 
 
-@ticket_app.command()
-def cancel(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
-    """Cancel a queued or dispatched ticket (exit 6 if it has already finished)."""
+ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded in the timeline.")]
+
+
+def _act(ticket_id: str, action: str, reason: str | None, as_json: bool) -> None:
     with Client.from_settings() as api:
-        show_ticket(api.post(f"/v1/tickets/{ticket_id}/cancel"), as_json)
+        show_ticket(api.post(f"/v1/tickets/{ticket_id}/{action}", {"reason": reason}), as_json)
 
 
 @ticket_app.command()
-def requeue(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
-    """Operator only: run a failed or dead-lettered ticket again as a new attempt."""
+def cancel(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Cancel a ticket that has not finished, with its open work (exit 6 if it has already finished)."""
+    _act(ticket_id, "cancel", reason, as_json)
+
+
+@ticket_app.command()
+def requeue(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: run a failed, dead-lettered or escalated ticket again (a workflow retries its step)."""
+    _act(ticket_id, "requeue", reason, as_json)
+
+
+@ticket_app.command()
+def approve(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: approve a ticket at an approval gate (or in backlog); its run resumes."""
+    _act(ticket_id, "approve", reason, as_json)
+
+
+@ticket_app.command()
+def reject(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: reject at an approval gate; the workflow ends or reroutes as its definition says."""
+    _act(ticket_id, "reject", reason, as_json)
+
+
+@ticket_app.command()
+def pause(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: pause a ticket; work in flight finishes but nothing new starts until resume."""
+    _act(ticket_id, "pause", reason, as_json)
+
+
+@ticket_app.command()
+def resume(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: resume a paused ticket where it stood."""
+    _act(ticket_id, "resume", reason, as_json)
+
+
+@ticket_app.command()
+def escalate(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: hand a ticket to a human (escalated); requeue or close it later."""
+    _act(ticket_id, "escalate", reason, as_json)
+
+
+@ticket_app.command()
+def close(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Operator only: close a ticket waiting on the customer or escalated, as done."""
+    _act(ticket_id, "close", reason, as_json)
+
+
+@ticket_app.command()
+def timeline(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+    """Every transition of a ticket (when, who, why), its phases and artifacts."""
     with Client.from_settings() as api:
-        show_ticket(api.post(f"/v1/tickets/{ticket_id}/requeue"), as_json)
+        data = api.get(f"/v1/tickets/{ticket_id}/timeline")
+    if as_json:
+        emit_json(data)
+        return
+    table = Table("at", "from", "to", "step", "by", "why")
+    for e in data["events"]:
+        table.add_row(client.when(e["at"]), e["from_status"] or "-", status_text(e["to_status"]),
+                      escape(e["phase"] or ""), escape(e["actor"]), escape(e["reason"] or ""))
+    out.print(table)
+    for artifact in data["artifacts"]:
+        out.print(f"artifact [bold]{escape(artifact['name'])}[/] {artifact['size']} bytes "
+                  f"({artifact['content_type']})")
 
 
 def register(app: typer.Typer) -> None:

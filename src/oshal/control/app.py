@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import oshal
 from oshal.control.deps import Caller
 from oshal.control.limits import BodyLimit
-from oshal.control.routes import admin, connectors, fleet, health, tickets
+from oshal.control.routes import admin, artifacts, connectors, fleet, health, tickets, workflows
 from oshal.control.runtime import ControlPlane
 from oshal.errors import (
     ConfigError,
@@ -102,7 +102,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     app.state.plane = plane
     _install_error_handlers(app)
     for router in (health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-                   connectors.router):
+                   connectors.router, artifacts.router, workflows.router):
         app.include_router(router)
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -114,5 +114,6 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
         return get_swagger_ui_html(openapi_url="/openapi.json", title="oshal API")
 
     body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
-    app.add_middleware(BodyLimit, max_bytes=body_limit)
+    app.add_middleware(BodyLimit, max_bytes=body_limit,
+                       per_prefix={"/v1/artifacts/gateway/": plane.settings.max_artifact_bytes})
     return app

@@ -13,6 +13,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,7 @@ from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database
 from oshal.store.results import AttemptRow, LedgerRow, record_results
 from oshal.store.tickets import dumps
+from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -45,7 +47,8 @@ def _when(ts: float | None) -> dt.datetime | None:
 class Collector:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
-                 claim_idle_ms: int = 60_000) -> None:
+                 runner: WorkflowRunner, claim_idle_ms: int = 60_000) -> None:
+        self.runner = runner
         self.db = db
         self.redis = redis
         self.signer = signer
@@ -113,7 +116,8 @@ class Collector:
     async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
-            finished = await self._record(results) if results else []
+            changes = await self._record(results) if results else []
+        finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
         dead = {tid for tid, status in finished if status == "dead_letter"}
         for result in results:
             if result.envelope.ticket_id in dead:
@@ -128,6 +132,20 @@ class Collector:
             self.events.queue_publish(pipe, finished)
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
         RESULTS_COMMITTED.inc(len(results))
+        await self._advance_runs(changes)
+
+    async def _advance_runs(self, changes: list[_Change]) -> None:
+        """Workflow tickets whose step (or child ticket) finished move on, each in its own transaction.
+
+        A crash before this leaves runs waiting on finished work; the sweeper finds and advances them.
+        """
+        runs = {(c.tenant, c.ticket if c.status == "step" else c.parent) for c in changes
+                if c.status == "step" or c.parent}
+        for tenant, ticket in sorted(runs, key=str):
+            try:
+                await self.runner.advance(UUID(tenant), UUID(str(ticket)))
+            except Exception:
+                log.exception("workflow advance failed; the sweeper retries it", ticket=ticket)
 
     def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
         if not fields:
@@ -145,7 +163,7 @@ class Collector:
             return None
         return result
 
-    async def _record(self, results: list[Result]) -> list[tuple[str, str]]:
+    async def _record(self, results: list[Result]) -> list[_Change]:
         table = self.prices()
         now = dt.datetime.now(dt.UTC)
         per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
@@ -163,8 +181,17 @@ class Collector:
                                         call.model, call.input_tokens, call.output_tokens,
                                         call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
                                         priced.source))
-        changes: list[tuple[str, str]] = []
+        changes: list[_Change] = []
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
             rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
-            changes.extend((str(row["id"]), str(row["status"])) for row in rows)
+            changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
+                                   None if row["parent"] is None else str(row["parent"])) for row in rows)
         return changes
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    tenant: str
+    ticket: str
+    status: str  # a final status, or "step": a workflow's phase ended and its run should advance
+    parent: str | None

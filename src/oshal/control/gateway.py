@@ -59,7 +59,7 @@ class ToolGateway:
         self.broker = broker
         self.connectors = connectors
 
-    def _identify(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
+    def identify(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
         """(bot, tenant, ticket) once the bot token and the dispatch signature check out (no I/O)."""
         bot = self.tokens.verify(bot_token)
         if env.bot != bot or not self.signer.verify(env):
@@ -76,7 +76,7 @@ class ToolGateway:
 
     async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
         """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
-        bot, tenant, ticket = self._identify(bot_token, env)
+        bot, tenant, ticket = self.identify(bot_token, env)
         async with self.db.tenant(tenant) as conn:
             await self._require_open(conn, ticket)
         return bot, tenant, ticket
@@ -99,7 +99,7 @@ class ToolGateway:
         return tools
 
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
-        bot, tenant, ticket = self._identify(bot_token, call.envelope)
+        bot, tenant, ticket = self.identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
         # One transaction for the ticket check, the grant (issued by the broker) and its redemption with the
         # reads the call needs; the external call itself happens after it commits.

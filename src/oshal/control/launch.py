@@ -39,6 +39,7 @@ from oshal.store.migrate import (
     migrate,
     with_credentials,
 )
+from oshal.workflows.registry import load_builtin, register_builtin
 
 log = get_logger(__name__)
 
@@ -179,6 +180,7 @@ def prepare(settings: Settings) -> Engines:
     engines = start_engines(settings)
     try:
         asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
+        register_builtin(engines.owner_url, load_builtin(settings.workflows_dir))
         asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
         installed = asyncio.run(install_curated_connectors(engines, settings))
         if installed:

@@ -13,18 +13,21 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, per_prefix: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.per_prefix = per_prefix or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        limit = next((n for prefix, n in self.per_prefix.items() if path.startswith(prefix)), self.default_max_bytes)
         headers = dict(scope.get("headers") or ())
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, int(declared), limit)
             return
         seen = 0
         started = False
@@ -34,7 +37,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -47,12 +50,12 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send, seen)
+                await self._refuse(send, seen, limit)
 
-    async def _refuse(self, send: Send, size: int) -> None:
+    async def _refuse(self, send: Send, size: int, limit: int) -> None:
         body: dict[str, Any] = {
             "error": "too_large",
-            "message": f"request body of {size} bytes exceeds the limit of {self.max_bytes} bytes",
+            "message": f"request body of {size} bytes exceeds the limit of {limit} bytes",
             "hint": "send fewer tickets per batch or smaller inputs",
         }
         payload = json.dumps(body).encode()

@@ -13,6 +13,7 @@ from oshal.connectors.runtime import ConnectorRuntime
 from oshal.connectors.secrets.store import open_secret_store
 from oshal.connectors.trust import TrustStore
 from oshal.control.admin import AdminService
+from oshal.control.artifacts import ArtifactService
 from oshal.control.auth import Authenticator
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import BotRegistry
@@ -21,8 +22,10 @@ from oshal.control.collector import Collector
 from oshal.control.connector_service import ConnectorService
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
+from oshal.control.lifecycle import Lifecycle
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
+from oshal.control.workflow_service import WorkflowService
 from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
 from oshal.mesh.redis import connect
@@ -30,6 +33,8 @@ from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
+from oshal.store.objects import open_object_store
+from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
 _PRICE_RELOAD_S = 60.0
@@ -58,8 +63,12 @@ class ControlPlane:
         self.registry = BotRegistry(self.db)
         self.auth = Authenticator(self.db)
         self.admin = AdminService(self.db, self.auth)
-        self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer,
+        self.runner = WorkflowRunner(self.db, self.redis, self.signer, self.registry.resolve, self.events.publish)
+        self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer, self.runner,
                                      max_input_bytes=s.max_input_bytes)
+        self.lifecycle = Lifecycle(self.db, self.runner)
+        self.workflows = WorkflowService(self.db, self.runner, self.registry)
+        self.objects = open_object_store(s)
         self.prices = PriceTable(load_price_file(s.prices_file))
         self.trust = TrustStore.in_home(s.home)
         self.catalog = Catalog(self.db, self.trust)
@@ -70,9 +79,11 @@ class ControlPlane:
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
                                                     McpRuntime()))
+        self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
-                                   lambda: self.registry.names, batch=s.collector_batch)
+                                   lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
+                               runner=self.runner,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
                                max_dispatches=s.max_deliveries)
         self._stop = asyncio.Event()
@@ -127,5 +138,6 @@ class ControlPlane:
         await self.events.stop()
         await self.gateway.connectors.drain()
         await self.connector_runtime.aclose()
+        await self.objects.aclose()
         await self.redis.aclose()
         await self.db.close()

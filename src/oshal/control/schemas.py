@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from oshal.types import Role, TicketStatus
 
@@ -16,10 +16,41 @@ class _In(BaseModel):
 
 
 class TicketCreate(_In):
-    bot: str = Field(min_length=1, max_length=40, description="Name of the bot that owns the work.")
+    bot: str | None = Field(default=None, min_length=1, max_length=40,
+                            description="Name of the bot that owns the work (or give a type).")
+    type: str | None = Field(default=None, min_length=1, max_length=40,
+                             description="A ticket type (workflow name); its workflow decides which bots work on it.")
     input: JsonValue = Field(default_factory=dict, description="Any JSON value; the bot's intent reads it.")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200,
                                         description="Same key + same body returns the same ticket.")
+    hold: bool = Field(default=False, description="Typed tickets: wait in backlog until an operator approves.")
+
+    @model_validator(mode="after")
+    def _addressed(self) -> TicketCreate:
+        if (self.bot is None) == (self.type is None):
+            raise ValueError('give exactly one of "bot" (a bot name) or "type" (a workflow name)')
+        return self
+
+
+class TicketAction(_In):
+    reason: str | None = Field(default=None, max_length=500, description="Why; recorded in the timeline.")
+
+
+class TimelineEntry(BaseModel):
+    at: dt.datetime
+    from_status: str | None
+    to_status: str
+    phase: str | None
+    actor: str
+    reason: str | None
+
+
+class Timeline(BaseModel):
+    ticket_id: UUID
+    events: list[TimelineEntry]
+    phases: list[dict[str, Any]]
+    run: dict[str, Any] | None
+    artifacts: list[dict[str, Any]]
 
 
 class TicketBatchCreate(_In):
@@ -40,8 +71,12 @@ class TicketBatchCreated(BaseModel):
 
 class TicketOut(BaseModel):
     id: UUID
-    bot: str
+    bot: str | None
+    type: str | None = None
     status: TicketStatus
+    phase: str | None = Field(default=None, description="The workflow step in progress (typed tickets).")
+    status_reason: str | None = None
+    parent_id: UUID | None = None
     input: Any
     result: Any = None
     error: str | None = None
@@ -166,8 +201,10 @@ def ticket_out(row: dict[str, Any]) -> TicketOut:
     duration = (finished - created).total_seconds() * 1000 if finished else None
     cost = int(row.get("cost_micros") or 0)
     return TicketOut(
-        id=row["id"], bot=row["bot"], status=row["status"], input=row["input"], result=row.get("result"),
-        error=row.get("error"), idempotency_key=row.get("idempotency_key"), attempts=row["attempt"],
+        id=row["id"], bot=row["bot"], type=row.get("type"), status=row["status"], phase=row.get("phase"),
+        status_reason=row.get("status_reason"), parent_id=row.get("parent_id"), input=row["input"],
+        result=row.get("result"), error=row.get("error"), idempotency_key=row.get("idempotency_key"),
+        attempts=row.get("attempt") or 0,
         deliveries=row.get("deliveries"), consumer=row.get("consumer"), created_at=created,
         dispatched_at=row.get("dispatched_at"), started_at=started, finished_at=finished,
         duration_ms=duration, calls=int(row.get("calls") or 0), cost_micros=cost, cost_usd=usd(cost),

@@ -25,14 +25,16 @@ from oshal.mesh.signing import DispatchSigner
 from oshal.store import access
 from oshal.store import tickets as repo
 from oshal.store.db import Database
+from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
 
 
 class Sweeper:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
-                 bots: Callable[[], frozenset[str]], *, stale_after_s: float, interval_s: float,
-                 max_dispatches: int, batch: int = 500) -> None:
+                 bots: Callable[[], frozenset[str]], *, runner: WorkflowRunner, stale_after_s: float,
+                 interval_s: float, max_dispatches: int, batch: int = 500) -> None:
+        self.runner = runner
         self.db = db
         self.redis = redis
         self.signer = signer
@@ -55,12 +57,27 @@ class Sweeper:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
 
     async def sweep(self) -> int:
-        """One pass; returns how many phases were re-driven or dead-lettered."""
+        """One pass; returns how many phases were re-driven or dead-lettered, and runs advanced."""
         await lanes.ensure_groups(self.redis, self.bots())  # recreates groups after Redis lost its data
         async with self.db.system() as conn:
             stale = await access.stale_phases(conn, self.stale_after_s, self.batch)
-        if not stale:
-            return 0
+        moved = await self._redrive(stale) if stale else 0
+        return moved + await self.advance_stalled_runs()
+
+    async def advance_stalled_runs(self) -> int:
+        """Runs that wait on nothing open lost their advance (a crash after a result commit): advance them."""
+        async with self.db.system() as conn:
+            stalled = await access.stalled_runs(conn, self.interval_s, self.batch)
+        for row in stalled:
+            try:
+                await self.runner.advance(row["tenant_id"], row["ticket_id"])
+            except Exception:
+                log.exception("advancing a stalled run failed", ticket=str(row["ticket_id"]))
+        if stalled:
+            log.info("sweeper advanced stalled workflow runs", runs=len(stalled))
+        return len(stalled)
+
+    async def _redrive(self, stale: list[dict[str, Any]]) -> int:
         by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in stale:
             by_tenant[row["tenant_id"]].append(row)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import jsonschema
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -22,17 +23,22 @@ from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as repo
+from oshal.store import workflows as workflow_repo
 from oshal.store.db import Database
-from oshal.types import TERMINAL_STATUSES, TicketStatus, new_id
+from oshal.types import TicketStatus, new_id
+from oshal.workflows.runner import Outcome, WorkflowRunner
+from oshal.workflows.states import RESTING
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class TicketRequest:
-    bot: str
+    bot: str | None
     input: Any
     idempotency_key: str | None = None
+    type: str | None = None  # a workflow name: the run decides which bots work on it
+    hold: bool = False  # typed tickets only: wait in backlog until an operator approves
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,8 @@ class Created:
 
 class TicketService:
     def __init__(self, db: Database, redis: Redis, registry: BotRegistry, events: EventHub,
-                 signer: DispatchSigner, *, max_input_bytes: int) -> None:
+                 signer: DispatchSigner, runner: WorkflowRunner, *, max_input_bytes: int) -> None:
+        self.runner = runner
         self.db = db
         self.redis = redis
         self.registry = registry
@@ -62,6 +69,8 @@ class TicketService:
         A crash between the commit and the append loses nothing: the sweeper re-drives dispatched phases
         that make no progress.
         """
+        if any(r.type is not None for r in requests):
+            return [await self._create_typed(tenant, principal, r, n) for n, r in enumerate(requests)]
         created, envelopes = await self._commit(tenant, principal, requests)
         await self._dispatch(envelopes)
         return created
@@ -69,6 +78,14 @@ class TicketService:
     async def create_and_wait(self, tenant: UUID, principal: UUID | None, request: TicketRequest,
                               timeout_s: float) -> tuple[Created, dict[str, Any]]:
         """Create one ticket and wait for it; the watch starts before dispatch, so no result can slip past."""
+        if request.type is not None:
+            ticket = new_id()
+            async with self.events.watch(str(ticket)) as changes:
+                created = await self._create_typed(tenant, principal, request, 0, ticket)
+                if not created.created:
+                    return created, await self.wait(tenant, created.id, timeout_s)
+                row = await self.get(tenant, created.id)
+                return created, await self._until_terminal(tenant, created.id, changes, timeout_s, row)
         [created], envelopes = await self._commit(tenant, principal, [request])
         if not created.created:
             return created, await self.wait(tenant, created.id, timeout_s)
@@ -76,24 +93,60 @@ class TicketService:
             await self._dispatch(envelopes)
             return created, await self._until_terminal(tenant, created.id, changes, timeout_s, None)
 
+    def _body(self, n: int, value: Any) -> str:
+        body = repo.dumps(value)
+        if len(body) > self.max_input_bytes:
+            raise TooLarge(
+                f"ticket {n}: input is {len(body)} bytes; the limit is {self.max_input_bytes}",
+                hint="send large payloads by reference, or raise OSHAL_MAX_INPUT_BYTES")
+        return body
+
+    async def _create_typed(self, tenant: UUID, principal: UUID | None, request: TicketRequest, n: int,
+                            ticket: UUID | None = None) -> Created:
+        """A workflow ticket: the ticket, its run and its first steps in one transaction, then dispatch."""
+        assert request.type is not None
+        if request.bot is not None:
+            raise Invalid(f"ticket {n}: give a bot or a type, not both",
+                          hint="a type's workflow decides which bots work on the ticket")
+        body = self._body(n, request.input)
+        digest = _request_hash(f"type:{request.type}", request.input) if request.idempotency_key else None
+        ticket = ticket or new_id()
+        async with self.db.tenant(tenant) as conn:
+            definition = await self.runner.definition(conn, request.type)
+            _check_input(definition.input_schema, request.input, n)
+            status = TicketStatus.BACKLOG if request.hold else TicketStatus.IN_PROGRESS
+            inserted = await workflow_repo.insert_ticket(
+                conn, tenant, ticket, type_=definition.name, bot=None, input_json=body, status=status,
+                by=principal, key=request.idempotency_key, request_hash=digest)
+            if not inserted:
+                assert request.idempotency_key is not None
+                prior = (await repo.by_idempotency_keys(conn, [request.idempotency_key]))[request.idempotency_key]
+                if bytes(prior["request_hash"] or b"") != digest:
+                    raise Conflict(f"idempotency key {request.idempotency_key!r} was already used for a "
+                                   "different request", hint="use a new key for a new request")
+                return Created(prior["id"], str(prior["status"]), False)
+            outcome = await self.runner.start_in(conn, tenant, ticket, definition, request.input,
+                                                 hold=request.hold)
+        await self.runner.deliver(outcome)
+        return Created(ticket, _final_status(outcome, status), True)
+
     async def _commit(self, tenant: UUID, principal: UUID | None,
                       requests: Sequence[TicketRequest]) -> tuple[list[Created], list[Envelope]]:
         if not requests:
             raise Invalid("no tickets given", hint="send at least one ticket")
-        await self.registry.require({r.bot for r in requests})
+        await self.registry.require({r.bot for r in requests if r.bot is not None})
         rows: list[repo.NewTicket] = []
         seen_keys: dict[str, bytes] = {}
         for n, request in enumerate(requests):
-            body = repo.dumps(request.input)
-            if len(body) > self.max_input_bytes:
-                raise TooLarge(
-                    f"ticket {n}: input is {len(body)} bytes; the limit is {self.max_input_bytes}",
-                    hint="send large payloads by reference, or raise OSHAL_MAX_INPUT_BYTES")
+            if request.bot is None:
+                raise Invalid(f"ticket {n}: give a bot or a type", hint='e.g. {"bot": "echo"} or {"type": "ticket"}')
+            if request.hold:
+                raise Invalid(f"ticket {n}: hold applies to typed (workflow) tickets only")
+            body = self._body(n, request.input)
             key = request.idempotency_key
             digest = None
             if key is not None:  # the request hash only serves to compare idempotent retries
-                digest = hashlib.sha256(f"{request.bot}\x00{json.dumps(request.input, sort_keys=True)}"
-                                        .encode()).digest()
+                digest = _request_hash(request.bot, request.input)
                 if key in seen_keys and seen_keys[key] != digest:
                     raise Conflict(f"idempotency key {key!r} is used twice in this batch with different bodies")
                 seen_keys[key] = digest
@@ -109,7 +162,7 @@ class TicketService:
         envelopes: list[Envelope] = []
         for row, request in zip(rows, requests, strict=True):
             if row.id in inserted:
-                result.append(Created(row.id, TicketStatus.DISPATCHED, True))
+                result.append(Created(row.id, TicketStatus.IN_PROGRESS, True))
                 envelopes.append(self._envelope(tenant, row.id, row.phase_id, 1, row.bot, request.input))
                 continue
             assert row.idempotency_key is not None
@@ -135,7 +188,10 @@ class TicketService:
         return rows[0]
 
     async def wait(self, tenant: UUID, ticket_id: UUID, timeout_s: float) -> dict[str, Any]:
-        """Return once the ticket is terminal or ``timeout_s`` passed; woken by events, not polling."""
+        """Return once the ticket rests (finished, or waiting for a person) or ``timeout_s`` passed.
+
+        Woken by events, not polling.
+        """
         async with self.events.watch(str(ticket_id)) as changes:
             row = await self.get(tenant, ticket_id)
             return await self._until_terminal(tenant, ticket_id, changes, timeout_s, row)
@@ -143,7 +199,7 @@ class TicketService:
     async def _until_terminal(self, tenant: UUID, ticket_id: UUID, changes: asyncio.Queue[str], timeout_s: float,
                               row: dict[str, Any] | None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
-        while row is None or row["status"] not in TERMINAL_STATUSES:
+        while row is None or row["status"] not in RESTING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -151,7 +207,7 @@ class TicketService:
                 status = await asyncio.wait_for(changes.get(), remaining)
             except TimeoutError:
                 break
-            if status in TERMINAL_STATUSES:
+            if status in RESTING:
                 row = await self.get(tenant, ticket_id)
         return row if row is not None else await self.get(tenant, ticket_id)
 
@@ -167,28 +223,33 @@ class TicketService:
         async with self.db.tenant(tenant) as conn:
             return await repo.counts(conn)
 
-    async def cancel(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
+    async def timeline(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
         async with self.db.tenant(tenant) as conn:
-            cancelled = await repo.cancel(conn, ticket_id)
-            state = None if cancelled else await repo.status(conn, ticket_id)
-        if not cancelled:
-            if state is None:
+            if await repo.status(conn, ticket_id) is None:
                 raise NotFound(f"ticket {ticket_id} not found")
-            raise Conflict(f"ticket {ticket_id} is already {state}; only queued or dispatched tickets cancel")
-        await self.events.publish([(str(ticket_id), TicketStatus.CANCELLED)])
-        return await self.get(tenant, ticket_id)
+            events = await workflow_repo.timeline(conn, ticket_id)
+            phases = await workflow_repo.phases_of(conn, ticket_id)
+            run = await workflow_repo.run(conn, ticket_id)
+            artifacts = await workflow_repo.artifacts(conn, ticket_id)
+        return {"ticket_id": ticket_id, "events": events, "phases": phases, "run": run,
+                "artifacts": [{k: v for k, v in a.items() if k != "object_key"} for a in artifacts]}
 
-    async def requeue(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
-        """Operator action: run a dead-lettered or failed ticket again as a new attempt."""
-        async with self.db.tenant(tenant) as conn:
-            phase = await repo.phase_of(conn, ticket_id)
-            if phase is None:
-                raise NotFound(f"ticket {ticket_id} not found")
-            rows = await repo.redispatch(conn, [phase["id"]], from_status=["dead_letter", "failed"])
-        if not rows:
-            raise Conflict(f"ticket {ticket_id} is {phase['status']}; only dead_letter or failed tickets requeue")
-        row = rows[0]
-        await self._dispatch([self._envelope(tenant, row["ticket_id"], row["phase_id"], row["attempt"],
-                                             str(row["bot"]), row["input"])])
-        await self.events.publish([(str(ticket_id), TicketStatus.DISPATCHED)])
-        return await self.get(tenant, ticket_id)
+
+def _request_hash(target: str, value: Any) -> bytes:
+    return hashlib.sha256(f"{target}\x00{json.dumps(value, sort_keys=True)}".encode()).digest()
+
+
+def _final_status(outcome: Outcome, status: str) -> str:
+    return outcome.changes[-1][1] if outcome.changes else status
+
+
+def _check_input(schema: dict[str, Any] | None, value: Any, n: int) -> None:
+    if schema is None:
+        return
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "input"
+        raise Invalid(f"ticket {n}: {where}: {errors[0].message}", hint="the ticket type's input_schema says "
+                      "what the input must look like (oshal workflow show NAME)")
+

@@ -69,6 +69,12 @@ async def bots(conn: Conn) -> list[dict[str, Any]]:
     return await cur.fetchall()
 
 
+async def stalled_runs(conn: Conn, older_than_s: float, limit: int) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM oshal_stalled_runs(make_interval(secs => %s), %s)",
+                             (older_than_s, limit))
+    return await cur.fetchall()
+
+
 async def stale_phases(conn: Conn, older_than_s: float, limit: int) -> list[dict[str, Any]]:
     cur = await conn.execute("SELECT * FROM oshal_stale_phases(make_interval(secs => %s), %s)",
                              (older_than_s, limit))

@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from oshal.errors import ConfigError
+from oshal.lifecycle import transition_pairs
 from oshal.logs import get_logger
 
 log = get_logger(__name__)
@@ -90,9 +91,19 @@ def migrate(owner_url: str) -> list[str]:
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 log.info("migration applied", version=version)
                 applied.append(version)
+            _sync_transitions(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def _sync_transitions(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """The database refuses any ticket transition that :data:`oshal.lifecycle.TRANSITIONS` does not list."""
+    pairs = transition_pairs()
+    with conn.transaction():
+        conn.execute("DELETE FROM ticket_transitions")
+        conn.execute("INSERT INTO ticket_transitions (from_status, to_status) "
+                     "SELECT * FROM unnest(%s::text[], %s::text[])", ([a for a, _ in pairs], [b for _, b in pairs]))
 
 
 def with_database(url: str, database: str) -> str:

@@ -44,7 +44,7 @@ class LedgerRow:
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
     """One tenant's share of a collector batch, as one call; its rows name the tickets that finished."""
     return (
-        "SELECT finished_ticket AS id, finished_status AS status FROM oshal_record_results(%s, %s::uuid[], "
+        "SELECT finished_ticket AS id, finished_status AS status, parent FROM oshal_record_results(%s, %s::uuid[], "
         "%s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], "
         "%s::timestamptz[], %s::text[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], "
         "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])",

@@ -76,33 +76,62 @@ async def page(conn: Conn, *, status: str | None, bot: str | None, before: UUID 
     return await cur.fetchall()
 
 
-async def cancel(conn: Conn, ticket_id: UUID) -> bool:
+async def set_status(conn: Conn, ticket_id: UUID, *, from_status: str, to_status: str, reason: str | None,
+                     finished: bool = False, resume_status: str | None = None) -> bool:
+    """Move one ticket if it is still in ``from_status`` (the trigger checks and records the transition)."""
     cur = await conn.execute(
-        "UPDATE tickets SET status = 'cancelled', finished_at = now() "
-        "WHERE id = %s AND status = ANY(%s) RETURNING id", (ticket_id, list(OPEN)))
-    if await cur.fetchone() is None:
-        return False
+        "UPDATE tickets SET status = %s, status_reason = %s, resume_status = %s, "
+        "finished_at = CASE WHEN %s THEN now() ELSE NULL END "
+        "WHERE id = %s AND status = %s RETURNING id",
+        (to_status, reason, resume_status, finished, ticket_id, from_status))
+    return await cur.fetchone() is not None
+
+
+async def cancel_open_phases(conn: Conn, ticket_ids: Sequence[UUID]) -> None:
     await conn.execute("UPDATE phases SET status = 'cancelled', updated_at = now() "
-                       "WHERE ticket_id = %s AND status = ANY(%s)", (ticket_id, list(OPEN)))
-    return True
+                       "WHERE ticket_id = ANY(%s) AND status = ANY(%s)", (list(ticket_ids), list(OPEN)))
+
+
+async def lock(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        "SELECT id, status, type, bot, parent_id, resume_status, input FROM tickets WHERE id = %s FOR UPDATE",
+        (ticket_id,))
+    return await cur.fetchone()
+
+
+async def children(conn: Conn, parent_id: UUID) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT id, status, result, error FROM tickets WHERE parent_id = %s ORDER BY id",
+                             (parent_id,))
+    return await cur.fetchall()
+
+
+async def set_actor(conn: Conn, actor: str, reason: str | None) -> None:
+    """Who (and why) the timeline records for the transitions of this transaction."""
+    await conn.execute("SELECT set_config('oshal.actor', %s, true), set_config('oshal.reason', %s, true)",
+                       (actor, reason or ""))
 
 
 async def redispatch(conn: Conn, phase_ids: Sequence[UUID], *, from_status: Sequence[str]) -> list[dict[str, Any]]:
-    """Bump the attempt of phases (still in ``from_status``) and mark them dispatched; returns envelopes' data."""
+    """Bump the attempt of phases (still in ``from_status``) and mark them dispatched; returns envelopes' data.
+
+    A ticket that had finished badly (an operator requeue) goes back to in_progress; one still in progress
+    (a sweeper re-drive) keeps its state.
+    """
     cur = await conn.execute(
         """
         WITH p AS (
             UPDATE phases SET status = 'dispatched', attempt = attempt + 1, dispatched_at = now(),
                               updated_at = now()
             WHERE id = ANY(%s) AND status <> ALL(%s)
-            RETURNING id, ticket_id, bot, attempt, tenant_id
+            RETURNING id, ticket_id, bot, attempt, tenant_id, input
         ), t AS (
-            UPDATE tickets SET status = 'dispatched', error = NULL, result = NULL, finished_at = NULL
-            FROM p WHERE tickets.id = p.ticket_id
-            RETURNING tickets.id, tickets.input
+            UPDATE tickets SET status = 'in_progress', error = NULL, result = NULL, finished_at = NULL,
+                               status_reason = NULL
+            FROM p WHERE tickets.id = p.ticket_id AND tickets.status IN ('dead_letter', 'failed')
+            RETURNING tickets.id
         )
-        SELECT p.id AS phase_id, p.ticket_id, p.bot, p.attempt, p.tenant_id, t.input
-        FROM p JOIN t ON t.id = p.ticket_id
+        SELECT p.id AS phase_id, p.ticket_id, p.bot, p.attempt, p.tenant_id, coalesce(p.input, tk.input) AS input
+        FROM p JOIN tickets tk ON tk.id = p.ticket_id
         """,
         (list(phase_ids), _other_than(from_status)),
     )
@@ -110,12 +139,14 @@ async def redispatch(conn: Conn, phase_ids: Sequence[UUID], *, from_status: Sequ
 
 
 async def phase_of(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
-    cur = await conn.execute("SELECT id, status, attempt FROM phases WHERE ticket_id = %s AND seq = 0",
-                             (ticket_id,))
+    """The ticket's latest phase."""
+    cur = await conn.execute(
+        "SELECT id, status, attempt FROM phases WHERE ticket_id = %s ORDER BY seq DESC LIMIT 1", (ticket_id,))
     return await cur.fetchone()
 
 
 async def dead_letter_phases(conn: Conn, phase_ids: Sequence[UUID], error: str) -> list[UUID]:
+    """Dead-letter phases; plain tickets follow at once, a workflow's run decides (the sweeper advances it)."""
     cur = await conn.execute(
         """
         WITH p AS (
@@ -123,7 +154,8 @@ async def dead_letter_phases(conn: Conn, phase_ids: Sequence[UUID], error: str) 
             WHERE id = ANY(%s) AND status <> ALL(%s) RETURNING ticket_id
         )
         UPDATE tickets SET status = 'dead_letter', error = %s, finished_at = now()
-        FROM p WHERE tickets.id = p.ticket_id RETURNING tickets.id
+        FROM p WHERE tickets.id = p.ticket_id AND tickets.status = 'in_progress' AND tickets.type IS NULL
+        RETURNING tickets.id
         """,
         (list(phase_ids), _other_than(OPEN), error),
     )
@@ -137,3 +169,19 @@ def dumps(value: Any) -> str:
 async def counts(conn: Conn) -> dict[str, int]:
     cur = await conn.execute("SELECT status, count(*) AS n FROM tickets GROUP BY status")
     return {str(row["status"]): int(row["n"]) for row in await cur.fetchall()}
+
+
+async def finish_from_phase(conn: Conn, ticket_id: UUID) -> str | None:
+    """Give an in-progress plain ticket the outcome its phase already reached (it finished while paused)."""
+    cur = await conn.execute(
+        """
+        UPDATE tickets t SET status = p.status, result = a.output, error = a.error, finished_at = now()
+        FROM phases p JOIN LATERAL (
+            SELECT output, error FROM attempts WHERE attempts.phase_id = p.id ORDER BY attempt DESC LIMIT 1
+        ) a ON true
+        WHERE t.id = %s AND t.status = 'in_progress' AND t.type IS NULL AND p.ticket_id = t.id
+          AND p.seq = 0 AND p.status IN ('done', 'failed', 'dead_letter')
+        RETURNING t.status
+        """, (ticket_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row["status"])

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from oshal.bots.harnesses.base import HarnessError, Job, Outcome, count_tokens
-from oshal.bots.harnesses.intents import INTENTS
+from oshal.bots.harnesses.intents import INTENTS, Intent
+from oshal.bots.harnesses.media_intents import MEDIA_INTENTS
+from oshal.bots.harnesses.pipeline_intents import PIPELINE_INTENTS
 from oshal.bots.manifest import BotManifest
+from oshal.bots.media import make_storyboard, write_script
 from oshal.errors import ConfigError
 from oshal.mesh.envelopes import CallUsage
+
+PURE_INTENTS: dict[str, Intent] = {**INTENTS, **PIPELINE_INTENTS, "script": write_script,
+                                   "storyboard": make_storyboard}
+KNOWN_INTENTS = sorted({*PURE_INTENTS, *MEDIA_INTENTS})
 
 
 class DeterministicHarness:
     def __init__(self, manifest: BotManifest) -> None:
-        intent = INTENTS.get(manifest.intent)
-        if intent is None:
+        if manifest.intent not in KNOWN_INTENTS:
             raise ConfigError(f"bot {manifest.name!r} names unknown intent {manifest.intent!r}",
-                              hint=f"one of: {', '.join(sorted(INTENTS))}")
-        self._intent = intent
+                              hint=f"one of: {', '.join(KNOWN_INTENTS)}")
+        self._intent = PURE_INTENTS.get(manifest.intent)
+        self._media = MEDIA_INTENTS.get(manifest.intent)
         self._manifest = manifest
         self._persona_tokens = count_tokens(manifest.persona)
 
@@ -28,7 +36,7 @@ class DeterministicHarness:
         if isinstance(job.input, dict) and "tool_calls" in job.input:
             return await self._scripted_tools(job)
         try:
-            output = self._intent(job.input)
+            output = await self._run_intent(job)
         except HarnessError:
             raise
         except (TypeError, ValueError, AttributeError) as e:
@@ -37,6 +45,15 @@ class DeterministicHarness:
         written = count_tokens(json.dumps(output, sort_keys=True))
         call = CallUsage(job.call_id(0), self._manifest.provider_name, self._manifest.model, read, written)
         return Outcome(output, (call,))
+
+    async def _run_intent(self, job: Job) -> Any:
+        if self._media is not None:
+            if job.tools is None:
+                raise HarnessError("this node has no gateway configured for artifacts",
+                                   hint="start nodes through `oshal up`")
+            return await self._media(job.input, job.tools)
+        assert self._intent is not None
+        return self._intent(job.input)
 
     async def _scripted_tools(self, job: Job) -> Outcome:
         """Run the tool calls the ticket scripts, in order, so tool use is testable offline."""

@@ -1,9 +1,10 @@
-"""/v1/tickets: create (single and batch), read, wait, stream events, list, cancel, requeue."""
+"""/v1/tickets: create (single and batch), read, wait, stream events, list, timeline, and lifecycle actions."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -11,9 +12,12 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from oshal.control.auth import Principal
 from oshal.control.deps import Caller, Operator, Plane
 from oshal.control.metrics import TICKETS_CREATED
+from oshal.control.runtime import ControlPlane
 from oshal.control.schemas import (
+    TicketAction,
     TicketBatchCreate,
     TicketBatchCreated,
     TicketCreate,
@@ -21,11 +25,23 @@ from oshal.control.schemas import (
     TicketOut,
     TicketPage,
     TicketWaited,
+    Timeline,
     ticket_out,
 )
 from oshal.control.tickets import TicketRequest
 from oshal.errors import TooLarge
 from oshal.types import TERMINAL_STATUSES, TicketStatus
+from oshal.workflows.states import Action
+
+
+class OperatorAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    PAUSE = "pause"
+    RESUME = "resume"
+    REQUEUE = "requeue"
+    ESCALATE = "escalate"
+    CLOSE = "close"
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -42,7 +58,7 @@ async def create_ticket(
                                                          "and return the whole ticket")] = 0,
 ) -> Response:
     """Create a ticket for a bot. An idempotency key makes retries safe: same key, same ticket (200)."""
-    request = TicketRequest(body.bot, body.input, body.idempotency_key)
+    request = TicketRequest(body.bot, body.input, body.idempotency_key, body.type, body.hold)
     result: BaseModel
     if wait > 0:
         created, row = await cp.tickets.create_and_wait(who.tenant_id, who.key_id, request,
@@ -63,7 +79,8 @@ async def create_batch(body: TicketBatchCreate, cp: Plane, who: Caller) -> Ticke
         raise TooLarge(f"{len(body.tickets)} tickets in one batch; the limit is {cp.settings.max_batch}",
                        hint="split the batch")
     created = await cp.tickets.create(
-        who.tenant_id, who.key_id, [TicketRequest(t.bot, t.input, t.idempotency_key) for t in body.tickets])
+        who.tenant_id, who.key_id,
+        [TicketRequest(t.bot, t.input, t.idempotency_key, t.type, t.hold) for t in body.tickets])
     fresh = sum(1 for c in created if c.created)
     TICKETS_CREATED.inc(fresh)
     return TicketBatchCreated(
@@ -112,7 +129,7 @@ async def ticket_events(ticket_id: UUID, cp: Plane, who: Caller) -> StreamingRes
         async with cp.events.watch(str(ticket_id)) as changes:
             row = await cp.tickets.get(who.tenant_id, ticket_id)
             yield _sse(row)
-            while row["status"] not in TERMINAL_STATUSES:
+            while row["status"] not in TERMINAL_STATUSES:  # resting states still change: keep streaming
                 try:
                     await asyncio.wait_for(changes.get(), 15)
                 except TimeoutError:
@@ -131,14 +148,30 @@ def _sse(row: dict[str, object]) -> bytes:
 
 
 @router.post("/{ticket_id}/cancel", response_model=TicketOut)
-async def cancel_ticket(ticket_id: UUID, cp: Plane, who: Caller) -> TicketOut:
-    return ticket_out(await cp.tickets.cancel(who.tenant_id, ticket_id))
+async def cancel_ticket(ticket_id: UUID, cp: Plane, who: Caller, body: TicketAction | None = None) -> TicketOut:
+    """Cancel a ticket that has not finished (its open work and child tickets too)."""
+    return await _act(cp, who, ticket_id, Action.CANCEL, body)
 
 
-@router.post("/{ticket_id}/requeue", response_model=TicketOut)
-async def requeue_ticket(ticket_id: UUID, cp: Plane, who: Operator) -> TicketOut:
-    """Operator only: run a dead-lettered or failed ticket again as a new attempt."""
-    return ticket_out(await cp.tickets.requeue(who.tenant_id, ticket_id))
+@router.post("/{ticket_id}/{action}", response_model=TicketOut)
+async def act_on_ticket(ticket_id: UUID, action: OperatorAction, cp: Plane, who: Operator,
+                        body: TicketAction | None = None) -> TicketOut:
+    """Operator actions: approve, reject, pause, resume, requeue, escalate, close. An action the ticket's
+    state does not allow is a 409 that lists the actions it does allow."""
+    return await _act(cp, who, ticket_id, Action(action.value), body)
+
+
+async def _act(cp: ControlPlane, who: Principal, ticket_id: UUID, action: Action,
+               body: TicketAction | None) -> TicketOut:
+    await cp.lifecycle.act(who.tenant_id, ticket_id, action, actor=f"key:{who.key_id}",
+                           reason=body.reason if body else None)
+    return ticket_out(await cp.tickets.get(who.tenant_id, ticket_id))
+
+
+@router.get("/{ticket_id}/timeline", response_model=Timeline)
+async def ticket_timeline(ticket_id: UUID, cp: Plane, who: Caller) -> Timeline:
+    """Every transition (who, when, why), the phases dispatched, the workflow run and the artifacts."""
+    return Timeline(**await cp.tickets.timeline(who.tenant_id, ticket_id))
 
 
 dead_letters = APIRouter(tags=["tickets"])

@@ -1,0 +1,117 @@
+"""Operator actions on tickets: approve, reject, pause, resume, cancel, requeue, escalate, close.
+
+Each action is validated against the state machine (a 409 names the actions possible from the current
+state), runs in one tenant transaction that records who did it and why, and then wakes waiters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from oshal.errors import Conflict, NotFound
+from oshal.store import tickets as repo
+from oshal.store import workflows as runs
+from oshal.store.db import Conn, Database
+from oshal.types import TicketStatus as S
+from oshal.workflows.engine import Decision
+from oshal.workflows.runner import Outcome, WorkflowRunner
+from oshal.workflows.states import Action, target_of
+
+
+class Lifecycle:
+    def __init__(self, db: Database, runner: WorkflowRunner) -> None:
+        self.db = db
+        self.runner = runner
+
+    async def act(self, tenant: UUID, ticket: UUID, action: Action, *, actor: str, reason: str | None) -> None:
+        if action in (Action.APPROVE, Action.REJECT):
+            status = await self._status(tenant, ticket)
+            if status == S.APPROVAL_REQUIRED:
+                await self.runner.decide(tenant, ticket, Decision(action == Action.APPROVE, actor, reason or ""))
+                return
+        async with self.db.tenant(tenant) as conn:
+            await repo.set_actor(conn, actor, reason)
+            row = await repo.lock(conn, ticket)
+            if row is None:
+                raise NotFound(f"ticket {ticket} not found")
+            outcome = await self._apply(conn, tenant, ticket, row, action, reason)
+        await self.runner.deliver(outcome)
+
+    async def _status(self, tenant: UUID, ticket: UUID) -> str:
+        async with self.db.tenant(tenant) as conn:
+            status = await repo.status(conn, ticket)
+        if status is None:
+            raise NotFound(f"ticket {ticket} not found")
+        return status
+
+    async def _apply(self, conn: Conn, tenant: UUID, ticket: UUID, row: dict[str, Any], action: Action,
+                     reason: str | None) -> Outcome:
+        current = str(row["status"])
+        target = target_of(action, str(ticket), current)
+        workflow = row["type"] is not None
+        if action == Action.APPROVE:  # backlog -> approved -> in progress
+            await self._move(conn, ticket, current, S.APPROVED, reason)
+            return await self._continue(conn, tenant, ticket, S.APPROVED)
+        if action == Action.RESUME:
+            resume_to = str(row["resume_status"] or S.IN_PROGRESS)
+            await self._move(conn, ticket, current, resume_to, reason)
+            if resume_to != S.IN_PROGRESS:
+                return Outcome([], [(str(ticket), resume_to)])
+            if not workflow:
+                return await self._settle_plain(conn, ticket)
+            return await self.runner.begin(conn, tenant, ticket)
+        if action == Action.REQUEUE:
+            return await self._requeue(conn, tenant, ticket, current, workflow, reason)
+        finished = target in (S.CANCELLED, S.DONE)
+        await self._move(conn, ticket, current, target, reason, finished=finished,
+                         resume_status=current if target == S.PAUSED else None)
+        if target == S.CANCELLED:
+            await self._cancel_work(conn, ticket)
+        return Outcome([], [(str(ticket), target)])
+
+    async def _move(self, conn: Conn, ticket: UUID, current: str, target: str, reason: str | None, *,
+                    finished: bool = False, resume_status: str | None = None) -> None:
+        if not await repo.set_status(conn, ticket, from_status=current, to_status=target, reason=reason,
+                                     finished=finished, resume_status=resume_status):
+            raise Conflict(f"ticket {ticket} changed while this action ran; read it again and retry")
+
+    async def _continue(self, conn: Conn, tenant: UUID, ticket: UUID, current: str) -> Outcome:
+        await self._move(conn, ticket, current, S.IN_PROGRESS, None)
+        return await self.runner.begin(conn, tenant, ticket)
+
+    async def _cancel_work(self, conn: Conn, ticket: UUID) -> None:
+        open_children = [c["id"] for c in await repo.children(conn, ticket)
+                         if c["status"] not in (S.DONE, S.FAILED, S.DEAD_LETTER, S.CANCELLED)]
+        for child in open_children:
+            await repo.set_status(conn, child, from_status=S.IN_PROGRESS, to_status=S.CANCELLED,
+                                  reason="parent cancelled", finished=True)
+        await repo.cancel_open_phases(conn, [ticket, *open_children])
+        run = await runs.lock_run(conn, ticket)
+        if run is not None and not run["finished"]:
+            await runs.save_run(conn, ticket, run["state"], True)
+
+    async def _settle_plain(self, conn: Conn, ticket: UUID) -> Outcome:
+        """A plain ticket whose phase finished while it was paused takes that result now."""
+        status = await repo.finish_from_phase(conn, ticket)
+        return Outcome([], [(str(ticket), status)] if status else [])
+
+    async def _requeue(self, conn: Conn, tenant: UUID, ticket: UUID, current: str, workflow: bool,
+                       reason: str | None) -> Outcome:
+        if workflow:
+            await runs.lock_run(conn, ticket)
+            await self.runner.reopen(conn, ticket)
+            await repo.set_status(conn, ticket, from_status=current, to_status=S.IN_PROGRESS, reason=reason)
+            return await self.runner.begin(conn, tenant, ticket)
+        phase = await repo.phase_of(conn, ticket)
+        if phase is None:
+            raise NotFound(f"ticket {ticket} has no phase to requeue")
+        rows = await repo.redispatch(conn, [phase["id"]], from_status=["dead_letter", "failed"])
+        if not rows:
+            raise Conflict(f"ticket {ticket}'s work is still {phase['status']}; requeue it once that ends")
+        if current == S.ESCALATED:
+            await self._move(conn, ticket, current, S.IN_PROGRESS, reason)
+        r = rows[0]
+        envelope = self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
+                                        int(r["attempt"]))
+        return Outcome([envelope], [(str(ticket), S.IN_PROGRESS)])

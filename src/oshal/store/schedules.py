@@ -1,0 +1,115 @@
+"""Schedule and schedule-fire SQL.
+
+Every function runs inside a tenant transaction (RLS applies), except :func:`due`, which calls the
+``oshal_due_schedules`` definer function from a system transaction to see due schedules of every tenant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from oshal.store.db import Conn
+
+_COLUMNS = ("id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, enabled, last_tick, "
+            "next_tick, created_by, created_at")
+# The API role may update these columns only; a schedule's name and target never change.
+UPDATABLE = frozenset({"cron", "timezone", "input", "policy", "enabled", "last_tick", "next_tick"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    id: UUID
+    tenant_id: UUID
+    name: str
+    cron: str
+    timezone: str
+    ticket_type: str | None
+    bot: str | None
+    input: Any
+    policy: str
+    next_tick: datetime
+    created_by: UUID | None
+    created_at: datetime
+
+
+async def insert(conn: Conn, new: NewSchedule) -> dict[str, Any] | None:
+    """The new schedule's row, or None when the tenant already has a schedule of that name."""
+    cur = await conn.execute(
+        "INSERT INTO schedules (id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, next_tick, "
+        "created_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+        f"ON CONFLICT (tenant_id, name) DO NOTHING RETURNING {_COLUMNS}",
+        (new.id, new.tenant_id, new.name, new.cron, new.timezone, new.ticket_type, new.bot, json.dumps(new.input),
+         new.policy, new.next_tick, new.created_by, new.created_at))
+    return await cur.fetchone()
+
+
+async def listing(conn: Conn) -> list[dict[str, Any]]:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules ORDER BY name")
+    return await cur.fetchall()
+
+
+async def by_name(conn: Conn, name: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """``lock`` waits for (and takes) the row lock, so an edit never interleaves with a firing scheduler."""
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE name = %s{' FOR UPDATE' if lock else ''}",
+                             (name,))
+    return await cur.fetchone()
+
+
+async def by_id(conn: Conn, schedule_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,))
+    return await cur.fetchone()
+
+
+async def lock_due(conn: Conn, schedule_id: UUID) -> dict[str, Any] | None:
+    """Lock the schedule for firing, or None when another scheduler holds it (or it is gone).
+
+    The row comes with ``db_now``, the database's clock, so every replica computes ticks on the same clock.
+    """
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, clock_timestamp() AS db_now FROM schedules WHERE id = %s FOR UPDATE SKIP LOCKED",
+        (schedule_id,))
+    return await cur.fetchone()
+
+
+async def update(conn: Conn, schedule_id: UUID, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Set the given columns (a subset of :data:`UPDATABLE`) and return the updated row."""
+    unknown = set(changes) - UPDATABLE
+    if unknown or not changes:
+        raise ValueError(f"schedule columns {sorted(unknown) or 'none'} cannot be updated")
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = %s::jsonb" if column == "input" else "{} = %s").format(sql.Identifier(column))
+        for column in changes)
+    values = [json.dumps(v) if column == "input" else v for column, v in changes.items()]
+    query = sql.SQL("UPDATE schedules SET {} WHERE id = %s RETURNING {}").format(assignments, sql.SQL(_COLUMNS))
+    cur = await conn.execute(query, [*values, schedule_id])
+    return await cur.fetchone()
+
+
+async def insert_fire(conn: Conn, *, schedule_id: UUID, tick: datetime, tenant_id: UUID, ticket_id: UUID,
+                      fired_by: str) -> bool:
+    """Record that ``tick`` fired as ``ticket_id``; False when the tick was recorded already."""
+    cur = await conn.execute(
+        "INSERT INTO schedule_fires (schedule_id, tick, tenant_id, ticket_id, fired_by) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (schedule_id, tick) DO NOTHING RETURNING tick",
+        (schedule_id, tick, tenant_id, ticket_id, fired_by))
+    return await cur.fetchone() is not None
+
+
+async def recent_fires(conn: Conn, schedule_id: UUID, limit: int) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT tick, ticket_id, fired_by, fired_at FROM schedule_fires WHERE schedule_id = %s "
+        "ORDER BY tick DESC LIMIT %s", (schedule_id, limit))
+    return await cur.fetchall()
+
+
+async def due(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """(tenant_id, schedule_id) of enabled schedules whose next tick has come, across tenants, oldest first."""
+    cur = await conn.execute("SELECT * FROM oshal_due_schedules(%s)", (limit,))
+    return await cur.fetchall()

@@ -1,0 +1,205 @@
+"""Runs workflow tickets: start, advance, decide at gates, requeue. Each advance is one tenant transaction.
+
+The ticket row is locked first, then the run, so two advances of one run (the collector and the sweeper, or
+two control planes) serialise; the second sees the first's checkpoint and finds nothing left to do. Phases
+and child tickets are committed as dispatched before their envelopes are appended to lanes, as for plain
+tickets, so a crash after the commit is re-driven by the sweeper and a crash before it leaves no trace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from oshal.errors import Conflict, NotFound
+from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.envelopes import Envelope
+from oshal.mesh.signing import DispatchSigner
+from oshal.store import tickets as ticket_repo
+from oshal.store import workflows as repo
+from oshal.store.db import Conn, Database
+from oshal.types import new_id
+from oshal.workflows.definition import WorkflowDefinition, parse_definition
+from oshal.workflows.engine import BotResolver, Checkpoint, Decision, Effects, Fact, advance
+from oshal.workflows.states import RESTING
+
+log = get_logger(__name__)
+Publish = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    envelopes: list[Envelope]
+    changes: list[tuple[str, str]]
+
+
+class WorkflowRunner:
+    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, resolve_bot: BotResolver,
+                 publish: Publish) -> None:
+        self.db = db
+        self.redis = redis
+        self.signer = signer
+        self.resolve_bot = resolve_bot
+        self.publish = publish
+        self._definitions: dict[tuple[str, int, str], WorkflowDefinition] = {}
+
+    async def definition(self, conn: Conn, name: str, version: int | None = None) -> WorkflowDefinition:
+        row = await repo.definition(conn, name, version)
+        if row is None:
+            which = f"{name} version {version}" if version else name
+            raise NotFound(f"no workflow {which}", hint="see `oshal workflow list` for the ticket types")
+        key = (str(row["name"]), int(row["version"]), str(row["digest"]))
+        cached = self._definitions.get(key)
+        if cached is None:
+            cached = parse_definition(row["document"], source=f"workflow {name}")
+            self._definitions[key] = cached
+        return cached
+
+    async def start_in(self, conn: Conn, tenant: UUID, ticket: UUID, definition: WorkflowDefinition,
+                       value: Any, *, hold: bool) -> Outcome:
+        """Inside the caller's transaction (the ticket row exists): create the run and take its first steps."""
+        state = Checkpoint.initial(definition)
+        await repo.insert_run(conn, tenant, ticket, definition.name, definition.version, state.to_json())
+        if hold:
+            return Outcome([], [])
+        return await self._advance_locked(conn, tenant, ticket, {"id": str(ticket), "input": value},
+                                          definition, state, decision=None, status="in_progress")
+
+    async def advance(self, tenant: UUID, ticket: UUID, *, decision: Decision | None = None,
+                      actor: str | None = None, reason: str | None = None) -> Outcome:
+        async with self.db.tenant(tenant) as conn:
+            if actor:
+                await ticket_repo.set_actor(conn, actor, reason)
+            outcome = await self._advance(conn, tenant, ticket, decision)
+        await self.deliver(outcome)
+        return outcome
+
+    async def deliver(self, outcome: Outcome) -> None:
+        """After the commit: append to lanes (the sweeper re-drives on failure) and wake waiters."""
+        if outcome.envelopes:
+            try:
+                await lanes.dispatch(self.redis, outcome.envelopes)
+            except RedisError as e:
+                log.warning("workflow dispatch deferred to sweeper", phases=len(outcome.envelopes), error=str(e))
+        if outcome.changes:
+            await self.publish(outcome.changes)
+
+    async def _advance(self, conn: Conn, tenant: UUID, ticket: UUID, decision: Decision | None) -> Outcome:
+        row = await ticket_repo.lock(conn, ticket)
+        if row is None:
+            raise NotFound(f"ticket {ticket} not found")
+        run = await repo.lock_run(conn, ticket)
+        if run is None or run["finished"]:
+            return Outcome([], [])
+        status = str(row["status"])
+        waiting_here = status == "approval_required" and decision is not None
+        if status != "in_progress" and not waiting_here:
+            return Outcome([], [])  # paused, escalated, cancelled...: nothing moves until an operator acts
+        definition = await self.definition(conn, str(run["workflow"]), int(run["version"]))
+        state = Checkpoint.from_json(run["state"])
+        return await self._advance_locked(conn, tenant, ticket, {"id": str(ticket), "input": row["input"]},
+                                          definition, state, decision=decision, status=status)
+
+    async def _advance_locked(self, conn: Conn, tenant: UUID, ticket: UUID, ticket_scope: dict[str, Any],
+                              definition: WorkflowDefinition, state: Checkpoint, *, decision: Decision | None,
+                              status: str) -> Outcome:
+        facts = await self._facts(conn, state)
+        effects = advance(definition, state, ticket=ticket_scope, facts=facts, decision=decision,
+                          resolve_bot=self.resolve_bot)
+        envelopes = await self._create_work(conn, tenant, ticket, state, effects)
+        new_status = effects.status or status
+        phase = state.wait["step"] if state.wait else state.cursor
+        if effects.finished and new_status in ("failed", "dead_letter"):
+            phase = state.trail[-1] if state.trail else None
+            state.cursor = phase  # a requeue retries the step that failed
+        await repo.update_ticket(conn, ticket, status=new_status, phase=phase, reason=effects.reason,
+                                 result=effects.result, error=effects.error, finished=effects.finished)
+        await repo.save_run(conn, ticket, state.to_json(), effects.finished)
+        changed = new_status != status and new_status in RESTING
+        return Outcome(envelopes, [(str(ticket), new_status)] if changed else [])
+
+    async def _facts(self, conn: Conn, state: Checkpoint) -> dict[str, Fact]:
+        if state.wait is None:
+            return {}
+        facts: dict[str, Fact] = {}
+        phase_ids = list(state.wait.get("phases", {}).values())
+        for row in await repo.phase_facts(conn, phase_ids) if phase_ids else []:
+            facts[str(row["id"])] = Fact(str(row["status"]), row["output"], row["error"])
+        children = list(state.wait.get("children", []))
+        for row in await repo.child_facts(conn, children) if children else []:
+            facts[str(row["id"])] = Fact(str(row["status"]), row["output"], row["error"])
+        return facts
+
+    async def _create_work(self, conn: Conn, tenant: UUID, ticket: UUID, state: Checkpoint,
+                           effects: Effects) -> list[Envelope]:
+        envelopes: list[Envelope] = []
+        if effects.phases:
+            assert state.wait is not None
+            seq = await repo.next_seq(conn, ticket)
+            rows = []
+            for offset, phase in enumerate(effects.phases):
+                ident = new_id()
+                state.wait["phases"][phase.key] = str(ident)
+                rows.append((ident, seq + offset, phase.step, phase.bot, _dumps(phase.input)))
+                envelopes.append(self.envelope(tenant, ticket, ident, phase.bot, phase.input))
+            await repo.insert_phases(conn, tenant, ticket, rows)
+        for child in effects.children:
+            assert state.wait is not None
+            child_id, phase_id = new_id(), new_id()
+            await repo.insert_ticket(conn, tenant, child_id, type_=None, bot=child.bot, input_json=_dumps(child.input),
+                                     status="in_progress", by=None, parent=ticket)
+            await repo.insert_phases(conn, tenant, child_id, [(phase_id, 0, "", child.bot, None)])
+            state.wait["children"].append(str(child_id))
+            envelopes.append(self.envelope(tenant, child_id, phase_id, child.bot, child.input))
+        return envelopes
+
+    def envelope(self, tenant: UUID, ticket: UUID, phase: UUID, bot: str, value: Any, attempt: int = 1) -> Envelope:
+        env = Envelope(str(ticket), str(phase), attempt, str(tenant), bot, value)
+        return Envelope(env.ticket_id, env.phase_id, attempt, env.tenant_id, bot, value, self.signer.sign(env))
+
+    async def decide(self, tenant: UUID, ticket: UUID, decision: Decision) -> Outcome:
+        """An operator approves or rejects the gate a run waits at."""
+        async with self.db.tenant(tenant) as conn:
+            await ticket_repo.set_actor(conn, decision.by, decision.note or None)
+            row = await ticket_repo.lock(conn, ticket)
+            if row is None:
+                raise NotFound(f"ticket {ticket} not found")
+            run = await repo.lock_run(conn, ticket)
+            state = Checkpoint.from_json(run["state"]) if run else None
+            if (run is None or state is None or state.wait is None or state.wait.get("kind") != "approval"
+                    or row["status"] != "approval_required"):
+                raise Conflict(f"ticket {ticket} is {row['status']} and waits at no approval gate",
+                               hint="approve or reject tickets in approval_required")
+            outcome = await self._advance(conn, tenant, ticket, decision)
+        await self.deliver(outcome)
+        return outcome
+
+    async def begin(self, conn: Conn, tenant: UUID, ticket: UUID) -> Outcome:
+        """Start a held (backlog/approved) run, or continue one after resume or requeue (ticket in progress)."""
+        return await self._advance(conn, tenant, ticket, None)
+
+    async def reopen(self, conn: Conn, ticket: UUID) -> bool:
+        """Requeue: the run retries the step that failed. False when the ticket has no run."""
+        run = await repo.lock_run(conn, ticket)
+        if run is None:
+            return False
+        if not run["finished"]:
+            return True  # halted by an operator mid-run: it continues where it stood
+        state = Checkpoint.from_json(run["state"])
+        if state.cursor is None:
+            raise Conflict(f"ticket {ticket}'s workflow reached its end; there is no step to retry",
+                           hint="create a new ticket to run it again")
+        state.wait = None
+        await repo.save_run(conn, ticket, state.to_json(), False)
+        return True
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -106,7 +106,7 @@ def test_show_list_and_cancel_real_tickets(platform: Any) -> None:
 
     finished = run(platform, "ticket", "cancel", done["id"])
     assert finished.returncode == 6
-    assert f"ticket {done['id']} is already done" in finished.stderr
+    assert f"cannot cancel ticket {done['id']}: it is done" in finished.stderr
 
     missing = run(platform, "ticket", "show", "01a00000-0000-7000-8000-000000000000")
     assert missing.returncode == 4
@@ -149,7 +149,7 @@ def test_failed_ticket_exits_1_and_requeue_runs_it_again(platform: Any) -> None:
     not_failed = run_json(platform, "ticket", "submit", "echo", "{}", "--wait", "30")
     refused = run(platform, "ticket", "requeue", not_failed["id"])
     assert refused.returncode == 6
-    assert "only dead_letter or failed tickets requeue" in refused.stderr
+    assert "requeue applies to dead_letter, escalated, failed" in refused.stderr
 
 
 def test_invalid_json_input_exits_3_before_sending_anything(platform: Any, tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_unknown_bot_exits_3_and_names_the_known_bots(platform: Any) -> None:
     proc = run(platform, "ticket", "submit", "nope", "{}")
     assert proc.returncode == 3
     assert "error: unknown bot 'nope'" in proc.stderr
-    assert "known bots: echo, extractor" in proc.stderr
+    assert "known bots: architect, builder, echo" in proc.stderr
     assert run_json(platform, "ticket", "list")["items"] == []
 
 

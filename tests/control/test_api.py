@@ -134,7 +134,7 @@ def test_cancel_before_it_runs_and_conflict_after_it_finished(platform: Platform
     cancelled = tenant_client.http.post(f"/v1/tickets/{tid}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = tenant_client.http.post(f"/v1/tickets/{tid}/cancel")
-    assert again.status_code == 409 and "already cancelled" in again.json()["message"]
+    assert again.status_code == 409 and "it is cancelled" in again.json()["message"]
 
     done = tenant_client.http.post("/v1/tickets", json={"bot": "echo", "input": 1}).json()["id"]
     wait_done(tenant_client.http, done)

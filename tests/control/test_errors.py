@@ -41,7 +41,7 @@ def test_duplicate_tenant_is_a_conflict(platform: Platform) -> None:
 
 @pytest.mark.parametrize(("body", "status", "fragment"), [
     ({"bot": "nobody", "input": {}}, 422, "unknown bot 'nobody'"),
-    ({"input": {}}, 422, "bot: Field required"),
+    ({"input": {}}, 422, "give exactly one of \"bot\""),
     ({"bot": 5, "input": {}}, 422, "bot: Input should be a valid string"),
     ({"bot": "echo", "input": {}, "surprise": 1}, 422, "surprise: Extra inputs are not permitted"),
     ({"bot": "echo", "input": {}, "idempotency_key": ""}, 422, "idempotency_key"),

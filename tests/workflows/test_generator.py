@@ -264,9 +264,16 @@ def test_repeated_verbs_get_numbered_ids_and_every_id_is_valid() -> None:
 
 def test_the_name_is_given_or_made_from_the_first_words() -> None:
     assert generate_definition("Summarize it", name="digest").name == "digest"
-    assert generate_definition("Classify the support ticket quickly and well").name == "classify-the-support-ticket-quickly"
+    assert generate_definition("Classify the ticket quickly and well").name == "classify-the-ticket-quickly-and"
     assert generate_definition("2024 report: summarize it").name == "wf-2024-report-summarize-it"
     assert re.fullmatch(WORKFLOW_NAME, generate_definition("Ünïcode — summarize it").name)
+
+
+def test_words_in_any_script_make_a_step_for_the_default_bot() -> None:
+    definition = generate_definition("总结这段文字")
+
+    assert steps_of(definition)[0] == {"id": "step", "kind": "task", "title": "总结这段文字", "bot": DEFAULT_BOT}
+    assert definition.name == "workflow"
 
 
 def test_an_invalid_given_name_is_refused_by_the_same_validation_as_yaml() -> None:

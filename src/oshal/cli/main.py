@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import admin, catalog, connectors, fleet, platform, tickets, workflows
+from oshal.cli import admin, catalog, connectors, fleet, platform, schedules, tickets, workflows
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
@@ -26,6 +26,7 @@ fleet.register(app)
 connectors.register(app)
 catalog.register(app)
 workflows.register(app)
+schedules.register(app)
 
 
 def main() -> None:

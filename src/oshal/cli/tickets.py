@@ -134,6 +134,8 @@ def submit(
 ) -> None:
     """Submit a ticket to a bot, or of a type (a workflow). With --wait, exits 1 if it fails and 8 if it is
     not finished (or waiting for a person) in time."""
+    if ticket_type is not None and bot is not None and input_json is None:
+        bot, input_json = None, bot  # `submit --type T INPUT_JSON`: the one positional is the input
     if (bot is None) == (ticket_type is None):
         raise typer.BadParameter("give a BOT or --type TYPE (exactly one)")
     value = read_input(input_json, input_file)

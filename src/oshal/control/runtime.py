@@ -23,6 +23,7 @@ from oshal.control.connector_service import ConnectorService
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
+from oshal.control.scheduler import Scheduler, ScheduleService
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
 from oshal.control.workflow_service import WorkflowService
@@ -44,6 +45,7 @@ _PRICE_RELOAD_S = 60.0
 class Components:
     collector: bool = True
     sweeper: bool = True
+    scheduler: bool = True
 
 
 @dataclass
@@ -66,6 +68,8 @@ class ControlPlane:
         self.runner = WorkflowRunner(self.db, self.redis, self.signer, self.registry.resolve, self.events.publish)
         self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer, self.runner,
                                      max_input_bytes=s.max_input_bytes)
+        self.scheduler = Scheduler(self.db, self.tickets, interval_s=s.scheduler_interval_s)
+        self.schedules = ScheduleService(self.db, self.tickets)
         self.lifecycle = Lifecycle(self.db, self.runner)
         self.workflows = WorkflowService(self.db, self.runner, self.registry)
         self.objects = open_object_store(s)
@@ -104,6 +108,8 @@ class ControlPlane:
             self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
         if self.components.sweeper:
             self._tasks.append(asyncio.create_task(self.sweeper.run(self._stop)))
+        if self.components.scheduler:
+            self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop)))
         log.info("control plane started", bots=sorted(self.registry.names))
 
     async def reload_prices(self) -> None:

@@ -228,7 +228,7 @@ class ScheduleService:
         log.info("schedule created", schedule=spec.name, tenant=str(tenant), cron=spec.cron, tz=spec.timezone)
         return Schedule.from_row(row)
 
-    async def list(self, tenant: UUID) -> list[Schedule]:
+    async def listing(self, tenant: UUID) -> list[Schedule]:
         async with self.db.tenant(tenant) as conn:
             return [Schedule.from_row(row) for row in await repo.listing(conn)]
 
@@ -298,8 +298,9 @@ class ScheduleService:
         if not enabled:
             columns.update(enabled=False, next_tick=None)
         elif retimed:
-            now = datetime.now(UTC)
-            columns.update(enabled=True, last_tick=now, next_tick=next_fire(cron, timezone, now))
+            # Never backwards: a tick at or before the stored last_tick has been handled already.
+            since = max(datetime.now(UTC), current.last_tick or datetime.min.replace(tzinfo=UTC))
+            columns.update(enabled=True, last_tick=since, next_tick=next_fire(cron, timezone, since))
         return columns
 
     def _check_size(self, value: Any) -> None:

@@ -90,6 +90,7 @@ def due_ticks(expression: str, timezone: str, last_tick: datetime | None, now: d
     first = schedule.next_after(since)
     if first > now:
         return [], last_tick
+    # max(): never report a tick before the first due one, should croniter's backward search ever disagree.
     latest = max(schedule.latest_until(now), first)
     if latest == first or policy == "catch_up_once" or now - latest <= grace:
         return [latest], latest
@@ -135,6 +136,7 @@ def _schedule(expression: str, timezone: str) -> _Schedule:
     return _Schedule(_expression(expression), _zone(timezone))
 
 
+@functools.lru_cache(maxsize=256)
 def _expression(expression: str) -> str:
     normalized = " ".join(expression.split())
     if normalized.lower() in ALIASES:

@@ -243,20 +243,20 @@ def check_graph(definition: WorkflowDefinition) -> None:
         for field, target in _targets(step):
             if target not in position:
                 raise ValueError(f"step {step.id!r}: {field} names unknown step {target!r}")
-            if position[target] <= i and step.kind != "loop":
+            if position[target] <= i and not (step.kind == "loop" and field == "goto"):
                 raise ValueError(f"step {step.id!r}: {field} jumps back to {target!r}; only a loop step may jump "
                                  "back (its max_rounds bounds the revisions)")
             if step.kind == "loop" and field == "goto" and position[target] >= i:
                 raise ValueError(f"loop {step.id!r} must jump back to an earlier step, not {target!r}")
         for path in _paths(step):
-            _check_path(step.id, path, position)
+            _check_path(step.id, path, {*ids, *branch_ids})
 
 
-def _check_path(step_id: str, path: str, position: dict[str, int]) -> None:
+def _check_path(step_id: str, path: str, outputs: set[str]) -> None:
     parts = path.split("|")[0].strip().split(".")
     if parts[0] not in _ROOTS:
         raise ValueError(f"step {step_id!r}: reference {path!r} must start with one of {', '.join(_ROOTS)}")
-    if parts[0] == "steps" and (len(parts) < 2 or parts[1] not in position):
+    if parts[0] == "steps" and (len(parts) < 2 or parts[1] not in outputs):
         raise ValueError(f"step {step_id!r}: reference {path!r} names no step of this workflow")
 
 

@@ -75,7 +75,10 @@ def holds(condition: Condition, scope: Mapping[str, Any]) -> bool:
     if op == "ne":
         return bool(actual != expected)
     if op in ("in", "not_in"):
-        inside = isinstance(expected, list | tuple | str | dict) and actual in expected
+        try:
+            inside = isinstance(expected, list | tuple | str | dict) and actual in expected
+        except TypeError:  # e.g. a number tested against a string, or a list against a dict's keys
+            inside = False
         return inside if op == "in" else not inside
     return _compare(op, actual, expected)
 

@@ -123,9 +123,9 @@ _COMMA_AND = re.compile(r"\s*,\s*and\b\s*", re.IGNORECASE)
 _COMMA_OR_AND = re.compile(r"(\s*,\s*|\s+and\s+)", re.IGNORECASE)
 _TRAILING_CONNECTIVES = re.compile(r"(?:[\s,;:]|\b(?:and|or|otherwise|else|then)\b)+$", re.IGNORECASE)
 
-# Stand-ins for jump targets only known once every block is built.
-_AFTER = "<after>"
-_ESCALATE = "<escalate>"
+# Stand-ins for jump targets only known once every block is built; objects, so no clause text can equal one.
+_AFTER = object()
+_ESCALATE = object()
 DONE_ID = "done"
 ESCALATE_ID = "escalate"
 
@@ -143,7 +143,7 @@ def generate_definition(description: str, *, name: str | None = None,
     document = {
         "name": name if name is not None else _workflow_name(clauses[0]),
         "description": " ".join(description.split())[:2000],
-        "steps": builder.steps(),
+        "steps": builder.finish(),
     }
     return parse_definition(document, source="generated workflow")
 
@@ -184,13 +184,16 @@ def _starts_with_action(text: str) -> bool:
 
 def _clean(clause: str) -> str:
     text = _FILLER.sub("", clause.strip(" \t,.!?:-")).strip(" \t,.!?:-")
-    return text if re.search(r"[a-zA-Z]", text) else ""
+    return text if re.search(r"[^\W\d_]", text) else ""  # any letter, in any script
 
 
 def _earliest(text: str, patterns: Mapping[str, re.Pattern[str]]) -> tuple[str, re.Match[str]] | None:
     found = [(match.start(), order, key, match) for order, (key, pattern) in enumerate(patterns.items())
              if (match := pattern.search(text))]
-    return (min(found)[2], min(found)[3]) if found else None
+    if not found:
+        return None
+    _, _, key, match = min(found)  # the earliest; on a tie, the first pattern
+    return key, match
 
 
 def _rounds(clause: str) -> int:
@@ -258,13 +261,13 @@ class _Builder:
         elif _PARALLEL.search(clause) and len(actions := _parallel_actions(clause)) >= 2:
             self._parallel(clause, actions)
         elif revision := self._revision(clause):
-            work_part, review_part, check = revision
+            work_part, review_part, revision_check = revision
             if work_part:
                 self._task(work_part)
             if self.work is None:
-                self._verify(review_part, check)
+                self._verify(review_part, revision_check)
             else:
-                self._review_loop(review_part, check, self.work)
+                self._review_loop(review_part, revision_check, self.work)
         elif _APPROVAL.search(clause):
             step = {"id": self._unique("approval"), "kind": "approval", "title": clause[:200], "prompt": clause[:500]}
             self.blocks.append(_Block([step], (step, "on_reject")))
@@ -388,7 +391,8 @@ class _Builder:
             return {}
         return {"input": {"text": "${ticket.input.text}", "previous": f"${{steps.{self.work.step_id}.output}}"}}
 
-    def steps(self) -> list[dict[str, Any]]:
+    def finish(self) -> list[dict[str, Any]]:
+        """Every step in order, the failure paths attached, jump stand-ins replaced, the ends appended."""
         for index in self.escalate_after:
             for block in self.blocks if index is None else [self.blocks[index]]:
                 if block.failure_hook is not None:
@@ -427,20 +431,20 @@ def _condition(path: str, op: str, value: Any) -> dict[str, Any]:
     return {"path": path, "op": op} | ({} if value is None else {"value": value})
 
 
-def _mentions(value: Any, token: str) -> bool:
+def _mentions(value: Any, token: object) -> bool:
     if isinstance(value, dict):
         return any(_mentions(item, token) for item in value.values())
     if isinstance(value, list):
         return any(_mentions(item, token) for item in value)
-    return bool(value == token)
+    return value is token
 
 
-def _replace(value: Any, tokens: Mapping[str, str]) -> Any:
+def _replace(value: Any, tokens: Mapping[object, str]) -> Any:
     if isinstance(value, dict):
         return {key: _replace(item, tokens) for key, item in value.items()}
     if isinstance(value, list):
         return [_replace(item, tokens) for item in value]
-    return tokens.get(value, value) if isinstance(value, str) else value
+    return tokens.get(value, value)
 
 
 def describe_definition(definition: WorkflowDefinition) -> str:

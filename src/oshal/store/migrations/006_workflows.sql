@@ -156,6 +156,7 @@ BEGIN
                    'WITH CHECK (tenant_id IS NULL)', current_user);
     EXECUTE format('CREATE POLICY owner_runs ON workflow_runs FOR SELECT TO %I USING (true)', current_user);
     EXECUTE format('CREATE POLICY owner_schedules ON schedules FOR SELECT TO %I USING (true)', current_user);
+    EXECUTE format('CREATE POLICY owner_stall_check ON tickets FOR SELECT TO %I USING (true)', current_user);
 END $$;
 
 -- The sweeper's cross-tenant view of runs that wait on nothing open: their advance was lost to a crash.

@@ -6,7 +6,9 @@ Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one alr
   * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP
     (`POST /v1/tickets?wait=10`: one request that creates the ticket and returns it finished);
   * the same round trip through the service layer inside a control-plane process (no HTTP);
-  * the RSS of the idle node host running the demo fleet.
+  * the RSS of the idle node host running the demo fleet;
+  * tool-call overhead (bench/tools.py) and the workflow engine's time per step and 5-step throughput
+    (bench/workflows.py).
 The last line is one JSON object with every number.
 """
 
@@ -29,6 +31,7 @@ import httpx
 
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
+from workflows import measure as measure_workflows  # bench/workflows.py
 
 REPO = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("BENCH_N", "20000"))
@@ -36,6 +39,7 @@ BATCH = int(os.environ.get("BENCH_BATCH", "500"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 ROUNDTRIPS = int(os.environ.get("BENCH_ROUNDTRIPS", "300"))
 TOOL_CALLS = int(os.environ.get("BENCH_TOOL_CALLS", "300"))
+WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
 
 
 def log(message: str) -> None:
@@ -208,6 +212,10 @@ def main() -> None:
             log(f"  through the gateway p50 {tools['tool_call_p50_ms']:.2f} ms; remote alone p50 "
                 f"{tools['remote_p50_ms']:.2f} ms; overhead p50 {tools['tool_call_overhead_p50_ms']:.2f} ms, "
                 f"p99 {tools['tool_call_overhead_p99_ms']:.2f} ms")
+        log(f"workflows: {WORKFLOWS} five-step sequential runs ...")
+        wf = measure_workflows(url, admin_key, WORKFLOWS)
+        log(f"  {wf['workflows_5step_per_s']:,.1f} workflows/s ({wf['workflow_steps_per_s']:,.0f} steps/s); engine "
+            f"time per step p50 {wf['engine_step_p50_ms']:.2f} ms, p99 {wf['engine_step_p99_ms']:.2f} ms")
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
@@ -217,6 +225,7 @@ def main() -> None:
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
             "node_idle_rss_mb": round(rss, 1),
             **{k: round(v, 3) for k, v in tools.items()},
+            **{k: round(v, 3) for k, v in wf.items()},
         }))
     finally:
         if proc is not None:

@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.control.events import EventHub
-from oshal.control.metrics import COLLECTOR_BATCH, RESULTS_COMMITTED, RESULTS_REJECTED
+from oshal.control.metrics import COLLECTOR_BATCH, RESULTS_COMMITTED, RESULTS_REJECTED, WORKFLOW_ADVANCE
 from oshal.ledger import PriceTable, price_call
 from oshal.logs import get_logger
 from oshal.mesh import lanes
@@ -143,7 +143,8 @@ class Collector:
                 if c.status == "step" or c.parent}
         for tenant, ticket in sorted(runs, key=str):
             try:
-                await self.runner.advance(UUID(tenant), UUID(str(ticket)))
+                with WORKFLOW_ADVANCE.time():
+                    await self.runner.advance(UUID(tenant), UUID(str(ticket)))
             except Exception:
                 log.exception("workflow advance failed; the sweeper retries it", ticket=ticket)
 

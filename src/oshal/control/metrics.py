@@ -13,3 +13,7 @@ PHASES_REDRIVEN = Counter("oshal_phases_redriven_total", "Phases re-dispatched b
 LANE_LENGTH = Gauge("oshal_lane_length", "Entries in a bot's lane (undelivered + pending).", ["bot"])
 LANE_PENDING = Gauge("oshal_lane_pending", "Entries delivered to a bot but not yet acknowledged.", ["bot"])
 BOT_REPLICAS = Gauge("oshal_bot_replicas", "Live replicas of a bot (by heartbeat).", ["bot"])
+WORKFLOW_ADVANCE = Histogram(
+    "oshal_workflow_advance_seconds",
+    "Engine time per workflow step: one advance transaction (lock, checkpoint, next phases) and its dispatch.",
+    buckets=(0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.5))

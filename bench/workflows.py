@@ -1,0 +1,71 @@
+"""Workflow engine benchmark: engine time per step, and throughput of a 5-step sequential workflow.
+
+Publishes ``bench-five`` (five echo steps, each reading the previous step's output) in a tenant of its own,
+submits BENCH_WORKFLOWS tickets of that type through the batch API, and waits until every one is done.
+Engine time per step is the control plane's own histogram ``oshal_workflow_advance_seconds`` (one advance:
+lock the run, read the finished step, checkpoint, commit the next phase, dispatch it), read from /metrics
+before and after; p50/p99 are interpolated within its buckets. Bot work and lane transport are excluded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import httpx
+
+FIVE_STEPS = {"name": "bench-five", "steps": [
+    {"id": "s1", "kind": "task", "bot": "echo", "input": {"n": "${ticket.input.n}"}},
+    *({"id": f"s{i}", "kind": "task", "bot": "echo", "input": {"prev": f"${{steps.s{i - 1}.output}}"}}
+      for i in range(2, 6)),
+]}
+_BUCKET = re.compile(r'^oshal_workflow_advance_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+def _buckets(http: httpx.Client) -> list[tuple[float, float]]:
+    text = http.get("/metrics").text
+    return [(float("inf") if le == "+Inf" else float(le), float(n)) for le, n in _BUCKET.findall(text)]
+
+
+def _quantile(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float) -> float:
+    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    total = counts[-1][1]
+    target = q * total
+    lower_le, lower_count = 0.0, 0.0
+    for le, cumulative in counts:
+        if cumulative >= target:
+            if le == float("inf"):
+                return lower_le
+            span = cumulative - lower_count
+            return lower_le + (le - lower_le) * ((target - lower_count) / span if span else 0)
+        lower_le, lower_count = le, cumulative
+    return lower_le
+
+
+def measure(url: str, admin_key: str, count: int) -> dict[str, float]:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=60) as admin:
+        name = f"wf-bench-{int(time.time())}"
+        admin.post("/v1/tenants", json={"name": name}).raise_for_status()
+        key = admin.post("/v1/keys", json={"tenant": name, "role": "operator", "name": "bench"}).json()["key"]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
+        http.post("/v1/workflows", json={"definition": FIVE_STEPS}).raise_for_status()
+        before = _buckets(http)
+        started = time.perf_counter()
+        for start in range(0, count, 100):
+            batch = [{"type": "bench-five", "input": {"n": i}} for i in range(start, min(start + 100, count))]
+            http.post("/v1/tickets/batch", json={"tickets": batch}).raise_for_status()
+        counts: dict[str, Any] = {}
+        while True:
+            counts = http.get("/v1/tickets/counts").json()
+            if counts["done"] + counts["failed"] + counts["dead_letter"] >= count:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        if counts["done"] != count:
+            raise SystemExit(f"expected {count} finished workflows, got {counts}")
+        after = _buckets(http)
+    steps = after[-1][1] - before[-1][1]
+    return {"workflows_5step_per_s": count / elapsed, "workflow_steps_per_s": 5 * count / elapsed,
+            "engine_step_p50_ms": _quantile(before, after, 0.5) * 1000,
+            "engine_step_p99_ms": _quantile(before, after, 0.99) * 1000, "engine_steps_measured": steps}

@@ -152,15 +152,38 @@ def test_policy_and_approvals_gate_the_call(platform: Platform, shop: FakeShop) 
     assert off["status"] == "failed" and "tool policy off" in off["error"]
 
     first = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": order}).json()
-    assert first["status"] == "failed" and "needs an approval" in first["error"]
+    # The ticket rests waiting for a person, not failed; the attempt that asked ended without the call.
+    assert first["status"] == "approval_required" and "needs an approval" in first["status_reason"]
     [pending] = ops.http.get("/v1/approvals", params={"status": "pending"}).json()
     assert pending["arguments"] == {"body": {"sku": "A-1"}} and pending["ticket_id"] == first["id"]
     assert shop.api_requests == []  # nothing reached the store without the approval
+    _wait_phase_ended(platform, first["id"])
     assert ops.http.post(f"/v1/approvals/{pending['id']}/approve").status_code == 200
-    assert ops.http.post(f"/v1/tickets/{first['id']}/requeue").status_code == 200
-    done = wait_done(ops.http, first["id"])
+    done = wait_done(ops.http, first["id"])  # approving re-ran the work; no requeue needed
     assert done["status"] == "done" and done["result"]["tool_results"][0]["status"] == 201
     assert [r.body for r in shop.api_requests] == [{"sku": "A-1"}]
+
+    second = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": order}).json()
+    assert second["status"] == "approval_required"
+    [pending] = ops.http.get("/v1/approvals", params={"status": "pending"}).json()
+    _wait_phase_ended(platform, second["id"])
+    rejected = ops.http.post(f"/v1/approvals/{pending['id']}/reject", json={"reason": "not this one"})
+    assert rejected.status_code == 200
+    final = ops.http.get(f"/v1/tickets/{second['id']}").json()
+    assert final["status"] == "failed" and final["status_reason"] == "tool call rejected: not this one"
+    assert len(shop.api_requests) == 1
+
+
+def _wait_phase_ended(platform: Platform, ticket: str) -> None:
+    """The bot's attempt that asked for the approval has reported back (its call was refused)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with platform.superuser() as conn:
+            row = conn.execute("SELECT status FROM phases WHERE ticket_id = %s", (ticket,)).fetchone()
+        if row and row[0] in ("failed", "dead_letter"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the attempt of ticket {ticket} did not end")
 
 
 def test_the_gateway_refuses_bad_bot_identities_and_envelopes(platform: Platform, shop: FakeShop) -> None:

@@ -8,7 +8,7 @@ the credential inside this process and calls the API. The bot only ever sees the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -52,7 +52,9 @@ class ToolCall:
 
 class ToolGateway:
     def __init__(self, db: Database, signer: DispatchSigner, tokens: BotTokens, broker: Broker,
-                 connectors: ConnectorService) -> None:
+                 connectors: ConnectorService, *,
+                 on_approval_needed: Callable[[UUID, UUID, str], Awaitable[None]] | None = None) -> None:
+        self.on_approval_needed = on_approval_needed
         self.db = db
         self.signer = signer
         self.tokens = tokens
@@ -109,5 +111,7 @@ class ToolGateway:
             if isinstance(issued, Grant):
                 prepared = await self.connectors.redeem(conn, issued.token, request)
         if isinstance(issued, ApprovalRequired):
+            if self.on_approval_needed is not None:
+                await self.on_approval_needed(tenant, ticket, issued.message)
             raise issued  # only now: the transaction holding the approval request has committed
         return await self.connectors.run(prepared, request)

@@ -38,6 +38,49 @@ class Lifecycle:
             outcome = await self._apply(conn, tenant, ticket, row, action, reason)
         await self.runner.deliver(outcome)
 
+    async def tool_approval_needed(self, tenant: UUID, ticket: UUID, reason: str) -> None:
+        """A bot's tool call waits for an operator: the ticket rests in approval_required (not failed)."""
+        async with self.db.tenant(tenant) as conn:
+            moved = await repo.set_status(conn, ticket, from_status=S.IN_PROGRESS, to_status=S.APPROVAL_REQUIRED,
+                                          reason=reason)
+        if moved:
+            await self.runner.publish([(str(ticket), S.APPROVAL_REQUIRED)])
+
+    async def tool_approval_decided(self, tenant: UUID, ticket: UUID, approved: bool, *, actor: str,
+                                    reason: str | None) -> None:
+        """An operator decided a tool call's approval: the ticket's work runs again, or the ticket fails.
+
+        The bot's attempt that asked has failed by now (or is about to); an approval re-dispatches it, so the
+        call is made again and this time the broker finds the approval. A ticket that already ended failed in
+        the meantime is requeued the same way.
+        """
+        async with self.db.tenant(tenant) as conn:
+            await repo.set_actor(conn, actor, reason)
+            row = await repo.lock(conn, ticket)
+            if row is None or row["status"] not in (S.APPROVAL_REQUIRED, S.FAILED):
+                return
+            current = str(row["status"])
+            if not approved:
+                if current == S.APPROVAL_REQUIRED:
+                    await self._move(conn, ticket, current, S.FAILED, f"tool call rejected: {reason or 'no reason'}",
+                                     finished=True)
+                    outcome = Outcome([], [(str(ticket), S.FAILED)])
+                else:
+                    outcome = Outcome([], [])
+            else:
+                outcome = await self._rerun_latest_phase(conn, tenant, ticket, current, reason)
+        await self.runner.deliver(outcome)
+
+    async def _rerun_latest_phase(self, conn: Conn, tenant: UUID, ticket: UUID, current: str,
+                                  reason: str | None) -> Outcome:
+        phase = await repo.phase_of(conn, ticket)
+        rows = await repo.redispatch(conn, [phase["id"]], from_status=["failed", "dead_letter"]) if phase else []
+        if current == S.APPROVAL_REQUIRED:
+            await self._move(conn, ticket, current, S.IN_PROGRESS, reason or "tool call approved")
+        envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
+                                          int(r["attempt"])) for r in rows]
+        return Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])
+
     async def _status(self, tenant: UUID, ticket: UUID) -> str:
         async with self.db.tenant(tenant) as conn:
             status = await repo.status(conn, ticket)

@@ -82,7 +82,8 @@ class ControlPlane:
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
-                                                    McpRuntime()))
+                                                    McpRuntime()),
+                                   on_approval_needed=self.lifecycle.tool_approval_needed)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)

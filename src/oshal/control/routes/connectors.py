@@ -209,6 +209,8 @@ async def _decide(cp: Any, who: Any, approval_id: UUID, status: str, reason: str
         row = await repo.decide(conn, approval_id, status, who.key_id, reason)
     if row is None:
         raise NotFound(f"no pending approval {approval_id}", hint="list them with GET /v1/approvals?status=pending")
+    await cp.lifecycle.tool_approval_decided(who.tenant_id, row["ticket_id"], status == "approved",
+                                             actor=f"key:{who.key_id}", reason=reason)
     return dict(row)
 
 

@@ -279,3 +279,38 @@ def test_a_rotated_oauth2_refresh_token_is_stored_for_the_next_call(platform: Pl
         assert oauth_shop.refresh_token != "rt-0"  # the provider rotated it ...
         stored = platform.on_plane(platform.plane.secrets.get(uuid.UUID(ops.tenant_id), "connector.shop"))
         assert stored == oauth_shop.refresh_token  # ... and the new one is what the tenant's credential holds now
+
+
+def test_a_users_own_credential_wins_and_an_expired_one_fails_closed(platform: Platform, shop: FakeShop) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    _enable_shop(platform, shop, ["listProducts"])
+    _connect(platform, ops, {"listProducts": "auto"})
+    with platform.client() as admin:  # a second key in the tenant: a user with a credential of their own
+        alice = admin.post("/v1/keys", json={"tenant": "retail", "role": "member", "name": "alice"}).json()
+    stored = ops.http.post("/v1/connections", json={"connector": "shop", "secret": "alice-own-key",
+                                                    "user": alice["id"]})
+    assert stored.status_code == 201 and "alice-own-key" not in stored.text
+    script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 50}}]}
+    with platform.client(alice["key"]) as as_alice:
+        mine = as_alice.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    # The fake store only knows the tenant's key, so alice's own key is refused there: proof it was the one sent.
+    assert mine["status"] == "done" and mine["result"]["tool_results"][0]["status"] == 401
+    assert shop.api_requests[-1].headers["x-auth-token"] == "alice-own-key"
+    theirs = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert theirs["result"]["tool_results"][0]["status"] == 200
+    assert shop.api_requests[-1].headers["x-auth-token"] == CANARY
+    [connection] = ops.http.get("/v1/connections").json()
+    assert connection["user_credentials"] == 1
+
+    expired = ops.http.post("/v1/connections", json={"connector": "shop", "secret": CANARY,
+                                                     "expires_at": "2020-01-01T00:00:00Z"})
+    assert expired.status_code == 201
+    [connection] = ops.http.get("/v1/connections").json()
+    assert connection["health"] == "expired"
+    calls_before = len(shop.api_requests)
+    refused = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert refused["status"] == "failed" and "expired at 2020-01-01" in refused["error"]
+    assert len(shop.api_requests) == calls_before  # nothing was sent with an expired credential
+    naive = ops.http.post("/v1/connections", json={"connector": "shop", "secret": CANARY,
+                                                   "expires_at": "2030-01-01T00:00:00"})
+    assert naive.status_code == 422 and "time zone" in naive.json()["message"]

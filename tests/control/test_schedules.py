@@ -33,14 +33,6 @@ DAY = timedelta(days=1)
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-@pytest.fixture(autouse=True)
-def forget_schedules(platform: Platform) -> Iterator[None]:
-    """Schedules reference their tenant, so they must go before conftest's clean_state deletes tenants."""
-    yield
-    with platform.superuser() as conn:
-        conn.execute("TRUNCATE schedule_fires, schedules")
-
-
 @pytest.fixture
 def ops(platform: Platform) -> Iterator[TenantClient]:
     tenant = make_tenant(platform, "sched-ops", role="operator")
@@ -108,8 +100,8 @@ def fire_at(platform: Platform, replicas: list[Scheduler], schedule_ids: list[st
             expect_last: datetime) -> int:
     """Make the schedules due, tick every replica at once at ``now``, until each has handled ``expect_last``.
 
-    The plane's loop, on the real clock, finds nothing due before ``now`` and only pushes ``next_tick`` back
-    into the future; when it does so between our update and our pass, the pass finds nothing due: try again.
+    The plane's loop, on the real clock, finds none of these ticks due and only pushes ``next_tick`` back into
+    the future; when it does so between our update and our pass, that pass finds nothing due: try again.
     Returns how many ticks the replicas fired in total.
     """
     fired = 0

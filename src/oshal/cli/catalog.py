@@ -192,15 +192,23 @@ def add_connection(
     secret_file: Annotated[Path, typer.Option("--secret-file", help="File holding the API key or token "
                                               "(read once; keeps it out of shell history).")],
     client_id: Annotated[str | None, typer.Option(help="OAuth2 client id.")] = None,
+    expires_at: Annotated[str | None, typer.Option(
+        "--expires-at", help="When the credential stops working (ISO 8601 with zone); calls after it fail closed.")]
+        = None,
+    user: Annotated[str | None, typer.Option(
+        "--user", help="Store it for one user (an API key id); their tickets use it instead of the tenant's.")]
+        = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Store this tenant's credential for a connector, encrypted at rest. It is never shown again."""
+    """Store this tenant's (or one user's) credential for a connector, encrypted at rest. Never shown again."""
     try:
         secret = secret_file.read_text().strip()
     except OSError as e:
         raise Invalid(f"cannot read {secret_file}: {e.strerror}") from e
+    body = {"connector": connector_id, "secret": secret, "client_id": client_id, "expires_at": expires_at,
+            "user": user}
     with Client.from_settings() as api:
-        row = api.post("/v1/connections", {"connector": connector_id, "secret": secret, "client_id": client_id})
+        row = api.post("/v1/connections", body)
     _report(row, as_json, f"connected {escape(connector_id)}")
 
 
@@ -212,10 +220,10 @@ def list_connections(as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("connector", "last success", "last error", "error")
+    table = Table("connector", "health", "expires", "user credentials", "last success", "last error", "error")
     for r in rows:
-        table.add_row(r["connector_id"], str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"),
-                      escape(r["last_error"] or ""))
+        table.add_row(r["connector_id"], r["health"], str(r["expires_at"] or "-"), str(r["user_credentials"]),
+                      str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"), escape(r["last_error"] or ""))
     out.print(table)
 
 

@@ -6,6 +6,7 @@ The credential never leaves this module: not in results, errors, logs, streams o
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -47,14 +48,18 @@ class ConnectorService:
             prepared = await self.redeem(conn, grant_token, request)
         return await self.run(prepared, request)
 
-    async def redeem(self, conn: Conn, grant_token: str, request: GrantRequest) -> Prepared:
-        """Consume the grant and read what the call needs, inside the caller's tenant transaction."""
+    async def redeem(self, conn: Conn, grant_token: str, request: GrantRequest, *,
+                     user_id: UUID | None = None) -> Prepared:
+        """Consume the grant and read what the call needs, inside the caller's tenant transaction.
+
+        ``user_id`` (who created the ticket) selects that user's own credential when they stored one.
+        """
         grant_id = await self.broker.redeem_in(conn, grant_token, request)
         manifest = await self.broker.enabled_manifest(conn, request.connector_id)
         connection = await repo.connection(conn, request.connector_id)
         credential = None
         if manifest.source.get("kind") != "mcp":
-            credential = await self._credential(conn, request, manifest, connection)
+            credential = await self._credential(conn, request, manifest, connection, user_id)
         return Prepared(grant_id, manifest, connection, credential)
 
     async def run(self, prepared: Prepared, request: GrantRequest) -> dict[str, Any]:
@@ -81,14 +86,19 @@ class ConnectorService:
                 "data": result.data, "pages": result.pages, "truncated": result.truncated}
 
     async def _credential(self, conn: Conn, request: GrantRequest, manifest: ConnectorManifest,
-                          connection: dict[str, Any] | None) -> Credential | None:
+                          connection: dict[str, Any] | None, user_id: UUID | None) -> Credential | None:
         kinds = [scheme.kind for scheme in manifest.auth if scheme.kind != "none"]
         if not kinds:
             return None
         if connection is None:
             raise Forbidden(f"tenant has no connection for connector {request.connector_id!r}",
                             hint="an operator adds one: POST /v1/connections")
-        secret = await self.secrets.get_in(conn, request.tenant_id, str(connection["secret_name"]))
+        expires = connection.get("expires_at")
+        if expires is not None and expires <= dt.datetime.now(dt.UTC):
+            raise Forbidden(f"the credential for connector {request.connector_id!r} expired at {expires.isoformat()}",
+                            hint="an operator stores a new one: POST /v1/connections (oshal connection add)")
+        secret = await self.secrets.resolve_in(conn, request.tenant_id, str(connection["secret_name"]),
+                                               user_id=user_id)
         return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
 
     def _record_later(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,

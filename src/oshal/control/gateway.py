@@ -69,12 +69,15 @@ class ToolGateway:
         return bot, UUID(env.tenant_id), UUID(env.ticket_id)
 
     @staticmethod
-    async def _require_open(conn: Conn, ticket: UUID) -> None:
-        status = await tickets_repo.status(conn, ticket)
-        if status is None:
+    async def _require_open(conn: Conn, ticket: UUID) -> UUID | None:
+        """The ticket is open for tools; returns who created it (whose own credentials a call prefers)."""
+        row = await tickets_repo.status_and_creator(conn, ticket)
+        if row is None:
             raise NotFound(f"ticket {ticket} not found")
+        status = str(row["status"])
         if status in TERMINAL_STATUSES:
             raise Conflict(f"ticket {ticket} is {status}; its tools are closed")
+        return row["created_by"]  # type: ignore[no-any-return]
 
     async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
         """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
@@ -106,10 +109,10 @@ class ToolGateway:
         # One transaction for the ticket check, the grant (issued by the broker) and its redemption with the
         # reads the call needs; the external call itself happens after it commits.
         async with self.db.tenant(tenant) as conn:
-            await self._require_open(conn, ticket)
+            creator = await self._require_open(conn, ticket)
             issued = await self.broker.issue_in(conn, request)
             if isinstance(issued, Grant):
-                prepared = await self.connectors.redeem(conn, issued.token, request)
+                prepared = await self.connectors.redeem(conn, issued.token, request, user_id=creator)
         if isinstance(issued, ApprovalRequired):
             if self.on_approval_needed is not None:
                 await self.on_approval_needed(tenant, ticket, issued.message)

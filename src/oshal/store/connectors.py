@@ -73,16 +73,27 @@ async def connection(conn: Conn, connector_id: str) -> dict[str, Any] | None:
 
 
 async def connections(conn: Conn) -> list[dict[str, Any]]:
-    cur = await conn.execute("SELECT * FROM connections ORDER BY connector_id")
+    """Each connection with its credential health: expiry, last success, last error, and a verdict."""
+    cur = await conn.execute(
+        "SELECT c.*, (SELECT count(*) FROM credentials k WHERE k.name = c.secret_name AND k.user_id IS NOT NULL) "
+        "AS user_credentials, CASE "
+        " WHEN c.expires_at IS NOT NULL AND c.expires_at <= now() THEN 'expired'"
+        " WHEN c.expires_at IS NOT NULL AND c.expires_at <= now() + interval '7 days' THEN 'expiring'"
+        " WHEN c.last_error_at IS NOT NULL AND (c.last_success_at IS NULL OR c.last_error_at > c.last_success_at)"
+        " THEN 'failing'"
+        " WHEN c.last_success_at IS NULL THEN 'unused' ELSE 'ok' END AS health "
+        "FROM connections c ORDER BY connector_id")
     return await cur.fetchall()
 
 
 async def upsert_connection(conn: Conn, tenant_id: UUID, connector_id: str, secret_name: str,
-                            client_id: str | None) -> dict[str, Any]:
+                            client_id: str | None, expires_at: dt.datetime | None = None) -> dict[str, Any]:
     cur = await conn.execute(
-        "INSERT INTO connections (tenant_id, connector_id, secret_name, client_id) VALUES (%s, %s, %s, %s) "
+        "INSERT INTO connections (tenant_id, connector_id, secret_name, client_id, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s) "
         "ON CONFLICT (tenant_id, connector_id) DO UPDATE SET secret_name = EXCLUDED.secret_name, "
-        "client_id = EXCLUDED.client_id RETURNING *", (tenant_id, connector_id, secret_name, client_id))
+        "client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at RETURNING *",
+        (tenant_id, connector_id, secret_name, client_id, expires_at))
     row = await cur.fetchone()
     assert row is not None
     return row

@@ -58,6 +58,11 @@ async def status(conn: Conn, ticket_id: UUID) -> str | None:
     return None if row is None else str(row["status"])
 
 
+async def status_and_creator(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT status, created_by FROM tickets WHERE id = %s", (ticket_id,))
+    return await cur.fetchone()
+
+
 async def page(conn: Conn, *, status: str | None, bot: str | None, before: UUID | None,
                limit: int) -> list[dict[str, Any]]:
     clauses: list[str] = []

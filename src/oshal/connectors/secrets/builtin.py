@@ -163,6 +163,21 @@ class BuiltinSecretStore:
             raise not_found(name, user)
         return self._decrypt(row["ciphertext"], self._unwrap(row), tenant, name, user).decode()
 
+    async def resolve_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None) -> str:
+        tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
+        check_name(name)
+        cur = await conn.execute(  # one round trip for both scopes: the user's row sorts first
+            "SELECT c.ciphertext, c.user_id, k.id, k.wrapped, k.kek_id FROM credentials c "
+            "JOIN data_keys k ON k.id = c.data_key_id "
+            "WHERE c.tenant_id = %s AND c.name = %s AND (c.user_id IS NULL OR c.user_id = %s::uuid) "
+            "ORDER BY c.user_id NULLS LAST LIMIT 1",
+            (tenant, name, user))
+        row = await cur.fetchone()
+        if row is None:
+            raise not_found(name, None)
+        found_user = row["user_id"]
+        return self._decrypt(row["ciphertext"], self._unwrap(row), tenant, name, found_user).decode()
+
     @staticmethod
     def _decrypt(blob: bytes, dek: bytes, tenant: UUID, name: str, user: UUID | None) -> bytes:
         try:

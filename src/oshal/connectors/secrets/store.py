@@ -54,6 +54,10 @@ class SecretStore(Protocol):
         (saves a transaction on the tool-call path); other backends ignore ``conn``."""
         ...
 
+    async def resolve_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None) -> str:
+        """The user's own credential when ``user_id`` has one, else the tenant-wide one (NotFound if neither)."""
+        ...
+
     async def delete(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> bool:
         """Remove a credential; True when one existed."""
         ...

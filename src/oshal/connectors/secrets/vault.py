@@ -16,7 +16,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from oshal.connectors.secrets.store import RotationReport, check_name, check_value, not_found, scope
-from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
+from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, Unavailable
 from oshal.settings import Settings
 
 _NOTE = ("Vault encrypts its storage with its own keyring and rotates it itself (`vault operator rotate`); "
@@ -114,6 +114,14 @@ class VaultSecretStore:
 
     async def get_in(self, conn: Any, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         return await self.get(tenant_id, name, user_id=user_id)  # Vault is not in the database: no shared tx
+
+    async def resolve_in(self, conn: Any, tenant_id: UUID, name: str, *, user_id: UUID | None) -> str:
+        if user_id is not None:
+            try:
+                return await self.get(tenant_id, name, user_id=user_id)
+            except NotFound:
+                pass
+        return await self.get(tenant_id, name)
 
     async def get(self, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         path = self.path(tenant_id, name, user_id)

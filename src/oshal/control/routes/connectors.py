@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -52,6 +53,11 @@ class ConnectionIn(_In):
     connector: str = Field(min_length=1, max_length=63)
     secret: str = Field(min_length=1, max_length=16_000, description="API key, token or client secret.")
     client_id: str | None = Field(default=None, max_length=500)
+    expires_at: dt.datetime | None = Field(
+        default=None, description="When the credential stops working; calls after it fail closed (tenant-wide).")
+    user: UUID | None = Field(
+        default=None, description="Store it for one user (an API key id): that user's tickets use it instead of "
+                                  "the tenant-wide credential.")
 
 
 class PolicyIn(_In):
@@ -154,10 +160,17 @@ async def add_connection(body: ConnectionIn, cp: Plane, who: Operator) -> dict[s
     await cp.catalog.get(body.connector)
     secrets: SecretStore = cp.secrets
     name = f"connector.{body.connector}"
-    await secrets.put(who.tenant_id, name, body.secret)
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise Invalid("expires_at needs a time zone", hint='e.g. "2027-01-31T00:00:00Z"')
+    await secrets.put(who.tenant_id, name, body.secret, user_id=body.user)
     async with cp.db.tenant(who.tenant_id) as conn:
-        row = await repo.upsert_connection(conn, who.tenant_id, body.connector, name, body.client_id)
-    return {k: v for k, v in row.items() if k != "tenant_id"}
+        existing = {r["connector_id"]: r for r in await repo.connections(conn)}.get(body.connector)
+        if body.user is not None and existing is not None:  # a user's credential leaves the tenant's as it is
+            row = existing
+        else:
+            row = await repo.upsert_connection(conn, who.tenant_id, body.connector, name, body.client_id,
+                                               body.expires_at)
+    return {k: v for k, v in row.items() if k != "tenant_id"} | {"user": body.user}
 
 
 @router.post("/secrets/rotate")

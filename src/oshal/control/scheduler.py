@@ -31,8 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import jsonschema
-
 from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import Conflict, Invalid, NotFound, OshalError, TooLarge
 from oshal.logs import get_logger
@@ -315,12 +313,8 @@ class ScheduleService:
             definition = await self.tickets.runner.definition(conn, ticket_type)
         except NotFound as e:
             raise Invalid(f"unknown ticket type {ticket_type!r}", hint=e.hint) from e
-        if definition.input_schema is None:
-            return
-        validator = jsonschema.Draft202012Validator(definition.input_schema)
-        error = min(validator.iter_errors(value), key=lambda e: list(e.absolute_path), default=None)
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "input"
-            raise Invalid(f"the input does not fit ticket type {ticket_type!r}: {where}: {error.message}",
+        problem = definition.input_problem(value)
+        if problem is not None:
+            raise Invalid(f"the input does not fit ticket type {ticket_type!r}: {problem}",
                           hint=f"the type's input_schema says what the input must look like "
                                f"(oshal workflow show {ticket_type})")

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import jsonschema
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -113,7 +112,10 @@ class TicketService:
         ticket = ticket or new_id()
         async with self.db.tenant(tenant) as conn:
             definition = await self.runner.definition(conn, request.type)
-            _check_input(definition.input_schema, request.input, n)
+            problem = definition.input_problem(request.input)
+            if problem is not None:
+                raise Invalid(f"ticket {n}: {problem}", hint="the ticket type's input_schema says what the input "
+                              f"must look like (oshal workflow show {definition.name})")
             status = TicketStatus.BACKLOG if request.hold else TicketStatus.IN_PROGRESS
             inserted = await workflow_repo.insert_ticket(
                 conn, tenant, ticket, type_=definition.name, bot=None, input_json=body, status=status,
@@ -241,15 +243,4 @@ def _request_hash(target: str, value: Any) -> bytes:
 
 def _final_status(outcome: Outcome, status: str) -> str:
     return outcome.changes[-1][1] if outcome.changes else status
-
-
-def _check_input(schema: dict[str, Any] | None, value: Any, n: int) -> None:
-    if schema is None:
-        return
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "input"
-        raise Invalid(f"ticket {n}: {where}: {errors[0].message}", hint="the ticket type's input_schema says "
-                      "what the input must look like (oshal workflow show NAME)")
 

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
+import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -181,6 +182,16 @@ class WorkflowDefinition(_Frozen):
             return current.next
         i = self.index(step_id)
         return self.steps[i + 1].id if i + 1 < len(self.steps) else None
+
+    def input_problem(self, value: Any) -> str | None:
+        """Why ``value`` does not fit this type's input_schema ("path: message"), or None when it fits."""
+        if self.input_schema is None:
+            return None
+        validator = jsonschema.Draft202012Validator(self.input_schema)
+        error = min(validator.iter_errors(value), key=lambda e: list(e.absolute_path), default=None)
+        if error is None:
+            return None
+        return f"{'/'.join(str(p) for p in error.absolute_path) or 'input'}: {error.message}"
 
     def digest(self) -> str:
         return hashlib.sha256(canonical_json(self.to_document()).encode()).hexdigest()

@@ -47,8 +47,9 @@ def _when(ts: float | None) -> dt.datetime | None:
 class Collector:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
-                 runner: WorkflowRunner, claim_idle_ms: int = 60_000) -> None:
+                 runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4) -> None:
         self.runner = runner
+        self._advancing = asyncio.Semaphore(advance_concurrency)
         self.db = db
         self.redis = redis
         self.signer = signer
@@ -141,12 +142,16 @@ class Collector:
         """
         runs = {(c.tenant, c.ticket if c.status == "step" else c.parent) for c in changes
                 if c.status == "step" or c.parent}
-        for tenant, ticket in sorted(runs, key=str):
+        if runs:
+            await asyncio.gather(*(self._advance_one(UUID(tenant), UUID(str(ticket))) for tenant, ticket in runs))
+
+    async def _advance_one(self, tenant: UUID, ticket: UUID) -> None:
+        async with self._advancing:  # runs advance concurrently, bounded so the pool keeps room for the API
             try:
                 with WORKFLOW_ADVANCE.time():
-                    await self.runner.advance(UUID(tenant), UUID(str(ticket)))
+                    await self.runner.advance(tenant, ticket)
             except Exception:
-                log.exception("workflow advance failed; the sweeper retries it", ticket=ticket)
+                log.exception("workflow advance failed; the sweeper retries it", ticket=str(ticket))
 
     def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
         if not fields:

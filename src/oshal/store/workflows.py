@@ -61,6 +61,14 @@ async def insert_run(conn: Conn, tenant: UUID, ticket: UUID, workflow: str, vers
                        "VALUES (%s, %s, %s, %s, %s::jsonb)", (ticket, tenant, workflow, version, _json(state)))
 
 
+async def lock_ticket_and_run(conn: Conn, ticket: UUID) -> dict[str, Any] | None:
+    """A workflow ticket and its run, both locked, in one round trip (None: no such ticket with a run)."""
+    cur = await conn.execute(
+        "SELECT t.status, t.input, r.workflow, r.version, r.state, r.finished FROM tickets t "
+        "JOIN workflow_runs r ON r.ticket_id = t.id WHERE t.id = %s FOR UPDATE OF t, r", (ticket,))
+    return await cur.fetchone()
+
+
 async def lock_run(conn: Conn, ticket: UUID) -> dict[str, Any] | None:
     cur = await conn.execute("SELECT workflow, version, state, finished FROM workflow_runs WHERE ticket_id = %s "
                              "FOR UPDATE", (ticket,))
@@ -115,6 +123,18 @@ async def update_ticket(conn: Conn, ticket: UUID, *, status: str, phase: str | N
         "UPDATE tickets SET status = %s, phase = %s, status_reason = %s, result = %s::jsonb, error = %s, "
         "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
         (status, phase, reason, None if result is None else _json(result), error, finished, ticket))
+
+
+async def checkpoint(conn: Conn, ticket: UUID, *, state: dict[str, Any], run_finished: bool, status: str,
+                     phase: str | None, reason: str | None, result: Any, error: str | None) -> None:
+    """The run's checkpoint and the ticket's state in one statement (one round trip per step)."""
+    await conn.execute(
+        "WITH r AS (UPDATE workflow_runs SET state = %s::jsonb, finished = %s, updated_at = now() "
+        "WHERE ticket_id = %s) "
+        "UPDATE tickets SET status = %s, phase = %s, status_reason = %s, result = %s::jsonb, error = %s, "
+        "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
+        (_json(state), run_finished, ticket, status, phase, reason, None if result is None else _json(result),
+         error, run_finished, ticket))
 
 
 async def timeline(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:

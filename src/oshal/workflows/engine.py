@@ -80,19 +80,20 @@ class Checkpoint:
     wait: dict[str, Any] | None = None  # {"step", "kind", "phases": {key: id}, "children": [ids]}
     last: str | None = None
     trail: list[str] = field(default_factory=list)
+    seq: int | None = None  # the next phase sequence number of this ticket (None: ask the database)
 
     def to_json(self) -> dict[str, Any]:
         return {"cursor": self.cursor, "outputs": self.outputs, "rounds": self.rounds, "wait": self.wait,
-                "last": self.last, "trail": self.trail}
+                "last": self.last, "trail": self.trail, "seq": self.seq}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
         return cls(data.get("cursor"), dict(data.get("outputs") or {}), dict(data.get("rounds") or {}),
-                   data.get("wait"), data.get("last"), list(data.get("trail") or []))
+                   data.get("wait"), data.get("last"), list(data.get("trail") or []), data.get("seq"))
 
     @classmethod
     def initial(cls, definition: WorkflowDefinition) -> Checkpoint:
-        return cls(cursor=definition.steps[0].id)
+        return cls(cursor=definition.steps[0].id, seq=0)
 
 
 BotResolver = Callable[[str | None, str | None], str]

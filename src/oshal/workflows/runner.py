@@ -49,6 +49,9 @@ class WorkflowRunner:
         self.resolve_bot = resolve_bot
         self.publish = publish
         self._definitions: dict[tuple[str, int, str], WorkflowDefinition] = {}
+        # (tenant, name, version) -> definition. A version never changes once published, so a pinned run's
+        # definition is read from the database once per process.
+        self._pinned: dict[tuple[UUID, str, int], WorkflowDefinition] = {}
 
     async def definition(self, conn: Conn, name: str, version: int | None = None) -> WorkflowDefinition:
         row = await repo.definition(conn, name, version)
@@ -61,6 +64,13 @@ class WorkflowRunner:
             cached = parse_definition(row["document"], source=f"workflow {name}")
             self._definitions[key] = cached
         return cached
+
+    async def pinned(self, conn: Conn, tenant: UUID, name: str, version: int) -> WorkflowDefinition:
+        key = (tenant, name, version)
+        definition = self._pinned.get(key)
+        if definition is None:
+            definition = self._pinned[key] = await self.definition(conn, name, version)
+        return definition
 
     async def start_in(self, conn: Conn, tenant: UUID, ticket: UUID, definition: WorkflowDefinition,
                        value: Any, *, hold: bool) -> Outcome:
@@ -92,18 +102,15 @@ class WorkflowRunner:
             await self.publish(outcome.changes)
 
     async def _advance(self, conn: Conn, tenant: UUID, ticket: UUID, decision: Decision | None) -> Outcome:
-        row = await ticket_repo.lock(conn, ticket)
-        if row is None:
-            raise NotFound(f"ticket {ticket} not found")
-        run = await repo.lock_run(conn, ticket)
-        if run is None or run["finished"]:
-            return Outcome([], [])
+        row = await repo.lock_ticket_and_run(conn, ticket)
+        if row is None or row["finished"]:
+            return Outcome([], [])  # a plain ticket (no run), or a run that has ended
         status = str(row["status"])
         waiting_here = status == "approval_required" and decision is not None
         if status != "in_progress" and not waiting_here:
             return Outcome([], [])  # paused, escalated, cancelled...: nothing moves until an operator acts
-        definition = await self.definition(conn, str(run["workflow"]), int(run["version"]))
-        state = Checkpoint.from_json(run["state"])
+        definition = await self.pinned(conn, tenant, str(row["workflow"]), int(row["version"]))
+        state = Checkpoint.from_json(row["state"])
         return await self._advance_locked(conn, tenant, ticket, {"id": str(ticket), "input": row["input"]},
                                           definition, state, decision=decision, status=status)
 
@@ -119,9 +126,8 @@ class WorkflowRunner:
         if effects.finished and new_status in ("failed", "dead_letter"):
             phase = state.trail[-1] if state.trail else None
             state.cursor = phase  # a requeue retries the step that failed
-        await repo.update_ticket(conn, ticket, status=new_status, phase=phase, reason=effects.reason,
-                                 result=effects.result, error=effects.error, finished=effects.finished)
-        await repo.save_run(conn, ticket, state.to_json(), effects.finished)
+        await repo.checkpoint(conn, ticket, state=state.to_json(), run_finished=effects.finished, status=new_status,
+                              phase=phase, reason=effects.reason, result=effects.result, error=effects.error)
         changed = new_status != status and new_status in RESTING
         return Outcome(envelopes, [(str(ticket), new_status)] if changed else [])
 
@@ -142,7 +148,8 @@ class WorkflowRunner:
         envelopes: list[Envelope] = []
         if effects.phases:
             assert state.wait is not None
-            seq = await repo.next_seq(conn, ticket)
+            seq = state.seq if state.seq is not None else await repo.next_seq(conn, ticket)
+            state.seq = seq + len(effects.phases)
             rows = []
             for offset, phase in enumerate(effects.phases):
                 ident = new_id()

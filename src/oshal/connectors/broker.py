@@ -79,12 +79,15 @@ class Broker:
             issued = await self.issue_in(conn, request)
         return self.granted(issued)  # raised after the transaction, so an approval request itself is kept
 
-    async def issue_in(self, conn: Conn, request: GrantRequest) -> Grant | ApprovalRequired:
+    async def issue_in(self, conn: Conn, request: GrantRequest,
+                       head: dict[str, Any] | None = None) -> Grant | ApprovalRequired:
         """:meth:`issue` inside the caller's tenant transaction. A missing approval is returned, not raised:
-        the caller raises it (see :meth:`granted`) once the transaction holding the approval request commits."""
+        the caller raises it (see :meth:`granted`) once the transaction holding the approval request commits.
+        ``head`` is the connector's state, digest and the bot's policy mode when the caller read them already.
+        """
         digest = arguments_hash(request.arguments)
         grant_id, expires_at = new_id(), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.ttl_s)
-        mode = await self._callable_mode(conn, request)
+        mode = await self._callable_mode(conn, request, head)
         approval_id, blocked = await self._approval(conn, request, digest) if mode == "ask" else (None, None)
         if blocked is not None:
             pending_id, state = blocked
@@ -115,9 +118,10 @@ class Broker:
         return self.manifests.get(digest) or self.manifests.put(
             digest, await repo.connector_manifest(conn, connector_id))
 
-    async def _callable_mode(self, conn: Conn, request: GrantRequest) -> str:
+    async def _callable_mode(self, conn: Conn, request: GrantRequest, head: dict[str, Any] | None) -> str:
         """The tool policy mode, after checking the connector and operation may be called at all."""
-        head = await repo.connector_head_and_policy(conn, request.connector_id, request.bot, request.operation)
+        if head is None or head.get("id") is None:
+            head = await repo.connector_head_and_policy(conn, request.connector_id, request.bot, request.operation)
         op = (await self.enabled_manifest(conn, request.connector_id, head)).operation(request.operation)
         if op is None or not op.enabled:
             raise Forbidden(f"operation {request.operation!r} of {request.connector_id!r} is not enabled")

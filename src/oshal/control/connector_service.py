@@ -40,7 +40,8 @@ class ConnectorService:
         self.secrets = secrets
         self.runtime = runtime
         self.mcp = mcp
-        self._recording: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[GrantRequest, UUID, str, bool, str | None]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
         """Redeem ``grant_token`` and make the call it grants."""
@@ -49,14 +50,21 @@ class ConnectorService:
         return await self.run(prepared, request)
 
     async def redeem(self, conn: Conn, grant_token: str, request: GrantRequest, *,
-                     user_id: UUID | None = None) -> Prepared:
+                     user_id: UUID | None = None, context: dict[str, Any] | None = None) -> Prepared:
         """Consume the grant and read what the call needs, inside the caller's tenant transaction.
 
-        ``user_id`` (who created the ticket) selects that user's own credential when they stored one.
+        ``user_id`` (who created the ticket) selects that user's own credential when they stored one;
+        ``context`` is :func:`repo.call_context` when the caller read it in this transaction already.
         """
         grant_id = await self.broker.redeem_in(conn, grant_token, request)
-        manifest = await self.broker.enabled_manifest(conn, request.connector_id)
-        connection = await repo.connection(conn, request.connector_id)
+        if context is not None and context.get("id") is not None:
+            manifest = await self.broker.enabled_manifest(conn, request.connector_id, context)
+            connection = None if context["connection_connector"] is None else {
+                "connector_id": context["connection_connector"], "secret_name": context["secret_name"],
+                "client_id": context["client_id"], "expires_at": context["expires_at"]}
+        else:
+            manifest = await self.broker.enabled_manifest(conn, request.connector_id)
+            connection = await repo.connection(conn, request.connector_id)
         credential = None
         if manifest.source.get("kind") != "mcp":
             credential = await self._credential(conn, request, manifest, connection, user_id)
@@ -104,21 +112,28 @@ class ConnectorService:
     def _record_later(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
                       error: str | None) -> None:
         """The issue and the redeem are recorded before the call; its outcome and the connection's health are
-        written off the caller's path (drained on shutdown), so they cost the bot no latency."""
-        task = asyncio.create_task(self._record(request, grant_id, outcome, ok=ok, error=error))
-        self._recording.add(task)
-        task.add_done_callback(self._recorded)
+        written off the caller's path, many calls per transaction (drained on shutdown), so they cost the bot
+        no latency and the database one write per batch."""
+        self._outcomes.append((request, grant_id, outcome, ok, error))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
 
-    def _recorded(self, task: asyncio.Task[None]) -> None:
-        self._recording.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("tool call outcome not recorded", error=str(task.exception()))
+    async def _flush(self) -> None:
+        await asyncio.sleep(0.02)  # let the calls finishing now join this batch
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            by_tenant: dict[UUID, list[tuple[UUID, str, str, bool, str | None]]] = {}
+            for request, grant_id, outcome, ok, error in batch:
+                by_tenant.setdefault(request.tenant_id, []).append(
+                    (grant_id, request.connector_id, outcome, ok, error))
+            for tenant, rows in by_tenant.items():
+                try:
+                    async with self.db.tenant(tenant) as conn:
+                        await repo.record_calls(conn, rows)
+                except Exception as e:
+                    log.warning("tool call outcomes not recorded", calls=len(rows), error=str(e))
 
     async def drain(self) -> None:
-        if self._recording:
-            await asyncio.gather(*self._recording, return_exceptions=True)
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
 
-    async def _record(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
-                      error: str | None) -> None:
-        async with self.db.tenant(request.tenant_id) as conn:
-            await repo.record_call(conn, grant_id, request.connector_id, outcome, ok=ok, error=error)

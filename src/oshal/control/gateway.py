@@ -109,12 +109,23 @@ class ToolGateway:
         # One transaction for the ticket check, the grant (issued by the broker) and its redemption with the
         # reads the call needs; the external call itself happens after it commits.
         async with self.db.tenant(tenant) as conn:
-            creator = await self._require_open(conn, ticket)
-            issued = await self.broker.issue_in(conn, request)
+            context = await connectors_repo.call_context(conn, ticket, call.connector_id, bot, call.operation)
+            _check_open(ticket, context)
+            assert context is not None
+            issued = await self.broker.issue_in(conn, request, context)
             if isinstance(issued, Grant):
-                prepared = await self.connectors.redeem(conn, issued.token, request, user_id=creator)
+                prepared = await self.connectors.redeem(conn, issued.token, request, user_id=context["created_by"],
+                                                        context=context)
         if isinstance(issued, ApprovalRequired):
             if self.on_approval_needed is not None:
                 await self.on_approval_needed(tenant, ticket, issued.message)
             raise issued  # only now: the transaction holding the approval request has committed
         return await self.connectors.run(prepared, request)
+
+
+def _check_open(ticket: UUID, context: dict[str, Any] | None) -> None:
+    if context is None:
+        raise NotFound(f"ticket {ticket} not found")
+    status = str(context["ticket_status"])
+    if status in TERMINAL_STATUSES:
+        raise Conflict(f"ticket {ticket} is {status}; its tools are closed")

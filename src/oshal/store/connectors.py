@@ -99,6 +99,37 @@ async def upsert_connection(conn: Conn, tenant_id: UUID, connector_id: str, secr
     return row
 
 
+async def call_context(conn: Conn, ticket_id: UUID, connector_id: str, bot: str,
+                       operation: str) -> dict[str, Any] | None:
+    """Everything a tool call checks before its grant, in one round trip: the ticket's state and creator, the
+    connector's state and digest, the bot's policy for the operation, and the tenant's connection."""
+    cur = await conn.execute(
+        "SELECT t.status AS ticket_status, t.created_by, c.id, c.state, c.digest, c.quarantine_reason, "
+        "coalesce(p.mode, 'off') AS mode, n.connector_id AS connection_connector, n.secret_name, n.client_id, "
+        "n.expires_at FROM tickets t "
+        "LEFT JOIN connectors c ON c.id = %s "
+        "LEFT JOIN tool_policies p ON p.connector_id = c.id AND p.bot = %s AND p.operation = %s "
+        "LEFT JOIN connections n ON n.connector_id = c.id WHERE t.id = %s",
+        (connector_id, bot, operation, ticket_id))
+    return await cur.fetchone()
+
+
+async def record_calls(conn: Conn, rows: list[tuple[UUID, str, str, bool, str | None]]) -> None:
+    """Outcomes of many calls (grant id, connector, outcome, ok, error) and the connections' health."""
+    await conn.execute(
+        "WITH u AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bool[], %s::text[]) "
+        "AS u(grant_id, connector_id, outcome, ok, error)), "
+        "g AS (UPDATE grants SET outcome = u.outcome FROM u WHERE grants.id = u.grant_id), "
+        "h AS (SELECT connector_id, bool_or(ok) AS any_ok, bool_and(ok) AS all_ok, "
+        "      (array_agg(error ORDER BY ok) FILTER (WHERE NOT ok))[1] AS error FROM u GROUP BY connector_id) "
+        "UPDATE connections SET last_success_at = CASE WHEN h.any_ok THEN now() ELSE last_success_at END, "
+        "last_error_at = CASE WHEN h.all_ok THEN last_error_at ELSE now() END, "
+        "last_error = CASE WHEN h.all_ok THEN last_error ELSE h.error END "
+        "FROM h WHERE connections.connector_id = h.connector_id",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2][:500] for r in rows], [r[3] for r in rows],
+         [(r[4] or "")[:500] or None for r in rows]))
+
+
 async def connector_head_and_policy(conn: Conn, connector_id: str, bot: str, operation: str) -> dict[str, Any] | None:
     """:func:`connector_head` plus the bot's policy for the operation (``off`` when none), in one round trip."""
     cur = await conn.execute(

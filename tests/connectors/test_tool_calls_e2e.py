@@ -314,3 +314,30 @@ def test_a_users_own_credential_wins_and_an_expired_one_fails_closed(platform: P
     naive = ops.http.post("/v1/connections", json={"connector": "shop", "secret": CANARY,
                                                    "expires_at": "2030-01-01T00:00:00"})
     assert naive.status_code == 422 and "time zone" in naive.json()["message"]
+
+
+def test_the_one_statement_path_records_each_grant_and_follows_policy_changes_at_once(
+        platform: Platform, shop: FakeShop) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    _enable_shop(platform, shop, ["listProducts"])
+    _connect(platform, ops, {"listProducts": "auto"})
+    script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 50}}] * 3}
+    ticket = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert ticket["status"] == "done" and [r["status"] for r in ticket["result"]["tool_results"]] == [200] * 3
+    grants = ops.http.get("/v1/grants", params={"ticket": ticket["id"]}).json()
+    assert len(grants) == 3 and all(g["issued_at"] and g["redeemed_at"] for g in grants)
+    assert len({g["id"] for g in grants}) == 3  # one single-use grant per call, never shared
+
+    # A policy change applies to the very next call, even though the manifest is cached in this process.
+    assert ops.http.put("/v1/bots/echo/tools", json={"connector": "shop", "operation": "listProducts",
+                                                     "mode": "off"}).status_code == 200
+    off = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert off["status"] == "failed" and "tool policy off" in off["error"]
+    # So does a quarantine (the connector's state is read with every call).
+    assert ops.http.put("/v1/bots/echo/tools", json={"connector": "shop", "operation": "listProducts",
+                                                     "mode": "auto"}).status_code == 200
+    with platform.superuser() as conn:
+        conn.execute("UPDATE connectors SET state = 'quarantined', quarantine_reason = 'test' WHERE id = 'shop'")
+    quarantined = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert quarantined["status"] == "failed" and "quarantined" in quarantined["error"]
+    assert len(shop.api_requests) == 3

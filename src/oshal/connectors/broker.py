@@ -98,6 +98,25 @@ class Broker:
         expires = int(expires_at.timestamp())
         return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
 
+    def sign_new(self, request: GrantRequest) -> Grant:
+        """A signed grant for ``request`` that the caller records itself (the one-statement tool-call path)."""
+        grant_id, expires_at = new_id(), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.ttl_s)
+        expires = int(expires_at.timestamp())
+        return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
+
+    def verify(self, token: str, request: GrantRequest) -> UUID:
+        """The redeem's checks that need no database: the grant is well formed, for exactly this call, live."""
+        try:
+            raw_id, raw_expires, signature = token.split(".")
+            grant_id, expires = UUID(raw_id), int(raw_expires)
+        except ValueError as e:
+            raise Forbidden("malformed grant") from e
+        if not hmac.compare_digest(self._sign(request, grant_id, expires), signature):
+            raise Forbidden("grant does not match this call (tenant, bot, ticket, connector, operation or arguments)")
+        if expires <= dt.datetime.now(dt.UTC).timestamp():
+            raise Forbidden("grant has expired", hint="ask the broker for a new grant")
+        return grant_id
+
     @staticmethod
     def granted(issued: Grant | ApprovalRequired) -> Grant:
         if isinstance(issued, ApprovalRequired):
@@ -115,6 +134,7 @@ class Broker:
             raise Forbidden(f"connector {connector_id!r} is {row['state']}{reason}",
                             hint="an operator reviews, signs and enables it first")
         digest = str(row["digest"])
+        self.manifests.seen(connector_id, digest)
         return self.manifests.get(digest) or self.manifests.put(
             digest, await repo.connector_manifest(conn, connector_id))
 
@@ -153,15 +173,7 @@ class Broker:
 
     async def redeem_in(self, conn: Conn, token: str, request: GrantRequest) -> UUID:
         """:meth:`redeem` inside the caller's tenant transaction."""
-        try:
-            raw_id, raw_expires, signature = token.split(".")
-            grant_id, expires = UUID(raw_id), int(raw_expires)
-        except ValueError as e:
-            raise Forbidden("malformed grant") from e
-        if not hmac.compare_digest(self._sign(request, grant_id, expires), signature):
-            raise Forbidden("grant does not match this call (tenant, bot, ticket, connector, operation or arguments)")
-        if expires <= dt.datetime.now(dt.UTC).timestamp():
-            raise Forbidden("grant has expired", hint="ask the broker for a new grant")
+        grant_id = self.verify(token, request)
         if not await repo.redeem_grant(conn, grant_id):
             raise Forbidden("grant already used or expired; grants are single-use")
         return grant_id

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import random
 import re
@@ -510,15 +511,26 @@ def _scalar(value: Any, name: str, what: str) -> str:
     raise Invalid(f"{what}: parameter {name} must be a string, number or boolean here")
 
 
-def _validate(schema: Mapping[str, Any], value: Any, label: str, what: str) -> None:
-    if not schema:
-        return
+@functools.lru_cache(maxsize=2048)
+def _validator(schema_json: str) -> Draft202012Validator | SchemaError:
+    """A checked validator per distinct schema (checking a schema against the metaschema costs more than a
+    call's own validation, so it is done once, not per call)."""
+    schema = json.loads(schema_json)
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as e:
-        raise ConfigError(f"{what}: the JSON schema for {label} is invalid ({e.message[:200]})",
-                          hint="fix the connector manifest") from e
-    error = best_match(Draft202012Validator(schema).iter_errors(value))
+        return e
+    return Draft202012Validator(schema)
+
+
+def _validate(schema: Mapping[str, Any], value: Any, label: str, what: str) -> None:
+    if not schema:
+        return
+    validator = _validator(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    if isinstance(validator, SchemaError):
+        raise ConfigError(f"{what}: the JSON schema for {label} is invalid ({validator.message[:200]})",
+                          hint="fix the connector manifest")
+    error = best_match(validator.iter_errors(value))
     if error is not None:
         raise Invalid(f"{what}: {label}{error.json_path[1:]}: {describe(error)}",
                       hint="fix the value and call again")

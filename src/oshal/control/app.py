@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import oshal
 from oshal.control.deps import Caller
 from oshal.control.limits import BodyLimit
-from oshal.control.routes import admin, artifacts, connectors, fleet, health, schedules, tickets, workflows
+from oshal.control.routes import admin, artifacts, connectors, fleet, gateway, health, schedules, tickets, workflows
 from oshal.control.runtime import ControlPlane
 from oshal.errors import (
     ConfigError,
@@ -101,7 +101,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
                   description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
     app.state.plane = plane
     _install_error_handlers(app)
-    for router in (health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
+    for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
                    connectors.router, artifacts.router, workflows.router, schedules.router):
         app.include_router(router)
 

@@ -106,10 +106,19 @@ class ToolGateway:
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
         bot, tenant, ticket = self.identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
+        prepared = await self.connectors.prepare_auto(request)
+        if prepared is not None:
+            return await self.connectors.run(prepared, request)
+        return await self._general_call(request)
+
+    async def _general_call(self, request: GrantRequest) -> dict[str, Any]:
+        """Every case the one-statement path leaves: ask, refusals (with their reasons), a changed manifest."""
+        tenant, ticket = request.tenant_id, request.ticket_id
         # One transaction for the ticket check, the grant (issued by the broker) and its redemption with the
         # reads the call needs; the external call itself happens after it commits.
         async with self.db.tenant(tenant) as conn:
-            context = await connectors_repo.call_context(conn, ticket, call.connector_id, bot, call.operation)
+            context = await connectors_repo.call_context(conn, ticket, request.connector_id, request.bot,
+                                                         request.operation)
             _check_open(ticket, context)
             assert context is not None
             issued = await self.broker.issue_in(conn, request, context)

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from oshal.store.db import Conn
+from oshal.store.db import Conn, Statement
 
 
 async def connector(conn: Conn, connector_id: str) -> dict[str, Any] | None:
@@ -112,6 +112,13 @@ async def call_context(conn: Conn, ticket_id: UUID, connector_id: str, bot: str,
         "LEFT JOIN connections n ON n.connector_id = c.id WHERE t.id = %s",
         (connector_id, bot, operation, ticket_id))
     return await cur.fetchone()
+
+
+def tool_call(tenant: UUID, ticket: UUID, bot: str, connector_id: str, operation: str, digest: str,
+              grant_id: UUID, arguments_hash: str, expires_at: dt.datetime) -> Statement:
+    """The one-statement tool-call path (see migration 008): grant issued and redeemed, credential row read."""
+    return ("SELECT * FROM oshal_tool_call(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (tenant, ticket, bot, connector_id, operation, digest, grant_id, arguments_hash, expires_at))
 
 
 async def record_calls(conn: Conn, rows: list[tuple[UUID, str, str, bool, str | None]]) -> None:

@@ -178,6 +178,11 @@ class BuiltinSecretStore:
         found_user = row["user_id"]
         return self._decrypt(row["ciphertext"], self._unwrap(row), tenant, name, found_user).decode()
 
+    def open_row(self, tenant_id: UUID, name: str, row: dict[str, Any]) -> str:
+        """Decrypt a credential row read elsewhere (ciphertext, credential_user, data_key_id, wrapped, kek_id)."""
+        dek = self._unwrap({"id": row["data_key_id"], "wrapped": row["wrapped"], "kek_id": row["kek_id"]})
+        return self._decrypt(row["ciphertext"], dek, _uuid(tenant_id), name, row["credential_user"]).decode()
+
     @staticmethod
     def _decrypt(blob: bytes, dek: bytes, tenant: UUID, name: str, user: UUID | None) -> bytes:
         try:

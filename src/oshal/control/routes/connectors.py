@@ -1,4 +1,4 @@
-"""/v1/connectors, /v1/connections, tool policies, /v1/approvals, /v1/grants and the bot tool gateway."""
+"""/v1/connectors, /v1/connections, tool policies, /v1/approvals and /v1/grants."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.secrets.store import SecretStore
 from oshal.control.deps import Caller, Operator, Plane
-from oshal.control.gateway import ToolCall
 from oshal.errors import Invalid, NotFound
-from oshal.mesh.envelopes import Envelope
 from oshal.store import connectors as repo
 
 router = APIRouter(prefix="/v1", tags=["connectors"])
@@ -68,22 +66,6 @@ class PolicyIn(_In):
 
 class Decision(_In):
     reason: str | None = Field(default=None, max_length=1000)
-
-
-class WireEnvelope(_In):
-    t: str
-    p: str
-    a: int
-    n: str
-    b: str
-    g: str
-
-
-class ToolCallIn(_In):
-    envelope: WireEnvelope
-    connector: str = Field(min_length=1, max_length=63)
-    operation: str = Field(min_length=1, max_length=128)
-    arguments: dict[str, Any] = Field(default_factory=dict)
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -244,23 +226,3 @@ async def list_grants(cp: Plane, who: Caller, ticket: Annotated[UUID | None, Que
         return await repo.grants(conn, ticket)
 
 
-class ToolListIn(_In):
-    envelope: WireEnvelope
-
-
-@router.post("/tools/list")
-async def list_tools(body: ToolListIn, cp: Plane,
-                     x_oshal_bot_token: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
-    """The tools this bot may use for the ticket in its envelope: connector, operation, JSON schema."""
-    e = body.envelope
-    return await cp.gateway.tools(x_oshal_bot_token, Envelope(e.t, e.p, e.a, e.n, e.b, None, e.g))
-
-
-@router.post("/tools/call")
-async def call_tool(body: ToolCallIn, cp: Plane,
-                    x_oshal_bot_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    """The bot tool gateway. Authenticated by the bot's own token and the envelope it was dispatched."""
-    e = body.envelope
-    envelope = Envelope(e.t, e.p, e.a, e.n, e.b, None, e.g)
-    return await cp.gateway.call(x_oshal_bot_token, ToolCall(envelope, body.connector, body.operation,
-                                                             body.arguments))

@@ -1,0 +1,59 @@
+"""The bot tool gateway: /v1/tools/list and /v1/tools/call. Registered first: it is the hottest route."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from oshal.control.deps import Plane
+from oshal.control.gateway import ToolCall
+from oshal.mesh.envelopes import Envelope
+
+router = APIRouter(prefix="/v1/tools", tags=["connectors"])
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WireEnvelope(_In):
+    t: str
+    p: str
+    a: int
+    n: str
+    b: str
+    g: str
+
+    def envelope(self) -> Envelope:
+        return Envelope(self.t, self.p, self.a, self.n, self.b, None, self.g)
+
+
+class ToolListIn(_In):
+    envelope: WireEnvelope
+
+
+class ToolCallIn(_In):
+    envelope: WireEnvelope
+    connector: str = Field(min_length=1, max_length=63)
+    operation: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/list")
+async def list_tools(body: ToolListIn, cp: Plane,
+                     x_oshal_bot_token: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
+    """The tools this bot may use for the ticket in its envelope: connector, operation, JSON schema."""
+    return await cp.gateway.tools(x_oshal_bot_token, body.envelope.envelope())
+
+
+@router.post("/call", response_model=dict[str, Any])
+async def call_tool(body: ToolCallIn, cp: Plane,
+                    x_oshal_bot_token: Annotated[str | None, Header()] = None) -> Response:
+    """The bot tool gateway. Authenticated by the bot's own token and the envelope it was dispatched."""
+    result = await cp.gateway.call(x_oshal_bot_token, ToolCall(body.envelope.envelope(), body.connector,
+                                                               body.operation, body.arguments))
+    # The result is plain JSON already (a normalized API response): serialize once, skip re-encoding.
+    return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")

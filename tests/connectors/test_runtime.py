@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -525,3 +526,21 @@ async def test_connector_without_auth_sends_no_credential(shop: FakeShop, runtim
     assert result.data == {"status": 401, "title": "Unauthorized",
                            "detail": "the credential '' is not valid for this store"}
     assert "authorization" not in shop.requests[0].headers and "x-auth-token" not in shop.requests[0].headers
+
+
+async def test_two_header_api_keys_send_each_key_from_one_credential(shop: FakeShop,
+                                                                     runtime: ConnectorRuntime) -> None:
+    """APIs such as Alpaca want a key id and a secret key, each in its own header."""
+    key_id = AuthScheme(kind="api_key", name="X-Key-Id")
+    both = manifest(f"{shop.root}/v3", auth=(key_id, API_KEY))
+    secret = json.dumps({"X-Key-Id": "key-id-123456", "X-Auth-Token": shop.api_key})
+    result = await runtime.call(both, "getProduct", {"id": 1}, Credential(kind="api_key", secret=secret))
+    assert result.status == 200
+    [sent] = shop.requests
+    assert sent.headers["x-key-id"] == "key-id-123456" and sent.headers["x-auth-token"] == shop.api_key
+
+    with pytest.raises(Forbidden) as caught:
+        await runtime.call(both, "getProduct", {"id": 1}, Credential(kind="api_key", secret=shop.api_key))
+    assert "sends 2 api keys (X-Key-Id, X-Auth-Token)" in caught.value.message
+    assert caught.value.hint == 'store it as a JSON object: {"X-Key-Id": "...", "X-Auth-Token": "..."}'
+    assert shop.api_key not in caught.value.message and len(shop.requests) == 1

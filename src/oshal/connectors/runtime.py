@@ -318,9 +318,12 @@ class ConnectorRuntime:
         scheme, credential = ctx.scheme, ctx.credential
         assert scheme is not None and credential is not None
         if scheme.kind == "api_key":
-            if scheme.location == "query":
-                return url.copy_set_param(scheme.name, credential.secret)
-            headers[scheme.name] = credential.secret
+            for key_scheme, value in _api_keys(ctx.manifest, credential.secret):
+                if key_scheme.location == "query":
+                    url = url.copy_set_param(key_scheme.name, value)
+                else:
+                    headers[key_scheme.name] = value
+            return url
         elif scheme.kind == "bearer":
             headers["Authorization"] = f"Bearer {credential.secret}"
         elif scheme.kind == "basic":
@@ -397,11 +400,40 @@ def _select_scheme(manifest: ConnectorManifest, credential: Credential | None) -
     return scheme
 
 
+def _api_key_schemes(manifest: ConnectorManifest) -> list[AuthScheme]:
+    return [s for s in manifest.auth if s.kind == "api_key"]
+
+
+def _api_keys(manifest: ConnectorManifest, secret: str) -> list[tuple[AuthScheme, str]]:
+    """Each api key the connector sends. One key scheme: the secret itself. Several (an API that wants a key id
+    and a secret key, say): the secret is a JSON object with one value per scheme name."""
+    schemes = _api_key_schemes(manifest)
+    if len(schemes) <= 1:
+        return [(schemes[0], secret)] if schemes else []
+    names = [s.name for s in schemes]
+    example = "{" + ", ".join(f'"{n}": "..."' for n in names) + "}"
+    try:
+        values = json.loads(secret)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict) or not all(isinstance(values.get(n), str) and values[n] for n in names):
+        raise Forbidden(f"connector {manifest.id} sends {len(names)} api keys ({', '.join(names)}); the stored "
+                        "credential must hold each of them", hint=f"store it as a JSON object: {example}")
+    return [(s, str(values[s.name])) for s in schemes]
+
+
 def _secret_forms(credential: Credential | None) -> set[str]:
     if credential is None:
         return set()
     secret = credential.secret
-    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    parts = {secret}
+    try:
+        values = json.loads(secret)
+    except ValueError:
+        values = None
+    if isinstance(values, dict):  # several api keys in one credential: each is a secret of its own
+        parts |= {str(v) for v in values.values() if isinstance(v, str)}
+    forms = {f for part in parts for f in (part, quote(part, safe=""), quote_plus(part))}
     if credential.kind == "basic":
         forms |= {secret.partition(":")[2], base64.b64encode(secret.encode()).decode()}
     return {f for f in forms if len(f) >= 4}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -10,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import Platform, TenantClient, make_tenant, wait_done
+from conftest import Platform, TenantClient, free_port, make_tenant, wait_done
 from control.test_crash_safety import _wait_for, node_processes
 
 
@@ -173,3 +176,50 @@ def test_a_lost_advance_is_recovered_by_the_sweeper_without_repeating_a_step(pla
     assert recovered["status"] == "done" and recovered["result"] == {"step": "b"}
     steps = [p["step"] for p in operator.http.get(f"/v1/tickets/{ticket['id']}/timeline").json()["phases"]]
     assert steps == ["a", "b"]  # a ran once; b once more after the rewind, never twice
+
+
+def test_a_control_plane_killed_mid_run_loses_no_step_and_repeats_none(platform: Platform,
+                                                                       operator: TenantClient) -> None:
+    """A second control plane (its own process, collector and sweeper) takes the API traffic and is SIGKILLed
+    while its runs are in flight; the surviving plane reclaims its unacknowledged results and stalled runs."""
+    publish(operator.http, {"name": "threestep", "steps": [
+        {"id": "a", "kind": "task", "bot": "echo", "input": {"n": "${ticket.input.n}"}},
+        {"id": "b", "kind": "task", "bot": "summarizer", "input": {"text": "Step b. Of ${ticket.input.n}."}},
+        {"id": "c", "kind": "task", "bot": "echo", "input": {"after": "${steps.b.output.summary}"}},
+    ]})
+    port = free_port()
+    env = {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_API_DATABASE_URL": platform.engines.api_url,
+           "OSHAL_REDIS_URL": platform.engines.redis_url, "OSHAL_CLAIM_IDLE_MS": "1000",
+           "OSHAL_SWEEP_INTERVAL_S": "0.5", "OSHAL_LOG_LEVEL": "warning"}
+    plane = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "serve", "--port", str(port)], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: _ready(url), 30, "second control plane ready")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator.key}"}, timeout=30) as api:
+            batch = [{"type": "threestep", "input": {"n": i}} for i in range(60)]
+            created = api.post("/v1/tickets/batch", json={"tickets": batch})
+            assert created.status_code == 201, created.text
+        plane.send_signal(signal.SIGKILL)
+        plane.wait()
+    finally:
+        if plane.poll() is None:
+            plane.kill()
+            plane.wait()
+    tickets = [t["id"] for t in created.json()["tickets"]]
+    results = [wait_done(operator.http, t, timeout=60) for t in tickets]
+    assert all(r["status"] == "done" for r in results), [r["status"] for r in results]
+    assert {r["result"]["after"] for r in results} >= {"Step b. Of 0."}
+    with platform.superuser() as conn:
+        per_step = conn.execute("SELECT ticket_id, step, count(*) FROM phases WHERE ticket_id = ANY(%s::uuid[]) "
+                                "GROUP BY 1, 2", (tickets,)).fetchall()
+        ledger = conn.execute("SELECT count(*), count(DISTINCT call_id) FROM ledger WHERE ticket_id = ANY(%s::uuid[])",
+                              (tickets,)).fetchone()
+    assert len(per_step) == 180 and all(n == 1 for _, _, n in per_step)
+    assert ledger[0] == ledger[1] == 180  # one priced model call per step, none twice
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

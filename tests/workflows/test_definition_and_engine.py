@@ -193,3 +193,18 @@ def test_a_checkpoint_survives_json_round_trips_mid_run() -> None:
     assert driver.dispatched[-1] == ("p2", "b", {"v": 1})
     driver.state = Checkpoint.from_json(driver.state.to_json())
     assert not driver.step().phases  # advancing again with nothing new dispatches nothing twice
+
+
+def test_an_ai_decision_asks_a_bot_and_branches_on_its_answer() -> None:
+    driver = Driver({"name": "ai", "steps": [
+        {"id": "route", "kind": "decision", "capability": "triage", "input": {"text": "${ticket.input.text}"},
+         "cases": [{"when": {"path": "output.label", "op": "eq", "value": "incident"}, "goto": "page"}],
+         "default": "queue"},
+        {"id": "page", "kind": "end", "status": "escalated", "outcome": "paged"},
+        {"id": "queue", "kind": "end", "outcome": "queued"},
+    ]}, {"text": "site down"})
+    driver.step()
+    assert driver.dispatched == [("p1", "route", {"text": "site down"})]
+    driver.finish("p1", {"label": "incident"})
+    effects = driver.step()
+    assert effects.status == "escalated" and effects.result["outcome"] == "paged"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -94,6 +95,25 @@ class NodeHost:
                 raise result
 
 
+_STOP_GRACE_S = 10.0
+
+
+async def _exit_if_stuck(stop: asyncio.Event, deadline_s: float) -> None:
+    """A stop that has not finished well after the drain deadline: say what it waits on, then exit anyway.
+
+    Unfinished messages stay pending in their lanes, so another replica takes them over; nothing is lost.
+    """
+    await stop.wait()
+    await asyncio.sleep(deadline_s)
+    current = asyncio.current_task()
+    stuck = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in stuck:
+        frames = [f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack(limit=8)]
+        log.error("node host stop is stuck", task=task.get_name(), coro=repr(task.get_coro()), stack=frames)
+    log.error("node host did not stop in time; exiting", waited_s=deadline_s, tasks=len(stuck))
+    os._exit(70)
+
+
 def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
              gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:
     async def main() -> None:
@@ -101,7 +121,11 @@ def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await NodeHost(fleet, redis_urls, options, gateway_url, bot_tokens).run(stop)
+        watchdog = asyncio.create_task(_exit_if_stuck(stop, options.drain_timeout_s + _STOP_GRACE_S))
+        try:
+            await NodeHost(fleet, redis_urls, options, gateway_url, bot_tokens).run(stop)
+        finally:
+            watchdog.cancel()
 
     try:
         import uvloop

@@ -341,3 +341,14 @@ def test_the_one_statement_path_records_each_grant_and_follows_policy_changes_at
     quarantined = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
     assert quarantined["status"] == "failed" and "quarantined" in quarantined["error"]
     assert len(shop.api_requests) == 3
+
+
+def test_a_malformed_gateway_request_is_a_clear_422(platform: Platform) -> None:
+    with httpx.Client(base_url=platform.url, timeout=10) as bot:
+        missing = bot.post("/v1/tools/call", json={"envelope": {"t": "x"}, "connector": "shop"})
+        assert missing.status_code == 422
+        body = missing.json()
+        assert body["error"] == "invalid" and "envelope.p: Field required" in body["message"]
+        assert "operation: Field required" in body["message"]
+        not_json = bot.post("/v1/tools/call", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert not_json.status_code == 422 and not_json.json()["error"] == "invalid"

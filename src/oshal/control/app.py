@@ -104,6 +104,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
                    connectors.router, artifacts.router, workflows.router, schedules.router):
         app.include_router(router)
+    app.router.routes[:0] = gateway.raw_routes  # matched before anything else
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(who: Caller) -> JSONResponse:

@@ -36,13 +36,7 @@ class ToolClient:
             response = await self._http.post(path, json=body)
         except httpx.HTTPError as e:
             raise HarnessError(f"tool gateway unreachable: {type(e).__name__}", retryable=True) from e
-        if response.status_code >= 400:
-            try:
-                error = response.json()
-            except ValueError:
-                error = {"message": response.text[:200]}
-            raise HarnessError(f"{what} refused: {error.get('message', '')}", hint=error.get("hint"),
-                               retryable=response.status_code >= 500)
+        _raise_for(response, what)
         return response.json()
 
     async def list(self, envelope: Envelope) -> list[dict[str, Any]]:

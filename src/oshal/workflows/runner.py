@@ -182,8 +182,11 @@ class WorkflowRunner:
             state = Checkpoint.from_json(run["state"]) if run else None
             if (run is None or state is None or state.wait is None or state.wait.get("kind") != "approval"
                     or row["status"] != "approval_required"):
-                raise Conflict(f"ticket {ticket} is {row['status']} and waits at no approval gate",
-                               hint="approve or reject tickets in approval_required")
+                tool_call = row["status"] == "approval_required"
+                raise Conflict(f"ticket {ticket} is {row['status']} and waits at no workflow approval gate",
+                               hint="it waits for a tool call's approval: GET /v1/approvals?status=pending, then "
+                                    "POST /v1/approvals/{id}/approve (oshal approval approve ID)" if tool_call
+                               else "approve or reject tickets in approval_required")
             outcome = await self._advance(conn, tenant, ticket, decision)
         await self.deliver(outcome)
         return outcome

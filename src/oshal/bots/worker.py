@@ -32,6 +32,18 @@ log = get_logger(__name__)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+_LOOP_EXIT_S = 5.0
+_WRITER_WAKE_S = 0.5
+
+
+def _reraise_if_cancelled() -> None:
+    """redis-py turns a cancellation that lands mid-command into a connection error; a retry loop that caught
+    it would outlive its cancel (seen: workers that never stopped). Let the cancellation win."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     claim_idle_ms: int = 15_000
@@ -55,7 +67,8 @@ class BotWorker:
         self._done: asyncio.Queue[tuple[bytes, dict[bytes, bytes] | None]] = asyncio.Queue()
         self._inflight: dict[bytes, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
+        self._stopping = asyncio.Event()  # stop reading new work
+        self._closing = asyncio.Event()  # the side loops end (set once the drain is over)
         self.processed = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -68,10 +81,14 @@ class BotWorker:
             await self._reader()
             await self._drain()
         finally:
-            writer.cancel()
-            for task in side:
+            # The loops end on _closing; the cancel only interrupts a command in flight. Both are needed: redis-py
+            # can turn a cancel that lands mid-command into a connection error, which a retry loop would survive.
+            self._closing.set()
+            for task in (writer, *side):
                 task.cancel()
-            await asyncio.gather(writer, *side, return_exceptions=True)
+            _, stuck = await asyncio.wait([writer, *side], timeout=_LOOP_EXIT_S)
+            if stuck:
+                log.warning("worker loops did not end in time; leaving them", loops=len(stuck))
             with contextlib.suppress(*_REDIS_DOWN):
                 await self.lane.clear_heartbeat()
             log.info("worker stopped", processed=self.processed)
@@ -107,6 +124,7 @@ class BotWorker:
                 deliveries = await self.lane.read(self._free, self.options.block_ms)
                 backoff = 0.1
             except _REDIS_DOWN as e:
+                _reraise_if_cancelled()
                 log.warning("lane read failed; retrying", error=str(e), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -156,21 +174,30 @@ class BotWorker:
                             time.time(), self.consumer_name, delivery.deliveries).encode()
         await self._done.put((delivery.message_id, fields))
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the worker closes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
     async def _writer(self) -> None:
-        while True:
-            batch = [await self._done.get()]
+        while not (self._closing.is_set() and self._done.empty()):
+            try:
+                first = await asyncio.wait_for(self._done.get(), _WRITER_WAKE_S)
+            except TimeoutError:
+                continue
+            batch = [first]
             while not self._done.empty():
                 batch.append(self._done.get_nowait())
             while True:
                 try:
                     await self.lane.complete(batch)
                     break
-                except _REDIS_DOWN as e:
+                except (*_REDIS_DOWN, ResponseError) as e:
+                    _reraise_if_cancelled()
+                    if self._closing.is_set():
+                        return  # unflushed results: their messages stay pending and are re-run elsewhere
                     log.warning("result flush failed; retrying", error=str(e), results=len(batch))
-                    await asyncio.sleep(0.5)
-                except ResponseError as e:
-                    log.error("result flush rejected; retrying", error=str(e))
-                    await asyncio.sleep(1.0)
+                    await self._pause(0.5)
             for mid, _ in batch:
                 self._inflight.pop(mid, None)
                 self._done.task_done()
@@ -180,13 +207,14 @@ class BotWorker:
 
     async def _reclaim_loop(self) -> None:
         interval = max(self.options.claim_idle_ms / 2000, 0.05)
-        while True:
-            await asyncio.sleep(interval)
+        while not self._closing.is_set():
+            await self._pause(interval)
             if self._stopping.is_set() or self._free <= 0:
                 continue
             try:
                 claimed = await self.lane.claim(self.options.claim_idle_ms, self._free)
             except (*_REDIS_DOWN, ResponseError) as e:
+                _reraise_if_cancelled()
                 log.warning("reclaim failed; retrying", error=str(e))
                 continue
             for delivery in claimed:
@@ -198,7 +226,7 @@ class BotWorker:
     async def _heartbeat_loop(self) -> None:
         interval = min(self.options.heartbeat_ttl_s / 3, self.options.claim_idle_ms / 4000)
         started = time.time()
-        while True:
+        while not self._closing.is_set():
             try:
                 await self.lane.heartbeat(self.options.heartbeat_ttl_s, {
                     "consumer": self.consumer_name, "pid": os.getpid(), "started": started,
@@ -206,8 +234,9 @@ class BotWorker:
                 })
                 await self._touch_long_jobs()
             except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
+                _reraise_if_cancelled()
                 log.warning("heartbeat failed", error=str(e))
-            await asyncio.sleep(interval)
+            await self._pause(interval)
 
     async def _touch_long_jobs(self) -> None:
         """Reset the idle time of jobs still running here so no live replica reclaims them."""

@@ -73,6 +73,9 @@ class Collector:
                     next_claim = time.monotonic() + self.claim_idle_ms / 1000
                 backoff = 0.1
             except _REDIS_DOWN as e:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # a cancel redis-py turned into an error: honour it
+                    raise asyncio.CancelledError from e
                 log.warning("collector cannot reach Redis; retrying", error=str(e), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

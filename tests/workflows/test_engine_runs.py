@@ -87,7 +87,10 @@ def test_the_database_refuses_a_transition_the_table_does_not_list(platform: Pla
             conn.execute("UPDATE tickets SET status = 'in_progress' WHERE id = %s", (ticket["id"],))
         events = conn.execute("SELECT from_status, to_status FROM ticket_events WHERE ticket_id = %s ORDER BY at",
                               (ticket["id"],)).fetchall()
-    assert [tuple(e) for e in events] == [(None, "in_progress"), ("in_progress", "done")]
+    assert [tuple(e) for e in events] == [("in_progress", "done")]  # creation is on the ticket, not a transition
+    timeline = operator.http.get(f"/v1/tickets/{ticket['id']}/timeline").json()["events"]
+    assert [(e["from_status"], e["to_status"], e["reason"]) for e in timeline] == [
+        (None, "in_progress", "created"), ("in_progress", "done", None)]
 
 
 def test_a_run_finishes_on_the_version_it_started_on(operator: TenantClient) -> None:

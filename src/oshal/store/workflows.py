@@ -138,8 +138,14 @@ async def checkpoint(conn: Conn, ticket: UUID, *, state: dict[str, Any], run_fin
 
 
 async def timeline(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
-    cur = await conn.execute("SELECT at, from_status, to_status, phase, actor, reason FROM ticket_events "
-                             "WHERE ticket_id = %s ORDER BY at, id", (ticket,))
+    """The ticket's creation (from the ticket row: its first state, time and creator), then every transition."""
+    cur = await conn.execute(
+        "SELECT t.created_at AS at, NULL::text AS from_status, "
+        "coalesce((SELECT e.from_status FROM ticket_events e WHERE e.ticket_id = t.id ORDER BY e.at, e.id LIMIT 1), "
+        "t.status) AS to_status, NULL::text AS phase, coalesce('key:' || t.created_by::text, 'platform') AS actor, "
+        "'created' AS reason FROM tickets t WHERE t.id = %s "
+        "UNION ALL (SELECT at, from_status, to_status, phase, actor, reason FROM ticket_events "
+        "WHERE ticket_id = %s ORDER BY at, id)", (ticket, ticket))
     return await cur.fetchall()
 
 

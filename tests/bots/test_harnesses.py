@@ -567,3 +567,22 @@ async def test_latency_ms_is_honoured_and_the_job_completes() -> None:
     outcome = await run_once(deterministic_bot("echo", latency_ms=20), Job("ph-l", 1, {"text": "later"}))
     assert outcome.output == {"text": "later"}
     assert outcome.calls[0].call_id == "ph-l:1:0"
+
+
+async def test_openai_structured_output_sends_the_schema_and_parses_the_answer() -> None:
+    schema = {"type": "object", "required": ["name", "steps"], "properties": {"name": {"type": "string"}}}
+    definition = {"name": "from-model", "steps": [{"id": "only", "kind": "task", "bot": "echo"}]}
+
+    def answer(body: dict[str, Any]) -> str:
+        fmt = body.get("response_format") or {}
+        return json.dumps(definition) if fmt.get("type") == "json_schema" else "no schema was sent"
+
+    with FakeOpenAI(api_key=None, reply=answer) as server:
+        manifest = BotManifest(name="designer", harness="openai", base_url=server.base_url, model="m")
+        job = Job("p", 1, {"text": "design it", "response_schema": schema, "response_name": "workflow"})
+        outcome = await run_once(manifest, job)
+        [sent] = server.completions
+    assert sent.body["response_format"] == {"type": "json_schema", "json_schema": {"name": "workflow",
+                                                                                  "schema": schema}}
+    assert "tools" not in sent.body and sent.body["messages"][-1]["content"] == "design it"
+    assert outcome.output["json"] == definition

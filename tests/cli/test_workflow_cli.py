@@ -67,3 +67,13 @@ def test_typed_tickets_through_the_cli_with_approval_and_timeline(platform: Plat
     assert table.returncode == 0 and "approval_required" in table.stdout
     both = run(platform, "ticket", "submit", "echo", "{}", "--type", "video")
     assert both.returncode != 0 and "exactly one" in both.stderr
+
+
+def test_a_bot_that_answers_without_a_definition_publishes_nothing(platform: Platform) -> None:
+    with platform.client() as api:
+        refused = api.post("/v1/workflows/generate",
+                           json={"description": "triage then review", "bot": "echo", "publish": True}).json()
+        unknown = api.post("/v1/workflows/generate", json={"description": "triage then review", "bot": "ghost"})
+    assert refused["valid"] is False and refused["published"] is False
+    assert "answered without a JSON definition" in refused["error"]
+    assert unknown.status_code == 422 and "unknown bot 'ghost'" in unknown.json()["message"]

@@ -73,11 +73,13 @@ def generate(
     description: Annotated[str, typer.Argument(metavar="DESCRIPTION", help="The process, in words.")],
     name: Annotated[str | None, typer.Option("--name", help="Name of the ticket type to create.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking.")] = False,
+    bot: Annotated[str | None, typer.Option(
+        "--bot", help="A model-backed bot writes it (structured output); default: the offline generator.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a workflow from a description; shows the preview and diff, publishes only on confirmation."""
     with Client.from_settings() as api:
-        body = {"description": description, "name": name, "publish": False}
+        body = {"description": description, "name": name, "publish": False, "bot": bot}
         draft: dict[str, Any] = api.post("/v1/workflows/generate", body)
         if not draft["valid"]:
             raise Invalid(f"the generated workflow does not validate: {draft['error']}", hint=draft.get("hint"))
@@ -85,8 +87,8 @@ def generate(
             out.print(escape(draft["preview"]))
             out.print(Syntax(draft["diff"], "diff"))
         publish_it = yes or (not as_json and typer.confirm(f"publish as ticket type {draft['name']}?"))
-        if publish_it:
-            draft = api.post("/v1/workflows/generate", {**body, "publish": True})
+        if publish_it:  # exactly what was previewed (a model-backed bot is not asked twice)
+            draft |= api.post("/v1/workflows", {"definition": draft["definition"]})
     if as_json:
         emit_json(draft)
     elif draft.get("published"):

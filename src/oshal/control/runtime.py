@@ -71,7 +71,7 @@ class ControlPlane:
         self.scheduler = Scheduler(self.db, self.tickets, interval_s=s.scheduler_interval_s)
         self.schedules = ScheduleService(self.db, self.tickets)
         self.lifecycle = Lifecycle(self.db, self.runner)
-        self.workflows = WorkflowService(self.db, self.runner, self.registry)
+        self.workflows = WorkflowService(self.db, self.runner, self.registry, self.tickets)
         self.objects = open_object_store(s)
         self.prices = PriceTable(load_price_file(s.prices_file))
         self.trust = TrustStore.in_home(s.home)

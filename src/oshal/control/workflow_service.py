@@ -8,17 +8,19 @@ from uuid import UUID
 import yaml
 
 from oshal.control.bots import BotRegistry
+from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import Invalid, NotFound
 from oshal.store import workflows as repo
 from oshal.store.db import Database
 from oshal.types import new_id
-from oshal.workflows.definition import WorkflowDefinition, parse_definition
+from oshal.workflows.definition import WorkflowDefinition, definition_schema, parse_definition
 from oshal.workflows.generator import describe_definition, diff_definitions, generate_definition
 from oshal.workflows.runner import WorkflowRunner
 
 
 class WorkflowService:
-    def __init__(self, db: Database, runner: WorkflowRunner, registry: BotRegistry) -> None:
+    def __init__(self, db: Database, runner: WorkflowRunner, registry: BotRegistry, tickets: TicketService) -> None:
+        self.tickets = tickets
         self.db = db
         self.runner = runner
         self.registry = registry
@@ -34,6 +36,25 @@ class WorkflowService:
         return {"name": definition.name, "version": definition.version, "versions": versions,
                 "digest": definition.digest(), "definition": definition.to_document(),
                 "preview": describe_definition(definition)}
+
+    async def _ask_bot(self, tenant: UUID, principal: UUID | None, bot: str, description: str,
+                       name: str | None) -> WorkflowDefinition:
+        fleet = "; ".join(f"{b}: {', '.join(c) or '-'}" for b, c in self.registry.capabilities_by_bot().items())
+        request = TicketRequest(bot, {"text": _INSTRUCTION.format(bots=fleet, what=description),
+                                      "response_schema": definition_schema(), "response_name": "workflow"})
+        _, ticket = await self.tickets.create_and_wait(tenant, principal, request, _GENERATE_WAIT_S)
+        if ticket["status"] != "done":
+            raise Invalid(f"bot {bot} did not produce a definition (its ticket {ticket['id']} is {ticket['status']}"
+                          f"{': ' + str(ticket['error']) if ticket.get('error') else ''})",
+                          hint="check the bot with `oshal ticket show`, or generate offline without --bot")
+        result = ticket.get("result")
+        document = result.get("json") if isinstance(result, dict) else None
+        if not isinstance(document, dict):
+            raise Invalid(f"bot {bot} answered without a JSON definition (ticket {ticket['id']})",
+                          hint="use a model-backed bot (openai harness) that supports structured output")
+        if name is not None:
+            document = {**document, "name": name}
+        return parse_definition(document, source=f"the definition bot {bot} wrote")
 
     async def _current(self, tenant: UUID, name: str) -> WorkflowDefinition | None:
         async with self.db.tenant(tenant) as conn:
@@ -73,10 +94,18 @@ class WorkflowService:
         return {"name": definition.name, "version": version, "published": True}
 
     async def generate(self, tenant: UUID, principal: UUID | None, description: str, *, name: str | None,
-                       publish: bool) -> dict[str, Any]:
-        """A definition from words: always validated and previewed; published only when asked and valid."""
+                       publish: bool, bot: str | None = None) -> dict[str, Any]:
+        """A definition from words: always validated and previewed; published only when asked and valid.
+
+        Offline, the deterministic generator maps the words onto the step kinds. With ``bot`` (a model-backed
+        bot), that bot is asked for a definition as structured output against the definition's JSON Schema,
+        as a ticket of its own (so its cost lands in the ledger); its answer is validated like any other.
+        """
         try:
-            definition = generate_definition(description, name=name, bots=self.registry.capabilities_by_bot())
+            if bot is None:
+                definition = generate_definition(description, name=name, bots=self.registry.capabilities_by_bot())
+            else:
+                definition = await self._ask_bot(tenant, principal, bot, description, name)
             self._check_addresses(definition)
         except Invalid as e:
             return {"valid": False, "error": e.message, "hint": e.hint, "published": False}
@@ -89,6 +118,12 @@ class WorkflowService:
         if publish:
             result |= await self.publish(tenant, principal, definition.to_document())
         return result
+
+
+_GENERATE_WAIT_S = 120.0
+_INSTRUCTION = (
+    "Write an oshal workflow definition for the process below, as JSON meeting the given schema. Use only these "
+    "bots (name: capabilities): {bots}. Steps run in order; only a loop step may jump back.\n\nProcess: {what}")
 
 
 def _digest_ignoring_version(definition: WorkflowDefinition, version: int) -> str:

@@ -58,6 +58,25 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def structured_output(value: Any) -> tuple[str, dict[str, Any]] | None:
+    """(name, JSON Schema) when the job asks for a structured answer: input.response_schema (+ response_name)."""
+    if isinstance(value, dict) and isinstance(value.get("response_schema"), dict):
+        name = value.get("response_name")
+        return (name if isinstance(name, str) and name else "answer"), value["response_schema"]
+    return None
+
+
+def parse_json_answer(text: str | None) -> Any:
+    """The JSON a structured answer holds (None when it holds none), tolerating a fenced code block."""
+    body = (text or "").strip()
+    if body.startswith("```"):
+        body = body.strip("`").removeprefix("json").strip()
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def render_prompt(value: Any) -> str:
     if isinstance(value, dict):
         for key in ("prompt", "text", "message", "question"):

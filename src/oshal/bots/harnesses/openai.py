@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
+from oshal.bots.harnesses.base import (
+    HarnessError,
+    Job,
+    Outcome,
+    import_sdk,
+    model_key,
+    parse_json_answer,
+    render_prompt,
+    structured_output,
+)
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
 from oshal.mesh.envelopes import CallUsage
@@ -33,12 +42,15 @@ class OpenAIHarness:
         if m.persona:
             messages.append({"role": "system", "content": m.persona})
         messages.append({"role": "user", "content": render_prompt(job.input)})
-        loop = await ToolLoop.open(job, m.max_tool_steps)
+        schema = structured_output(job.input)
+        loop = None if schema is not None else await ToolLoop.open(job, m.max_tool_steps)
         if loop is None:
-            response = await self._create(messages, None)
+            response = await self._create(messages, None, schema)
             choice = response.choices[0] if response.choices else None
-            output = {"text": choice.message.content if choice else "",
-                      "finish_reason": choice.finish_reason if choice else None}
+            text = choice.message.content if choice else ""
+            output: dict[str, Any] = {"text": text, "finish_reason": choice.finish_reason if choice else None}
+            if schema is not None:
+                output["json"] = parse_json_answer(text)
             return Outcome(output, (self._usage(job.call_id(0), response),))
         return await self._loop(loop, messages)
 
@@ -47,7 +59,7 @@ class OpenAIHarness:
                                                    "parameters": spec.parameters}} for spec in loop.specs]
         try:
             while True:
-                response = await self._create(messages, tools)
+                response = await self._create(messages, tools, None)
                 loop.add_usage(self._usage(loop.next_call_id(), response))
                 choice = response.choices[0] if response.choices else None
                 requested = list(choice.message.tool_calls or []) if choice else []
@@ -71,9 +83,13 @@ class OpenAIHarness:
         except HarnessError as e:
             raise loop.failure(e) from e
 
-    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None) -> Any:
+    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None,
+                      schema: tuple[str, dict[str, Any]] | None = None) -> Any:
         m = self._manifest
         extra: dict[str, Any] = {"tools": tools} if tools else {}
+        if schema is not None:  # structured output: the answer must be JSON meeting this schema
+            name, body = schema
+            extra["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": body}}
         try:
             return await self._client.chat.completions.create(
                 model=m.model, messages=messages, max_tokens=m.max_tokens, temperature=m.temperature, **extra,

@@ -25,6 +25,8 @@ class GenerateIn(_In):
     description: str = Field(min_length=3, max_length=4000, description="The process, in words.")
     name: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,39}$")
     publish: bool = Field(default=False, description="Publish it as a ticket type if it validates.")
+    bot: str | None = Field(default=None, min_length=1, max_length=40,
+                            description="A model-backed bot to write it (structured output); default: offline.")
 
 
 @router.get("")
@@ -54,5 +56,7 @@ async def publish_workflow(body: PublishIn, cp: Plane, who: Operator) -> dict[st
 @router.post("/generate")
 async def generate_workflow(body: GenerateIn, cp: Plane, who: Operator) -> dict[str, Any]:
     """Generate a definition from a description: validated, previewed with a diff, published only on request."""
+    if body.bot is not None:
+        await cp.registry.require({body.bot})
     return await cp.workflows.generate(who.tenant_id, who.key_id, body.description, name=body.name,
-                                       publish=body.publish)
+                                       publish=body.publish, bot=body.bot)

@@ -77,6 +77,8 @@ def test_every_builtin_definition_loads() -> None:
     ({"name": "x", "steps": [{"id": "a", "kind": "loop", "goto": "a", "max_rounds": 0, "exhausted": "a"}]},
      "max_rounds"),
     ({"name": "Bad Name", "steps": [{"id": "a", "kind": "end"}]}, "name"),
+    ({"name": "x", "input_schema": {"type": "nope"}, "steps": [{"id": "a", "kind": "end"}]},
+     "input_schema is not a valid JSON Schema"),
 ])
 def test_invalid_definitions_are_refused_with_the_reason(document: dict[str, Any], problem: str) -> None:
     with pytest.raises(Invalid) as caught:

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import random
-import re
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -52,15 +50,13 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
 
 from oshal.connectors._oauth import OAuthTokens, RefreshCallback
 from oshal.connectors._ratelimit import DEFAULT_RATE, RateLimiter
+from oshal.connectors._request import build_request
 from oshal.connectors._ssrf import check_url, guarded_transport, private_ok_hosts, url_host
-from oshal.connectors._validation import describe
-from oshal.connectors.manifest import AuthKind, AuthScheme, ConnectorManifest, Operation, Parameter
-from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
+from oshal.connectors.manifest import AuthKind, AuthScheme, ConnectorManifest, Operation
+from oshal.errors import ConfigError, Forbidden, Unavailable
 from oshal.logs import get_logger
 
 log = get_logger(__name__)
@@ -73,11 +69,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 RETRY_AFTER_CAP_S = 30.0
 TOKEN_RESPONSE_CAP = 64 * 1024
-_RESERVED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "host", "content-length",
-                               "transfer-encoding", "connection", "te", "upgrade"})
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_SECTIONS = ("path", "query", "header")
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LIST_KEYS = ("data", "items", "results")
 _OAUTH = frozenset({"oauth2_client_credentials", "oauth2_refresh_token"})
 Origin = tuple[str, str, int | None]
@@ -178,7 +169,7 @@ class ConnectorRuntime:
         scheme = _select_scheme(manifest, credential)
         ctx = _Call(manifest, op, scheme, credential, on_refresh_token, _origin(base),
                     _secret_forms(credential) if scheme else set())
-        path, query, headers, content = _prepare(ctx, arguments)
+        path, query, headers, content = build_request(manifest, op, arguments)
         url = httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"), params=query or None)
         hosts = {url_host(base)} | {_token_host(manifest, s.token_url) for s in manifest.auth if s.token_url}
         reset = private_ok_hosts.set(frozenset(hosts) if manifest.allow_private_network else frozenset())
@@ -351,7 +342,7 @@ class ConnectorRuntime:
         return page.status, page.body
 
 
-# -- arguments -> request ----------------------------------------------------------------------------------------
+# -- auth and URLs -----------------------------------------------------------------------------------------------
 def _base_url(manifest: ConnectorManifest) -> httpx.URL:
     try:
         base = httpx.URL(manifest.base_url)
@@ -437,135 +428,6 @@ def _secret_forms(credential: Credential | None) -> set[str]:
     if credential.kind == "basic":
         forms |= {secret.partition(":")[2], base64.b64encode(secret.encode()).decode()}
     return {f for f in forms if len(f) >= 4}
-
-
-def _parameters(op: Operation) -> list[tuple[Parameter, bool]]:
-    """Each parameter with whether it is required; path placeholders are always required, declared or not."""
-    template = set(op.path_parameters())
-    params = [(p, p.required or (p.location == "path" and p.name in template)) for p in op.parameters]
-    declared = {p.name for p in op.parameters if p.location == "path"}
-    params += [(Parameter(name=n, location="path", required=True), True) for n in sorted(template - declared)]
-    return params
-
-
-def _prepare(ctx: _Call, arguments: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]], dict[str, str],
-                                                                  bytes | None]:
-    op, what = ctx.op, ctx.what
-    if not isinstance(arguments, Mapping):
-        raise Invalid(f"{what}: arguments must be an object")
-    params = _parameters(op)
-    by_key: dict[tuple[str, str], tuple[Parameter, bool]] = {(p.location, p.name): (p, r) for p, r in params}
-    accepted = ", ".join(f"{p.name} ({p.location}{', required' if r else ''})" for p, r in params[:30])
-    accepted = (accepted + ", body" if op.body_schema is not None or op.method not in _BODYLESS else accepted)
-    keys = set(arguments)
-    sections = keys & set(_SECTIONS)
-    structured = bool(sections) and keys <= {*_SECTIONS, "body"} and not (sections & {p.name for p, _ in params})
-    given: dict[tuple[str, str], Any] = {}
-    if structured:
-        for section in _SECTIONS:
-            group = arguments.get(section) or {}
-            if not isinstance(group, Mapping):
-                raise Invalid(f"{what}: arguments.{section} must be an object of parameter names to values")
-            for name, value in group.items():
-                if (section, name) not in by_key:
-                    raise Invalid(f"{what} has no {section} parameter {str(name)[:60]!r}",
-                                  hint=f"it takes: {accepted or '(nothing)'}")
-                given[(section, name)] = value
-    else:
-        for name, value in arguments.items():
-            if name == "body":
-                continue
-            matches = [p for p, _ in params if p.name == name]
-            if not matches:
-                raise Invalid(f"{what} has no parameter {str(name)[:60]!r}",
-                              hint=f"it takes: {accepted or '(nothing)'}")
-            if len(matches) > 1:
-                raise Invalid(f"{what}: parameter {name!r} exists in more than one location",
-                              hint='use the structured form {"path": {...}, "query": {...}, "header": {...}}')
-            given[(matches[0].location, name)] = value
-    given = {k: v for k, v in given.items() if v is not None}
-    body = arguments.get("body")
-    missing = [p.name for p, required in params if required and (p.location, p.name) not in given]
-    if op.body_required and body is None:
-        missing.append("body")
-    if missing:
-        raise Invalid(f"{what} is missing required argument(s): {', '.join(missing)}",
-                      hint=f"it takes: {accepted}")
-    reserved_headers = _RESERVED_HEADERS | {s.name.lower() for s in ctx.manifest.auth
-                                            if s.kind == "api_key" and s.location == "header" and s.name}
-    reserved_query = {s.name for s in ctx.manifest.auth if s.kind == "api_key" and s.location == "query"}
-    path_values: dict[str, str] = {}
-    query: list[tuple[str, str]] = []
-    headers = {"Accept": "application/json", "User-Agent": "oshal-connector"}
-    for (location, name), value in given.items():
-        param, _ = by_key[(location, name)]
-        _validate(param.json_schema, value, name, what)
-        if location == "path":
-            text = _scalar(value, name, what)
-            if text in ("", ".", ".."):
-                raise Invalid(f"{what}: path parameter {name} cannot be empty, '.' or '..'")
-            path_values[name] = quote(text, safe="")
-        elif location == "query":
-            if name in reserved_query:
-                raise Invalid(f"{what}: argument {name!r} would set the query parameter the connector's auth uses")
-            values = value if isinstance(value, list) else [value]
-            query += [(name, _scalar(v, name, what)) for v in values]
-        else:
-            if name.lower() in reserved_headers or not _HEADER_NAME.fullmatch(name):
-                raise Invalid(f"{what}: argument {name[:60]!r} may not set that header; Authorization, Cookie, Host, "
-                              "hop-by-hop headers and the auth scheme's header are set by the runtime only")
-            text = _scalar(value, name, what)
-            if any(c in text for c in "\r\n\0"):
-                raise Invalid(f"{what}: header parameter {name} contains a line break or NUL")
-            for existing in [k for k in headers if k.lower() == name.lower()]:
-                del headers[existing]
-            headers[name] = text
-    content = None
-    if body is not None:
-        if op.body_schema is None and op.method in _BODYLESS:
-            raise Invalid(f"{what} takes no body ({op.method})")
-        if op.body_schema is not None:
-            _validate(op.body_schema, body, "body", what)
-        try:
-            content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        except (TypeError, ValueError) as e:
-            raise Invalid(f"{what}: body is not JSON-serialisable ({type(e).__name__})") from e
-        headers["Content-Type"] = "application/json"
-    path = re.sub(r"{([^{}]+)}", lambda m: path_values[m.group(1)], op.path)
-    return path, query, headers, content
-
-
-def _scalar(value: Any, name: str, what: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise Invalid(f"{what}: parameter {name} must be a string, number or boolean here")
-
-
-@functools.lru_cache(maxsize=2048)
-def _validator(schema_json: str) -> Draft202012Validator | SchemaError:
-    """A checked validator per distinct schema (checking a schema against the metaschema costs more than a
-    call's own validation, so it is done once, not per call)."""
-    schema = json.loads(schema_json)
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as e:
-        return e
-    return Draft202012Validator(schema)
-
-
-def _validate(schema: Mapping[str, Any], value: Any, label: str, what: str) -> None:
-    if not schema:
-        return
-    validator = _validator(json.dumps(schema, sort_keys=True, separators=(",", ":")))
-    if isinstance(validator, SchemaError):
-        raise ConfigError(f"{what}: the JSON schema for {label} is invalid ({validator.message[:200]})",
-                          hint="fix the connector manifest")
-    error = best_match(validator.iter_errors(value))
-    if error is not None:
-        raise Invalid(f"{what}: {label}{error.json_path[1:]}: {describe(error)}",
-                      hint="fix the value and call again")
 
 
 # -- responses ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from oshal.connectors.broker import Broker, GrantRequest, arguments_hash
-from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.manifest import AuthKind, ConnectorManifest
 from oshal.connectors.mcp_runtime import McpRuntime
 from oshal.connectors.runtime import ConnectorRuntime, Credential
 from oshal.connectors.secrets.builtin import BuiltinSecretStore
@@ -60,9 +60,8 @@ class ConnectorService:
         grant_id = await self.broker.redeem_in(conn, grant_token, request)
         if context is not None and context.get("id") is not None:
             manifest = await self.broker.enabled_manifest(conn, request.connector_id, context)
-            connection = None if context["connection_connector"] is None else {
-                "connector_id": context["connection_connector"], "secret_name": context["secret_name"],
-                "client_id": context["client_id"], "expires_at": context["expires_at"]}
+            connection = None if context["connection_connector"] is None else _connection(
+                request.connector_id, context["secret_name"], context["client_id"], context["expires_at"])
         else:
             manifest = await self.broker.enabled_manifest(conn, request.connector_id)
             connection = await repo.connection(conn, request.connector_id)
@@ -89,15 +88,15 @@ class ConnectorService:
         if not row["granted"]:
             return None
         grant_id = self.broker.verify(grant.token, request)
-        connection = {"connector_id": request.connector_id, "secret_name": row["secret_name"],
-                      "client_id": row["client_id"], "expires_at": row["connection_expires"]}
-        kinds = [scheme.kind for scheme in manifest.auth if scheme.kind != "none"]
+        connection = _connection(request.connector_id, row["secret_name"], row["client_id"],
+                                 row["connection_expires"])
+        kind = _auth_kind(manifest)
         credential = None
-        if kinds:
+        if kind is not None:
             if row["ciphertext"] is None:
                 raise not_found(str(row["secret_name"]), None)
             secret = self.secrets.open_row(request.tenant_id, str(row["secret_name"]), row)
-            credential = Credential(kind=kinds[0], secret=secret, client_id=row["client_id"])
+            credential = Credential(kind=kind, secret=secret, client_id=row["client_id"])
         return Prepared(grant_id, manifest, connection, credential)
 
     async def run(self, prepared: Prepared, request: GrantRequest) -> dict[str, Any]:
@@ -125,8 +124,8 @@ class ConnectorService:
 
     async def _credential(self, conn: Conn, request: GrantRequest, manifest: ConnectorManifest,
                           connection: dict[str, Any] | None, user_id: UUID | None) -> Credential | None:
-        kinds = [scheme.kind for scheme in manifest.auth if scheme.kind != "none"]
-        if not kinds:
+        kind = _auth_kind(manifest)
+        if kind is None:
             return None
         if connection is None:
             raise Forbidden(f"tenant has no connection for connector {request.connector_id!r}",
@@ -137,7 +136,7 @@ class ConnectorService:
                             hint="an operator stores a new one: POST /v1/connections (oshal connection add)")
         secret = await self.secrets.resolve_in(conn, request.tenant_id, str(connection["secret_name"]),
                                                user_id=user_id)
-        return Credential(kind=kinds[0], secret=secret, client_id=connection["client_id"])
+        return Credential(kind=kind, secret=secret, client_id=connection["client_id"])
 
     def _record_later(self, request: GrantRequest, grant_id: UUID, outcome: str, *, ok: bool,
                       error: str | None) -> None:
@@ -167,3 +166,13 @@ class ConnectorService:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
 
+
+def _auth_kind(manifest: ConnectorManifest) -> AuthKind | None:
+    """The kind of credential the connector needs (None: it needs none)."""
+    return next((scheme.kind for scheme in manifest.auth if scheme.kind != "none"), None)
+
+
+def _connection(connector_id: str, secret_name: str, client_id: str | None,
+                expires_at: dt.datetime | None) -> dict[str, Any]:
+    return {"connector_id": connector_id, "secret_name": secret_name, "client_id": client_id,
+            "expires_at": expires_at}

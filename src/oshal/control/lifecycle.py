@@ -142,7 +142,6 @@ class Lifecycle:
     async def _requeue(self, conn: Conn, tenant: UUID, ticket: UUID, current: str, workflow: bool,
                        reason: str | None) -> Outcome:
         if workflow:
-            await runs.lock_run(conn, ticket)
             await self.runner.reopen(conn, ticket)
             await repo.set_status(conn, ticket, from_status=current, to_status=S.IN_PROGRESS, reason=reason)
             return await self.runner.begin(conn, tenant, ticket)

@@ -117,14 +117,6 @@ async def child_facts(conn: Conn, child_ids: Sequence[str]) -> list[dict[str, An
     return await cur.fetchall()
 
 
-async def update_ticket(conn: Conn, ticket: UUID, *, status: str, phase: str | None, reason: str | None,
-                        result: Any, error: str | None, finished: bool) -> None:
-    await conn.execute(
-        "UPDATE tickets SET status = %s, phase = %s, status_reason = %s, result = %s::jsonb, error = %s, "
-        "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
-        (status, phase, reason, None if result is None else _json(result), error, finished, ticket))
-
-
 async def checkpoint(conn: Conn, ticket: UUID, *, state: dict[str, Any], run_finished: bool, status: str,
                      phase: str | None, reason: str | None, result: Any, error: str | None) -> None:
     """The run's checkpoint and the ticket's state in one statement (one round trip per step)."""

@@ -163,6 +163,11 @@ class WorkflowDefinition(_Frozen):
 
     @model_validator(mode="after")
     def _graph(self) -> WorkflowDefinition:
+        if self.input_schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.input_schema)
+            except jsonschema.SchemaError as e:
+                raise ValueError(f"input_schema is not a valid JSON Schema: {e.message[:200]}") from e
         check_graph(self)
         return self
 

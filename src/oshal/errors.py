@@ -56,6 +56,16 @@ class Conflict(OshalError):
     code = "conflict"
 
 
+class RateLimited(OshalError):
+    """The caller sent more requests than its rate limit allows; ``retry_after_s`` says when to retry."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(OshalError):
     """A dependency (database, Redis, provider) cannot be reached right now."""
 

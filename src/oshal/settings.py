@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8800, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8800"
     api_key: str | None = None
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate: the API serves HTTPS with it.")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key for tls_cert_file.")
+    cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API.")
+    bootstrap_key: SecretStr | None = Field(
+        default=None, description="The system tenant's first operator key (`oshal key mint` makes one); required "
+        "outside dev mode. In dev mode one is generated and written to $HOME/admin.key.")
     dispatch_key: SecretStr | None = Field(
         default=None, description="HMAC key signing lane envelopes; required outside dev mode."
     )
@@ -37,6 +43,8 @@ class Settings(BaseSettings):
 
     max_input_bytes: int = Field(default=64 * 1024, ge=256)
     max_batch: int = Field(default=1000, ge=1, le=10_000)
+    rate_limit_per_s: float = Field(default=500.0, gt=0, description="API requests per second per key.")
+    rate_limit_burst: float = Field(default=1000.0, ge=1, description="API requests one key may burst.")
     max_deliveries: int = Field(default=3, ge=1, description="Deliveries of one message before dead letter.")
     claim_idle_ms: int = Field(default=15_000, ge=50, description="Idle time before a replica reclaims.")
     stale_after_s: float = Field(default=120.0, gt=0, description="No progress for this long: re-drive.")
@@ -61,6 +69,15 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="Largest artifact a bot stores.")
     scheduler_interval_s: float = Field(default=1.0, gt=0, description="How often the scheduler looks for due ticks.")
 
+    log_paths: list[Path] = Field(default_factory=list, description="Log files or folders the secrets scan reads "
+                                  "(besides $HOME/logs and the embedded Postgres log).")
+    security_scan_interval_s: float = Field(default=900.0, ge=0, description="How often the Security Center "
+                                            "runs its scans (the code scan daily); 0 = only on demand.")
+    security_webhook_url: str | None = Field(default=None, description="Where HIGH and CRITICAL findings are "
+                                             "POSTed as JSON when filed (besides the log and the audit log).")
+    audit_anchor_interval_s: float = Field(default=10.0, gt=0, description="How often the audit chain's head is "
+                                           "anchored (MACed with a key the database never sees).")
+    audit_retention_days: int = Field(default=365, ge=30, description="Audit entries older than this are pruned.")
     log_level: str = "info"
     log_json: bool = False
 

@@ -12,7 +12,8 @@ from oshal.store.migrate import API_ROLE
 
 TENANT_TABLES = ("api_keys", "tickets", "phases", "attempts", "ledger", "connections", "tool_policies", "approvals",
                  "grants", "credentials", "data_keys", "ticket_events", "workflow_runs", "schedules",
-                 "schedule_fires", "artifacts", "workflow_definitions")
+                 "schedule_fires", "artifacts", "workflow_definitions", "audit_log", "security_findings",
+                 "security_scans")
 TICKET_TABLES = TENANT_TABLES[:5]  # the ones a finished ticket writes to
 
 

@@ -76,9 +76,11 @@ def serve(
     from oshal.control.app import create_app
     from oshal.control.launch import dispatch_key
     from oshal.control.runtime import Components, ControlPlane
+    from oshal.security.startup import require_secrets
 
     settings = Settings()
     logs.configure(settings.log_level, json=settings.log_json)
+    require_secrets(settings)
     if not settings.api_database_url or not settings.redis_url:
         raise ConfigError("`oshal serve` needs OSHAL_API_DATABASE_URL and OSHAL_REDIS_URL",
                           hint="use `oshal up` to start everything with embedded engines")

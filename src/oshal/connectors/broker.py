@@ -19,6 +19,7 @@ from uuid import UUID
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.manifest_cache import ManifestCache
 from oshal.errors import Forbidden, NotFound
+from oshal.security import audit
 from oshal.store import connectors as repo
 from oshal.store.db import Conn, Database
 from oshal.types import new_id
@@ -87,6 +88,7 @@ class Broker:
         """
         digest = arguments_hash(request.arguments)
         grant_id, expires_at = new_id(), dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.ttl_s)
+        await _refuse_if_killed(conn, request.bot)
         mode = await self._callable_mode(conn, request, head)
         approval_id, blocked = await self._approval(conn, request, digest) if mode == "ask" else (None, None)
         if blocked is not None:
@@ -95,6 +97,10 @@ class Broker:
                                     f"and these arguments (approval {pending_id} is {state})", pending_id)
         await repo.insert_grant(conn, grant_id, request.tenant_id, request.bot, request.ticket_id,
                                 request.connector_id, request.operation, digest, approval_id, expires_at)
+        await audit.record(conn, audit.Entry(
+            request.tenant_id, f"bot:{request.bot}", "tool.grant", f"{request.connector_id}.{request.operation}",
+            {"ticket": str(request.ticket_id), "grant": str(grant_id), "mode": mode,
+             "approval": str(approval_id) if approval_id else None}))
         expires = int(expires_at.timestamp())
         return Grant(grant_id, f"{grant_id}.{expires}.{self._sign(request, grant_id, expires)}", expires_at)
 
@@ -181,3 +187,13 @@ class Broker:
     async def record_outcome(self, tenant_id: UUID, grant_id: UUID, outcome: str) -> None:
         async with self._db.tenant(tenant_id) as conn:
             await repo.grant_outcome(conn, grant_id, outcome[:500])
+
+
+async def _refuse_if_killed(conn: Conn, bot: str) -> None:
+    cur = await conn.execute(
+        "SELECT scope, reason FROM kill_switches WHERE scope IN ('global', 'bot:' || %s) ORDER BY scope LIMIT 1",
+        (bot,))
+    row = await cur.fetchone()
+    if row is not None:
+        raise Forbidden(f"kill switch {row['scope']} is engaged: {row['reason']}",
+                        hint="an operator releases it with `oshal kill release`")

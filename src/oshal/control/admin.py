@@ -9,6 +9,7 @@ from uuid import UUID
 from oshal.control import keys
 from oshal.control.auth import Authenticator
 from oshal.errors import Conflict, Invalid, NotFound
+from oshal.security import audit
 from oshal.store import access
 from oshal.store.db import Database
 from oshal.types import Role, new_id
@@ -21,12 +22,13 @@ class AdminService:
         self.db = db
         self.auth = auth
 
-    async def create_tenant(self, name: str) -> dict[str, Any]:
+    async def create_tenant(self, name: str, *, actor: str) -> dict[str, Any]:
         tenant_id = new_id()
         async with self.db.system() as conn:
             row = await access.create_tenant(conn, tenant_id, name)
-        if row is None:
-            raise Conflict(f"tenant {name!r} already exists", hint="tenant names are unique")
+            if row is None:
+                raise Conflict(f"tenant {name!r} already exists", hint="tenant names are unique")
+            await audit.record(conn, audit.Entry(tenant_id, actor, "tenant.create", name, {}))
         return row
 
     async def list_tenants(self) -> list[dict[str, Any]]:
@@ -51,7 +53,7 @@ class AdminService:
         return "" if row is None else str(row["name"])
 
     async def create_key(self, tenant_id: UUID, role: Role, name: str,
-                         expires_in_days: int | None) -> tuple[str, dict[str, Any]]:
+                         expires_in_days: int | None, *, actor: str) -> tuple[str, dict[str, Any]]:
         if expires_in_days is not None and expires_in_days <= 0:
             raise Invalid("expires_in_days must be positive")
         issued = keys.issue()
@@ -59,20 +61,56 @@ class AdminService:
         async with self.db.tenant(tenant_id) as conn:
             row = await access.insert_key(conn, key_id=new_id(), tenant_id=tenant_id, prefix=issued.prefix,
                                           digest=issued.digest, role=role.value, name=name, expires_at=expires)
+            await audit.record(conn, audit.Entry(tenant_id, actor, "key.create", issued.prefix,
+                                                 {"key_id": str(row["id"]), "role": role.value, "name": name,
+                                                  "expires_at": expires.isoformat() if expires else None}))
         return issued.plaintext, row
 
     async def list_keys(self, tenant_id: UUID) -> list[dict[str, Any]]:
         async with self.db.tenant(tenant_id) as conn:
             return await access.list_keys(conn)
 
-    async def revoke_key(self, tenant_id: UUID, key_id: UUID) -> dict[str, Any]:
+    async def revoke_key(self, tenant_id: UUID, key_id: UUID, *, actor: str) -> dict[str, Any]:
         async with self.db.tenant(tenant_id) as conn:
             row = await access.revoke_key(conn, key_id)
-        if row is None:
-            raise NotFound(f"key {key_id} not found in this tenant")
+            if row is None:
+                raise NotFound(f"key {key_id} not found in this tenant")
+            await audit.record(conn, audit.Entry(tenant_id, actor, "key.revoke", str(row["prefix"]),
+                                                 {"key_id": str(key_id)}))
         if self.auth:
             self.auth.forget(key_id)
         return row
+
+    async def system_tenant(self) -> UUID:
+        async with self.db.system() as conn:
+            row = await access.tenant_by_name(conn, SYSTEM_TENANT)
+            if row is None:
+                row = await access.create_tenant(conn, new_id(), SYSTEM_TENANT)
+                if row is None:  # created concurrently
+                    row = await access.tenant_by_name(conn, SYSTEM_TENANT)
+        assert row is not None
+        tenant_id: UUID = row["id"]
+        return tenant_id
+
+    async def register_bootstrap_key(self, plaintext: str) -> None:
+        """Register an operator-provided key as the system tenant's operator key, unless it is already known."""
+        prefix = keys.parse_prefix(plaintext)
+        if prefix is None:
+            raise Invalid("OSHAL_BOOTSTRAP_KEY is not an oshal key", hint="make one with `oshal key mint`")
+        async with self.db.system() as conn:
+            known = await access.key_by_prefix(conn, prefix)
+        if known is not None:
+            if not keys.matches(plaintext, bytes(known["hash"])):
+                raise Conflict("OSHAL_BOOTSTRAP_KEY's prefix belongs to a different key",
+                               hint="mint a new bootstrap key with `oshal key mint`")
+            return
+        tenant = await self.system_tenant()
+        async with self.db.tenant(tenant) as conn:
+            await access.insert_key(conn, key_id=new_id(), tenant_id=tenant, prefix=prefix,
+                                    digest=keys.digest(plaintext), role=Role.OPERATOR.value,
+                                    name="bootstrap admin", expires_at=None)
+            await audit.record(conn, audit.Entry(tenant, "platform", "key.create", prefix,
+                                                 {"role": "operator", "name": "bootstrap admin"}))
 
     async def bootstrap(self, existing_key: str | None) -> str | None:
         """Ensure the system tenant and an operator key exist; returns a new key, or None if ``existing_key`` works."""
@@ -83,10 +121,6 @@ class AdminService:
                     return None
             except Exception:  # noqa: S110 - any failure means: issue a fresh key
                 pass
-        async with self.db.system() as conn:
-            row = await access.tenant_by_name(conn, SYSTEM_TENANT)
-            if row is None:
-                row = await access.create_tenant(conn, new_id(), SYSTEM_TENANT)
-        assert row is not None
-        plaintext, _ = await self.create_key(row["id"], Role.OPERATOR, "bootstrap admin", None)
+        plaintext, _ = await self.create_key(await self.system_tenant(), Role.OPERATOR, "bootstrap admin", None,
+                                             actor="platform")
         return plaintext

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from oshal.errors import (
     Invalid,
     NotFound,
     OshalError,
+    RateLimited,
     TooLarge,
     Unauthorized,
     Unavailable,
@@ -36,7 +38,7 @@ from oshal.logs import get_logger
 log = get_logger(__name__)
 
 _STATUS: list[tuple[type[OshalError], int]] = [
-    (TooLarge, 413), (Invalid, 422), (Unauthorized, 401), (Forbidden, 403), (NotFound, 404),
+    (TooLarge, 413), (RateLimited, 429), (Invalid, 422), (Unauthorized, 401), (Forbidden, 403), (NotFound, 404),
     (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
 ]
 _BROWSER_PATHS = ("/docs", "/openapi.json")
@@ -60,6 +62,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {}
         if isinstance(error, Unauthorized) and request.url.path in _BROWSER_PATHS:
             headers["WWW-Authenticate"] = 'Basic realm="oshal", charset="UTF-8"'
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
         return JSONResponse(error.to_dict(), status_code=_status_of(error), headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -10,10 +12,13 @@ from uuid import UUID
 
 from oshal.control import keys
 from oshal.errors import Forbidden, Unauthorized
+from oshal.logs import get_logger
+from oshal.security import audit
 from oshal.store import access
 from oshal.store.db import Database
 from oshal.types import Role
 
+log = get_logger(__name__)
 _CACHE_TTL_S = 2.0
 _CACHE_MAX = 10_000
 
@@ -23,6 +28,11 @@ class Principal:
     tenant_id: UUID
     key_id: UUID
     role: Role
+
+    @property
+    def actor(self) -> str:
+        """How this caller appears in the audit log and ticket timelines."""
+        return f"key:{self.key_id}"
 
     def require_operator(self) -> None:
         if self.role is not Role.OPERATOR:
@@ -48,16 +58,32 @@ def credential_from_headers(authorization: str | None, api_key_header: str | Non
 
 
 class Authenticator:
-    """Checks keys against the database through a narrow definer function, with a short positive cache."""
+    """Checks keys against the database through a narrow definer function, with a short positive cache.
 
-    def __init__(self, db: Database) -> None:
+    Every refusal is audited (batched, see :class:`AuditBuffer`); keys that authenticate have their last use
+    recorded every ``usage_flush_s`` for the access scan.
+    """
+
+    def __init__(self, db: Database, *, usage_flush_s: float = 30.0) -> None:
         self._db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self.failures = audit.AuditBuffer(db)
+        self._used: set[UUID] = set()
+        self._usage_flush_s = usage_flush_s
 
     def forget(self, key_id: UUID) -> None:
         self._cache = {k: v for k, v in self._cache.items() if v[1].key_id != key_id}
 
-    async def authenticate(self, credential: str | None) -> Principal:
+    async def authenticate(self, credential: str | None, *, source: str = "") -> Principal:
+        try:
+            return await self._authenticate(credential)
+        except Unauthorized as refused:
+            prefix = keys.parse_prefix(credential or "") or ""
+            self.failures.add(audit.Entry(None, f"key:{prefix}" if prefix else "anonymous", "auth.failure",
+                                          refused.message, {"source": source, "prefix": prefix}))
+            raise
+
+    async def _authenticate(self, credential: str | None) -> Principal:
         if not credential:
             raise Unauthorized("missing API key",
                                hint="send 'Authorization: Bearer osk_...' (oshal key create makes one)")
@@ -81,4 +107,25 @@ class Authenticator:
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[credential] = (now + _CACHE_TTL_S, principal)
+        self._used.add(principal.key_id)
         return principal
+
+    async def flush_usage(self) -> None:
+        used, self._used = self._used, set()
+        if used:
+            async with self._db.system() as conn:
+                await conn.execute("SELECT oshal_keys_used(%s)", (list(used),))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write audited refusals in batches and key usage every ``usage_flush_s``."""
+        failures = asyncio.create_task(self.failures.run(stop))
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._usage_flush_s)
+                try:
+                    await self.flush_usage()
+                except Exception as e:
+                    log.warning("recording key usage failed", error=str(e))
+        finally:
+            await failures

@@ -157,9 +157,9 @@ class Catalog:
             installed.append(manifest.id)
         return installed
 
-    async def reverify(self) -> list[str]:
-        """Quarantine enabled connectors whose manifest or signer no longer checks out; returns their ids."""
-        quarantined = []
+    async def broken(self) -> list[tuple[dict[str, Any], str]]:
+        """Enabled connectors whose manifest or signer no longer checks out, with the reason (no side effects)."""
+        found = []
         for row in await self.entries():
             if row["state"] != "enabled":
                 continue
@@ -169,9 +169,15 @@ class Catalog:
                 reason = None if verdict.ok and row["digest"] == manifest.digest() else (
                     f"{verdict.reason}: {verdict.message}" if not verdict.ok else "stored digest is stale")
             except (ValidationError, ValueError, TypeError, KeyError) as e:
-                manifest, reason = None, f"manifest or signature unreadable: {e}"
-            if reason is None:
-                continue
+                reason = f"manifest or signature unreadable: {e}"
+            if reason is not None:
+                found.append((row, reason))
+        return found
+
+    async def reverify(self) -> list[str]:
+        """Quarantine enabled connectors whose manifest or signer no longer checks out; returns their ids."""
+        quarantined = []
+        for row, reason in await self.broken():
             async with self.db.system() as conn:
                 await repo.quarantine(conn, str(row["id"]), reason[:500])
             log.warning("connector quarantined", connector=row["id"], reason=reason)

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Request
 
 from oshal.control.auth import Principal, credential_from_headers
 from oshal.control.runtime import ControlPlane
+from oshal.security import audit
 
 
 async def plane(request: Request) -> ControlPlane:
@@ -21,11 +22,19 @@ async def principal(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Principal:
     cp: ControlPlane = request.app.state.plane
-    return await cp.auth.authenticate(credential_from_headers(authorization, x_api_key))
+    source = request.client.host if request.client else ""
+    who = await cp.auth.authenticate(credential_from_headers(authorization, x_api_key), source=source)
+    cp.rate_limits.check(who.key_id)
+    return who
 
 
-async def operator(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """An operator; every change an operator asks for is audited before it runs, so none goes unrecorded."""
     who.require_operator()
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        cp: ControlPlane = request.app.state.plane
+        await audit.record_now(cp.db, audit.Entry(who.tenant_id, who.actor,
+                                                  f"operator.{request.method.lower()}", request.url.path, {}))
     return who
 
 

@@ -20,6 +20,7 @@ from oshal.control.connector_service import ConnectorService
 from oshal.errors import Conflict, Forbidden, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
+from oshal.security import audit
 from oshal.store import connectors as connectors_repo
 from oshal.store import tickets as tickets_repo
 from oshal.store.db import Conn, Database
@@ -109,7 +110,16 @@ class ToolGateway:
         prepared = await self.connectors.prepare_auto(request)
         if prepared is not None:
             return await self.connectors.run(prepared, request)
-        return await self._general_call(request)
+        try:
+            return await self._general_call(request)
+        except (Forbidden, NotFound, Conflict) as refused:
+            # Recorded in a transaction of its own: the refused one rolled back. If even this cannot be
+            # written the call is still refused; the error propagates either way.
+            await audit.record_now(self.db, audit.Entry(
+                request.tenant_id, f"bot:{request.bot}", "tool.denied",
+                f"{request.connector_id}.{request.operation}",
+                {"ticket": str(request.ticket_id), "reason": refused.message[:500]}))
+            raise
 
     async def _general_call(self, request: GrantRequest) -> dict[str, Any]:
         """Every case the one-statement path leaves: ask, refusals (with their reasons), a changed manifest."""

@@ -28,12 +28,14 @@ from oshal.mesh.keys import acl_user
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import derive_key
 from oshal.secretfiles import read_or_create, secrets_dir, write_private
+from oshal.security.startup import require_secrets
 from oshal.settings import Settings
 from oshal.store.db import Database
 from oshal.store.migrate import (
     API_ROLE,
     DATABASE,
     OWNER_ROLE,
+    REPORT_ROLE,
     bootstrap_embedded,
     ensure_api_role,
     migrate,
@@ -54,6 +56,7 @@ class Engines:
     redis: EmbeddedRedis | None = None
     fleet: dict[str, BotManifest] = field(default_factory=dict)
     bot_credentials: Path | None = None
+    report_url: str | None = None
 
     def stop(self) -> None:
         if self.redis:
@@ -73,23 +76,25 @@ def dispatch_key(settings: Settings) -> bytes:
 
 def start_engines(settings: Settings) -> Engines:
     """Start embedded servers (unless external URLs are configured), then roles and migrations."""
+    require_secrets(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     secret_dir = secrets_dir(settings.home)
     api_password = read_or_create(secret_dir / "pg-api")
+    report_password = read_or_create(secret_dir / "pg-report")
     if settings.database_url is None and settings.redis_url is None:
         pg, rd = EmbeddedPostgres(settings.home), EmbeddedRedis(settings.home)
         pg.start()
         try:
             rd.start()
             owner_password = read_or_create(secret_dir / "pg-owner")
-            bootstrap_embedded(pg.url(), owner_password, api_password)
+            bootstrap_embedded(pg.url(), owner_password, api_password, report_password)
         except Exception:
             pg.stop()
             rd.stop()
             raise
         owner_url = pg.url(OWNER_ROLE, owner_password, DATABASE)
         engines = Engines(owner_url, pg.url(API_ROLE, api_password, DATABASE), rd.url(), dispatch_key(settings),
-                          postgres=pg, redis=rd)
+                          postgres=pg, redis=rd, report_url=pg.url(REPORT_ROLE, report_password, DATABASE))
     elif settings.database_url is None or settings.redis_url is None:
         raise ConfigError("set both OSHAL_DATABASE_URL and OSHAL_REDIS_URL to use external servers, or neither "
                           "to run the embedded ones")
@@ -98,9 +103,10 @@ def start_engines(settings: Settings) -> Engines:
         if settings.api_database_url:
             api_url = settings.api_database_url
         else:
-            ensure_api_role(owner_url, api_password)
+            ensure_api_role(owner_url, api_password, report_password)
             api_url = with_credentials(owner_url, API_ROLE, api_password)
-        engines = Engines(owner_url, api_url, settings.redis_url, dispatch_key(settings))
+        engines = Engines(owner_url, api_url, settings.redis_url, dispatch_key(settings),
+                          report_url=with_credentials(owner_url, REPORT_ROLE, report_password))
     try:
         applied = migrate(engines.owner_url)
         if applied:
@@ -119,7 +125,8 @@ def attach(settings: Settings) -> Engines:
     pg, rd = EmbeddedPostgres(settings.home), EmbeddedRedis(settings.home)
     owner = pg.url(OWNER_ROLE, read_or_create(secret_dir / "pg-owner"), DATABASE)
     api = pg.url(API_ROLE, read_or_create(secret_dir / "pg-api"), DATABASE)
-    return Engines(owner, api, rd.url(), dispatch_key(settings))
+    report = pg.url(REPORT_ROLE, read_or_create(secret_dir / "pg-report"), DATABASE)
+    return Engines(owner, api, rd.url(), dispatch_key(settings), report_url=report)
 
 
 def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
@@ -161,13 +168,18 @@ async def install_curated_connectors(engines: Engines, settings: Settings) -> li
         await db.close()
 
 
-async def bootstrap_admin_key(engines: Engines, key_file: Path) -> str | None:
-    """Make sure ``key_file`` holds a working operator key; returns it when newly created."""
-    existing = key_file.read_text().strip() if key_file.exists() else None  # noqa: ASYNC240 - start-up only
+async def bootstrap_admin_key(engines: Engines, key_file: Path, provided: str | None = None) -> str | None:
+    """Make sure a working operator key exists: ``provided`` (OSHAL_BOOTSTRAP_KEY, registered once) or, in dev
+    mode, one kept in ``key_file``. Returns a key that was newly generated (only ever into ``key_file``)."""
     db = Database(engines.api_url, min_size=1, max_size=2, name="oshal-bootstrap")
     await db.open()
     try:
-        new_key = await AdminService(db, Authenticator(db)).bootstrap(existing)
+        admin = AdminService(db, Authenticator(db))
+        if provided:
+            await admin.register_bootstrap_key(provided)
+            return None
+        existing = key_file.read_text().strip() if key_file.exists() else None  # noqa: ASYNC240 - start-up only
+        new_key = await admin.bootstrap(existing)
     finally:
         await db.close()
     if new_key:
@@ -181,7 +193,8 @@ def prepare(settings: Settings) -> Engines:
     try:
         asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
         register_builtin(engines.owner_url, load_builtin(settings.workflows_dir))
-        asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))
+        provided = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
+        asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file, provided))
         installed = asyncio.run(install_curated_connectors(engines, settings))
         if installed:
             log.info("curated connectors installed", connectors=installed)

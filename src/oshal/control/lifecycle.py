@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from oshal.errors import Conflict, NotFound
+from oshal.security import audit
 from oshal.store import tickets as repo
 from oshal.store import workflows as runs
 from oshal.store.db import Conn, Database
@@ -25,12 +26,15 @@ class Lifecycle:
         self.runner = runner
 
     async def act(self, tenant: UUID, ticket: UUID, action: Action, *, actor: str, reason: str | None) -> None:
+        entry = audit.Entry(tenant, actor, f"ticket.{action.value}", str(ticket), {"reason": reason})
         if action in (Action.APPROVE, Action.REJECT):
             status = await self._status(tenant, ticket)
             if status == S.APPROVAL_REQUIRED:
+                await audit.record_now(self.db, entry)  # before the decision: an unaudited approval never happens
                 await self.runner.decide(tenant, ticket, Decision(action == Action.APPROVE, actor, reason or ""))
                 return
         async with self.db.tenant(tenant) as conn:
+            await audit.record(conn, entry)
             await repo.set_actor(conn, actor, reason)
             row = await repo.lock(conn, ticket)
             if row is None:

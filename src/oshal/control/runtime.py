@@ -23,6 +23,7 @@ from oshal.control.connector_service import ConnectorService
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
+from oshal.control.ratelimit import KeyRateLimiter
 from oshal.control.scheduler import Scheduler, ScheduleService
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
@@ -31,6 +32,7 @@ from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
+from oshal.security.killswitch import KillSwitches
 from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
@@ -64,8 +66,11 @@ class ControlPlane:
         self.events = EventHub(self.redis)
         self.registry = BotRegistry(self.db)
         self.auth = Authenticator(self.db)
+        self.rate_limits = KeyRateLimiter(s.rate_limit_per_s, s.rate_limit_burst)
         self.admin = AdminService(self.db, self.auth)
-        self.runner = WorkflowRunner(self.db, self.redis, self.signer, self.registry.resolve, self.events.publish)
+        self.kill = KillSwitches(self.db, self.redis, self.signer)
+        self.runner = WorkflowRunner(self.db, self.redis, self.signer, self.registry.resolve, self.events.publish,
+                                     self.kill.dispatch)
         self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer, self.runner,
                                      max_input_bytes=s.max_input_bytes)
         self.scheduler = Scheduler(self.db, self.tickets, interval_s=s.scheduler_interval_s)
@@ -88,7 +93,7 @@ class ControlPlane:
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
-                               runner=self.runner,
+                               runner=self.runner, kill=self.kill,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
                                max_dispatches=s.max_deliveries)
         self._stop = asyncio.Event()
@@ -100,11 +105,13 @@ class ControlPlane:
         await self.registry.refresh()
         await self.reload_prices()
         await self.events.start()
+        await self.kill.refresh()
         quarantined = await self.catalog.reverify()
         if quarantined:
             log.warning("connectors quarantined at start-up", connectors=quarantined)
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
+        self._tasks.append(asyncio.create_task(self.auth.run(self._stop)))
         if self.components.collector:
             self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
         if self.components.sweeper:

@@ -22,6 +22,7 @@ from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
+from oshal.security.killswitch import KillSwitches
 from oshal.store import access
 from oshal.store import tickets as repo
 from oshal.store.db import Database
@@ -32,9 +33,10 @@ log = get_logger(__name__)
 
 class Sweeper:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
-                 bots: Callable[[], frozenset[str]], *, runner: WorkflowRunner, stale_after_s: float,
-                 interval_s: float, max_dispatches: int, batch: int = 500) -> None:
+                 bots: Callable[[], frozenset[str]], *, runner: WorkflowRunner, kill: KillSwitches,
+                 stale_after_s: float, interval_s: float, max_dispatches: int, batch: int = 500) -> None:
         self.runner = runner
+        self.kill = kill
         self.db = db
         self.redis = redis
         self.signer = signer
@@ -59,9 +61,13 @@ class Sweeper:
     async def sweep(self) -> int:
         """One pass; returns how many phases were re-driven or dead-lettered, and runs advanced."""
         await lanes.ensure_groups(self.redis, self.bots())  # recreates groups after Redis lost its data
+        await self.kill.refresh()  # and the kill-switch mirror
         async with self.db.system() as conn:
             stale = await access.stale_phases(conn, self.stale_after_s, self.batch)
+        # A held bot's phases wait for its release, without spending their attempts.
+        stale = [row for row in stale if self.kill.blocks(str(row["bot"])) is None]
         moved = await self._redrive(stale) if stale else 0
+        moved += await self.kill.dispatch_held()
         return moved + await self.advance_stalled_runs()
 
     async def advance_stalled_runs(self) -> int:
@@ -102,7 +108,7 @@ class Sweeper:
                                str(tenant), str(r["bot"]), r["input"])
                 envelopes.append(Envelope(env.ticket_id, env.phase_id, env.attempt, env.tenant_id, env.bot,
                                           env.input, self.signer.sign(env)))
-        await lanes.dispatch(self.redis, envelopes)
+        await self.runner.dispatch(envelopes)
         await self.events.publish(changes)
         PHASES_REDRIVEN.inc(len(envelopes))
         if envelopes or changes:

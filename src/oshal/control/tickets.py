@@ -18,7 +18,6 @@ from oshal.control.bots import BotRegistry
 from oshal.control.events import EventHub
 from oshal.errors import Conflict, Invalid, NotFound, TooLarge
 from oshal.logs import get_logger
-from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as repo
@@ -184,7 +183,7 @@ class TicketService:
 
     async def _dispatch(self, envelopes: Sequence[Envelope]) -> None:
         try:
-            await lanes.dispatch(self.redis, envelopes)
+            await self.runner.dispatch(envelopes)
         except RedisError as e:
             # Committed already: the sweeper re-drives these once Redis is back. Accepted work is kept.
             log.warning("dispatch deferred to sweeper", tickets=len(envelopes), error=str(e))

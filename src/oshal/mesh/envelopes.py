@@ -22,6 +22,9 @@ class Envelope:
     def routing(self) -> bytes:
         return f"{self.ticket_id}|{self.phase_id}|{self.attempt}|{self.tenant_id}|{self.bot}".encode()
 
+    def signed(self, sig: str) -> Envelope:
+        return Envelope(self.ticket_id, self.phase_id, self.attempt, self.tenant_id, self.bot, self.input, sig)
+
     def encode(self) -> dict[bytes, bytes]:
         body = {"t": self.ticket_id, "p": self.phase_id, "a": self.attempt, "n": self.tenant_id,
                 "b": self.bot, "i": self.input, "g": self.sig}

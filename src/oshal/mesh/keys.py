@@ -8,6 +8,9 @@ PREFIX = "oshal"
 LANE_GROUP = "bots"
 COLLECTOR_GROUP = "collector"
 EVENTS_CHANNEL = f"{PREFIX}:events"
+KILL_SWITCHES = f"{PREFIX}:kill"
+KILL_SWITCHES_LOADED = f"{PREFIX}:kill:loaded"
+KILL_CHANNEL = f"{PREFIX}:kill:changed"
 
 BOT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 _BOT_NAME = re.compile(BOT_NAME_PATTERN)

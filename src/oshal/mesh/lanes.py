@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from oshal.mesh.envelopes import Envelope
+from oshal.mesh.envelopes import FIELD, Envelope
 from oshal.mesh.keys import (
     COLLECTOR_GROUP,
+    KILL_SWITCHES,
+    KILL_SWITCHES_LOADED,
     LANE_GROUP,
     dead_stream,
     heartbeat_pattern,
@@ -44,14 +46,35 @@ async def ensure_groups(redis: Redis, bots: Iterable[str]) -> None:
         await _create_group(redis, out_stream(bot), COLLECTOR_GROUP)
 
 
-async def dispatch(redis: Redis, envelopes: Sequence[Envelope]) -> None:
-    """Append every envelope to its bot's lane in one pipelined round trip."""
+# Appends each envelope to its lane unless a kill switch holds its bot; returns the 1-based positions held.
+# Without the loaded marker (Redis lost its data, or the switches were never mirrored) everything is held:
+# a kill switch the gate cannot see must not let work through.
+_GATED_XADD = """
+local held = {}
+local everything = redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[1], 'global') == 1
+local n = 0
+for i = 1, #ARGV, 2 do
+    n = n + 1
+    local bot = ARGV[i]
+    if everything or redis.call('HEXISTS', KEYS[1], 'bot:' .. bot) == 1 then
+        held[#held + 1] = n
+    else
+        redis.call('XADD', 'oshal:lane:' .. bot, '*', 'e', ARGV[i + 1])
+    end
+end
+return held
+"""
+
+
+async def dispatch(redis: Redis, envelopes: Sequence[Envelope]) -> list[Envelope]:
+    """Append every envelope to its bot's lane in one atomic round trip; returns those a kill switch held."""
     if not envelopes:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for env in envelopes:
-            pipe.xadd(lane_stream(env.bot), env.encode())  # type: ignore[arg-type]
-        await pipe.execute()
+        return []
+    args: list[str | bytes] = []
+    for env in envelopes:
+        args += [env.bot, env.encode()[FIELD]]
+    held = await redis.eval(_GATED_XADD, 2, KILL_SWITCHES, KILL_SWITCHES_LOADED, *args)
+    return [envelopes[int(i) - 1] for i in held]
 
 
 async def dead_letter(redis: Redis, envelope: Envelope, reason: str) -> None:

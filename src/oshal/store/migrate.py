@@ -17,6 +17,10 @@ log = get_logger(__name__)
 
 OWNER_ROLE = "oshal_owner"
 API_ROLE = "oshal_api"
+REPORT_ROLE = "oshal_report"
+# Read-only reporting: what a BI tool needs for tickets, spend and timelines, still limited by RLS per tenant.
+REPORT_TABLES = ("tenants", "bots", "prices", "tickets", "ticket_events", "ledger", "workflow_runs")
+_RUNTIME_ATTRS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION"
 DATABASE = "oshal"
 _LOCK_KEY = 0x05A1_0001
 
@@ -31,14 +35,13 @@ def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, passwo
     )
 
 
-def bootstrap_embedded(superuser_url: str, owner_password: str, api_password: str) -> None:
-    """Create the owner and API roles and the database on a fresh embedded cluster (idempotent)."""
+def bootstrap_embedded(superuser_url: str, owner_password: str, api_password: str,
+                       report_password: str) -> None:
+    """Create the owner, API and reporting roles and the database on a fresh embedded cluster (idempotent)."""
     with psycopg.connect(superuser_url, autocommit=True) as conn:
         _ensure_role(conn, OWNER_ROLE, owner_password, attrs="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        _ensure_role(
-            conn, API_ROLE, api_password,
-            attrs="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION",
-        )
+        _ensure_role(conn, API_ROLE, api_password, attrs=_RUNTIME_ATTRS)
+        _ensure_role(conn, REPORT_ROLE, report_password, attrs=_RUNTIME_ATTRS)
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(DATABASE), sql.Identifier(OWNER_ROLE)))
@@ -48,17 +51,21 @@ def bootstrap_embedded(superuser_url: str, owner_password: str, api_password: st
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(DATABASE)))
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
             sql.Identifier(DATABASE), sql.Identifier(API_ROLE)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(DATABASE), sql.Identifier(REPORT_ROLE)))
 
 
-def ensure_api_role(owner_url: str, api_password: str) -> None:
-    """On an external server: create or update the API role if the owner may; otherwise it must exist."""
+def ensure_api_role(owner_url: str, api_password: str, report_password: str | None = None) -> None:
+    """On an external server: create or update the API (and reporting) role if the owner may; otherwise the API
+    role must exist (the reporting role is optional)."""
     with psycopg.connect(owner_url, autocommit=True) as conn:
         can_create = conn.execute(
             "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
         if can_create and can_create[0]:
-            _ensure_role(conn, API_ROLE, api_password,
-                         attrs="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT")
+            _ensure_role(conn, API_ROLE, api_password, attrs=_RUNTIME_ATTRS.replace(" NOREPLICATION", ""))
+            if report_password:
+                _ensure_role(conn, REPORT_ROLE, report_password, attrs=_RUNTIME_ATTRS.replace(" NOREPLICATION", ""))
         elif not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (API_ROLE,)).fetchone():
             raise ConfigError(
                 f"role {API_ROLE} does not exist and the migration role may not create it",
@@ -92,6 +99,7 @@ def migrate(owner_url: str) -> list[str]:
                 log.info("migration applied", version=version)
                 applied.append(version)
             _sync_transitions(conn)
+            _grant_reporting(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
@@ -104,6 +112,17 @@ def _sync_transitions(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.execute("DELETE FROM ticket_transitions")
         conn.execute("INSERT INTO ticket_transitions (from_status, to_status) "
                      "SELECT * FROM unnest(%s::text[], %s::text[])", ([a for a, _ in pairs], [b for _, b in pairs]))
+
+
+def _grant_reporting(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """The reporting role reads a fixed set of tables (RLS still applies); nothing else, and never writes."""
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (REPORT_ROLE,)).fetchone():
+        return
+    role = sql.Identifier(REPORT_ROLE)
+    with conn.transaction():
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(t) for t in REPORT_TABLES), role))
 
 
 def with_database(url: str, database: str) -> str:

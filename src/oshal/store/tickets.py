@@ -143,6 +143,16 @@ async def redispatch(conn: Conn, phase_ids: Sequence[UUID], *, from_status: Sequ
     return await cur.fetchall()
 
 
+async def undispatch(conn: Conn, phases: Sequence[tuple[UUID, int]]) -> int:
+    """Dispatches that never reached a lane (a kill switch held them) go back to queued, their attempt unspent."""
+    cur = await conn.execute(
+        "UPDATE phases SET status = 'queued', attempt = phases.attempt - 1, dispatched_at = NULL, updated_at = now() "
+        "FROM unnest(%s::uuid[], %s::int[]) AS h(id, attempt) "
+        "WHERE phases.id = h.id AND phases.attempt = h.attempt AND phases.status = 'dispatched'",
+        ([p for p, _ in phases], [a for _, a in phases]))
+    return cur.rowcount
+
+
 async def phase_of(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
     """The ticket's latest phase."""
     cur = await conn.execute(

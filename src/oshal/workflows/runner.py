@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 
 from oshal.errors import Conflict, NotFound
 from oshal.logs import get_logger
-from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as ticket_repo
@@ -32,6 +31,7 @@ from oshal.workflows.states import RESTING
 
 log = get_logger(__name__)
 Publish = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
+Dispatch = Callable[[Sequence[Envelope]], Awaitable[int]]  # appends to lanes; returns how many were held
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,10 @@ class Outcome:
 
 class WorkflowRunner:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, resolve_bot: BotResolver,
-                 publish: Publish) -> None:
+                 publish: Publish, dispatch: Dispatch) -> None:
         self.db = db
         self.redis = redis
+        self.dispatch = dispatch
         self.signer = signer
         self.resolve_bot = resolve_bot
         self.publish = publish
@@ -95,7 +96,7 @@ class WorkflowRunner:
         """After the commit: append to lanes (the sweeper re-drives on failure) and wake waiters."""
         if outcome.envelopes:
             try:
-                await lanes.dispatch(self.redis, outcome.envelopes)
+                await self.dispatch(outcome.envelopes)
             except RedisError as e:
                 log.warning("workflow dispatch deferred to sweeper", phases=len(outcome.envelopes), error=str(e))
         if outcome.changes:

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["admin"])
 
 @router.post("/tenants", status_code=201, response_model=TenantOut)
 async def create_tenant(body: TenantCreate, cp: Plane, who: Operator) -> TenantOut:
-    return TenantOut.model_validate(await cp.admin.create_tenant(body.name))
+    return TenantOut.model_validate(await cp.admin.create_tenant(body.name, actor=who.actor))
 
 
 @router.get("/tenants", response_model=list[TenantOut])
@@ -27,7 +27,8 @@ async def list_tenants(cp: Plane, who: Operator) -> list[TenantOut]:
 async def create_key(body: KeyCreate, cp: Plane, who: Operator) -> KeyCreated:
     """Create a key for a tenant (default: the caller's). The key is in the response once, never again."""
     tenant = await cp.admin.resolve_tenant(body.tenant) if body.tenant else who.tenant_id
-    plaintext, row = await cp.admin.create_key(tenant, body.role, body.name, body.expires_in_days)
+    plaintext, row = await cp.admin.create_key(tenant, body.role, body.name, body.expires_in_days,
+                                                actor=who.actor)
     return KeyCreated.model_validate({**row, "key": plaintext})
 
 
@@ -42,7 +43,7 @@ async def list_keys(cp: Plane, who: Operator,
 async def revoke_key(key_id: UUID, cp: Plane, who: Operator,
                      tenant: Annotated[str | None, Query(description="tenant id or name")] = None) -> KeyOut:
     tenant_id = await cp.admin.resolve_tenant(tenant) if tenant else who.tenant_id
-    return KeyOut.model_validate(await cp.admin.revoke_key(tenant_id, key_id))
+    return KeyOut.model_validate(await cp.admin.revoke_key(tenant_id, key_id, actor=who.actor))
 
 
 @router.get("/whoami")

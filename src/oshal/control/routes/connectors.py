@@ -13,6 +13,7 @@ from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.secrets.store import SecretStore
 from oshal.control.deps import Caller, Operator, Plane
 from oshal.errors import Invalid, NotFound
+from oshal.security import audit
 from oshal.store import connectors as repo
 
 router = APIRouter(prefix="/v1", tags=["connectors"])
@@ -182,6 +183,8 @@ async def set_tool_policy(bot: str, body: PolicyIn, cp: Plane, who: Operator) ->
         raise NotFound(f"connector {body.connector!r} has no operation {body.operation!r}")
     async with cp.db.tenant(who.tenant_id) as conn:
         await repo.set_policy(conn, who.tenant_id, bot, body.connector, body.operation, body.mode, who.key_id)
+        await audit.record(conn, audit.Entry(who.tenant_id, who.actor, "tool_policy.set",
+                                             f"{bot}:{body.connector}.{body.operation}", {"mode": body.mode}))
     return {"bot": bot, "connector": body.connector, "operation": body.operation, "mode": body.mode}
 
 
@@ -202,8 +205,11 @@ async def list_approvals(cp: Plane, who: Caller,
 async def _decide(cp: Any, who: Any, approval_id: UUID, status: str, reason: str | None) -> dict[str, Any]:
     async with cp.db.tenant(who.tenant_id) as conn:
         row = await repo.decide(conn, approval_id, status, who.key_id, reason)
-    if row is None:
-        raise NotFound(f"no pending approval {approval_id}", hint="list them with GET /v1/approvals?status=pending")
+        if row is None:
+            raise NotFound(f"no pending approval {approval_id}",
+                           hint="list them with GET /v1/approvals?status=pending")
+        await audit.record(conn, audit.Entry(who.tenant_id, who.actor, f"approval.{status}", str(approval_id),
+                                             {"ticket": str(row["ticket_id"]), "reason": reason}))
     await cp.lifecycle.tool_approval_decided(who.tenant_id, row["ticket_id"], status == "approved",
                                              actor=f"key:{who.key_id}", reason=reason)
     return dict(row)

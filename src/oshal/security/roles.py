@@ -1,0 +1,170 @@
+"""Least privilege, as data: every grant each runtime role may hold, and the catalog queries that read them.
+
+A migration that grants something new must add it here too; the role tests and ``oshal security verify`` fail
+on any grant a runtime role holds that is not listed (directly or through PUBLIC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from oshal.store.migrate import API_ROLE, REPORT_ROLE, REPORT_TABLES
+
+RUNTIME_ROLES = (API_ROLE, REPORT_ROLE)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Grant:
+    kind: str  # database | schema | table | column | sequence | function | membership
+    target: str
+    privilege: str
+
+    def __str__(self) -> str:
+        return f"{self.privilege} on {self.kind} {self.target}"
+
+
+def _table(name: str, *privileges: str) -> set[Grant]:
+    return {Grant("table", name, p) for p in privileges}
+
+
+def _columns(table: str, privilege: str, *columns: str) -> set[Grant]:
+    return {Grant("column", f"{table}.{c}", privilege) for c in columns}
+
+
+def _functions(*signatures: str) -> set[Grant]:
+    return {Grant("function", s, "EXECUTE") for s in signatures}
+
+
+_API: set[Grant] = {
+    Grant("database", "oshal", "CONNECT"), Grant("schema", "public", "USAGE"),
+    *_table("tenants", "SELECT", "INSERT"),
+    *_table("api_keys", "SELECT", "INSERT"), *_columns("api_keys", "UPDATE", "revoked_at"),
+    *_table("bots", "SELECT"), *_table("prices", "SELECT"),
+    *_table("tickets", "SELECT", "INSERT"),
+    *_columns("tickets", "UPDATE", "status", "result", "error", "finished_at", "phase", "status_reason",
+              "resume_status"),
+    *_table("phases", "SELECT", "INSERT"),
+    *_columns("phases", "UPDATE", "status", "attempt", "dispatched_at", "updated_at"),
+    *_table("attempts", "SELECT", "INSERT"), *_table("ledger", "SELECT", "INSERT"),
+    *_table("ticket_view", "SELECT"),
+    *_table("connectors", "SELECT", "INSERT", "UPDATE"),
+    *_table("connections", "SELECT", "INSERT", "UPDATE"), *_table("tool_policies", "SELECT", "INSERT", "UPDATE"),
+    *_table("approvals", "SELECT", "INSERT"),
+    *_columns("approvals", "UPDATE", "status", "decided_by", "decided_at", "reason"),
+    *_table("grants", "SELECT", "INSERT"), *_columns("grants", "UPDATE", "redeemed_at", "outcome"),
+    *_table("data_keys", "SELECT", "INSERT"), *_columns("data_keys", "UPDATE", "wrapped", "kek_id", "active"),
+    *_table("credentials", "SELECT", "INSERT", "DELETE"),
+    *_columns("credentials", "UPDATE", "ciphertext", "data_key_id", "version", "updated_at"),
+    *_table("ticket_transitions", "SELECT"),
+    *_table("ticket_events", "SELECT", "INSERT"), *_table("workflow_definitions", "SELECT", "INSERT"),
+    *_table("schedule_fires", "SELECT", "INSERT"), *_table("artifacts", "SELECT", "INSERT"),
+    *_table("workflow_runs", "SELECT", "INSERT"), *_columns("workflow_runs", "UPDATE", "state", "finished",
+                                                            "updated_at"),
+    *_table("schedules", "SELECT", "INSERT"),
+    *_columns("schedules", "UPDATE", "cron", "timezone", "input", "policy", "enabled", "last_tick", "next_tick"),
+    *_table("audit_log", "SELECT"), *_table("kill_switches", "SELECT", "INSERT", "DELETE"),
+    *_table("security_findings", "SELECT", "INSERT", "UPDATE"), *_table("security_scans", "SELECT", "INSERT"),
+}
+
+_REPORT: set[Grant] = {
+    Grant("database", "oshal", "CONNECT"), Grant("schema", "public", "USAGE"),
+    *(g for t in REPORT_TABLES for g in _table(t, "SELECT")),
+}
+
+# Functions are matched by name (their argument lists are long and checked by the migrations themselves).
+API_FUNCTIONS = frozenset({
+    "oshal_key_by_prefix", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
+    "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
+    "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
+    "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",
+})
+
+EXPECTED: dict[str, frozenset[Grant]] = {
+    API_ROLE: frozenset(_API | {Grant("function", f, "EXECUTE") for f in API_FUNCTIONS}),
+    REPORT_ROLE: frozenset(_REPORT),
+}
+
+# Grants held by the role itself or by PUBLIC (which every role inherits), in the current database.
+_GRANTS_SQL = """
+WITH r AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s),
+who AS (SELECT oid FROM r UNION ALL SELECT 0)
+SELECT 'database' AS kind, d.datname AS target, a.privilege_type AS privilege
+  FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = current_database() AND a.grantee IN (SELECT oid FROM who)
+UNION ALL
+SELECT 'schema', n.nspname, a.privilege_type
+  FROM pg_namespace n, aclexplode(n.nspacl) a
+ WHERE n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> 'information_schema' AND a.grantee IN (SELECT oid FROM who)
+UNION ALL
+SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, c.relname, a.privilege_type
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+ WHERE n.nspname = 'public' AND a.grantee IN (SELECT oid FROM who)
+UNION ALL
+SELECT 'column', c.relname || '.' || att.attname, a.privilege_type
+  FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
+       aclexplode(att.attacl) a
+ WHERE n.nspname = 'public' AND NOT att.attisdropped AND a.grantee IN (SELECT oid FROM who)
+UNION ALL
+SELECT 'function', p.proname, a.privilege_type
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+       aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+ WHERE n.nspname = 'public' AND a.grantee IN (SELECT oid FROM who)
+UNION ALL
+SELECT 'membership', g.rolname, 'MEMBER'
+  FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = (SELECT oid FROM r)
+"""
+
+_FLAGS_SQL = """
+SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relowner = r.oid AND n.nspname = 'public') AS owned_relations,
+       (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.proowner = r.oid AND n.nspname = 'public') AS owned_functions,
+       (SELECT count(*) FROM pg_namespace n WHERE n.nspowner = r.oid) AS owned_schemas
+  FROM pg_roles r WHERE r.rolname = %(role)s
+"""
+
+AnyConn = psycopg.AsyncConnection[Any]
+
+
+async def grants_of(conn: AnyConn, role: str) -> set[Grant]:
+    cur = await conn.execute(_GRANTS_SQL, {"role": role})
+    return {Grant(str(k), str(t), str(p)) for k, t, p in _tuples(await cur.fetchall())}
+
+
+async def flags_of(conn: AnyConn, role: str) -> dict[str, Any] | None:
+    cur = await conn.execute(_FLAGS_SQL, {"role": role})
+    rows = _dicts(cur.description, await cur.fetchall())
+    return rows[0] if rows else None
+
+
+def unexpected_grants(role: str, actual: set[Grant]) -> list[Grant]:
+    return sorted(actual - EXPECTED.get(role, frozenset()))
+
+
+def privilege_problems(role: str, flags: dict[str, Any] | None) -> list[str]:
+    """Why ``role`` is not a least-privilege runtime role (it exists, is no superuser, bypasses nothing, owns
+    nothing)."""
+    if flags is None:
+        return [f"role {role} does not exist"]
+    problems = []
+    for flag, meaning in (("rolsuper", "is a superuser"), ("rolbypassrls", "has BYPASSRLS"),
+                          ("rolcreaterole", "may create roles"), ("rolcreatedb", "may create databases"),
+                          ("rolreplication", "has REPLICATION")):
+        if flags[flag]:
+            problems.append(f"role {role} {meaning}")
+    owned = int(flags["owned_relations"]) + int(flags["owned_functions"]) + int(flags["owned_schemas"])
+    if owned:
+        problems.append(f"role {role} owns {owned} objects (owners bypass grants and, unless forced, RLS)")
+    return problems
+
+
+def _tuples(rows: list[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+def _dicts(description: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in description or ()]
+    return [r if isinstance(r, dict) else dict(zip(names, r, strict=True)) for r in rows]

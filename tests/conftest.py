@@ -116,7 +116,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     port = free_port()
     settings = Settings(home=home, fleet_dir=fleet_dir, api_port=port, claim_idle_ms=1000, max_deliveries=3,
                         stale_after_s=30, sweep_interval_s=0.5, heartbeat_ttl_s=2, max_input_bytes=16 * 1024,
-                        max_batch=1000, wait_max_s=30, drain_timeout_s=5, mode="dev")
+                        max_batch=1000, wait_max_s=30, drain_timeout_s=5, mode="dev", security_scan_interval_s=0)
     engines = start_engines(settings)
     asyncio.run(provision_fleet(engines, fleet_dir, home))
     register_builtin(engines.owner_url, load_builtin(REPO / "workflows"))

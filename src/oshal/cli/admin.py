@@ -50,6 +50,15 @@ def tenant_list(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+@key_app.command("mint")
+def key_mint() -> None:
+    """Print a new key without contacting the API: use it as OSHAL_BOOTSTRAP_KEY (the first operator key in prod
+    mode). Keep it secret; it is registered on the platform's first start."""
+    from oshal.control.keys import issue
+
+    out.print(issue().plaintext)
+
+
 @key_app.command("create")
 def key_create(
     tenant: TenantOpt = None,

@@ -41,7 +41,7 @@ _TIMEOUT_S = 30.0
 
 _BY_STATUS: dict[int, type[OshalError]] = {
     400: Invalid, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 413: TooLarge,
-    422: Invalid, 502: Unavailable, 503: Unavailable, 504: Unavailable,
+    422: Invalid, 429: Unavailable, 502: Unavailable, 503: Unavailable, 504: Unavailable,
 }
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout, not tables.")]

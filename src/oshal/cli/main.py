@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import admin, catalog, connectors, fleet, platform, schedules, tickets, workflows
+from oshal.cli import admin, catalog, connectors, fleet, platform, schedules, security, tickets, workflows
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
@@ -27,6 +27,7 @@ connectors.register(app)
 catalog.register(app)
 workflows.register(app)
 schedules.register(app)
+security.register(app)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ class AdminService:
     def __init__(self, db: Database, auth: Authenticator | None = None) -> None:
         self.db = db
         self.auth = auth
+        self._system_tenant: UUID | None = None
 
     async def create_tenant(self, name: str, *, actor: str) -> dict[str, Any]:
         tenant_id = new_id()
@@ -82,6 +83,8 @@ class AdminService:
         return row
 
     async def system_tenant(self) -> UUID:
+        if self._system_tenant is not None:
+            return self._system_tenant
         async with self.db.system() as conn:
             row = await access.tenant_by_name(conn, SYSTEM_TENANT)
             if row is None:
@@ -89,8 +92,8 @@ class AdminService:
                 if row is None:  # created concurrently
                     row = await access.tenant_by_name(conn, SYSTEM_TENANT)
         assert row is not None
-        tenant_id: UUID = row["id"]
-        return tenant_id
+        self._system_tenant = row["id"]
+        return self._system_tenant
 
     async def register_bootstrap_key(self, plaintext: str) -> None:
         """Register an operator-provided key as the system tenant's operator key, unless it is already known."""

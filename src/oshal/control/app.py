@@ -11,6 +11,7 @@ import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from redis.exceptions import RedisError
@@ -18,8 +19,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import oshal
 from oshal.control.deps import Caller
+from oshal.control.inventory import routes_of
 from oshal.control.limits import BodyLimit
-from oshal.control.routes import admin, artifacts, connectors, fleet, gateway, health, schedules, tickets, workflows
+from oshal.control.routes import (
+    admin,
+    artifacts,
+    connectors,
+    fleet,
+    gateway,
+    health,
+    schedules,
+    security,
+    tickets,
+    workflows,
+)
 from oshal.control.runtime import ControlPlane
 from oshal.errors import (
     ConfigError,
@@ -106,7 +119,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     app.state.plane = plane
     _install_error_handlers(app)
     for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-                   connectors.router, artifacts.router, workflows.router, schedules.router):
+                   connectors.router, artifacts.router, workflows.router, schedules.router, security.router):
         app.include_router(router)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
 
@@ -118,6 +131,10 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     async def docs(who: Caller) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="oshal API")
 
+    if plane.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,
+                           allow_methods=["*"], allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    plane.routes = lambda: routes_of(app)
     body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
     app.add_middleware(BodyLimit, max_bytes=body_limit,
                        per_prefix={"/v1/artifacts/gateway/": plane.settings.max_artifact_bytes})

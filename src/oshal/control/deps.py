@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 
 from oshal.control.auth import Principal, credential_from_headers
 from oshal.control.runtime import ControlPlane
+from oshal.errors import Forbidden
 from oshal.security import audit
 
 
@@ -41,3 +43,25 @@ async def operator(request: Request, who: Annotated[Principal, Depends(principal
 Plane = Annotated[ControlPlane, Depends(plane)]
 Caller = Annotated[Principal, Depends(principal)]
 Operator = Annotated[Principal, Depends(operator)]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+BOT_AUTHENTICATED: set[Callable[..., Any]] = set()
+
+
+def bot_authenticated(endpoint: _F) -> _F:
+    """Marks a route that authenticates a bot itself (bot token plus a signed envelope), for the route inventory."""
+    BOT_AUTHENTICATED.add(endpoint)
+    return endpoint
+
+
+async def platform_operator(request: Request, who: Annotated[Principal, Depends(operator)]) -> Principal:
+    """An operator of the system tenant: platform-wide controls (kill switches, security, the audit log)."""
+    cp: ControlPlane = request.app.state.plane
+    if who.tenant_id != await cp.admin.system_tenant():
+        raise Forbidden("this is a platform control: it needs an operator key of the system tenant",
+                        hint="use the bootstrap admin key, or a key created for tenant 'system'")
+    return who
+
+
+PlatformOperator = Annotated[Principal, Depends(platform_operator)]

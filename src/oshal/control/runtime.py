@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from oshal.connectors.broker import Broker
@@ -32,7 +35,10 @@ from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
+from oshal.security import audit
+from oshal.security.center import SecurityCenter
 from oshal.security.killswitch import KillSwitches
+from oshal.security.scans import RouteInfo, ScanContext
 from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
@@ -96,6 +102,12 @@ class ControlPlane:
                                runner=self.runner, kill=self.kill,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
                                max_dispatches=s.max_deliveries)
+        self.audit_key = derive_key(self.dispatch_key, "audit")
+        self.routes: Callable[[], list[RouteInfo]] = list
+        self.security = SecurityCenter(
+            ScanContext(self.db, self.redis, s, routes=lambda: self.routes(), broken_connectors=self.catalog.broken,
+                        bots=lambda: self.registry.names, connector_code=[s.connectors_dir]),
+            self.admin.system_tenant, webhook_url=s.security_webhook_url)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -112,6 +124,10 @@ class ControlPlane:
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
         self._tasks.append(asyncio.create_task(self.auth.run(self._stop)))
+        self._tasks.append(asyncio.create_task(self._audit_loop()))
+        if self.components.sweeper:  # the replica that sweeps also scans (one at a time, under a lock)
+            self._tasks.append(asyncio.create_task(
+                self.security.run(self._stop, self.settings.security_scan_interval_s)))
         if self.components.collector:
             self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
         if self.components.sweeper:
@@ -136,6 +152,23 @@ class ControlPlane:
                 await self.registry.refresh()
             except Exception as e:
                 log.warning("refresh failed", error=str(e))
+
+    async def _audit_loop(self) -> None:
+        """Anchor the audit chain's head every few seconds, and apply retention once a day."""
+        last_prune = 0.0
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.audit_anchor_interval_s)
+            try:
+                await audit.anchor(self.db, self.audit_key)
+                if time.monotonic() - last_prune >= 86_400:
+                    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.audit_retention_days)
+                    removed = await audit.prune(self.db, cutoff)
+                    last_prune = time.monotonic()
+                    if removed:
+                        log.info("audit retention applied", removed=removed, before=cutoff.isoformat())
+            except Exception as e:
+                log.warning("audit anchoring failed", error=str(e))
 
     async def stop(self) -> None:
         """Stop loops (the collector finishes its current batch), then close connections."""

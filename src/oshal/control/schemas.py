@@ -149,6 +149,7 @@ class BotOut(BaseModel):
     concurrency: int
     pending: int
     lag: int
+    kill_switch: str | None = Field(default=None, description="Why the bot is stopped, when a kill switch holds it.")
 
 
 class LedgerEntry(BaseModel):

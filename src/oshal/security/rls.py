@@ -102,10 +102,10 @@ async def _plant(owner: psycopg.AsyncConnection[Any]) -> _Canary:
         await owner.execute("INSERT INTO api_keys (id, tenant_id, prefix, hash, role, name) "
                             "VALUES (%s, %s, %s, '\\x00', 'member', 'rls canary')",
                             (canary.key, canary.tenant, f"canary{canary.key.hex[:10]}"))
-        await owner.execute("INSERT INTO tickets (id, tenant_id, bot, status, input) "
-                            "VALUES (%s, %s, 'echo', 'cancelled', '{\"canary\": true}')", (canary.ticket, canary.tenant))
-        await owner.execute("INSERT INTO ledger (call_id, tenant_id, ticket_id, phase_id, attempt, bot, provider, model, "
-                            "input_tokens, output_tokens, cost_micros, price_source) "
+        await owner.execute("INSERT INTO tickets (id, tenant_id, bot, status, input) VALUES "
+                            "(%s, %s, 'echo', 'cancelled', '{\"canary\": true}')", (canary.ticket, canary.tenant))
+        await owner.execute("INSERT INTO ledger (call_id, tenant_id, ticket_id, phase_id, attempt, bot, provider, "
+                            "model, input_tokens, output_tokens, cost_micros, price_source) "
                             "VALUES (%s, %s, %s, %s, 1, 'echo', 'canary', 'canary', 1, 1, 1, 'unpriced')",
                             (f"canary:{canary.ticket}", canary.tenant, canary.ticket, uuid.uuid4()))
     return canary

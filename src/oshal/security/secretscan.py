@@ -52,11 +52,14 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 from detect_secrets.util.filetype import FileType, determine_file_type
 
+from oshal.logs import get_logger
 from oshal.security.findings import Finding, Severity
 
 __all__ = ["SOURCES", "Blob", "OshalKeyDetector", "file_blobs", "scan_blobs", "text_blob"]
 
 SOURCES = ("config", "logs", "streams", "tickets", "manifests")
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +110,9 @@ class _WholeMatch:
 _VENDOR_DETECTORS: tuple[_Detector, ...] = (
     AWSKeyDetector(), ArtifactoryDetector(), AzureStorageKeyDetector(), BasicAuthDetector(),
     DiscordBotTokenDetector(), _WholeMatch(GitHubTokenDetector()), _WholeMatch(GitLabTokenDetector()),
-    IbmCloudIamDetector(),
-    JwtTokenDetector(), MailchimpDetector(), NpmDetector(), OpenAIDetector(), PrivateKeyDetector(),
-    SendGridDetector(), SlackDetector(), SoftlayerDetector(), SquareOAuthDetector(), StripeDetector(),
-    TelegramBotTokenDetector(), TwilioKeyDetector(), OshalKeyDetector(),
+    IbmCloudIamDetector(), JwtTokenDetector(), MailchimpDetector(), NpmDetector(), OpenAIDetector(),
+    PrivateKeyDetector(), SendGridDetector(), SlackDetector(), SoftlayerDetector(), SquareOAuthDetector(),
+    StripeDetector(), TelegramBotTokenDetector(), TwilioKeyDetector(), OshalKeyDetector(),
 )
 _KEYWORD_TYPE: str = keyword.KeywordDetector.secret_type
 # Hex first: a hex string is also base64, but only the hex charset's limit (3.0) is meaningful for it.
@@ -156,7 +158,8 @@ _MIN_GENERIC_LENGTH = 6
 _LINE_SUFFIX = re.compile(r":(\d+)$")
 _STREAM_ENTRY_ID = re.compile(r"\s\d+-\d+$")
 _PEM_BLOCK = re.compile(r"-----BEGIN[^-]*-----.*?-----END[^-]*-----", re.DOTALL)
-_MAX_PEM_LINES = 100
+_PEM_CONTINUATION = re.compile(r"[A-Za-z0-9+/=]+|[A-Za-z\-]+: .*|-----END.*")  # body, Proc-Type headers, footer
+_MAX_PEM_LINES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +188,12 @@ def scan_blobs(blobs: Iterable[Blob], *, allow: Collection[str] = ()) -> list[Fi
     allowed = {digest.lower() for digest in allow}
     best: dict[str, Finding] = {}
     for blob in blobs:
+        multiline = "\n" in blob.text.rstrip("\n")
         for line_index, hit in _blob_hits(blob):
             digest = hashlib.sha256(hit.secret.encode()).hexdigest()
             if digest in allowed or digest[:16] in allowed:
                 continue
-            finding = _finding(blob, line_index, hit, digest)
+            finding = _finding(blob, line_index, hit, digest, multiline=multiline)
             current = best.get(finding.subject)
             if current is None or finding.severity.rank > current.severity.rank:
                 best[finding.subject] = finding
@@ -220,20 +224,26 @@ def _case_folded(mapping: dict[re.Pattern[str], int]) -> tuple[tuple[re.Pattern[
     """The patterns without ``re.IGNORECASE``, to run on an ASCII-lowercased line.
 
     Their keywords are lowercase literals and their value classes are case-neutral, so this finds the same
-    matches about ten times faster, which is most of the cost of scanning a log.
+    matches about ten times faster, which is most of the cost of scanning a log. (Two of the patterns were
+    case-sensitive; folded, they also match upper-case names such as ``PASSWORD``, which is wanted.)
     """
     return tuple((re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE), group)
                  for pattern, group in mapping.items())
 
 
 def _line_hits(line: str, rules: _KeywordRules) -> list[_Hit]:
-    vendor = [_Hit(detector.secret_type, secret)
+    vendor = [_Hit(detector.secret_type, _without_delimiters(secret))
               for detector in _VENDOR_DETECTORS
               for secret in detector.analyze_string(line)
               if not heuristic.is_sequential_string(secret)]
     generic = [hit for hit in _generic_hits(line, rules)
                if not any(hit.secret in found.secret or found.secret in hit.secret for found in vendor)]
     return vendor + generic
+
+
+def _without_delimiters(secret: str) -> str:
+    # Some detectors (Artifactory) include the quote, space or `=` around the token in their match.
+    return secret.lstrip(" \t\"'=:").rstrip(" \t\"'")
 
 
 def _generic_hits(line: str, rules: _KeywordRules) -> list[_Hit]:
@@ -319,12 +329,19 @@ def _looks_like_secret(value: str) -> bool:
 
 
 def _private_key_material(lines: list[str], start: int) -> str:
-    """The whole PEM block, so two different keys (or a rotated one) get different fingerprints."""
-    block: list[str] = []
-    for line in lines[start:start + _MAX_PEM_LINES]:
-        block.append(line.strip())
-        if "-----END" in line:
-            break
+    """The whole PEM block, so two different keys (or a rotated one) get different fingerprints.
+
+    The header line alone would be the same for every key; a block escaped onto one line (JSON) is found too.
+    """
+    block = [lines[start].strip()]
+    if "-----END" not in block[0]:
+        for line in lines[start + 1:start + _MAX_PEM_LINES]:
+            stripped = line.strip()
+            if not _PEM_CONTINUATION.fullmatch(stripped):
+                break
+            block.append(stripped)
+            if stripped.startswith("-----END"):
+                break
     text = "\n".join(block)
     match = _PEM_BLOCK.search(text)
     return match.group(0) if match else text
@@ -333,12 +350,12 @@ def _private_key_material(lines: list[str], start: int) -> str:
 # --- findings -------------------------------------------------------------------------------------
 
 
-def _finding(blob: Blob, line_index: int, hit: _Hit, digest: str) -> Finding:
+def _finding(blob: Blob, line_index: int, hit: _Hit, digest: str, *, multiline: bool) -> Finding:
     base, first_line = _split_line(blob.location)
     line = first_line + line_index
-    located_by_line = first_line > 1 or "\n" in blob.text.strip()
-    location = f"{base}:{line}" if located_by_line else blob.location
-    place = _STREAM_ENTRY_ID.sub("", base)
+    location = f"{base}:{line}" if multiline or first_line > 1 else blob.location
+    # Entry ids are to a stream what line numbers are to a file: the same leak in many entries is one finding.
+    place = _STREAM_ENTRY_ID.sub("", base) if blob.source == "streams" else base
     return Finding(
         scan="secrets",
         check=f"secret.{_slug(hit.kind)}",
@@ -423,12 +440,16 @@ def _walk(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def _file_blob(path: Path, source: str, root: Path | None, max_bytes: int) -> Blob | None:
-    size = path.stat().st_size
-    if size <= max_bytes:
-        data, first_line = path.read_bytes(), 1
-    elif _is_log_style(path, source):
-        data, first_line = _read_tail(path, size, max_bytes)
-    else:
+    try:
+        size = path.stat().st_size
+        if size <= max_bytes:
+            data, first_line = path.read_bytes(), 1
+        elif _is_log_style(path, source):
+            data, first_line = _read_tail(path, size, max_bytes)
+        else:
+            return None
+    except OSError as e:  # unreadable, or rotated away mid-scan: one file must not stop the scan
+        log.warning("secretscan.file_skipped", path=str(path), error=str(e))
         return None
     if b"\x00" in data:
         return None

@@ -7,12 +7,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Request, Response
 
-from oshal.control.deps import Caller, Plane
+from oshal.control.deps import Caller, Plane, bot_authenticated
 
 router = APIRouter(tags=["artifacts"])
 
 
 @router.put("/v1/artifacts/gateway/{name}")
+@bot_authenticated
 async def put_artifact(
     name: str, request: Request, cp: Plane,
     x_oshal_bot_token: Annotated[str | None, Header()] = None,
@@ -26,6 +27,7 @@ async def put_artifact(
 
 
 @router.get("/v1/artifacts/gateway/{name}")
+@bot_authenticated
 async def get_artifact_for_bot(
     name: str, cp: Plane,
     x_oshal_bot_token: Annotated[str | None, Header()] = None,

@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 
 
 async def bot_views(cp: ControlPlane) -> list[BotOut]:
+    await cp.kill.refresh()
     async with cp.db.system() as conn:
         rows = await access.bots(conn)
     views = []
@@ -45,7 +46,7 @@ async def bot_views(cp: ControlPlane) -> list[BotOut]:
             capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
             status="online" if stats.replicas else "offline", replicas=stats.replicas,
             replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),
-            pending=stats.pending, lag=stats.lag,
+            pending=stats.pending, lag=stats.lag, kill_switch=cp.kill.blocks(name),
         ))
     return views
 

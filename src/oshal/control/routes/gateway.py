@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.routing import Route
 
-from oshal.control.deps import Plane
+from oshal.control.deps import Plane, bot_authenticated
 from oshal.control.gateway import ToolCall
 from oshal.control.runtime import ControlPlane
 from oshal.mesh.envelopes import Envelope
@@ -46,12 +46,14 @@ class ToolCallIn(_In):
 
 
 @router.post("/list")
+@bot_authenticated
 async def list_tools(body: ToolListIn, cp: Plane,
                      x_oshal_bot_token: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
     """The tools this bot may use for the ticket in its envelope: connector, operation, JSON schema."""
     return await cp.gateway.tools(x_oshal_bot_token, body.envelope.envelope())
 
 
+@bot_authenticated
 async def call_tool(request: Request) -> Response:
     """POST /v1/tools/call, the bot tool gateway: authenticated by the bot's own token and the envelope it was
     dispatched. A plain Starlette route (the body is validated by the same model): FastAPI's dependency and

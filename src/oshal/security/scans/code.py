@@ -13,7 +13,7 @@ from oshal.security.vulndb import installed_packages, load_db, scan_dependencies
 
 
 async def scan(ctx: ScanContext) -> list[Finding]:
-    roots = [*platform_roots(), *(Path(p) for p in ctx.connector_code if Path(p).exists())]
-    code = await asyncio.to_thread(scan_code, roots)
+    roots = [*platform_roots(), *(Path(p) for p in ctx.connector_code)]
+    code = await asyncio.to_thread(lambda: scan_code([r for r in roots if r.exists()]))
     db = await asyncio.to_thread(load_db, ctx.settings.home)
     return code + scan_dependencies(db, installed_packages())

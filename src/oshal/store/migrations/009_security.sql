@@ -321,9 +321,6 @@ BEGIN
             coalesce(nullif(current_setting('oshal.reason', true), ''), NEW.status_reason));
     RETURN NULL;
 END $$;
--- A ticket's creation is not a transition: its first state, time and creator are on the ticket itself, and the
--- timeline starts from them.
-CREATE TRIGGER tickets_transition AFTER UPDATE OF status, phase ON tickets
 
 -- Least privilege: no function is executable by PUBLIC; each runtime role gets exactly what it calls.
 DO $$

@@ -22,55 +22,14 @@ from oshal.connectors.signing import generate_keypair, private_key_pem, public_k
 from oshal.connectors.trust import TrustStore
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.keys import lane_stream
+from shopfront import SHOP_SPEC, enable_shop
 
 CANARY = "canary-shop-key-7f3a9c1e5b"
-
-SHOP_SPEC: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "Demo Shop", "version": "3.0"},
-    "servers": [{"url": "https://shop.example.com/v3"}],
-    "components": {"securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}}},
-    "security": [{"token": []}],
-    "paths": {
-        "/catalog/products": {"get": {
-            "operationId": "listProducts", "summary": "List products",
-            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
-            "responses": {"200": {"description": "ok"}}}},
-        "/orders": {"post": {
-            "operationId": "createOrder", "summary": "Create an order",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}}}}},
-            "responses": {"201": {"description": "created"}}}},
-    },
-}
-
 
 @pytest.fixture
 def shop() -> Iterator[FakeShop]:
     with FakeShop(api_key=CANARY) as server:
         yield server
-
-
-def _enable_shop(platform: Platform, shop: FakeShop, ops: list[str]) -> None:
-    """The operator's path: import, point at the server, enable operations, sign, trust, enable, connect."""
-    admin = platform.client()
-    imported = admin.post("/v1/connectors/import", json={"document": SHOP_SPEC, "id": "shop", "publisher": "acme",
-                                                          "category": "commerce", "origin": "test"})
-    assert imported.status_code == 201, imported.text
-    assert imported.json()["operations"] == 2 and imported.json()["state"] == "draft"
-    assert admin.patch("/v1/connectors/shop", json={"base_url": f"{shop.root}/v3",
-                                                    "allow_private_network": True}).status_code == 200
-    risky = admin.post("/v1/connectors/shop/operations", json={"enable": ops})
-    if "createOrder" in ops:
-        assert risky.status_code == 403 and "allow_risky" in risky.json()["hint"]
-        risky = admin.post("/v1/connectors/shop/operations", json={"enable": ops, "allow_risky": True})
-    assert risky.status_code == 200 and risky.json()["enabled_operations"] == len(ops)
-    manifest = ConnectorManifest.model_validate(admin.get("/v1/connectors/shop").json()["manifest"])
-    private, public = generate_keypair()
-    TrustStore.in_home(platform.home).trust("acme", public_key_text(public))
-    signature = sign_manifest(manifest, private_key_pem(private), "acme")
-    enabled = admin.post("/v1/connectors/shop/signature", json={"signature": signature.to_dict()})
-    assert enabled.status_code == 200 and enabled.json()["state"] == "enabled", enabled.text
 
 
 def _connect(platform: Platform, tenant: TenantClient, modes: dict[str, str]) -> None:
@@ -106,7 +65,7 @@ def _everything_in_postgres(platform: Platform) -> str:
 def test_a_ticket_calls_a_connector_and_the_credential_never_leaks(
         platform: Platform, shop: FakeShop, capfd: pytest.CaptureFixture[str]) -> None:
     ops = make_tenant(platform, "retail", role="operator")
-    _enable_shop(platform, shop, ["listProducts"])
+    enable_shop(platform, shop, ["listProducts"])
     _connect(platform, ops, {"listProducts": "auto"})
 
     script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 2}}]}
@@ -143,7 +102,7 @@ def test_a_ticket_calls_a_connector_and_the_credential_never_leaks(
 
 def test_policy_and_approvals_gate_the_call(platform: Platform, shop: FakeShop) -> None:
     ops = make_tenant(platform, "retail", role="operator")
-    _enable_shop(platform, shop, ["listProducts", "createOrder"])
+    enable_shop(platform, shop, ["listProducts", "createOrder"])
     _connect(platform, ops, {"createOrder": "ask"})
     order = {"tool_calls": [{"connector": "shop", "operation": "createOrder", "arguments": {"body": {"sku": "A-1"}}}]}
 
@@ -188,7 +147,7 @@ def _wait_phase_ended(platform: Platform, ticket: str) -> None:
 
 def test_the_gateway_refuses_bad_bot_identities_and_envelopes(platform: Platform, shop: FakeShop) -> None:
     ops = make_tenant(platform, "retail", role="operator")
-    _enable_shop(platform, shop, ["listProducts"])
+    enable_shop(platform, shop, ["listProducts"])
     _connect(platform, ops, {"listProducts": "auto"})
     tid = ops.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
     r = platform.redis_admin()
@@ -283,7 +242,7 @@ def test_a_rotated_oauth2_refresh_token_is_stored_for_the_next_call(platform: Pl
 
 def test_a_users_own_credential_wins_and_an_expired_one_fails_closed(platform: Platform, shop: FakeShop) -> None:
     ops = make_tenant(platform, "retail", role="operator")
-    _enable_shop(platform, shop, ["listProducts"])
+    enable_shop(platform, shop, ["listProducts"])
     _connect(platform, ops, {"listProducts": "auto"})
     with platform.client() as admin:  # a second key in the tenant: a user with a credential of their own
         alice = admin.post("/v1/keys", json={"tenant": "retail", "role": "member", "name": "alice"}).json()
@@ -319,7 +278,7 @@ def test_a_users_own_credential_wins_and_an_expired_one_fails_closed(platform: P
 def test_the_one_statement_path_records_each_grant_and_follows_policy_changes_at_once(
         platform: Platform, shop: FakeShop) -> None:
     ops = make_tenant(platform, "retail", role="operator")
-    _enable_shop(platform, shop, ["listProducts"])
+    enable_shop(platform, shop, ["listProducts"])
     _connect(platform, ops, {"listProducts": "auto"})
     script = {"tool_calls": [{"connector": "shop", "operation": "listProducts", "arguments": {"limit": 50}}] * 3}
     ticket = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -161,5 +162,5 @@ def test_export_is_json_lines_that_re_verify_outside_the_platform(platform: Plat
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert lines and lines[-1]["action"] == "test.export" and lines[-1]["detail"] == {"ü": [1, 2]}
     # Each exported entry links to the one before it.
-    for before, after in zip(lines, lines[1:], strict=False):
+    for before, after in itertools.pairwise(lines):
         assert after["prev_hash"] == before["hash"] and after["seq"] == before["seq"] + 1

@@ -17,7 +17,7 @@ from oshal.connectors.broker import ApprovalRequired, Broker, Grant, GrantReques
 from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_service import ConnectorService
-from oshal.errors import Conflict, Forbidden, NotFound
+from oshal.errors import Conflict, Forbidden, Invalid, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.security import audit
@@ -107,14 +107,16 @@ class ToolGateway:
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
         bot, tenant, ticket = self.identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
-        prepared = await self.connectors.prepare_auto(request)
-        if prepared is not None:
-            return await self.connectors.run(prepared, request)
         try:
+            prepared = await self.connectors.prepare_auto(request)
+            if prepared is not None:
+                return await self.connectors.run(prepared, request)
             return await self._general_call(request)
-        except (Forbidden, NotFound, Conflict) as refused:
-            # Recorded in a transaction of its own: the refused one rolled back. If even this cannot be
-            # written the call is still refused; the error propagates either way.
+        except ApprovalRequired:
+            raise  # not a refusal: the approval request is recorded, and an operator decides
+        except (Forbidden, NotFound, Conflict, Invalid) as refused:
+            # Recorded in a transaction of its own (a refused one rolled back). If even this cannot be written,
+            # the call is still refused: the error propagates either way.
             await audit.record_now(self.db, audit.Entry(
                 request.tenant_id, f"bot:{request.bot}", "tool.denied",
                 f"{request.connector_id}.{request.operation}",

@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from oshal.connectors.broker import Broker
 from oshal.connectors.manifest_cache import ManifestCache
@@ -104,9 +105,11 @@ class ControlPlane:
                                max_dispatches=s.max_deliveries)
         self.audit_key = derive_key(self.dispatch_key, "audit")
         self.routes: Callable[[], list[RouteInfo]] = list
+        self.app: Any = None  # the API application serving this plane (set by create_app)
         self.security = SecurityCenter(
             ScanContext(self.db, self.redis, s, routes=lambda: self.routes(), broken_connectors=self.catalog.broken,
-                        bots=lambda: self.registry.names, connector_code=[s.connectors_dir]),
+                        bots=lambda: self.registry.names, audit_key=self.audit_key,
+                        connector_code=[s.connectors_dir]),
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

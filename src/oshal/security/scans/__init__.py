@@ -28,6 +28,7 @@ class ScanContext:
     routes: Callable[[], list[RouteInfo]]
     broken_connectors: Callable[[], Awaitable[list[tuple[dict[str, Any], str]]]]
     bots: Callable[[], frozenset[str]]
+    audit_key: bytes = b""
     connector_code: list[Any] = field(default_factory=list)  # folders of installed connector code
 
 

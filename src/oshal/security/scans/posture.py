@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from oshal.security import audit
 from oshal.security.findings import Finding, Severity
 from oshal.security.rls import coverage_problems, tenant_tables
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
@@ -23,6 +24,7 @@ async def scan(ctx: ScanContext) -> list[Finding]:
         findings += _rls(await tenant_tables(conn))
         for role in RUNTIME_ROLES:
             findings += _role(role, await flags_of(conn, role), await grants_of(conn, role))
+    findings += await _audit_chain(ctx)
     findings += _settings(ctx.settings)
     findings += _routes(ctx)
     findings += [_connector(row, reason) for row, reason in await ctx.broken_connectors()]
@@ -54,6 +56,19 @@ def _role(role: str, flags: dict[str, Any] | None, grants: Any) -> list[Finding]
             "needs it, add it to security/roles.py with the migration that uses it)",
             {"role": role, "kind": grant.kind, "target": grant.target, "privilege": grant.privilege}))
     return findings
+
+
+async def _audit_chain(ctx: ScanContext) -> list[Finding]:
+    report = await audit.verify(ctx.db, ctx.audit_key)
+    if report.intact:
+        return []
+    first = report.problems[0]
+    return [Finding("posture", "audit.chain", Severity.CRITICAL,
+                    f"the audit log has been tampered with: {len(report.problems)} problems, first at entry "
+                    f"#{first['seq']} ({first['problem']})", "audit-log",
+                    "treat it as an incident: compare with the last export (`oshal audit export`), find who had "
+                    "owner or superuser access to the database, and rotate the database credentials",
+                    {"problems": report.problems[:20], "entries": report.entries})]
 
 
 def _settings(s: Settings) -> list[Finding]:

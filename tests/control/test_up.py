@@ -23,13 +23,13 @@ def _start(home: Path, port: int, extra_env: dict[str, str] | None = None) -> su
                              str(REPO / "fleet")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _ready(proc: subprocess.Popen[str], url: str, key_file: Path) -> str:
+def _ready(proc: subprocess.Popen[str], url: str, key_file: Path, key: str | None = None) -> str:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         try:
-            if key_file.exists():
-                key = key_file.read_text().strip()
+            if key is not None or key_file.exists():
+                key = key or key_file.read_text().strip()
                 bots = httpx.get(f"{url}/v1/bots", headers={"Authorization": f"Bearer {key}"}, timeout=2)
                 if bots.status_code == 200 and all(b["status"] == "online" for b in bots.json()):
                     return key
@@ -116,3 +116,33 @@ def test_up_refuses_a_half_external_configuration(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 9
     assert "set both OSHAL_DATABASE_URL and OSHAL_REDIS_URL" in err
+
+
+def test_up_in_prod_mode_runs_on_the_operators_secrets_and_writes_no_key(tmp_path: Path) -> None:
+    import base64
+
+    from oshal.control.keys import issue
+
+    home, port = tmp_path / "home", free_port()
+    url = f"http://127.0.0.1:{port}"
+    bootstrap = issue().plaintext
+    secrets = {"OSHAL_MODE": "prod", "OSHAL_DISPATCH_KEY": base64.b64encode(os.urandom(32)).decode(),
+               "OSHAL_SECRETS_KEK": base64.b64encode(os.urandom(32)).decode(), "OSHAL_BOOTSTRAP_KEY": bootstrap}
+    proc = _start(home, port, secrets)
+    try:
+        assert _ready(proc, url, home / "admin.key", key=bootstrap) == bootstrap
+        assert not (home / "admin.key").exists()  # the operator's key is never written to disk
+        control_env = _environ_of_child(proc.pid, "oshal.cli.main serve")
+        assert control_env["OSHAL_SECRETS_KEK"] == secrets["OSHAL_SECRETS_KEK"]  # the control plane has its config
+        node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
+        assert not {"OSHAL_SECRETS_KEK", "OSHAL_BOOTSTRAP_KEY", "OSHAL_DISPATCH_KEY"} & set(node_env)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bootstrap}"}, timeout=30) as http:
+            assert http.get("/v1/whoami").json()["role"] == "operator"
+            tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"prod": True}}).json()["id"]
+            assert http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()["result"] == {"prod": True}
+            # The operator's KEK reached the control plane: a credential is stored encrypted under it.
+            connection = http.post("/v1/connections", json={"connector": "bigcommerce-catalog", "secret": "s3cret"})
+            assert connection.status_code == 201, connection.text
+    finally:
+        code, out = _stop(proc)
+    assert code == 0 and bootstrap not in out

@@ -51,14 +51,15 @@ def up(
 
 
 def _print_banner(settings: Settings, url: str, fleet: dict[str, BotManifest]) -> None:
-    key = settings.admin_key_file.read_text().strip()
+    provided = settings.bootstrap_key is not None
+    key = "$OSHAL_BOOTSTRAP_KEY" if provided else settings.admin_key_file.read_text().strip()
     out = Console()
     out.print(f"\n[bold green]oshal is up[/] at [bold]{url}[/]  (docs: {url}/docs, metrics: {url}/metrics)")
     table = Table("bot", "harness", "model", "replicas", title="fleet")
     for m in fleet.values():
         table.add_row(m.name, m.harness, m.model, str(m.replicas))
     out.print(table)
-    out.print(f"admin key ({settings.admin_key_file}):\n  [bold]{key}[/]")
+    out.print(f"admin key ({'OSHAL_BOOTSTRAP_KEY' if provided else settings.admin_key_file}):\n  [bold]{key}[/]")
     out.print(f"try:  export OSHAL_API_KEY={key}\n      oshal ticket submit echo '{{\"hello\": \"world\"}}' --wait 5")
     out.print("Ctrl-C drains in-flight work and stops everything.\n")
 
@@ -84,10 +85,13 @@ def serve(
     if not settings.api_database_url or not settings.redis_url:
         raise ConfigError("`oshal serve` needs OSHAL_API_DATABASE_URL and OSHAL_REDIS_URL",
                           hint="use `oshal up` to start everything with embedded engines")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise ConfigError("TLS needs both OSHAL_TLS_CERT_FILE and OSHAL_TLS_KEY_FILE", hint="set both, or neither")
     plane = ControlPlane(settings, settings.api_database_url, settings.redis_url, dispatch_key(settings),
                          Components(collector=not no_collector, sweeper=not no_sweeper))
     uvicorn.run(create_app(plane), host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=int(settings.drain_timeout_s))
+                timeout_graceful_shutdown=int(settings.drain_timeout_s),
+                ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
 
 
 def node(

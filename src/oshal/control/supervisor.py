@@ -85,8 +85,12 @@ class Supervisor:
         self.engines = engines
         base = child_env(settings, engines)
         python = sys.executable
-        control_env = {**base, "OSHAL_API_DATABASE_URL": engines.api_url, "OSHAL_REDIS_URL": engines.redis_url,
-                       "OSHAL_DISPATCH_KEY": engines.dispatch_key.decode()}
+        # The control plane gets the operator's whole configuration (secrets backend, bootstrap key, security
+        # and rate-limit settings...), except TLS: `oshal up` serves plain HTTP to its own node host on loopback.
+        passed = {k: v for k, v in os.environ.items()
+                  if k.startswith("OSHAL_") and k not in ("OSHAL_TLS_CERT_FILE", "OSHAL_TLS_KEY_FILE")}
+        control_env = {**passed, **base, "OSHAL_API_DATABASE_URL": engines.api_url,
+                       "OSHAL_REDIS_URL": engines.redis_url, "OSHAL_DISPATCH_KEY": engines.dispatch_key.decode()}
         # The node host gets no database URL and no admin Redis URL: only its bots' own credentials.
         node_env = {**base, "OSHAL_API_URL": self.url_for(settings)}
         assert engines.bot_credentials is not None

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
+from oshal.errors import Unavailable
 from oshal.logs import get_logger
 from oshal.store.db import Conn, Database
 
@@ -41,9 +44,15 @@ async def record(conn: Conn, entry: Entry) -> None:
 async def record_many(conn: Conn, entries: Sequence[Entry]) -> None:
     if not entries:
         return
-    await conn.execute(_APPEND, (
-        [e.tenant_id for e in entries], [e.actor for e in entries], [e.action for e in entries],
-        [e.target for e in entries], [json.dumps(e.detail, default=str) for e in entries]))
+    try:
+        cur = await conn.execute(_APPEND, (
+            [e.tenant_id for e in entries], [e.actor for e in entries], [e.action for e in entries],
+            [e.target for e in entries], [json.dumps(e.detail, default=str) for e in entries]))
+        await cur.fetchone()  # in pipeline mode this waits for the append, so a refusal surfaces here
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction,
+            psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.DiskFull) as e:
+        raise Unavailable(f"the audit log cannot be written ({type(e).__name__}), so the action was refused",
+                          hint="check the database (disk, grants on oshal_audit) and retry") from e
 
 
 async def record_now(db: Database, entry: Entry) -> None:

@@ -200,6 +200,9 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")
     pf.on_plane(pf.plane.kill.refresh())
+    r = pf.redis_admin()
+    r.acl_log_reset()  # refusals planted by one test must not become another test's runtime finding
+    r.close()
     yield
 
 

@@ -299,3 +299,28 @@ def test_scans_and_findings_are_for_platform_operators_only(platform: Platform) 
     with platform.client() as admin:
         unknown = admin.post("/v1/security/scan", json={"scans": ["everything"]})
     assert unknown.status_code == 422
+
+
+def test_runtime_finds_a_bot_identity_outside_its_lane_and_nothing_on_normal_traffic(platform: Platform) -> None:
+    import redis as sync_redis
+
+    tenant = make_tenant(platform, "traffic")
+    assert tenant.http.post("/v1/tickets", params={"wait": 10}, json={"bot": "echo", "input": 1}).json()["status"] \
+        == "done"
+    scan(platform, "runtime")
+    assert findings(platform, "redis.acl_denied", "open") == []  # bots stay inside their ACLs
+
+    credentials = json.loads((platform.home / "run" / "bot-credentials.json").read_text())
+    admin = platform.redis_admin()
+
+    def plant() -> None:
+        as_echo = sync_redis.Redis.from_url(credentials["echo"], driver_info=None)
+        with pytest.raises(sync_redis.exceptions.NoPermissionError):
+            as_echo.xadd("oshal:lane:summarizer", {"e": "forged"})
+        as_echo.close()
+
+    try:
+        first = lifecycle(platform, "runtime", "redis.acl_denied", plant, admin.acl_log_reset)
+    finally:
+        admin.close()
+    assert first["subject"] == "acl:bot-echo:oshal:lane:summarizer" and first["severity"] == "high"

@@ -63,12 +63,13 @@ def security_findings(
     if as_json:
         emit_json(rows)
         return
-    table = Table("severity", Column("fingerprint", no_wrap=True), "scan", "title", "status", "triage", "ticket",
-                  "last seen", title=f"findings ({len(rows)})", title_justify="left")
+    table = Table(Column("severity", no_wrap=True), Column("fingerprint", no_wrap=True), Column("scan", no_wrap=True),
+                  Column("title", ratio=1), Column("state", no_wrap=True),
+                  title=f"findings ({len(rows)}; tickets and evidence with --json)", title_justify="left")
     for r in rows:
         colour = _COLOURS.get(r["severity"], "")
-        table.add_row(f"[{colour}]{r['severity']}[/]", r["fingerprint"], r["scan"], escape(r["title"][:90]),
-                      r["status"], r["triage"], str(r["ticket_id"] or ""), when(r["last_seen"]))
+        state = r["status"] if r["status"] == "fixed" else r["triage"] + (" ticket" if r["ticket_id"] else "")
+        table.add_row(f"[{colour}]{r['severity']}[/]", r["fingerprint"], r["scan"], escape(r["title"][:160]), state)
     out.print(table)
 
 

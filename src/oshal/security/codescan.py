@@ -150,7 +150,8 @@ def _issue_finding(result: dict[str, Any], roots: list[Path], seen: Counter[str]
         subject = f"{subject}#{seen[subject]}"
     more_info = str(result.get("more_info", ""))
     return Finding(
-        scan="code", check=f"bandit.{test_id}", severity=_map_severity(result), title=str(result.get("issue_text")),
+        scan="code", check=f"bandit.{test_id}", severity=_map_severity(result),
+        title=f"{result.get('issue_text')} ({path}:{result.get('line_number')})",
         subject=subject, remediation=_remediation(test_id, more_info),
         evidence={"file": path, "line": result.get("line_number"), "test_id": test_id,
                   "test_name": result.get("test_name"), "confidence": result.get("issue_confidence"),

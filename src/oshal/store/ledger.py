@@ -31,7 +31,7 @@ async def rows(conn: Conn, *, ticket: UUID | None, bot: str | None, since: datet
         params.extend(before)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     cur = await conn.execute(
-        f"SELECT * FROM ledger{where} ORDER BY created_at DESC, call_id DESC LIMIT %s", (*params, limit))
+        f"SELECT * FROM ledger{where} ORDER BY created_at DESC, call_id DESC LIMIT %s", (*params, limit))  # nosec B608 - only constant SQL fragments are interpolated
     return await cur.fetchall()
 
 
@@ -39,7 +39,7 @@ async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dic
     where, params = ("WHERE created_at >= %s", (since,)) if since else ("", ())
     key = _GROUP[by]
     cur = await conn.execute(
-        f"SELECT {key} AS key, count(*) AS calls, sum(input_tokens) AS input_tokens, "
+        f"SELECT {key} AS key, count(*) AS calls, sum(input_tokens) AS input_tokens, "  # nosec B608 - only constant SQL fragments are interpolated
         f"sum(output_tokens) AS output_tokens, sum(cached_read_tokens) AS cached_read_tokens, "
         f"sum(cache_write_tokens) AS cache_write_tokens, sum(cost_micros) AS cost_micros "
         f"FROM ledger {where} GROUP BY 1 ORDER BY cost_micros DESC, key", params)

@@ -42,7 +42,7 @@ class NewSchedule:
 async def insert(conn: Conn, new: NewSchedule) -> dict[str, Any] | None:
     """The new schedule's row, or None when the tenant already has a schedule of that name."""
     cur = await conn.execute(
-        "INSERT INTO schedules (id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, next_tick, "
+        "INSERT INTO schedules (id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, next_tick, "  # nosec B608 - only constant SQL fragments are interpolated
         "created_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
         f"ON CONFLICT (tenant_id, name) DO NOTHING RETURNING {_COLUMNS}",
         (new.id, new.tenant_id, new.name, new.cron, new.timezone, new.ticket_type, new.bot, json.dumps(new.input),
@@ -51,19 +51,19 @@ async def insert(conn: Conn, new: NewSchedule) -> dict[str, Any] | None:
 
 
 async def listing(conn: Conn) -> list[dict[str, Any]]:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules ORDER BY name")
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules ORDER BY name")  # nosec B608 - only constant SQL fragments are interpolated
     return await cur.fetchall()
 
 
 async def by_name(conn: Conn, name: str, *, lock: bool = False) -> dict[str, Any] | None:
     """``lock`` waits for (and takes) the row lock, so an edit never interleaves with a firing scheduler."""
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE name = %s{' FOR UPDATE' if lock else ''}",
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE name = %s{' FOR UPDATE' if lock else ''}",  # nosec B608 - only constant SQL fragments are interpolated
                              (name,))
     return await cur.fetchone()
 
 
 async def by_id(conn: Conn, schedule_id: UUID) -> dict[str, Any] | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,))
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,))  # nosec B608 - only constant SQL fragments are interpolated
     return await cur.fetchone()
 
 
@@ -73,7 +73,7 @@ async def lock_due(conn: Conn, schedule_id: UUID) -> dict[str, Any] | None:
     The row comes with ``db_now``, the database's clock, so every replica computes ticks on the same clock.
     """
     cur = await conn.execute(
-        f"SELECT {_COLUMNS}, clock_timestamp() AS db_now FROM schedules WHERE id = %s FOR UPDATE SKIP LOCKED",
+        f"SELECT {_COLUMNS}, clock_timestamp() AS db_now FROM schedules WHERE id = %s FOR UPDATE SKIP LOCKED",  # nosec B608 - only constant SQL fragments are interpolated
         (schedule_id,))
     return await cur.fetchone()
 

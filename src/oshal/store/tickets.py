@@ -77,7 +77,7 @@ async def page(conn: Conn, *, status: str | None, bot: str | None, before: UUID 
         clauses.append("id < %s")
         params.append(before)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    cur = await conn.execute(f"SELECT * FROM ticket_view{where} ORDER BY id DESC LIMIT %s", (*params, limit))
+    cur = await conn.execute(f"SELECT * FROM ticket_view{where} ORDER BY id DESC LIMIT %s", (*params, limit))  # nosec B608 - only constant SQL fragments are interpolated
     return await cur.fetchall()
 
 

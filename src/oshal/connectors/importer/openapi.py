@@ -137,7 +137,7 @@ def parse_document(raw: bytes, origin: str, *, json_hint: bool = False) -> dict[
 def _load_yaml(text: str, origin: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)  # noqa: S506  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
         raise Invalid(f"{origin} is neither valid JSON nor valid YAML: {exc}", hint="fix the syntax there.") from exc
     except RecursionError as exc:

@@ -137,7 +137,7 @@ class BuiltinSecretStore:
                 key_id, dek = await self._active_key(conn, tenant)
                 ciphertext = encrypt(dek, data, credential_aad(tenant, name, user))
                 await conn.execute(
-                    "INSERT INTO credentials (tenant_id, name, user_id, ciphertext, data_key_id) "
+                    "INSERT INTO credentials (tenant_id, name, user_id, ciphertext, data_key_id) "  # nosec B608 - only constant SQL fragments are interpolated
                     "VALUES (%s, %s, %s, %s, %s) "
                     f"ON CONFLICT (tenant_id, name, coalesce(user_id, {_ZERO})) DO UPDATE SET "
                     "ciphertext = EXCLUDED.ciphertext, data_key_id = EXCLUDED.data_key_id, "
@@ -154,7 +154,7 @@ class BuiltinSecretStore:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         check_name(name)
         cur = await conn.execute(
-            "SELECT c.ciphertext, k.id, k.wrapped, k.kek_id FROM credentials c "
+            "SELECT c.ciphertext, k.id, k.wrapped, k.kek_id FROM credentials c "  # nosec B608 - only constant SQL fragments are interpolated
             "JOIN data_keys k ON k.id = c.data_key_id "
             f"WHERE c.tenant_id = %s AND c.name = %s AND {_SAME_USER}",
             (tenant, name, user))
@@ -196,7 +196,7 @@ class BuiltinSecretStore:
         check_name(name)
         async with self._db.tenant(tenant) as conn:
             cur = await conn.execute(
-                f"DELETE FROM credentials WHERE tenant_id = %s AND name = %s AND {_SAME_USER} RETURNING name",
+                f"DELETE FROM credentials WHERE tenant_id = %s AND name = %s AND {_SAME_USER} RETURNING name",  # nosec B608 - only constant SQL fragments are interpolated
                 (tenant, name, user))
             return bool(await cur.fetchall())
 
@@ -204,7 +204,7 @@ class BuiltinSecretStore:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         async with self._db.tenant(tenant) as conn:
             cur = await conn.execute(
-                f"SELECT name FROM credentials WHERE tenant_id = %s AND {_SAME_USER} ORDER BY name", (tenant, user))
+                f"SELECT name FROM credentials WHERE tenant_id = %s AND {_SAME_USER} ORDER BY name", (tenant, user))  # nosec B608 - only constant SQL fragments are interpolated
             return [row["name"] for row in await cur.fetchall()]
 
     # -- rotation -------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class BuiltinSecretStore:
                 updates.append((encrypt(new_dek, plaintext, aad), new_id, tenant, name, user))
             if updates:
                 await conn.cursor().executemany(
-                    "UPDATE credentials SET ciphertext = %s, data_key_id = %s "
+                    "UPDATE credentials SET ciphertext = %s, data_key_id = %s "  # nosec B608 - only constant SQL fragments are interpolated
                     f"WHERE tenant_id = %s AND name = %s AND {_SAME_USER}", updates)
             await conn.execute(
                 "UPDATE data_keys SET wrapped = ''::bytea WHERE tenant_id = %s AND id <> %s AND length(wrapped) > 0",

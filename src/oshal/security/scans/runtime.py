@@ -85,7 +85,8 @@ async def _heartbeats(ctx: ScanContext) -> list[Finding]:
 
 
 async def _acl_denials(ctx: ScanContext) -> list[Finding]:
-    """Redis logs every command an ACL refused: a bot touching another bot's keys is an identity out of place."""
+    """Redis logs every command an ACL refused: a bot touching another bot's keys is an identity out of place.
+    Only refusals within the window count, so a finding clears once they stop."""
     try:
         entries = await ctx.redis.acl_log(count=128)
     except Exception:
@@ -94,7 +95,7 @@ async def _acl_denials(ctx: ScanContext) -> list[Finding]:
     for entry in entries if isinstance(entries, list) else []:
         info = {_text(k): _text(v) for k, v in dict(entry).items()}
         username = info.get("username", "?")
-        if not username.startswith("bot-"):
+        if not username.startswith("bot-") or float(info.get("age-seconds", 0) or 0) > WINDOW.total_seconds():
             continue
         findings.append(Finding(
             "runtime", "redis.acl_denied", Severity.HIGH,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from oshal.security.findings import Finding, Severity
-from oshal.security.secretscan import Blob, file_blobs, scan_blobs, text_blob
+from oshal.security.secretscan import Blob, scan_blobs
+from oshal.security.secretsources import file_blobs, text_blob
 
 AWS_KEY_ID = "AKIA" + "IOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG" + "/bPxRfiCYEXAMPLEKEY"

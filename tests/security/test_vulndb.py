@@ -14,7 +14,6 @@ from oshal.errors import ConfigError, Conflict
 from oshal.security.findings import Severity
 from oshal.security.vulndb import (
     SEED_PATH,
-    AffectedRange,
     home_db_path,
     import_db,
     installed_packages,
@@ -22,6 +21,7 @@ from oshal.security.vulndb import (
     read_db,
     scan_dependencies,
 )
+from oshal.security.vulnmodel import AffectedRange
 
 
 def v(text: str) -> Version:

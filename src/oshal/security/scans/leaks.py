@@ -10,7 +10,8 @@ from typing import Any
 from oshal.mesh.keys import PREFIX
 from oshal.security.findings import Finding
 from oshal.security.scans import ScanContext
-from oshal.security.secretscan import Blob, file_blobs, scan_blobs, text_blob
+from oshal.security.secretscan import Blob, scan_blobs
+from oshal.security.secretsources import file_blobs, text_blob
 from oshal.store import access
 
 STREAM_TAIL = 500  # newest entries read from each stream

@@ -194,8 +194,9 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     pf.on_plane(_ensure_groups(pf))
     with pf.superuser() as conn:
         conn.execute("TRUNCATE ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, "
-                     "artifacts, security_findings, security_scans, kill_switches, tickets, grants, approvals, "
-                     "tool_policies, connections, connectors")
+                     "artifacts, security_findings, security_scans, kill_switches, budget_usage, budgets, "
+                     "reservations, recordings, ledger_daily, tickets, grants, approvals, tool_policies, connections, "
+                     "connectors")
         conn.execute("DELETE FROM workflow_definitions WHERE tenant_id IS NOT NULL")
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")

@@ -66,6 +66,12 @@ class RateLimited(OshalError):
         self.retry_after_s = retry_after_s
 
 
+class BudgetExceeded(OshalError):
+    """Spending this would exceed a budget (or a ticket ran away); the work waits, paused, for more budget."""
+
+    code = "budget_exceeded"
+
+
 class Unavailable(OshalError):
     """A dependency (database, Redis, provider) cannot be reached right now."""
 

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     audit_anchor_interval_s: float = Field(default=10.0, gt=0, description="How often the audit chain's head is "
                                            "anchored (MACed with a key the database never sees).")
     audit_retention_days: int = Field(default=365, ge=30, description="Audit entries older than this are pruned.")
+    reservation_ttl_s: float = Field(default=600.0, gt=0, description="A model call's budget reservation expires "
+                                     "(and is released) when no result settles it for this long.")
+    max_model_calls: int = Field(default=200, ge=0, description="Runaway protection: a ticket making more model "
+                                 "calls than this within max_model_calls_window_s pauses; 0 = no limit.")
+    max_model_calls_window_s: float = Field(default=600.0, gt=0)
+    ledger_retention_days: int = Field(default=90, ge=1, description="Per-call ledger rows older than this are "
+                                       "rolled up into daily totals (nothing is lost from the totals).")
     log_level: str = "info"
     log_json: bool = False
 

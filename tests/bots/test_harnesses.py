@@ -264,6 +264,27 @@ async def test_openai_reports_finish_reason_and_custom_usage() -> None:
     assert outcome.calls == (CallUsage("p:1:0", "openai", "m", 50, 256, 0, 0),)
 
 
+async def test_openai_records_reasoning_tokens_as_part_of_output() -> None:
+    usage = {"prompt_tokens": 300, "completion_tokens": 900, "total_tokens": 1200,
+             "completion_tokens_details": {"reasoning_tokens": 832}}
+    with FakeOpenAI(api_key=None, usage=usage) as server:
+        manifest = BotManifest(name="thinker", harness="openai", base_url=server.base_url, model="o4-mini")
+        outcome = await run_once(manifest, Job("p", 1, "think"))
+
+    assert outcome.calls == (CallUsage("p:1:0", "openai", "o4-mini", 300, 900, reasoning_tokens=832),)
+
+
+async def test_openai_impossible_usage_is_a_non_retryable_harness_error_saying_why() -> None:
+    usage = {"prompt_tokens": 100, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 1024}}
+    with FakeOpenAI(api_key=None, usage=usage) as server:
+        manifest = BotManifest(name="local", harness="openai", base_url=server.base_url, model="m")
+        err = await fail_once(manifest, Job("p", 1, "x"))
+
+    assert err.message == ("openai answered bot 'local' with impossible usage: usage has 1024 cached tokens but "
+                           "only 100 prompt_tokens; cached tokens are part of prompt_tokens")
+    assert err.retryable is False
+
+
 # ------------------------------------------------------------------------------------------ Anthropic
 
 
@@ -342,6 +363,19 @@ async def test_anthropic_usage_prices_with_the_bundled_table(
     priced = price_call(PriceTable(load_price_file()), outcome.calls[0], AT)
     # 900 x 0.8 + 60 x 4 + 2000 x 0.08 + 300 x 1 = 720 + 240 + 160 + 300 = 1420 micro-dollars
     assert (priced.cost_micros, priced.source) == (1420, "estimated")
+
+
+async def test_anthropic_impossible_cache_breakdown_is_a_non_retryable_harness_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
+    usage = {"input_tokens": 5, "output_tokens": 5, "cache_creation_input_tokens": 100,
+             "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 10}}
+    with FakeAnthropic(api_key=ANTHROPIC_KEY, usage=usage) as server:
+        err = await fail_once(anthropic_bot(server), Job("ph-9", 0, "x"))
+
+    assert err.message == ("anthropic answered bot 'critic' with impossible usage: usage cache_creation splits "
+                           "10 + 10 tokens by lifetime, but cache_creation_input_tokens is 100")
+    assert err.retryable is False
 
 
 async def test_anthropic_bad_key_is_a_401_harness_error_naming_the_env_var_not_the_key(

@@ -68,6 +68,8 @@ class ScriptedTools:
         self.list_error = list_error
         self.lists = 0
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.model_calls: list[dict[str, Any]] = []
+        self.recorded: list[tuple[Any, ...]] = []
 
     async def list(self) -> list[dict[str, Any]]:
         self.lists += 1
@@ -82,6 +84,13 @@ class ScriptedTools:
             raise answer
         return {"connector": connector, "operation": operation, "status": 200, "data": answer(dict(arguments)),
                 "pages": 1, "truncated": False}
+
+    async def model_begin(self, **call: Any) -> dict[str, Any]:
+        self.model_calls.append(call)
+        return {"reservation": None}  # no budgets here: the gateway's reservation path has its own tests
+
+    async def model_end(self, *recorded: Any) -> None:
+        self.recorded.append(recorded)
 
 
 def shop_tools(**extra: Callable[[dict[str, Any]], Any] | HarnessError) -> ScriptedTools:

@@ -4,7 +4,8 @@
 
 * ``reply``: a function of the request body that returns the assistant text (default: the last user
   message reversed, so a test can assert on it);
-* ``usage``: input/output tokens plus ``cache_creation_input_tokens`` and ``cache_read_input_tokens``;
+* ``usage``: input/output tokens plus ``cache_creation_input_tokens`` and ``cache_read_input_tokens``; an
+  :class:`AnthropicUsage`, or a mapping sent verbatim as the ``usage`` object (a recorded real one);
 * ``api_key``: the key to accept, from ``x-api-key`` or (as anthropic SDK 2.x sends it) an
   ``Authorization: Bearer`` header; any other gets the real 401 ``authentication_error`` body;
 * ``fail(status, times)``: answer the next ``times`` requests with 429/500/529 and Anthropic's error body;
@@ -92,12 +93,13 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class FakeAnthropic(LoopbackServer):
-    def __init__(self, *, api_key: str = "sk-ant-test-0123456789", usage: AnthropicUsage | None = None,
+    def __init__(self, *, api_key: str = "sk-ant-test-0123456789",
+                 usage: AnthropicUsage | Mapping[str, Any] | None = None,
                  reply: Callable[[dict[str, Any]], str] | None = None,
                  stop_reason: str = "end_turn",
                  tool_turns: Sequence[Sequence[Mapping[str, Any]]] | None = None,
                  tool_preamble: str | None = None,
-                 turn_usage: Sequence[AnthropicUsage] | None = None) -> None:
+                 turn_usage: Sequence[AnthropicUsage | Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.usage = usage or AnthropicUsage()
@@ -175,15 +177,21 @@ class FakeAnthropic(LoopbackServer):
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_creation_input_tokens": u.cache_creation_input_tokens,
-                "cache_read_input_tokens": u.cache_read_input_tokens,
-                "service_tier": "standard",
-            },
+            "usage": _usage_body(u),
         }
         return Reply(200, message, headers, delay_s=self.delay_s)
+
+
+def _usage_body(u: AnthropicUsage | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(u, Mapping):
+        return dict(u)
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+        "service_tier": "standard",
+    }
 
 
 def presented_key(request: RecordedRequest) -> str | None:

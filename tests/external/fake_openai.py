@@ -4,7 +4,8 @@
 
 * ``reply``: a function of the request body that returns the assistant text (default: the last user
   message upper-cased, so a test can assert on it);
-* ``usage``: the token counts to report, including ``prompt_tokens_details.cached_tokens``;
+* ``usage``: the token counts to report, including ``prompt_tokens_details.cached_tokens``; an
+  :class:`OpenAIUsage`, or a mapping sent verbatim as the ``usage`` object (a recorded real one);
 * ``api_key``: the bearer token to accept; any other gets the real 401 body (``None`` accepts anything,
   like a local Ollama or llama.cpp server);
 * ``fail(status, times)``: answer the next ``times`` requests with 429/5xx and OpenAI's error body;
@@ -88,12 +89,12 @@ def _mask(key: str) -> str:
 
 class FakeOpenAI(LoopbackServer):
     def __init__(self, *, api_key: str | None = "sk-test-openai-0123456789",
-                 usage: OpenAIUsage | None = None,
+                 usage: OpenAIUsage | Mapping[str, Any] | None = None,
                  reply: Callable[[dict[str, Any]], str] | None = None,
                  finish_reason: str = "stop",
                  tool_turns: Sequence[Sequence[Mapping[str, Any]]] | None = None,
                  tool_preamble: str | None = None,
-                 turn_usage: Sequence[OpenAIUsage] | None = None) -> None:
+                 turn_usage: Sequence[OpenAIUsage | Mapping[str, Any]] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.usage = usage or OpenAIUsage()
@@ -176,19 +177,24 @@ class FakeOpenAI(LoopbackServer):
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }],
-            "usage": {
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "total_tokens": u.prompt_tokens + u.completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                              "accepted_prediction_tokens": 0,
-                                              "rejected_prediction_tokens": 0},
-            },
+            "usage": _usage_body(u),
             "service_tier": "default",
             "system_fingerprint": "fp_fake0001",
         }
         return Reply(200, completion, headers, delay_s=self.delay_s)
+
+
+def _usage_body(u: OpenAIUsage | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(u, Mapping):
+        return dict(u)
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+                                      "rejected_prediction_tokens": 0},
+    }
 
 
 def _arguments(arguments: Any) -> str:

@@ -13,7 +13,7 @@ from oshal.store.migrate import API_ROLE
 TENANT_TABLES = ("api_keys", "tickets", "phases", "attempts", "ledger", "connections", "tool_policies", "approvals",
                  "grants", "credentials", "data_keys", "ticket_events", "workflow_runs", "schedules",
                  "schedule_fires", "artifacts", "workflow_definitions", "audit_log", "security_findings",
-                 "security_scans")
+                 "security_scans", "budgets", "budget_usage", "reservations", "ledger_daily", "recordings")
 TICKET_TABLES = TENANT_TABLES[:5]  # the ones a finished ticket writes to
 
 
@@ -101,4 +101,4 @@ def test_every_tenant_table_has_rls_enabled_and_forced(platform: Platform) -> No
     assert rows == dict.fromkeys(TENANT_TABLES, True)
     assert with_tenant_column == set(TENANT_TABLES)
     # A view over tenant tables must apply the caller's RLS, not its owner's.
-    assert views == [("ticket_view", ["security_invoker=true"])]
+    assert sorted(views) == [("ledger_totals", ["security_invoker=true"]), ("ticket_view", ["security_invoker=true"])]

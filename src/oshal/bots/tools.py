@@ -46,9 +46,11 @@ class ToolClient:
         return tools
 
     async def call(self, envelope: Envelope, connector: str, operation: str,
-                   arguments: Mapping[str, Any]) -> dict[str, Any]:
-        body = {"envelope": self._wire(envelope), "connector": connector, "operation": operation,
-                "arguments": dict(arguments)}
+                   arguments: Mapping[str, Any], *, seq: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"envelope": self._wire(envelope), "connector": connector, "operation": operation,
+                                "arguments": dict(arguments)}
+        if seq is not None:
+            body["seq"] = seq
         result: dict[str, Any] = await self._post("/v1/tools/call", body, f"tool call {connector}.{operation}")
         return result
 
@@ -71,6 +73,14 @@ class ToolClient:
             raise HarnessError(f"artifact gateway unreachable: {type(e).__name__}", retryable=True) from e
         _raise_for(response, f"reading artifact {name}")
         return response.content
+
+    async def model_begin(self, envelope: Envelope, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self._post("/v1/models/begin", {"envelope": self._wire(envelope), **body},
+                                                  "model call")
+        return result
+
+    async def model_end(self, envelope: Envelope, body: dict[str, Any]) -> None:
+        await self._post("/v1/models/end", {"envelope": self._wire(envelope), **body}, "recording a model call")
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -108,4 +118,18 @@ class ToolSession:
         if self.calls >= MAX_TOOL_CALLS:
             raise HarnessError(f"more than {MAX_TOOL_CALLS} tool calls in one job; stopping")
         self.calls += 1
-        return await self._client.call(self._envelope, connector, operation, arguments)
+        return await self._client.call(self._envelope, connector, operation, arguments, seq=self.calls - 1)
+
+    async def model_begin(self, *, seq: int, provider: str, model: str, input_bytes: int, max_output_tokens: int,
+                          request_sha256: str) -> dict[str, Any]:
+        """Before a model call: a budget reservation, or (for a replay) the recorded response."""
+        return await self._client.model_begin(self._envelope, {
+            "seq": seq, "provider": provider, "model": model, "input_bytes": input_bytes,
+            "max_output_tokens": max_output_tokens, "request_sha256": request_sha256})
+
+    async def model_end(self, seq: int, request: Any, response: Any, usage: Any, started_at: Any,
+                        duration_ms: float) -> None:
+        """After a model call: its request and response are recorded (for replay)."""
+        await self._client.model_end(self._envelope, {
+            "seq": seq, "request": request, "response": response, "usage": usage,
+            "started_at": started_at.isoformat(), "duration_ms": duration_ms})

@@ -147,7 +147,13 @@ def _render_rows(page: dict[str, Any]) -> None:
         out.print(f"[dim]more: --cursor {page['next_cursor']}[/]")
 
 
+ledger_app = typer.Typer(name="ledger", invoke_without_command=True,
+                         help="Model calls with tokens and cost; totals; reconciliation with provider-reported cost.")
+
+
+@ledger_app.callback()
 def ledger(
+    ctx: typer.Context,
     summary: Annotated[bool, typer.Option("--summary", help="Totals grouped by --by, not rows.")] = False,
     by: Annotated[By | None, typer.Option("--by", help="Group the summary by (implies --summary).")] = None,
     ticket: Annotated[str | None, typer.Option("--ticket", help="Rows: only this ticket's calls.")] = None,
@@ -159,6 +165,8 @@ def ledger(
     as_json: JsonFlag = False,
 ) -> None:
     """Model calls with tokens and cost, newest first; or totals: --summary [--by bot|model|tenant|day]."""
+    if ctx.invoked_subcommand is not None:
+        return
     since_iso = parse_since(since)
     if summary or by is not None:
         if ticket or bot or cursor:
@@ -179,7 +187,34 @@ def ledger(
         _render_rows(page)
 
 
+@ledger_app.command("reconcile")
+def ledger_reconcile(
+    since: Annotated[str | None, typer.Option("--since", help="From: ISO 8601 or an age (7d); default 30d.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Until: ISO 8601 (default now).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Provider-reported cost against the cost our prices compute, per provider and model; drift over 0.5% is
+    flagged (exit 1 when anything is)."""
+    with Client.from_settings() as api:
+        report: dict[str, Any] = api.get("/v1/ledger/reconcile", since=parse_since(since or "30d"),
+                                         until=parse_since(until) if until else None)
+    if as_json:
+        emit_json(report)
+    else:
+        table = Table("provider/model", "calls", "computed", "reported", "drift", "",
+                      title=f"reconciliation {report['since'][:10]} .. {report['until'][:10]}", title_justify="left")
+        for r in report["models"]:
+            flag = "[red]over 0.5%[/]" if r["flagged"] else "[green]ok[/]"
+            table.add_row(escape(f"{r['provider']}/{r['model']}"), str(r["calls"]), usd(int(r["computed"])),
+                          usd(int(r["reported"])), f"{r['drift'] * 100:+.3f}%", flag)
+        out.print(table)
+        if not report["models"]:
+            out.print("[dim]no calls with both a provider-reported and a computed cost in this period[/]")
+    if report["flagged"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(bots)
-    app.command()(ledger)
+    app.add_typer(ledger_app)

@@ -9,7 +9,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import admin, catalog, connectors, fleet, platform, schedules, security, tickets, workflows
+from oshal.cli import (
+    admin,
+    budgets,
+    catalog,
+    connectors,
+    fleet,
+    platform,
+    schedules,
+    security,
+    tickets,
+    workflows,
+)
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
@@ -28,6 +39,7 @@ catalog.register(app)
 workflows.register(app)
 schedules.register(app)
 security.register(app)
+budgets.register(app)
 
 
 def main() -> None:

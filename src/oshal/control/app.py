@@ -24,6 +24,7 @@ from oshal.control.limits import BodyLimit
 from oshal.control.routes import (
     admin,
     artifacts,
+    budgets,
     connectors,
     fleet,
     gateway,
@@ -35,6 +36,7 @@ from oshal.control.routes import (
 )
 from oshal.control.runtime import ControlPlane
 from oshal.errors import (
+    BudgetExceeded,
     ConfigError,
     Conflict,
     Forbidden,
@@ -51,7 +53,8 @@ from oshal.logs import get_logger
 log = get_logger(__name__)
 
 _STATUS: list[tuple[type[OshalError], int]] = [
-    (TooLarge, 413), (RateLimited, 429), (Invalid, 422), (Unauthorized, 401), (Forbidden, 403), (NotFound, 404),
+    (TooLarge, 413), (RateLimited, 429), (BudgetExceeded, 402), (Invalid, 422), (Unauthorized, 401),
+    (Forbidden, 403), (NotFound, 404),
     (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
 ]
 _BROWSER_PATHS = ("/docs", "/openapi.json")
@@ -119,8 +122,10 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     app.state.plane = plane
     _install_error_handlers(app)
     for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-                   connectors.router, artifacts.router, workflows.router, schedules.router, security.router):
+                   connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
+                   budgets.router):
         app.include_router(router)
+    app.include_router(gateway.models)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
 
     @app.get("/openapi.json", include_in_schema=False)

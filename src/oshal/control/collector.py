@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.control.events import EventHub
 from oshal.control.metrics import COLLECTOR_BATCH, RESULTS_COMMITTED, RESULTS_REJECTED, WORKFLOW_ADVANCE
-from oshal.ledger import PriceTable, price_call
+from oshal.ledger import Priced, PriceTable, price_call
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.envelopes import Result
@@ -185,11 +185,16 @@ class Collector:
                                        None if r.output is None else dumps(r.output), r.error, r.consumer,
                                        r.deliveries, _when(r.started_at), finished))
             for call in r.calls:
-                priced = price_call(table, call, finished or now)
+                try:
+                    priced = price_call(table, call, finished or now)
+                except ValueError as e:  # impossible counts from a bot: keep the row, unpriced, and say so
+                    log.warning("usage not priceable", call=call.call_id, error=str(e))
+                    priced = Priced(0, "unpriced", None)
                 ledger.append(LedgerRow(call.call_id, ticket, phase, env.attempt, env.bot, call.provider,
                                         call.model, call.input_tokens, call.output_tokens,
                                         call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
-                                        priced.source))
+                                        priced.source, call.reasoning_tokens, priced.computed_micros,
+                                        call.reported_cost_micros, _reservation(call.reservation)))
         changes: list[_Change] = []
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
             rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
@@ -204,3 +209,10 @@ class _Change:
     ticket: str
     status: str  # a final status, or "step": a workflow's phase ended and its run should advance
     parent: str | None
+
+
+def _reservation(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None  # a malformed id settles nothing; the reservation expires and its cost still counts

@@ -8,6 +8,8 @@ the credential inside this process and calls the API. The bot only ever sees the
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +19,16 @@ from oshal.connectors.broker import ApprovalRequired, Broker, Grant, GrantReques
 from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_service import ConnectorService
+from oshal.control.recorder import RecordingWriter
 from oshal.errors import Conflict, Forbidden, Invalid, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.security import audit
 from oshal.store import connectors as connectors_repo
+from oshal.store import recordings as recordings_repo
 from oshal.store import tickets as tickets_repo
 from oshal.store.db import Conn, Database
+from oshal.store.recordings import Recording
 from oshal.types import TERMINAL_STATUSES
 
 
@@ -49,12 +54,14 @@ class ToolCall:
     connector_id: str
     operation: str
     arguments: Mapping[str, Any]
+    seq: int | None = None  # the call's place in its job: recorded, and looked up when replaying
 
 
 class ToolGateway:
     def __init__(self, db: Database, signer: DispatchSigner, tokens: BotTokens, broker: Broker,
-                 connectors: ConnectorService, *,
+                 connectors: ConnectorService, recorder: RecordingWriter, *,
                  on_approval_needed: Callable[[UUID, UUID, str], Awaitable[None]] | None = None) -> None:
+        self.recorder = recorder
         self.on_approval_needed = on_approval_needed
         self.db = db
         self.signer = signer
@@ -107,11 +114,16 @@ class ToolGateway:
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
         bot, tenant, ticket = self.identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
+        started, began = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
             prepared = await self.connectors.prepare_auto(request)
             if prepared is not None:
-                return await self.connectors.run(prepared, request)
-            return await self._general_call(request)
+                result = await self.connectors.run(prepared, request)
+            else:
+                replayed = await self._replayed(request, call)
+                if replayed is not None:
+                    return replayed
+                result = await self._general_call(request)
         except ApprovalRequired:
             raise  # not a refusal: the approval request is recorded, and an operator decides
         except (Forbidden, NotFound, Conflict, Invalid) as refused:
@@ -122,6 +134,31 @@ class ToolGateway:
                 f"{request.connector_id}.{request.operation}",
                 {"ticket": str(request.ticket_id), "reason": refused.message[:500]}))
             raise
+        if call.seq is not None:
+            self.recorder.add(Recording(request.tenant_id, request.ticket_id, UUID(call.envelope.phase_id), "tool",
+                                        call.seq, _tool_request(call), result, None, started,
+                                        (time.perf_counter() - began) * 1000))
+        return result
+
+    async def _replayed(self, request: GrantRequest, call: ToolCall) -> dict[str, Any] | None:
+        """For a replay ticket: the original ticket's recorded answer to this call (nothing external is called).
+        None for any other ticket."""
+        phase = UUID(call.envelope.phase_id)
+        async with self.db.tenant(request.tenant_id) as conn:
+            context = await recordings_repo.replay_context(conn, request.ticket_id, phase)
+            if context is None or context["replay_of"] is None:
+                return None
+            _check_open(request.ticket_id, {"ticket_status": context["status"]})
+            recorded = None if call.seq is None else await recordings_repo.find(
+                conn, context["replay_of"], context["step"], "tool", call.seq)
+            if recorded is None:
+                raise NotFound(f"replay diverged: the original ticket made no tool call #{call.seq} in step "
+                               f"{context['step'] or '(plain ticket)'}")
+            answer: dict[str, Any] = recorded["response"]
+            await recordings_repo.save(conn, [Recording(request.tenant_id, request.ticket_id, phase, "tool",
+                                                        call.seq or 0, _tool_request(call), answer, None,
+                                                        dt.datetime.now(dt.UTC), 0.0)])
+        return answer
 
     async def _general_call(self, request: GrantRequest) -> dict[str, Any]:
         """Every case the one-statement path leaves: ask, refusals (with their reasons), a changed manifest."""
@@ -150,3 +187,7 @@ def _check_open(ticket: UUID, context: dict[str, Any] | None) -> None:
     status = str(context["ticket_status"])
     if status in TERMINAL_STATUSES:
         raise Conflict(f"ticket {ticket} is {status}; its tools are closed")
+
+
+def _tool_request(call: ToolCall) -> dict[str, Any]:
+    return {"connector": call.connector_id, "operation": call.operation, "arguments": dict(call.arguments)}

@@ -19,6 +19,8 @@ from oshal.workflows.engine import Decision
 from oshal.workflows.runner import Outcome, WorkflowRunner
 from oshal.workflows.states import Action, target_of
 
+BUDGET_REASON = "budget"  # a ticket paused with a reason starting so resumes once its budgets have room
+
 
 class Lifecycle:
     def __init__(self, db: Database, runner: WorkflowRunner) -> None:
@@ -49,6 +51,37 @@ class Lifecycle:
                                           reason=reason)
         if moved:
             await self.runner.publish([(str(ticket), S.APPROVAL_REQUIRED)])
+
+    async def budget_refused(self, tenant: UUID, ticket: UUID, reason: str) -> None:
+        """A model call was refused for budget (or as runaway): the ticket rests paused, not failed."""
+        async with self.db.tenant(tenant) as conn:
+            await repo.set_actor(conn, "budget", reason)
+            moved = await repo.set_status(conn, ticket, from_status=S.IN_PROGRESS, to_status=S.PAUSED,
+                                          reason=reason[:500], resume_status=S.IN_PROGRESS)
+        if moved:
+            await self.runner.publish([(str(ticket), S.PAUSED)])
+
+    async def resume_after_budget(self, tenant: UUID, ticket: UUID) -> int:
+        """Resume a budget-paused ticket: its refused (or never dispatched) work is dispatched again."""
+        async with self.db.tenant(tenant) as conn:
+            await repo.set_actor(conn, "budget", "budget has room again")
+            row = await repo.lock(conn, ticket)
+            if row is None or row["status"] != S.PAUSED or not str(row["status_reason"] or "").startswith(
+                    BUDGET_REASON):
+                return 0
+            phase = await repo.phase_of(conn, ticket)
+            if phase is not None and phase["status"] == "done" and row["type"] is None:
+                await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
+                outcome = await self._settle_plain(conn, ticket)
+            else:
+                await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
+                rows = await repo.redispatch(conn, [phase["id"]], from_status=["failed", "dead_letter", "queued"]
+                                             ) if phase else []
+                envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
+                                                  int(r["attempt"])) for r in rows]
+                outcome = Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])
+        await self.runner.deliver(outcome)
+        return 1
 
     async def tool_approval_decided(self, tenant: UUID, ticket: UUID, approved: bool, *, actor: str,
                                     reason: str | None) -> None:

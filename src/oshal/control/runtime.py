@@ -21,13 +21,16 @@ from oshal.control.artifacts import ArtifactService
 from oshal.control.auth import Authenticator
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import BotRegistry
+from oshal.control.budget_service import BudgetService
 from oshal.control.catalog import Catalog
 from oshal.control.collector import Collector
 from oshal.control.connector_service import ConnectorService
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
+from oshal.control.model_gateway import ModelGateway
 from oshal.control.ratelimit import KeyRateLimiter
+from oshal.control.recorder import RecordingWriter
 from oshal.control.scheduler import Scheduler, ScheduleService
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
@@ -92,15 +95,18 @@ class ControlPlane:
         self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"), manifests=ManifestCache())
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
+        self.recorder = RecordingWriter(self.db)
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
-                                                    McpRuntime()),
+                                                    McpRuntime()), self.recorder,
                                    on_approval_needed=self.lifecycle.tool_approval_needed)
+        self.budgets = BudgetService(self.db, self.redis, lambda: self.prices, self.lifecycle, s)
+        self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
-                               runner=self.runner, kill=self.kill,
+                               runner=self.runner, kill=self.kill, budgets=self.budgets,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
                                max_dispatches=s.max_deliveries)
         self.audit_key = derive_key(self.dispatch_key, "audit")
@@ -187,6 +193,7 @@ class ControlPlane:
         self._tasks.clear()
         await self.events.stop()
         await self.gateway.connectors.drain()
+        await self.recorder.drain()
         await self.connector_runtime.aclose()
         await self.objects.aclose()
         await self.redis.aclose()

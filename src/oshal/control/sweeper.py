@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from oshal.control.budget_service import BudgetService
 from oshal.control.events import EventHub
 from oshal.control.metrics import PHASES_REDRIVEN
 from oshal.logs import get_logger
@@ -29,14 +31,18 @@ from oshal.store.db import Database
 from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
+_ROLLUP_EVERY_S = 3600.0
 
 
 class Sweeper:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
                  bots: Callable[[], frozenset[str]], *, runner: WorkflowRunner, kill: KillSwitches,
-                 stale_after_s: float, interval_s: float, max_dispatches: int, batch: int = 500) -> None:
+                 budgets: BudgetService, stale_after_s: float, interval_s: float, max_dispatches: int,
+                 batch: int = 500) -> None:
         self.runner = runner
         self.kill = kill
+        self.budgets = budgets
+        self._rolled_up_at = 0.0
         self.db = db
         self.redis = redis
         self.signer = signer
@@ -68,6 +74,13 @@ class Sweeper:
         stale = [row for row in stale if self.kill.blocks(str(row["bot"])) is None]
         moved = await self._redrive(stale) if stale else 0
         moved += await self.kill.dispatch_held()
+        await self.budgets.expire()  # what crashed calls still hold goes back to their budgets
+        moved += await self.budgets.resume_ready()
+        if time.monotonic() - self._rolled_up_at >= _ROLLUP_EVERY_S:
+            self._rolled_up_at = time.monotonic()
+            rolled = await self.budgets.roll_up()
+            if rolled:
+                log.info("ledger rows rolled up into daily totals", rows=rolled)
         return moved + await self.advance_stalled_runs()
 
     async def advance_stalled_runs(self) -> int:

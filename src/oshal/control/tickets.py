@@ -159,7 +159,8 @@ class TicketService:
                 seen_keys[key] = digest
             rows.append(repo.NewTicket(new_id(), new_id(), request.bot, body, key, digest))
 
-        inserted = {row["id"] for row in await self.db.call(repo.insert_dispatched(tenant, principal, rows))}
+        inserted = {row["id"]: row["exhausted"]
+                    for row in await self.db.call(repo.insert_dispatched(tenant, principal, rows))}
         existing: dict[str, dict[str, Any]] = {}
         if len(inserted) < len(rows):  # idempotency keys seen before: those tickets are committed already
             async with self.db.tenant(tenant) as conn:
@@ -169,6 +170,9 @@ class TicketService:
         envelopes: list[Envelope] = []
         for row, request in zip(rows, requests, strict=True):
             if row.id in inserted:
+                if inserted[row.id] is not None:  # held: a budget above it is exhausted (resumes when raised)
+                    result.append(Created(row.id, TicketStatus.PAUSED, True))
+                    continue
                 result.append(Created(row.id, TicketStatus.IN_PROGRESS, True))
                 envelopes.append(self._envelope(tenant, row.id, row.phase_id, 1, row.bot, request.input))
                 continue

@@ -19,13 +19,19 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 @dataclass(frozen=True, slots=True)
 class Price:
+    """One effective-dated price row. Token prices are micro-dollars per million tokens; ``request`` is
+    micro-dollars charged once per call."""
+
     provider: str
     model: str
     effective_from: dt.datetime
-    input: int
+    input: int  # uncached input
     output: int
     cached_read: int = 0
-    cache_write: int = 0
+    cache_write: int = 0  # a cache write with the provider's default lifetime (Anthropic: 5 minutes)
+    reasoning: int | None = None  # reasoning output; None bills it as ordinary output
+    request: int = 0  # a fee per call, whatever its tokens
+    cache_write_1h: int | None = None  # a one-hour cache write (Anthropic); None bills it as cache_write
 
 
 def _as_datetime(value: Any) -> dt.datetime:
@@ -34,6 +40,18 @@ def _as_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     return _as_datetime(dt.datetime.fromisoformat(str(value)))
+
+
+def _micros(value: Any) -> int:
+    # int(2.5) would silently truncate and a negative price would make negative cost: refuse both.
+    micros = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else -1
+    if micros < 0:
+        raise ValueError(f"{value!r} is not a whole, non-negative number of micro-dollars")
+    return micros
+
+
+def _optional_micros(value: Any) -> int | None:
+    return None if value is None else _micros(value)
 
 
 def load_price_file(path: Path | None = None) -> list[Price]:
@@ -46,8 +64,10 @@ def load_price_file(path: Path | None = None) -> list[Price]:
     try:
         rows = (yaml.safe_load(text) or {}).get("prices", [])
         return [
-            Price(str(r["provider"]), str(r["model"]), _as_datetime(r["effective_from"]), int(r["input"]),
-                  int(r["output"]), int(r.get("cached_read", 0)), int(r.get("cache_write", 0)))
+            Price(str(r["provider"]), str(r["model"]), _as_datetime(r["effective_from"]), _micros(r["input"]),
+                  _micros(r["output"]), _micros(r.get("cached_read", 0)), _micros(r.get("cache_write", 0)),
+                  _optional_micros(r.get("reasoning")), _micros(r.get("request", 0)),
+                  _optional_micros(r.get("cache_write_1h")))
             for r in rows
         ]
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as e:

@@ -43,22 +43,37 @@ class CallUsage:
     call_id: str
     provider: str
     model: str
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int  # uncached input: excludes cached reads and cache writes
+    output_tokens: int  # every output token, reasoning included
     cached_read_tokens: int = 0
     cache_write_tokens: int = 0
     reported_cost_micros: int | None = None
+    reasoning_tokens: int = 0  # the part of output_tokens spent reasoning (priced apart where a price says so)
+    reservation: str | None = None  # the budget reservation this call was made under, settled with its cost
+    replayed: bool = False  # answered from a recording: no provider was called, so it costs nothing
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with a one-hour lifetime
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.call_id, "pr": self.provider, "m": self.model, "in": self.input_tokens,
-                "out": self.output_tokens, "cr": self.cached_read_tokens, "cw": self.cache_write_tokens,
-                "rc": self.reported_cost_micros}
+        body: dict[str, Any] = {"id": self.call_id, "pr": self.provider, "m": self.model, "in": self.input_tokens,
+                                "out": self.output_tokens, "cr": self.cached_read_tokens,
+                                "cw": self.cache_write_tokens, "rc": self.reported_cost_micros}
+        if self.reasoning_tokens:
+            body["rs"] = self.reasoning_tokens
+        if self.reservation:
+            body["rv"] = self.reservation
+        if self.replayed:
+            body["rp"] = True
+        if self.cache_write_1h_tokens:
+            body["c1"] = self.cache_write_1h_tokens
+        return body
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> CallUsage:
         return cls(str(body["id"]), str(body["pr"]), str(body["m"]), int(body["in"]), int(body["out"]),
                    int(body.get("cr") or 0), int(body.get("cw") or 0),
-                   None if body.get("rc") is None else int(body["rc"]))
+                   None if body.get("rc") is None else int(body["rc"]), int(body.get("rs") or 0),
+                   None if body.get("rv") is None else str(body["rv"]), bool(body.get("rp")),
+                   int(body.get("c1") or 0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,14 @@ _API: set[Grant] = {
     *_columns("schedules", "UPDATE", "cron", "timezone", "input", "policy", "enabled", "last_tick", "next_tick"),
     *_table("audit_log", "SELECT"), *_table("kill_switches", "SELECT", "INSERT", "DELETE"),
     *_table("security_findings", "SELECT", "INSERT", "UPDATE"), *_table("security_scans", "SELECT", "INSERT"),
+    *_table("ledger_totals", "SELECT"), *_table("ledger_daily", "SELECT"),
+    *_table("budgets", "SELECT", "INSERT", "DELETE"),
+    *_columns("budgets", "UPDATE", "limit_micros", "soft_micros", "updated_at", "created_by"),
+    *_table("budget_usage", "SELECT", "INSERT"),
+    *_columns("budget_usage", "UPDATE", "spent", "reserved", "soft_notified"),
+    *_table("reservations", "SELECT", "INSERT"),
+    *_columns("reservations", "UPDATE", "status", "actual", "settled_at"),
+    *_table("recordings", "SELECT", "INSERT"),
 }
 
 _REPORT: set[Grant] = {
@@ -80,6 +88,7 @@ API_FUNCTIONS = frozenset({
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",
+    "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window", "oshal_budget_resumable",
 })
 
 EXPECTED: dict[str, frozenset[Grant]] = {

@@ -47,10 +47,24 @@ async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dic
 
 
 async def price_overrides(conn: Conn) -> list[Price]:
+    # SELECT * and .get(): the per-type columns (reasoning, request fee, one-hour cache write) are optional,
+    # so this reads the table before and after the migrations that add them.
     cur = await conn.execute("SELECT * FROM prices")
     return [
         Price(r["provider"], r["model"], r["effective_from"], r["input_micros_per_mtok"],
               r["output_micros_per_mtok"], r["cached_read_micros_per_mtok"],
-              r["cache_write_micros_per_mtok"])
+              r["cache_write_micros_per_mtok"], reasoning=r.get("reasoning_micros_per_mtok"),
+              request=r.get("request_micros") or 0, cache_write_1h=r.get("cache_write_1h_micros_per_mtok"))
         for r in await cur.fetchall()
     ]
+
+
+async def reconciliation(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Per provider/model in [since, until): calls that carry both a reported and a computed cost, and their sums."""
+    cur = await conn.execute(
+        "SELECT provider, model, sum(calls) FILTER (WHERE both_known) AS calls, "
+        "coalesce(sum(computed_cost_micros) FILTER (WHERE both_known), 0) AS computed, "
+        "coalesce(sum(reported_cost_micros) FILTER (WHERE both_known), 0) AS reported, "
+        "sum(calls) AS all_calls FROM ledger_totals WHERE at >= %s AND at < %s "
+        "GROUP BY provider, model ORDER BY provider, model", (since, until))
+    return [r for r in await cur.fetchall() if r["calls"]]

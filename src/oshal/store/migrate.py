@@ -19,7 +19,8 @@ OWNER_ROLE = "oshal_owner"
 API_ROLE = "oshal_api"
 REPORT_ROLE = "oshal_report"
 # Read-only reporting: what a BI tool needs for tickets, spend and timelines, still limited by RLS per tenant.
-REPORT_TABLES = ("tenants", "bots", "prices", "tickets", "ticket_events", "ledger", "workflow_runs")
+REPORT_TABLES = ("tenants", "bots", "prices", "tickets", "ticket_events", "ledger", "ledger_daily", "ledger_totals",
+                 "workflow_runs", "budgets", "budget_usage")
 _RUNTIME_ATTRS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION"
 DATABASE = "oshal"
 _LOCK_KEY = 0x05A1_0001

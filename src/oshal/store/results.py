@@ -39,6 +39,10 @@ class LedgerRow:
     cache_write_tokens: int
     cost_micros: int
     price_source: str
+    reasoning_tokens: int = 0
+    computed_cost_micros: int | None = None
+    reported_cost_micros: int | None = None
+    reservation_id: UUID | None = None
 
 
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
@@ -47,7 +51,8 @@ def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequenc
         "SELECT finished_ticket AS id, finished_status AS status, parent FROM oshal_record_results(%s, %s::uuid[], "
         "%s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], "
         "%s::timestamptz[], %s::text[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], "
-        "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])",
+        "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], "
+        "%s::bigint[], %s::bigint[], %s::uuid[])",
         (tenant, [a.phase_id for a in attempts], [a.attempt for a in attempts], [a.ticket_id for a in attempts],
          [a.outcome for a in attempts], [a.output_json for a in attempts], [a.error for a in attempts],
          [a.consumer for a in attempts], [a.deliveries for a in attempts], [a.started_at for a in attempts],
@@ -56,5 +61,7 @@ def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequenc
          [r.attempt for r in ledger], [r.bot for r in ledger], [r.provider for r in ledger],
          [r.model for r in ledger], [r.input_tokens for r in ledger], [r.output_tokens for r in ledger],
          [r.cached_read_tokens for r in ledger], [r.cache_write_tokens for r in ledger],
-         [r.cost_micros for r in ledger], [r.price_source for r in ledger]),
+         [r.cost_micros for r in ledger], [r.price_source for r in ledger], [r.reasoning_tokens for r in ledger],
+         [r.computed_cost_micros for r in ledger], [r.reported_cost_micros for r in ledger],
+         [r.reservation_id for r in ledger]),
     )

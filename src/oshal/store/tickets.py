@@ -30,12 +30,13 @@ class NewTicket:
 
 
 def insert_dispatched(tenant: UUID, by: UUID | None, rows: Sequence[NewTicket]) -> Statement:
-    """Insert tickets with their first phase already marked dispatched; its rows are the ids actually inserted.
+    """Insert tickets with their first phase already marked dispatched; its rows are the ids actually inserted,
+    each with the reason it was held back instead (``exhausted``: a budget above it has nothing left).
 
     Rows whose idempotency key already exists are skipped (the caller resolves them).
     """
-    return ("SELECT id FROM oshal_create_tickets(%s, %s, %s::uuid[], %s::uuid[], %s::text[], %s::text[], "
-            "%s::text[], %s::bytea[]) AS id",
+    return ("SELECT id, exhausted FROM oshal_create_tickets(%s, %s, %s::uuid[], %s::uuid[], %s::text[], "
+            "%s::text[], %s::text[], %s::bytea[])",
             (tenant, by, [r.id for r in rows], [r.phase_id for r in rows], [r.bot for r in rows],
              [r.input_json for r in rows], [r.idempotency_key for r in rows], [r.request_hash for r in rows]))
 
@@ -99,7 +100,8 @@ async def cancel_open_phases(conn: Conn, ticket_ids: Sequence[UUID]) -> None:
 
 async def lock(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
     cur = await conn.execute(
-        "SELECT id, status, type, bot, parent_id, resume_status, input FROM tickets WHERE id = %s FOR UPDATE",
+        "SELECT id, status, type, bot, parent_id, resume_status, status_reason, input FROM tickets "
+        "WHERE id = %s FOR UPDATE",
         (ticket_id,))
     return await cur.fetchone()
 

@@ -13,6 +13,8 @@ from typing import Any
 from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
+from oshal.bots.model_gate import gated_http_client, last_call, model_calls
+from oshal.ledger.usage import anthropic_usage
 from oshal.mesh.envelopes import CallUsage
 
 
@@ -27,9 +29,15 @@ class AnthropicHarness:
         self._client = anthropic.AsyncAnthropic(
             api_key=key, base_url=manifest.base_url, timeout=manifest.timeout_s,
             max_retries=manifest.max_retries,
+            http_client=gated_http_client(anthropic, manifest.timeout_s),
         )
 
     async def run(self, job: Job) -> Outcome:
+        m = self._manifest
+        with model_calls(job.tools, m.provider_name, m.model, m.max_tokens):
+            return await self._run(job)
+
+    async def _run(self, job: Job) -> Outcome:
         messages: list[Any] = [{"role": "user", "content": render_prompt(job.input)}]
         loop = await ToolLoop.open(job, self._manifest.max_tool_steps)
         if loop is None:
@@ -91,14 +99,18 @@ class AnthropicHarness:
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:
         m = self._manifest
-        usage = response.usage
+        try:
+            counts = anthropic_usage(response.usage)
+        except ValueError as e:
+            raise HarnessError(f"anthropic answered bot {m.name!r} with impossible usage: {e}") from e
         # Record the configured model, which is what prices are keyed by: the API answers an alias
         # ("claude-3-5-haiku-latest") with a dated model ("claude-3-5-haiku-20241022").
+        reservation, replayed = last_call()
         return CallUsage(
             call_id, m.provider_name, m.model,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_read_tokens=usage.cache_read_input_tokens or 0,
-            cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
+            cached_read_tokens=counts.cached_read_tokens, cache_write_tokens=counts.cache_write_tokens,
+            cache_write_1h_tokens=counts.cache_write_1h_tokens, reservation=reservation, replayed=replayed,
         )
 
     async def aclose(self) -> None:

@@ -21,6 +21,8 @@ from oshal.bots.harnesses.base import (
 )
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
+from oshal.bots.model_gate import gated_http_client, last_call, model_calls
+from oshal.ledger.usage import openai_chat_usage
 from oshal.mesh.envelopes import CallUsage
 
 
@@ -34,9 +36,15 @@ class OpenAIHarness:
         self._client = openai.AsyncOpenAI(
             api_key=key, base_url=manifest.base_url,
             timeout=manifest.timeout_s, max_retries=manifest.max_retries,
+            http_client=gated_http_client(openai, manifest.timeout_s),
         )
 
     async def run(self, job: Job) -> Outcome:
+        m = self._manifest
+        with model_calls(job.tools, m.provider_name, m.model, m.max_tokens):
+            return await self._run(job)
+
+    async def _run(self, job: Job) -> Outcome:
         m = self._manifest
         messages: list[Any] = []
         if m.persona:
@@ -108,16 +116,18 @@ class OpenAIHarness:
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:
         m = self._manifest
-        usage = response.usage
-        prompt = usage.prompt_tokens if usage else 0
-        details = getattr(usage, "prompt_tokens_details", None)
-        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        try:
+            counts = openai_chat_usage(response.usage)
+        except ValueError as e:
+            raise HarnessError(f"{m.provider_name} answered bot {m.name!r} with impossible usage: {e}") from e
         # Record the configured model, which is what prices are keyed by: the API answers an alias
         # ("gpt-4o-mini") with a dated snapshot ("gpt-4o-mini-2024-07-18") that no price row names.
+        reservation, replayed = last_call()
         return CallUsage(
             call_id, m.provider_name, m.model,
-            input_tokens=prompt - cached, output_tokens=usage.completion_tokens if usage else 0,
-            cached_read_tokens=cached,
+            input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
+            cached_read_tokens=counts.cached_read_tokens, reasoning_tokens=counts.reasoning_tokens,
+            reservation=reservation, replayed=replayed,
         )
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from oshal.control.deps import Plane, bot_authenticated
 from oshal.control.gateway import ToolCall
+from oshal.control.model_gateway import CallEnd, CallStart
 from oshal.control.runtime import ControlPlane
 from oshal.mesh.envelopes import Envelope
 
@@ -43,6 +45,27 @@ class ToolCallIn(_In):
     connector: str = Field(min_length=1, max_length=63)
     operation: str = Field(min_length=1, max_length=128)
     arguments: dict[str, Any] = Field(default_factory=dict)
+    seq: int | None = Field(default=None, ge=0, le=10_000, description="The call's place in its job (for replay).")
+
+
+class ModelBeginIn(_In):
+    envelope: WireEnvelope
+    seq: int = Field(ge=0, le=10_000)
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=200)
+    input_bytes: int = Field(ge=0, le=100_000_000)
+    max_output_tokens: int = Field(ge=0, le=10_000_000)
+    request_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ModelEndIn(_In):
+    envelope: WireEnvelope
+    seq: int = Field(ge=0, le=10_000)
+    request: Any
+    response: Any
+    usage: Any = None
+    started_at: dt.datetime
+    duration_ms: float = Field(ge=0)
 
 
 @router.post("/list")
@@ -64,9 +87,33 @@ async def call_tool(request: Request) -> Response:
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from e
     plane: ControlPlane = request.app.state.plane
     result = await plane.gateway.call(request.headers.get("x-oshal-bot-token"), ToolCall(
-        body.envelope.envelope(), body.connector, body.operation, body.arguments))
+        body.envelope.envelope(), body.connector, body.operation, body.arguments, body.seq))
     # The result is plain JSON already (a normalized API response): serialize once, skip re-encoding.
     return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
+
+
+models = APIRouter(prefix="/v1/models", tags=["budgets"])
+
+
+@models.post("/begin")
+@bot_authenticated
+async def begin_model_call(body: ModelBeginIn, cp: Plane,
+                           x_oshal_bot_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """Before a model call: reserves its maximum cost against every budget above the ticket (402 and the ticket
+    pauses when a budget cannot cover it), or, for a replay, answers with the recorded response."""
+    return await cp.models.begin(x_oshal_bot_token, CallStart(
+        body.envelope.envelope(), body.seq, body.provider, body.model, body.input_bytes, body.max_output_tokens,
+        body.request_sha256))
+
+
+@models.post("/end", status_code=204)
+@bot_authenticated
+async def end_model_call(body: ModelEndIn, cp: Plane,
+                         x_oshal_bot_token: Annotated[str | None, Header()] = None) -> Response:
+    """After a model call: its request and response are recorded for replay (the cost arrives with the result)."""
+    await cp.models.end(x_oshal_bot_token, CallEnd(body.envelope.envelope(), body.seq, body.request, body.response,
+                                                   body.usage, body.started_at, body.duration_ms))
+    return Response(status_code=204)
 
 
 raw_routes = [Route("/v1/tools/call", call_tool, methods=["POST"])]

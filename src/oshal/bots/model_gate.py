@@ -1,0 +1,159 @@
+"""Every model request a bot makes passes here, at the HTTP boundary of the provider SDK.
+
+Before a request goes out, the control plane reserves its maximum cost against the budgets above the ticket (or
+refuses it: the job fails and the ticket pauses). For a replay ticket the control plane answers with the recorded
+response instead, and nothing leaves the node. After a response, its request and body are recorded (headers, and
+so keys, never are). SDK retries of the same request reuse the same place and reservation.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import hashlib
+import importlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from oshal.bots.harnesses.base import HarnessError
+from oshal.bots.tools import ToolSession
+
+
+@dataclass
+class _Pending:
+    digest: str
+    seq: int
+    reservation: str | None
+    replay: dict[str, Any] | None
+
+
+@dataclass
+class ModelCalls:
+    """One job's model calls: their places (seq), and what the last one was made under."""
+
+    session: ToolSession
+    provider: str
+    model: str
+    default_max_tokens: int
+    seq: int = 0
+    pending: _Pending | None = None
+    last_reservation: str | None = None
+    last_replayed: bool = False
+    diverged: list[int] = field(default_factory=list)
+
+
+_CURRENT: contextvars.ContextVar[ModelCalls | None] = contextvars.ContextVar("oshal_model_calls", default=None)
+
+
+@contextmanager
+def model_calls(session: ToolSession | None, provider: str, model: str, default_max_tokens: int
+                ) -> Iterator[ModelCalls | None]:
+    """Bind the model calls of the running job (each job runs in its own task, so jobs never mix)."""
+    calls = ModelCalls(session, provider, model, default_max_tokens) if session is not None else None
+    token = _CURRENT.set(calls)
+    try:
+        yield calls
+    finally:
+        _CURRENT.reset(token)
+
+
+def last_call() -> tuple[str | None, bool]:
+    """(reservation, replayed) of the job's latest model call, for its usage record."""
+    calls = _CURRENT.get()
+    return (calls.last_reservation, calls.last_replayed) if calls else (None, False)
+
+
+def digest(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def gated_http_client(sdk: Any, timeout_s: float) -> Any:
+    """The SDK's own async HTTP client class, with the gate around its transport. SDKs ship on ``httpx`` or on
+    its fork ``httpx2``; the gate is built on whichever this SDK's client comes from."""
+    client_class = sdk.DefaultAsyncHttpxClient
+    base = next(c for c in client_class.__mro__ if c.__name__ == "AsyncClient")
+    http = importlib.import_module(base.__module__.split(".")[0])
+    return client_class(transport=_gated_transport(http), timeout=timeout_s)
+
+
+def _gated_transport(http: Any) -> Any:
+    gate = _Gate(http.AsyncHTTPTransport(), http.Response)
+
+    class GatedTransport(http.AsyncBaseTransport):  # type: ignore[misc]
+        async def handle_async_request(self, request: Any) -> Any:
+            return await gate.handle(request)
+
+        async def aclose(self) -> None:
+            await gate.inner.aclose()
+
+    return GatedTransport()
+
+
+class _Gate:
+    def __init__(self, inner: Any, response_class: Any) -> None:
+        self.inner = inner
+        self._response = response_class
+
+    async def handle(self, request: Any) -> Any:
+        calls = _CURRENT.get()
+        if calls is None or request.method != "POST":
+            return await self.inner.handle_async_request(request)
+        raw = await request.aread()
+        body = _json(raw)
+        pending = await self._begin(calls, body, raw)
+        calls.last_reservation = pending.reservation
+        calls.last_replayed = pending.replay is not None
+        if pending.replay is not None:
+            response_body = pending.replay["response"]
+            if not pending.replay.get("same_request", True):
+                calls.diverged.append(pending.seq)
+            await calls.session.model_end(pending.seq, body, response_body, _usage(response_body),
+                                          dt.datetime.now(dt.UTC), 0.0)
+            calls.pending = None
+            return self._response(200, json=response_body, request=request)
+        started, began = dt.datetime.now(dt.UTC), time.perf_counter()
+        response = await self.inner.handle_async_request(request)
+        if 200 <= response.status_code < 300:
+            content = await response.aread()
+            await calls.session.model_end(pending.seq, body, _json(content), _usage(_json(content)), started,
+                                          (time.perf_counter() - began) * 1000)
+            calls.pending = None
+            headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
+            return self._response(response.status_code, headers=headers, content=content, request=request)
+        return response  # an error the SDK may retry: the same request comes back with the same place
+
+    async def _begin(self, calls: ModelCalls, body: Any, raw: bytes) -> _Pending:
+        request_digest = digest(body)
+        if calls.pending is not None and calls.pending.digest == request_digest:
+            return calls.pending  # the SDK retrying: same place, same reservation
+        seq = calls.seq
+        calls.seq += 1
+        answer = await calls.session.model_begin(
+            seq=seq, provider=calls.provider, model=calls.model, input_bytes=len(raw),
+            max_output_tokens=_max_tokens(body, calls.default_max_tokens), request_sha256=request_digest)
+        calls.pending = _Pending(request_digest, seq, answer.get("reservation"), answer.get("replay"))
+        return calls.pending
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as e:
+        raise HarnessError("a model request or response was not JSON; only JSON APIs are gated") from e
+
+
+def _max_tokens(body: Any, default: int) -> int:
+    if isinstance(body, dict):
+        for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+            value = body.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return default
+
+
+def _usage(body: Any) -> Any:
+    return body.get("usage") if isinstance(body, dict) else None

@@ -1,0 +1,102 @@
+"""The model-call gateway: what a bot asks before and tells after each model call.
+
+Before: the control plane reserves the call's maximum cost against every budget above it (or refuses it, and
+the ticket pauses), unless the ticket is a replay, in which case it answers with the recorded response and no
+provider is called. After: the call's request and response are recorded (never its headers, so never a key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from oshal.control.budget_service import BudgetService
+from oshal.errors import Conflict, NotFound
+from oshal.mesh.envelopes import Envelope
+from oshal.store import recordings as repo
+from oshal.store.db import Database
+from oshal.types import TERMINAL_STATUSES
+
+Identify = Callable[[str | None, Envelope], tuple[str, UUID, UUID]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    """What a bot says before a model call: which call of its job, to what model, and how big it may get."""
+
+    envelope: Envelope
+    seq: int
+    provider: str
+    model: str
+    input_bytes: int
+    max_output_tokens: int
+    request_sha256: str
+    request: Any = None  # sent only when the ticket is a replay (it is compared with the recorded one)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnd:
+    envelope: Envelope
+    seq: int
+    request: Any
+    response: Any
+    usage: Any
+    started_at: dt.datetime
+    duration_ms: float
+
+
+class ModelGateway:
+    def __init__(self, db: Database, identify: Identify, budgets: BudgetService) -> None:
+        self.db = db
+        self.identify = identify
+        self.budgets = budgets
+
+    async def begin(self, bot_token: str | None, start: CallStart) -> dict[str, Any]:
+        bot, tenant, ticket = self.identify(bot_token, start.envelope)
+        phase = UUID(start.envelope.phase_id)
+        async with self.db.tenant(tenant) as conn:
+            context = await repo.replay_context(conn, ticket, phase)
+            if context is None:
+                raise NotFound(f"ticket {ticket} not found")
+            if context["status"] in TERMINAL_STATUSES:
+                raise Conflict(f"ticket {ticket} is {context['status']}; it makes no more model calls")
+            if context["replay_of"] is not None:
+                return await self._replayed(conn, tenant, ticket, phase, context, start)
+        reservation = await self.budgets.reserve(tenant, ticket, bot, provider=start.provider, model=start.model,
+                                                 input_bytes=start.input_bytes,
+                                                 max_output_tokens=start.max_output_tokens)
+        return {"reservation": str(reservation.id), "amount_micros": reservation.amount}
+
+    async def _replayed(self, conn: Any, tenant: UUID, ticket: UUID, phase: UUID, context: dict[str, Any],
+                        start: CallStart) -> dict[str, Any]:
+        recorded = await repo.find(conn, context["replay_of"], context["step"], "model", start.seq)
+        if recorded is None:
+            raise NotFound(f"replay diverged: the original ticket made no model call #{start.seq} in step "
+                           f"{context['step'] or '(plain ticket)'}", hint="compare the two with "
+                           f"`oshal ticket replay-diff {ticket}`")
+        # The replay's own record of the call: the request it made, answered from the recording.
+        await repo.save(conn, [repo.Recording(tenant, ticket, phase, "model", start.seq, start.request,
+                                              recorded["response"], recorded["usage"], dt.datetime.now(dt.UTC), 0.0)])
+        same = _sha256(recorded["request"]) == start.request_sha256
+        return {"replay": {"response": recorded["response"], "same_request": same}}
+
+    async def end(self, bot_token: str | None, end: CallEnd) -> None:
+        _, tenant, ticket = self.identify(bot_token, end.envelope)
+        async with self.db.tenant(tenant) as conn:
+            await repo.save(conn, [repo.Recording(tenant, ticket, UUID(end.envelope.phase_id), "model", end.seq,
+                                                  end.request, end.response, end.usage, end.started_at,
+                                                  end.duration_ms)])
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def request_digest(value: Any) -> str:
+    """The digest a bot sends of a model request: canonical JSON, so key order does not matter."""
+    return _sha256(value)

@@ -1,0 +1,88 @@
+"""/v1/budgets (spend limits per tenant, bot, ticket type or ticket) and /v1/ledger/reconcile."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field, model_validator
+
+from oshal.control.deps import Caller, Operator, Plane
+from oshal.errors import Invalid
+from oshal.store import ledger as ledger_repo
+
+router = APIRouter(prefix="/v1", tags=["budgets"])
+DRIFT_FLAG = 0.005  # a provider/model whose reported cost differs from ours by more than 0.5% is flagged
+
+
+class BudgetIn(BaseModel):
+    scope: Literal["tenant", "bot", "type", "ticket"]
+    subject: str = Field(default="", max_length=200, description="The bot, ticket type or ticket id; empty for "
+                         "the tenant.")
+    period: Literal["day", "month", "lifetime"]
+    limit_micros: int = Field(ge=0, le=10**15, description="Micro-dollars: 1 USD = 1,000,000.")
+    soft_micros: int | None = Field(default=None, ge=0, description="Notify when spend reaches this.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BudgetIn:
+        if self.soft_micros is not None and self.soft_micros > self.limit_micros:
+            raise ValueError("soft_micros must not exceed limit_micros")
+        return self
+
+
+@router.put("/budgets")
+async def set_budget(body: BudgetIn, cp: Plane, who: Operator) -> dict[str, Any]:
+    """Create or change the budget of (scope, subject, period); raising it resumes the work it paused."""
+    if body.scope == "ticket":
+        try:
+            UUID(body.subject)
+        except ValueError as e:
+            raise Invalid(f"a ticket budget's subject must be a ticket id, not {body.subject!r}") from e
+    if body.scope == "bot":
+        await cp.registry.require({body.subject})
+    return await cp.budgets.set(who.tenant_id, scope=body.scope, subject=body.subject, period=body.period,
+                                limit_micros=body.limit_micros, soft_micros=body.soft_micros, by=who.key_id,
+                                actor=who.actor)
+
+
+@router.get("/budgets")
+async def list_budgets(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+    """Every budget with its current window: spent, reserved (by calls in flight), remaining."""
+    return await cp.budgets.listing(who.tenant_id)
+
+
+@router.get("/budgets/{budget_id}")
+async def show_budget(budget_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
+    return await cp.budgets.get(who.tenant_id, budget_id)
+
+
+@router.delete("/budgets/{budget_id}", status_code=204)
+async def delete_budget(budget_id: UUID, cp: Plane, who: Operator) -> Response:
+    await cp.budgets.delete(who.tenant_id, budget_id, actor=who.actor)
+    return Response(status_code=204)
+
+
+@router.get("/ledger/reconcile")
+async def reconcile(cp: Plane, who: Caller,
+                    since: Annotated[dt.datetime | None, Query(description="from (default: 30 days ago)")] = None,
+                    until: Annotated[dt.datetime | None, Query(description="until (default: now)")] = None,
+                    ) -> dict[str, Any]:
+    """Per provider and model: the cost providers reported against the cost our prices compute, for the calls
+    that have both; drift over 0.5% is flagged."""
+    end = until or dt.datetime.now(dt.UTC)
+    start = since or end - dt.timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Invalid("since and until need a time zone", hint="e.g. 2026-11-01T00:00:00Z")
+    if start >= end:
+        raise Invalid("since must be before until")
+    async with cp.db.tenant(who.tenant_id) as conn:
+        rows = await ledger_repo.reconciliation(conn, start, end)
+    report = []
+    for row in rows:
+        computed, reported = int(row["computed"]), int(row["reported"])
+        drift = (reported - computed) / computed if computed else (0.0 if not reported else 1.0)
+        report.append({**row, "drift": round(drift, 6), "flagged": abs(drift) > DRIFT_FLAG})
+    return {"since": start.isoformat(), "until": end.isoformat(), "threshold": DRIFT_FLAG, "models": report,
+            "flagged": sum(r["flagged"] for r in report)}

@@ -1,0 +1,70 @@
+"""Recordings of model and tool calls at their boundary, keyed by (ticket, workflow step, kind, place)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from oshal.store.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    tenant_id: UUID
+    ticket_id: UUID
+    phase_id: UUID
+    kind: str  # model | tool
+    seq: int
+    request: Any
+    response: Any
+    usage: Any
+    started_at: datetime
+    duration_ms: float
+
+
+async def save(conn: Conn, recordings: Sequence[Recording]) -> None:
+    """Store recordings (a later attempt of the same call replaces an earlier one); the step comes from the
+    phase, so a replay of a workflow finds its calls by step, whatever its phase ids."""
+    if not recordings:
+        return
+    await conn.execute(
+        "INSERT INTO recordings (tenant_id, ticket_id, step, kind, seq, request, response, usage, started_at, "
+        "duration_ms) SELECT u.tenant, u.ticket, coalesce(p.step, ''), u.kind, u.seq, u.request::jsonb, "
+        "u.response::jsonb, u.usage::jsonb, u.started, u.duration "
+        "FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], "
+        "%s::timestamptz[], %s::float8[]) AS u(tenant, ticket, phase, kind, seq, request, response, usage, started, "
+        "duration) LEFT JOIN phases p ON p.id = u.phase "
+        "ON CONFLICT (ticket_id, step, kind, seq) DO UPDATE SET request = EXCLUDED.request, "
+        "response = EXCLUDED.response, usage = EXCLUDED.usage, started_at = EXCLUDED.started_at, "
+        "duration_ms = EXCLUDED.duration_ms",
+        ([r.tenant_id for r in recordings], [r.ticket_id for r in recordings], [r.phase_id for r in recordings],
+         [r.kind for r in recordings], [r.seq for r in recordings], [_json(r.request) for r in recordings],
+         [_json(r.response) for r in recordings], [None if r.usage is None else _json(r.usage) for r in recordings],
+         [r.started_at for r in recordings], [r.duration_ms for r in recordings]))
+
+
+async def replay_context(conn: Conn, ticket: UUID, phase: UUID) -> dict[str, Any] | None:
+    """The ticket's status, whether it replays another ticket (and which), and the step of ``phase``."""
+    cur = await conn.execute(
+        "SELECT t.status, t.replay_of, t.type, coalesce(p.step, '') AS step FROM tickets t "
+        "LEFT JOIN phases p ON p.id = %s WHERE t.id = %s", (phase, ticket))
+    return await cur.fetchone()
+
+
+async def find(conn: Conn, ticket: UUID, step: str, kind: str, seq: int) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s AND step = %s AND kind = %s AND seq = %s",
+                             (ticket, step, kind, seq))
+    return await cur.fetchone()
+
+
+async def of_ticket(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
+    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s ORDER BY step, kind, seq", (ticket,))
+    return await cur.fetchall()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -33,6 +33,8 @@ from oshal.mesh.keys import lane_stream
 from oshal.settings import Settings
 from oshal.workflows.registry import load_builtin, register_builtin
 
+from external.fake_openai import FakeOpenAI
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Extra bots only the tests use: a slow echo for crash tests and one nobody runs (for dead letters).
@@ -40,7 +42,10 @@ TEST_BOTS = {
     "slow": "name: slow\nintent: echo\nlatency_ms: 150\nconcurrency: 8\nreplicas: 1\n",
     "idle": "name: idle\nintent: echo\nconcurrency: 4\nreplicas: 1\n",
 }
-IN_PROCESS_BOTS = ("echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer", "architect",
+# A model-backed bot on the OpenAI harness, talking to a session-wide fake OpenAI server (tests/external).
+MODEL_BOT = "writer"
+IN_PROCESS_BOTS = (MODEL_BOT, "echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer",
+                   "architect",
                    "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor")
 
 
@@ -113,6 +118,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         shutil.copy(path, fleet_dir / path.name)
     for name, text in TEST_BOTS.items():
         (fleet_dir / f"{name}.yaml").write_text(text)
+    model_server = FakeOpenAI(api_key=None)
+    model_server.start()
+    (fleet_dir / f"{MODEL_BOT}.yaml").write_text(
+        f"name: {MODEL_BOT}\nharness: openai\nmodel: gpt-4o-mini\nbase_url: {model_server.base_url}\n"
+        "persona: You write short answers.\nmax_tokens: 256\ntimeout_s: 5\nmax_retries: 0\nmax_tool_steps: 6\n"
+        "concurrency: 16\nreplicas: 1\n")
     port = free_port()
     settings = Settings(home=home, fleet_dir=fleet_dir, api_port=port, claim_idle_ms=1000, max_deliveries=3,
                         stale_after_s=30, sweep_interval_s=0.5, heartbeat_ttl_s=2, max_input_bytes=16 * 1024,
@@ -150,7 +161,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                     gateway_url=url, bot_tokens=read_bot_tokens(home / "run" / "bot-tokens.json"))
     node_done = asyncio.run_coroutine_threadsafe(host.run(node_stop), node_thread.loop)
 
-    pf = Platform(settings, engines, url, admin_key, home, plane, plane_thread, node_stop, node_thread)
+    pf = Platform(settings, engines, url, admin_key, home, plane, plane_thread, node_stop, node_thread,
+                  extra={"openai": model_server})
     try:
         yield pf
     finally:
@@ -164,6 +176,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                 served.result(30)
                 plane_thread.close()
             finally:
+                model_server.stop()
                 engines.stop()  # whatever happened above, no server outlives the session
 
 

@@ -37,7 +37,7 @@ class ToolClient:
         except httpx.HTTPError as e:
             raise HarnessError(f"tool gateway unreachable: {type(e).__name__}", retryable=True) from e
         _raise_for(response, what)
-        return response.json()
+        return response.json() if response.content else None
 
     async def list(self, envelope: Envelope) -> list[dict[str, Any]]:
         """The tools this bot may use for this delivery: connector, operation, description, JSON schema."""

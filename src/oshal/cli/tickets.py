@@ -282,5 +282,53 @@ def timeline(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
                   f"({artifact['content_type']})")
 
 
+@ticket_app.command()
+def replay(
+    ticket_id: IdArg,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the replay.")] = 120,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-run a finished ticket offline with its recorded model and tool responses ($0, nothing external is
+    called), then show what diverged. Exit 0 when identical, 1 when anything differs, 8 if it is still running."""
+    with Client.from_settings() as api:
+        created = api.post(f"/v1/tickets/{ticket_id}/replay")
+        finished = api.wait_ticket(created["id"], timeout)
+        diff: dict[str, Any] = api.get(f"/v1/tickets/{created['id']}/replay-diff")
+    if as_json:
+        emit_json(diff)
+    else:
+        _show_diff(diff)
+    if finished["status"] not in TERMINAL:
+        raise typer.Exit(int(Exit.TIMEOUT))
+    if not diff["identical"]:
+        raise typer.Exit(int(Exit.FAILED))
+
+
+@ticket_app.command("replay-diff")
+def replay_diff(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+    """What a replay ticket did differently from the ticket it replayed."""
+    with Client.from_settings() as api:
+        diff: dict[str, Any] = api.get(f"/v1/tickets/{ticket_id}/replay-diff")
+    if as_json:
+        emit_json(diff)
+    else:
+        _show_diff(diff)
+
+
+def _show_diff(diff: dict[str, Any]) -> None:
+    spend = diff["spend"]
+    verdict = "[green]identical[/]" if diff["identical"] else "[yellow]diverged[/]"
+    out.print(f"replay {diff['replay']} of {diff['original']}: {verdict}; status {diff['status']['original']} -> "
+              f"{diff['status']['replay']}; {diff['calls']['replay']} of {diff['calls']['original']} recorded calls "
+              f"replayed; spent {client.usd(spend['cost_micros'])} ({spend['live_calls']} live calls)")
+    for call in diff["calls"]["differing"]:
+        where = f"{call['step'] or 'ticket'} {call['kind']} #{call['seq']}"
+        out.print(f"[yellow]~[/] {escape(where)}\n  original: {escape(str(call['original']))[:300]}\n"
+                  f"  replay:   {escape(str(call['replay']))[:300]}")
+    if diff["result"] is not None:
+        out.print(f"[yellow]~[/] result\n  original: {escape(str(diff['result']['original']))[:300]}\n"
+                  f"  replay:   {escape(str(diff['result']['replay']))[:300]}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(ticket_app, name="ticket")

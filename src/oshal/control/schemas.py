@@ -92,6 +92,7 @@ class TicketOut(BaseModel):
     calls: int
     cost_micros: int
     cost_usd: str
+    replay_of: UUID | None = Field(default=None, description="The ticket this one replays (offline, $0).")
 
 
 class TicketWaited(TicketOut):
@@ -209,4 +210,5 @@ def ticket_out(row: dict[str, Any]) -> TicketOut:
         deliveries=row.get("deliveries"), consumer=row.get("consumer"), created_at=created,
         dispatched_at=row.get("dispatched_at"), started_at=started, finished_at=finished,
         duration_ms=duration, calls=int(row.get("calls") or 0), cost_micros=cost, cost_usd=usd(cost),
+        replay_of=row.get("replay_of"),
     )

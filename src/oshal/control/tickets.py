@@ -106,7 +106,7 @@ class TicketService:
         return body
 
     async def _create_typed(self, tenant: UUID, principal: UUID | None, request: TicketRequest, n: int,
-                            ticket: UUID | None = None) -> Created:
+                            ticket: UUID | None = None, *, replay_of: UUID | None = None) -> Created:
         """A workflow ticket: the ticket, its run and its first steps in one transaction, then dispatch."""
         assert request.type is not None
         if request.bot is not None:
@@ -124,7 +124,7 @@ class TicketService:
             status = TicketStatus.BACKLOG if request.hold else TicketStatus.IN_PROGRESS
             inserted = await workflow_repo.insert_ticket(
                 conn, tenant, ticket, type_=definition.name, bot=None, input_json=body, status=status,
-                by=principal, key=request.idempotency_key, request_hash=digest)
+                by=principal, key=request.idempotency_key, request_hash=digest, replay_of=replay_of)
             if not inserted:
                 assert request.idempotency_key is not None
                 prior = (await repo.by_idempotency_keys(conn, [request.idempotency_key]))[request.idempotency_key]
@@ -136,6 +136,30 @@ class TicketService:
                                                  hold=request.hold)
         await self.runner.deliver(outcome)
         return Created(ticket, _final_status(outcome, status), True)
+
+    async def replay(self, tenant: UUID, principal: UUID | None, original: UUID) -> Created:
+        """A new ticket that re-runs ``original`` with its recorded model and tool responses standing in for the
+        providers and external APIs: the same steps, $0 spent, nothing external touched."""
+        async with self.db.tenant(tenant) as conn:
+            row = await repo.replay_source(conn, original)
+        if row is None:
+            raise NotFound(f"ticket {original} not found")
+        if row["status"] not in (TicketStatus.DONE, TicketStatus.FAILED):
+            raise Conflict(f"ticket {original} is {row['status']}; only a finished ticket can be replayed",
+                           hint="wait for it to finish (done or failed)")
+        if row["parent_id"] is not None:
+            raise Invalid(f"ticket {original} is part of workflow ticket {row['parent_id']}; replay that one")
+        source = row["replay_of"] or original  # a replay of a replay answers from the first recordings
+        if row["type"] is not None:
+            return await self._create_typed(tenant, principal, TicketRequest(None, row["input"], type=row["type"]),
+                                            0, replay_of=source)
+        ticket, phase, bot = new_id(), new_id(), str(row["bot"])
+        async with self.db.tenant(tenant) as conn:
+            await workflow_repo.insert_ticket(conn, tenant, ticket, type_=None, bot=bot, input_json=repo.dumps(
+                row["input"]), status=TicketStatus.IN_PROGRESS, by=principal, replay_of=source)
+            await workflow_repo.insert_phases(conn, tenant, ticket, [(phase, 0, "", bot, None)])
+        await self._dispatch([self._envelope(tenant, ticket, phase, 1, bot, row["input"])])
+        return Created(ticket, TicketStatus.IN_PROGRESS, True)
 
     async def _commit(self, tenant: UUID, principal: UUID | None,
                       requests: Sequence[TicketRequest]) -> tuple[list[Created], list[Envelope]]:

@@ -75,6 +75,7 @@ _API: set[Grant] = {
     *_table("reservations", "SELECT", "INSERT"),
     *_columns("reservations", "UPDATE", "status", "actual", "settled_at"),
     *_table("recordings", "SELECT", "INSERT"),
+    *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
 }
 
 _REPORT: set[Grant] = {

@@ -145,6 +145,12 @@ async def redispatch(conn: Conn, phase_ids: Sequence[UUID], *, from_status: Sequ
     return await cur.fetchall()
 
 
+async def replay_source(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT id, bot, type, input, status, parent_id, replay_of FROM tickets WHERE id = %s",
+                             (ticket_id,))
+    return await cur.fetchone()
+
+
 async def undispatch(conn: Conn, phases: Sequence[tuple[UUID, int]]) -> int:
     """Dispatches that never reached a lane (a kill switch held them) go back to queued, their attempt unspent."""
     cur = await conn.execute(

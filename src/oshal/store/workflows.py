@@ -46,12 +46,13 @@ async def insert_definition(conn: Conn, ident: UUID, tenant: UUID | None, name: 
 
 async def insert_ticket(conn: Conn, tenant: UUID, ident: UUID, *, type_: str | None, bot: str | None,
                         input_json: str, status: str, by: UUID | None, parent: UUID | None = None,
-                        key: str | None = None, request_hash: bytes | None = None) -> bool:
+                        key: str | None = None, request_hash: bytes | None = None,
+                        replay_of: UUID | None = None) -> bool:
     cur = await conn.execute(
         "INSERT INTO tickets (id, tenant_id, bot, type, status, input, created_by, parent_id, idempotency_key, "
-        "request_hash) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+        "request_hash, replay_of) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) "
         "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
-        (ident, tenant, bot, type_, status, input_json, by, parent, key, request_hash))
+        (ident, tenant, bot, type_, status, input_json, by, parent, key, request_hash, replay_of))
     return await cur.fetchone() is not None
 
 

@@ -29,6 +29,8 @@ class BudgetIn(BaseModel):
     def _consistent(self) -> BudgetIn:
         if self.soft_micros is not None and self.soft_micros > self.limit_micros:
             raise ValueError("soft_micros must not exceed limit_micros")
+        if (self.scope == "tenant") != (self.subject == ""):
+            raise ValueError("a tenant budget has no subject; a bot, type or ticket budget names one")
         return self
 
 

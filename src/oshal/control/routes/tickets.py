@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from oshal.control.auth import Principal
 from oshal.control.deps import Caller, Operator, Plane
 from oshal.control.metrics import TICKETS_CREATED
+from oshal.control.replay_diff import replay_diff
 from oshal.control.runtime import ControlPlane
 from oshal.control.schemas import (
     TicketAction,
@@ -151,6 +152,20 @@ def _sse(row: dict[str, object]) -> bytes:
 async def cancel_ticket(ticket_id: UUID, cp: Plane, who: Caller, body: TicketAction | None = None) -> TicketOut:
     """Cancel a ticket that has not finished (its open work and child tickets too)."""
     return await _act(cp, who, ticket_id, Action.CANCEL, body)
+
+
+@router.post("/{ticket_id}/replay", status_code=201)
+async def replay_ticket(ticket_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
+    """Re-run a finished ticket offline: recorded model and tool responses stand in for the providers and
+    external APIs, so it spends nothing and touches nothing outside. Compare with GET .../replay-diff."""
+    created = await cp.tickets.replay(who.tenant_id, who.key_id, ticket_id)
+    return {"id": str(created.id), "status": created.status, "replay_of": str(ticket_id)}
+
+
+@router.get("/{ticket_id}/replay-diff")
+async def diff_replay(ticket_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
+    """For a replay ticket: the calls whose requests differ from the original's, the results, and the spend."""
+    return await replay_diff(cp.db, who.tenant_id, ticket_id)
 
 
 @router.post("/{ticket_id}/{action}", response_model=TicketOut)

@@ -305,11 +305,12 @@ BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     RETURN QUERY
     WITH empty AS (
-        SELECT b.scope, b.subject, format('%s budget%s (%s) is exhausted: %s of %s micro-dollars used',
+        SELECT b.scope, b.subject, format('budget: %s budget%s (%s) is exhausted: %s of %s micro-dollars used',
                                           b.scope, CASE WHEN b.subject = '' THEN '' ELSE ' ' || b.subject END,
-                                          b.period, u.spent + u.reserved, b.limit_micros) AS why
-          FROM budgets b JOIN budget_usage u ON u.budget_id = b.id AND u.window_start = oshal_window(b.period, now())
-         WHERE b.scope IN ('tenant', 'bot') AND u.spent + u.reserved >= b.limit_micros
+                                          b.period, coalesce(u.spent + u.reserved, 0), b.limit_micros) AS why
+          FROM budgets b
+          LEFT JOIN budget_usage u ON u.budget_id = b.id AND u.window_start = oshal_window(b.period, now())
+         WHERE b.scope IN ('tenant', 'bot') AND coalesce(u.spent + u.reserved, 0) >= b.limit_micros
     ), src AS (
         SELECT u.*, (SELECT e.why FROM empty e WHERE e.scope = 'tenant' OR e.subject = u.bot LIMIT 1) AS why
           FROM unnest(p_ids, p_phase_ids, p_bots, p_inputs, p_keys, p_hashes)
@@ -462,7 +463,7 @@ GRANT SELECT ON ticket_view, ledger_totals, ledger_daily TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (limit_micros, soft_micros, updated_at, created_by), DELETE ON budgets TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (spent, reserved, soft_notified) ON budget_usage TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (status, actual, settled_at) ON reservations TO oshal_api;
-GRANT SELECT, INSERT ON recordings TO oshal_api;
+GRANT SELECT, INSERT, UPDATE (request, response, usage, started_at, duration_ms) ON recordings TO oshal_api;
 
 -- A replay never reaches a connector: the one-statement tool path grants nothing for a replay ticket, and the
 -- general path answers from the original ticket's recordings.
@@ -517,9 +518,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT t.tenant_id, t.id FROM tickets t
      WHERE t.status = 'paused' AND t.status_reason LIKE 'budget%'
        AND NOT EXISTS (
-           SELECT 1 FROM budgets b JOIN budget_usage u ON u.budget_id = b.id
-                                   AND u.window_start = oshal_window(b.period, now())
-            WHERE b.tenant_id = t.tenant_id AND u.spent + u.reserved >= b.limit_micros
+           SELECT 1 FROM budgets b LEFT JOIN budget_usage u ON u.budget_id = b.id
+                                        AND u.window_start = oshal_window(b.period, now())
+            WHERE b.tenant_id = t.tenant_id AND coalesce(u.spent + u.reserved, 0) >= b.limit_micros
               AND (b.scope = 'tenant' OR (b.scope = 'bot' AND b.subject = t.bot)
                    OR (b.scope = 'type' AND b.subject = t.type) OR (b.scope = 'ticket' AND b.subject = t.id::text)))
        AND NOT EXISTS (SELECT 1 FROM phases p WHERE p.ticket_id = t.id AND p.status = 'dispatched')

@@ -1,0 +1,69 @@
+"""What a replay did differently from the ticket it replayed: its calls, its result, and what it cost."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from oshal.errors import Invalid, NotFound
+from oshal.store import recordings as recordings_repo
+from oshal.store import tickets as tickets_repo
+from oshal.store.db import Database
+
+_SHOWN = 2000  # characters of a differing request shown in the diff
+
+
+async def replay_diff(db: Database, tenant: UUID, replay: UUID) -> dict[str, Any]:
+    async with db.tenant(tenant) as conn:
+        [mine] = await _ticket(conn, replay)
+        original_id = mine["replay_of"]
+        if original_id is None:
+            raise Invalid(f"ticket {replay} is not a replay", hint="create one with `oshal ticket replay ID`")
+        [original] = await _ticket(conn, original_id)
+        ours = {_key(r): r for r in await recordings_repo.of_ticket(conn, replay)}
+        theirs = {_key(r): r for r in await recordings_repo.of_ticket(conn, original_id)}
+        cur = await conn.execute("SELECT count(*) AS calls, coalesce(sum(cost_micros), 0) AS cost, "
+                                 "count(*) FILTER (WHERE price_source <> 'replay') AS live FROM ledger "
+                                 "WHERE ticket_id = %s", (replay,))
+        spend = await cur.fetchone()
+        assert spend is not None
+    calls = []
+    for key in sorted(set(ours) | set(theirs)):
+        a, b = theirs.get(key), ours.get(key)
+        if a is None or b is None or _canonical(a["request"]) != _canonical(b["request"]):
+            calls.append({"step": key[0], "kind": key[1], "seq": key[2],
+                          "original": _shown(a["request"]) if a else None,
+                          "replay": _shown(b["request"]) if b else None})
+    same_result = mine["status"] == original["status"] and _canonical(mine["result"]) == _canonical(original["result"])
+    finished = mine["status"] in ("done", "failed", "dead_letter", "cancelled")
+    return {
+        "replay": str(replay), "original": str(original_id), "finished": finished,
+        "identical": finished and same_result and not calls,
+        "status": {"original": original["status"], "replay": mine["status"]},
+        "result": None if same_result else {"original": original["result"], "replay": mine["result"]},
+        "calls": {"original": len(theirs), "replay": len(ours), "differing": calls},
+        "spend": {"calls": int(spend["calls"]), "cost_micros": int(spend["cost"]), "live_calls": int(spend["live"])},
+    }
+
+
+async def _ticket(conn: Any, ticket: UUID) -> list[dict[str, Any]]:
+    row = await tickets_repo.replay_source(conn, ticket)
+    if row is None:
+        raise NotFound(f"ticket {ticket} not found")
+    cur = await conn.execute("SELECT result FROM tickets WHERE id = %s", (ticket,))
+    extra = await cur.fetchone()
+    return [{**row, "result": extra["result"] if extra else None}]
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return (str(row["step"]), str(row["kind"]), int(row["seq"]))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _shown(value: Any) -> str:
+    text = _canonical(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"

@@ -22,6 +22,7 @@ import pytest
 import redis as sync_redis
 import uvicorn
 
+from external.fake_openai import FakeOpenAI
 from oshal import logs
 from oshal.bots.host import NodeHost
 from oshal.bots.manifest import load_fleet
@@ -32,8 +33,6 @@ from oshal.control.runtime import ControlPlane
 from oshal.mesh.keys import lane_stream
 from oshal.settings import Settings
 from oshal.workflows.registry import load_builtin, register_builtin
-
-from external.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -173,7 +173,7 @@ def test_an_exhausted_budget_pauses_the_ticket_and_raising_it_resumes(platform: 
     done = _after_pause(tenant, paused["id"])
     assert done["status"] == "done" and len(model.completions) == 1, (done["error"], done["status_reason"])
     with platform.superuser() as conn:
-        [(cost, reservation, status)] = conn.execute(
+        [(cost, _reservation, status)] = conn.execute(
             "SELECT l.cost_micros, l.reservation_id, r.status FROM ledger l JOIN reservations r "
             "ON r.id = l.reservation_id WHERE l.ticket_id = %s", (paused["id"],)).fetchall()
     assert status == "settled" and cost == round((1000 * GPT_4O_MINI_IN + 100 * GPT_4O_MINI_OUT) / 1_000_000)

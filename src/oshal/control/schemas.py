@@ -165,8 +165,12 @@ class LedgerEntry(BaseModel):
     output_tokens: int
     cached_read_tokens: int
     cache_write_tokens: int
-    cost_micros: int
+    reasoning_tokens: int = 0
+    cost_micros: int = Field(description="What the call is charged: the provider's reported cost when there is one.")
     price_source: str
+    computed_cost_micros: int | None = Field(default=None, description="What our effective price computes.")
+    reported_cost_micros: int | None = Field(default=None, description="What the provider reported, if it did.")
+    reservation_id: UUID | None = None
     created_at: dt.datetime
 
 

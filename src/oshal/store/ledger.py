@@ -14,7 +14,7 @@ _GROUP = {
     "bot": "bot",
     "model": "provider || '/' || model",
     "tenant": "tenant_id::text",
-    "day": "to_char(date_trunc('day', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')",
+    "day": "to_char(date_trunc('day', at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')",
 }
 
 
@@ -36,13 +36,14 @@ async def rows(conn: Conn, *, ticket: UUID | None, bot: str | None, since: datet
 
 
 async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dict[str, Any]]:
-    where, params = ("WHERE created_at >= %s", (since,)) if since else ("", ())
+    """Totals over per-call rows and the daily roll-ups of older ones, so no total shrinks with retention."""
+    where, params = ("WHERE at >= %s", (since,)) if since else ("", ())
     key = _GROUP[by]
     cur = await conn.execute(
-        f"SELECT {key} AS key, count(*) AS calls, sum(input_tokens) AS input_tokens, "  # nosec B608 - only constant SQL fragments are interpolated
-        f"sum(output_tokens) AS output_tokens, sum(cached_read_tokens) AS cached_read_tokens, "
-        f"sum(cache_write_tokens) AS cache_write_tokens, sum(cost_micros) AS cost_micros "
-        f"FROM ledger {where} GROUP BY 1 ORDER BY cost_micros DESC, key", params)
+        f"SELECT {key} AS key, sum(calls)::bigint AS calls, sum(input_tokens)::bigint AS input_tokens, "  # nosec B608 - only constant SQL fragments are interpolated
+        f"sum(output_tokens)::bigint AS output_tokens, sum(cached_read_tokens)::bigint AS cached_read_tokens, "
+        f"sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(cost_micros)::bigint AS cost_micros "
+        f"FROM ledger_totals {where} GROUP BY 1 ORDER BY cost_micros DESC, key", params)
     return await cur.fetchall()
 
 
@@ -62,9 +63,9 @@ async def price_overrides(conn: Conn) -> list[Price]:
 async def reconciliation(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Per provider/model in [since, until): calls that carry both a reported and a computed cost, and their sums."""
     cur = await conn.execute(
-        "SELECT provider, model, sum(calls) FILTER (WHERE both_known) AS calls, "
-        "coalesce(sum(computed_cost_micros) FILTER (WHERE both_known), 0) AS computed, "
-        "coalesce(sum(reported_cost_micros) FILTER (WHERE both_known), 0) AS reported, "
-        "sum(calls) AS all_calls FROM ledger_totals WHERE at >= %s AND at < %s "
+        "SELECT provider, model, sum(calls) FILTER (WHERE both_known)::bigint AS calls, "
+        "coalesce(sum(computed_cost_micros) FILTER (WHERE both_known), 0)::bigint AS computed, "
+        "coalesce(sum(reported_cost_micros) FILTER (WHERE both_known), 0)::bigint AS reported, "
+        "sum(calls)::bigint AS all_calls FROM ledger_totals WHERE at >= %s AND at < %s "
         "GROUP BY provider, model ORDER BY provider, model", (since, until))
     return [r for r in await cur.fetchall() if r["calls"]]

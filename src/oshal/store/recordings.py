@@ -33,8 +33,8 @@ async def save(conn: Conn, recordings: Sequence[Recording]) -> None:
         return
     await conn.execute(
         "INSERT INTO recordings (tenant_id, ticket_id, step, kind, seq, request, response, usage, started_at, "
-        "duration_ms) SELECT u.tenant, u.ticket, coalesce(p.step, ''), u.kind, u.seq, u.request::jsonb, "
-        "u.response::jsonb, u.usage::jsonb, u.started, u.duration "
+        "duration_ms) SELECT u.tenant, u.ticket, coalesce(p.step, ''), u.kind, u.seq, u.request::json, "
+        "u.response::json, u.usage::json, u.started, u.duration "
         "FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], "
         "%s::timestamptz[], %s::float8[]) AS u(tenant, ticket, phase, kind, seq, request, response, usage, started, "
         "duration) LEFT JOIN phases p ON p.id = u.phase "

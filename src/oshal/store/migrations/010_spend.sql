@@ -89,9 +89,11 @@ CREATE TABLE recordings (
     step        text NOT NULL,   -- the workflow step, or '' for a plain ticket
     kind        text NOT NULL CHECK (kind IN ('model', 'tool')),
     seq         int NOT NULL,    -- the call's place among this step's calls of this kind
-    request     jsonb NOT NULL,
-    response    jsonb NOT NULL,
-    usage       jsonb,
+    -- json, not jsonb: a replay must hand back exactly what was answered, key order included, or a model would
+    -- see a tool result that reads differently from the one it saw.
+    request     json NOT NULL,
+    response    json NOT NULL,
+    usage       json,
     started_at  timestamptz NOT NULL,
     duration_ms double precision NOT NULL,
     PRIMARY KEY (ticket_id, step, kind, seq)

@@ -8,7 +8,9 @@ Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one alr
   * the same round trip through the service layer inside a control-plane process (no HTTP);
   * the RSS of the idle node host running the demo fleet;
   * tool-call overhead (bench/tools.py) and the workflow engine's time per step and 5-step throughput
-    (bench/workflows.py).
+    (bench/workflows.py);
+  * a model call's budget reservation and settlement (bench/budgets.py), and the tickets/s figure again in a
+    tenant with budgets at every level and every call priced, so every ledger row counts against them.
 The last line is one JSON object with every number.
 """
 
@@ -29,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from budgets import measure as measure_budgets  # bench/budgets.py
+from budgets import price_every_call, set_budgets
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
 from workflows import measure as measure_workflows  # bench/workflows.py
@@ -84,11 +88,11 @@ def start_platform(home: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("platform did not come up in 120 s")
 
 
-def bench_tenant(url: str, admin_key: str) -> str:
+def bench_tenant(url: str, admin_key: str, role: str = "member", label: str = "bench") -> str:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
-        name = f"bench-{int(time.time())}"
+        name = f"{label}-{int(time.time())}"
         admin.post("/v1/tenants", json={"name": name}).raise_for_status()
-        key = admin.post("/v1/keys", json={"tenant": name, "role": "member", "name": "bench"})
+        key = admin.post("/v1/keys", json={"tenant": name, "role": role, "name": "bench"})
         key.raise_for_status()
         return str(key.json()["key"])
 
@@ -213,6 +217,25 @@ def main() -> None:
             log(f"  through the gateway p50 {tools['tool_call_p50_ms']:.2f} ms; remote alone p50 "
                 f"{tools['remote_p50_ms']:.2f} ms; overhead p50 {tools['tool_call_overhead_p50_ms']:.2f} ms, "
                 f"p99 {tools['tool_call_overhead_p99_ms']:.2f} ms")
+        spend: dict[str, float] = {}
+        if proc is not None:
+            log(f"budgets: {TOOL_CALLS} model-call reservations under budgets at every level, then settlements ...")
+            spend = measure_budgets(url, home, admin_key, TOOL_CALLS)
+            log(f"  reserve (bot -> gateway -> one statement) p50 {spend['reserve_p50_ms']:.2f} ms, p99 "
+                f"{spend['reserve_p99_ms']:.2f} ms; settle (in the collector's statement) p50 "
+                f"{spend['settle_p50_ms']:.2f} ms vs {spend['record_unbudgeted_p50_ms']:.2f} ms unbudgeted "
+                f"(+{spend['settle_overhead_p50_ms']:.2f} ms)")
+            owner = bench_tenant(url, admin_key, role="operator", label="bench-budgets")
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {owner}"}, timeout=30) as http:
+                set_budgets(http, ["echo"])
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as http:
+                price_every_call(http)
+            log(f"throughput with budgets at every level (every call priced): {N} tickets ...")
+            budgeted = asyncio.run(throughput(url, owner))
+            spend["tickets_per_s_budgeted"] = budgeted["tickets_per_s"]
+            spend["budget_throughput_cost_pct"] = 100 * (1 - budgeted["tickets_per_s"] / tp["tickets_per_s"])
+            log(f"  {budgeted['tickets_per_s']:,.0f} tickets/s ({spend['budget_throughput_cost_pct']:+.1f}% "
+                "against the unbudgeted run)")
         log(f"workflows: {WORKFLOW_ROUNDS} five-step runs one at a time, then {WORKFLOWS} at once ...")
         wf = measure_workflows(url, admin_key, WORKFLOWS, WORKFLOW_ROUNDS)
         log(f"  one at a time: a run p50 {wf['workflow_5step_latency_p50_ms']:.1f} ms; engine time per step p50 "
@@ -229,6 +252,7 @@ def main() -> None:
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
             "node_idle_rss_mb": round(rss, 1),
             **{k: round(v, 3) for k, v in tools.items()},
+            **{k: round(v, 3) for k, v in spend.items()},
             **{k: round(v, 3) for k, v in wf.items()},
         }))
     finally:

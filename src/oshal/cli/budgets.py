@@ -91,9 +91,57 @@ def budget_delete(budget_id: Annotated[str, typer.Argument(help="The budget's id
     out.print(f"budget {budget_id} deleted")
 
 
+price_app = typer.Typer(name="price", no_args_is_help=True,
+                        help="Effective-dated model prices per usage type (rows are added, never changed).")
+
+
+@price_app.command("add")
+def price_add(
+    provider: Annotated[str, typer.Argument(help="e.g. openai, anthropic.")],
+    model: Annotated[str, typer.Argument(help="The model id, or * for every model of the provider.")],
+    input_usd: Annotated[str, typer.Option("--input", help="Dollars per million uncached input tokens.")],
+    output_usd: Annotated[str, typer.Option("--output", help="Dollars per million output tokens.")],
+    effective_from: Annotated[str, typer.Option("--from", help="ISO 8601 time the price starts (with zone).")],
+    cached_read: Annotated[str, typer.Option("--cached-read", help="Dollars per million cached input tokens.")]
+    = "0",
+    cache_write: Annotated[str, typer.Option("--cache-write", help="Dollars per million cache-write tokens.")]
+    = "0",
+    reasoning: Annotated[str | None, typer.Option("--reasoning", help="Dollars per million reasoning tokens "
+                                                  "(default: the output price).")] = None,
+    request: Annotated[str, typer.Option("--request", help="Dollars per request.")] = "0",
+) -> None:
+    """Add a price from a time on; calls before it keep the price they had."""
+    body = {"provider": provider, "model": model, "effective_from": effective_from,
+            "input": micros(input_usd, "--input"), "output": micros(output_usd, "--output"),
+            "cached_read": micros(cached_read, "--cached-read"), "cache_write": micros(cache_write, "--cache-write"),
+            "reasoning": micros(reasoning, "--reasoning") if reasoning is not None else None,
+            "request": micros(request, "--request")}
+    with Client.from_settings() as api:
+        api.post("/v1/prices", body)
+    out.print(f"price of {provider}/{model} from {effective_from} added")
+
+
+@price_app.command("list")
+def price_list(as_json: JsonFlag = False) -> None:
+    """Every price row (bundled and added), per model oldest first; amounts per million tokens."""
+    with Client.from_settings() as api:
+        rows: list[dict[str, Any]] = api.get("/v1/prices")
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("provider/model", "from", "input", "cached", "cache write", "output", "reasoning", "request",
+                  title=f"prices ({len(rows)})", title_justify="left")
+    for r in rows:
+        table.add_row(escape(f"{r['provider']}/{r['model']}"), r["effective_from"][:19], usd(r["input"]),
+                      usd(r["cached_read"]), usd(r["cache_write"]), usd(r["output"]),
+                      usd(r["reasoning"]) if r["reasoning"] is not None else "= output", usd(r["request"]))
+    out.print(table)
+
+
 def _label(row: dict[str, Any]) -> str:
     return str(row["scope"]) + (f" {row['subject']}" if row["subject"] else "")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(budget_app)
+    app.add_typer(price_app)

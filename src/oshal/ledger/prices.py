@@ -33,6 +33,12 @@ class Price:
     request: int = 0  # a fee per call, whatever its tokens
     cache_write_1h: int | None = None  # a one-hour cache write (Anthropic); None bills it as cache_write
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "effective_from": self.effective_from.isoformat(),
+                "input": self.input, "output": self.output, "cached_read": self.cached_read,
+                "cache_write": self.cache_write, "cache_write_1h": self.cache_write_1h, "reasoning": self.reasoning,
+                "request": self.request}
+
 
 def _as_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
@@ -94,6 +100,9 @@ class PriceTable:
             if index >= 0:
                 return rows[index]
         return None
+
+    def rows(self) -> list[Price]:
+        return [price for key in sorted(self._rows) for price in self._rows[key]]
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self._rows.values())

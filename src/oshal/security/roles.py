@@ -42,7 +42,7 @@ _API: set[Grant] = {
     Grant("database", "oshal", "CONNECT"), Grant("schema", "public", "USAGE"),
     *_table("tenants", "SELECT", "INSERT"),
     *_table("api_keys", "SELECT", "INSERT"), *_columns("api_keys", "UPDATE", "revoked_at"),
-    *_table("bots", "SELECT"), *_table("prices", "SELECT"),
+    *_table("bots", "SELECT"), *_table("prices", "SELECT", "INSERT"),
     *_table("tickets", "SELECT", "INSERT"),
     *_columns("tickets", "UPDATE", "status", "result", "error", "finished_at", "phase", "status_reason",
               "resume_status"),

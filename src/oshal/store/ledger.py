@@ -69,3 +69,13 @@ async def reconciliation(conn: Conn, since: datetime, until: datetime) -> list[d
         "sum(calls)::bigint AS all_calls FROM ledger_totals WHERE at >= %s AND at < %s "
         "GROUP BY provider, model ORDER BY provider, model", (since, until))
     return [r for r in await cur.fetchall() if r["calls"]]
+
+
+async def insert_price(conn: Conn, price: dict[str, Any]) -> bool:
+    cur = await conn.execute(
+        "INSERT INTO prices (provider, model, effective_from, input_micros_per_mtok, output_micros_per_mtok, "
+        "cached_read_micros_per_mtok, cache_write_micros_per_mtok, cache_write_1h_micros_per_mtok, "
+        "reasoning_micros_per_mtok, request_micros) VALUES (%(provider)s, %(model)s, %(effective_from)s, %(input)s, "
+        "%(output)s, %(cached_read)s, %(cache_write)s, %(cache_write_1h)s, %(reasoning)s, %(request)s) "
+        "ON CONFLICT DO NOTHING RETURNING provider", price)
+    return await cur.fetchone() is not None

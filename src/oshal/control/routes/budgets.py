@@ -9,8 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, model_validator
 
-from oshal.control.deps import Caller, Operator, Plane
-from oshal.errors import Invalid
+from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
+from oshal.errors import Conflict, Invalid
+from oshal.security import audit
 from oshal.store import ledger as ledger_repo
 
 router = APIRouter(prefix="/v1", tags=["budgets"])
@@ -64,6 +65,42 @@ async def show_budget(budget_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]
 async def delete_budget(budget_id: UUID, cp: Plane, who: Operator) -> Response:
     await cp.budgets.delete(who.tenant_id, budget_id, actor=who.actor)
     return Response(status_code=204)
+
+
+class PriceIn(BaseModel):
+    provider: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=200, description="A model id, or * for every model of the provider.")
+    effective_from: dt.datetime = Field(description="Calls from this time on use the price; earlier ones never "
+                                        "change.")
+    input: int = Field(ge=0, description="Micro-dollars per million uncached input tokens.")
+    output: int = Field(ge=0, description="Micro-dollars per million output tokens.")
+    cached_read: int = Field(default=0, ge=0)
+    cache_write: int = Field(default=0, ge=0)
+    cache_write_1h: int | None = Field(default=None, ge=0)
+    reasoning: int | None = Field(default=None, ge=0, description="Per million reasoning tokens; unset: output.")
+    request: int = Field(default=0, ge=0, description="Micro-dollars per request.")
+
+
+@router.post("/prices", status_code=201)
+async def add_price(body: PriceIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+    """Add an effective-dated price (a new row; rows are never changed, so past costs stay as they were)."""
+    if body.effective_from.tzinfo is None:
+        raise Invalid("effective_from needs a time zone", hint="e.g. 2026-12-01T00:00:00Z")
+    async with cp.db.system() as conn:
+        inserted = await ledger_repo.insert_price(conn, body.model_dump())
+        if not inserted:
+            raise Conflict(f"{body.provider}/{body.model} already has a price from {body.effective_from.isoformat()}",
+                           hint="prices are history: add one with a later effective_from")
+        await audit.record(conn, audit.Entry(who.tenant_id, who.actor, "price.add", f"{body.provider}/{body.model}",
+                                             body.model_dump(mode="json")))
+    await cp.reload_prices()  # this replica at once; others within a minute
+    return body.model_dump(mode="json")
+
+
+@router.get("/prices")
+async def list_prices(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+    """Every price row in effect or scheduled (bundled and added), oldest first per model."""
+    return [p.as_dict() for p in cp.prices.rows()]
 
 
 @router.get("/ledger/reconcile")

@@ -462,6 +462,7 @@ GRANT EXECUTE ON FUNCTION
     oshal_ticket(uuid, uuid)
     TO oshal_api;
 GRANT SELECT ON ticket_view, ledger_totals, ledger_daily TO oshal_api;
+GRANT INSERT ON prices TO oshal_api;  -- a new effective-dated row; existing rows are never updated
 GRANT SELECT, INSERT, UPDATE (limit_micros, soft_micros, updated_at, created_by), DELETE ON budgets TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (spent, reserved, soft_notified) ON budget_usage TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (status, actual, settled_at) ON reservations TO oshal_api;

@@ -290,6 +290,11 @@ def test_access_findings_wait_for_an_operator_who_triages_them(platform: Platfor
     scan(platform, "access")  # an accepted risk is seen again but files nothing new
     [seen] = [f for f in findings(platform, "key.unused", "open") if f["fingerprint"] == fingerprint]
     assert seen["triage"] == "accepted" and seen["seen_count"] == 2
+    with platform.superuser() as conn:  # fixed: the key is revoked
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE prefix = %s", (old_key,))
+    scan(platform, "access")
+    [fixed] = [f for f in findings(platform, "key.unused") if f["fingerprint"] == fingerprint]
+    assert fixed["status"] == "fixed"
 
 
 def test_scans_and_findings_are_for_platform_operators_only(platform: Platform) -> None:

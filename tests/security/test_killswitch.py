@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import httpx
+
 from conftest import Platform, make_tenant, wait_done
+from oshal.mesh.envelopes import Envelope
 from oshal.mesh.keys import KILL_SWITCHES_LOADED, lane_stream
 
 
@@ -115,3 +119,32 @@ def _uuid(value: str) -> Any:
     from uuid import UUID
 
     return UUID(value)
+
+
+def test_a_killed_bot_may_not_call_its_model(platform: Platform) -> None:
+    tenant = make_tenant(platform, "models-held")
+    with platform.client() as admin:
+        assert admin.post("/v1/kill", json={"bot": "writer", "reason": "model off"}).status_code == 201
+    try:
+        # Work already on the lane when the switch was pulled reaches the bot, but its model call is refused.
+        server = platform.extra["openai"]
+        server.requests.clear()
+        ticket = tenant.http.post("/v1/tickets", json={"bot": "echo", "input": {}}).json()["id"]
+        phase = _phase_id(platform, ticket)
+        env = Envelope(ticket, phase, 1, tenant.tenant_id, "writer", None)
+        env = env.signed(platform.plane.signer.sign(env))
+        token = json.loads((platform.home / "run" / "bot-tokens.json").read_text())["writer"]
+        refused = httpx.post(f"{platform.url}/v1/models/begin", headers={"X-Oshal-Bot-Token": token}, json={
+            "envelope": {"t": ticket, "p": phase, "a": 1, "n": tenant.tenant_id, "b": "writer", "g": env.sig},
+            "seq": 0, "provider": "openai", "model": "gpt-4o-mini", "input_bytes": 10, "max_output_tokens": 10,
+            "request_sha256": "0" * 64})
+        assert refused.status_code == 403 and "kill switch bot:writer is engaged" in refused.json()["message"]
+        assert server.requests == []
+    finally:
+        with platform.client() as admin:
+            admin.delete("/v1/kill/writer")
+
+
+def _phase_id(platform: Platform, ticket: str) -> str:
+    with platform.superuser() as conn:
+        return str(conn.execute("SELECT id FROM phases WHERE ticket_id = %s", (ticket,)).fetchone()[0])

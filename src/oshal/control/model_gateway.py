@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from oshal.control.budget_service import BudgetService
-from oshal.errors import Conflict, NotFound
+from oshal.errors import Conflict, Forbidden, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.store import recordings as repo
 from oshal.store.db import Database
@@ -51,13 +51,18 @@ class CallEnd:
 
 
 class ModelGateway:
-    def __init__(self, db: Database, identify: Identify, budgets: BudgetService) -> None:
+    def __init__(self, db: Database, identify: Identify, budgets: BudgetService,
+                 blocked: Callable[[str], str | None]) -> None:
         self.db = db
         self.identify = identify
         self.budgets = budgets
+        self.blocked = blocked
 
     async def begin(self, bot_token: str | None, start: CallStart) -> dict[str, Any]:
         bot, tenant, ticket = self.identify(bot_token, start.envelope)
+        stopped = self.blocked(bot)
+        if stopped is not None:
+            raise Forbidden(stopped, hint="an operator releases it with `oshal kill release`")
         phase = UUID(start.envelope.phase_id)
         async with self.db.tenant(tenant) as conn:
             context = await repo.replay_context(conn, ticket, phase)

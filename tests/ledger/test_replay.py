@@ -120,3 +120,20 @@ def test_only_finished_top_level_tickets_can_be_replayed(platform: Platform) -> 
     done = tenant.http.post("/v1/tickets", params={"wait": 10}, json={"bot": "echo", "input": {"x": 1}}).json()
     plain = tenant.http.get(f"/v1/tickets/{done['id']}/replay-diff")
     assert plain.status_code == 422 and "not a replay" in plain.json()["message"]
+
+
+def test_a_workflow_ticket_replays_the_same_steps_to_the_same_outcome(platform: Platform) -> None:
+    ops = make_tenant(platform, "flows", role="operator")
+    created = ops.http.post("/v1/tickets", json={"type": "ticket", "input": {"text": "checkout is down"}}).json()
+    original = wait_done(ops.http, created["id"])
+    assert original["status"] == "customer_action"
+    replay = wait_done(ops.http, ops.http.post(f"/v1/tickets/{original['id']}/replay").json()["id"])
+
+    def steps(ticket: str) -> list[str]:
+        return [p["step"] for p in ops.http.get(f"/v1/tickets/{ticket}/timeline").json()["phases"]]
+
+    assert replay["type"] == "ticket" and replay["replay_of"] == original["id"]
+    assert (replay["status"], replay["result"]) == (original["status"], original["result"])
+    assert steps(replay["id"]) == steps(original["id"]) == ["work", "review", "work", "review"]
+    diff = ops.http.get(f"/v1/tickets/{replay['id']}/replay-diff").json()
+    assert diff["identical"] is True and diff["spend"]["cost_micros"] == 0

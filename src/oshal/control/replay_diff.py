@@ -36,7 +36,7 @@ async def replay_diff(db: Database, tenant: UUID, replay: UUID) -> dict[str, Any
                           "original": _shown(a["request"]) if a else None,
                           "replay": _shown(b["request"]) if b else None})
     same_result = mine["status"] == original["status"] and _canonical(mine["result"]) == _canonical(original["result"])
-    finished = mine["status"] in ("done", "failed", "dead_letter", "cancelled")
+    finished = mine["status"] in ("done", "failed", "dead_letter", "cancelled", "escalated", "customer_action")
     return {
         "replay": str(replay), "original": str(original_id), "finished": finished,
         "identical": finished and same_result and not calls,

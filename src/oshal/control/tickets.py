@@ -144,9 +144,9 @@ class TicketService:
             row = await repo.replay_source(conn, original)
         if row is None:
             raise NotFound(f"ticket {original} not found")
-        if row["status"] not in (TicketStatus.DONE, TicketStatus.FAILED):
+        if row["status"] not in _REPLAYABLE:
             raise Conflict(f"ticket {original} is {row['status']}; only a finished ticket can be replayed",
-                           hint="wait for it to finish (done or failed)")
+                           hint="wait for its work to end (done, failed, escalated or waiting on the customer)")
         if row["parent_id"] is not None:
             raise Invalid(f"ticket {original} is part of workflow ticket {row['parent_id']}; replay that one")
         source = row["replay_of"] or original  # a replay of a replay answers from the first recordings
@@ -268,6 +268,11 @@ class TicketService:
             artifacts = await workflow_repo.artifacts(conn, ticket_id)
         return {"ticket_id": ticket_id, "events": events, "phases": phases, "run": run,
                 "artifacts": [{k: v for k, v in a.items() if k != "object_key"} for a in artifacts]}
+
+
+# Its work has ended (the last two rest with a person, not with a bot).
+_REPLAYABLE = frozenset({TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.DEAD_LETTER, TicketStatus.ESCALATED,
+                         TicketStatus.CUSTOMER_ACTION})
 
 
 def _request_hash(target: str, value: Any) -> bytes:

@@ -145,16 +145,24 @@ def security_verify(
 
 
 def _verify_locally() -> dict[str, Any]:
+    """Embedded: the connection details under $OSHAL_HOME. External: OSHAL_DATABASE_URL (the owner) and the
+    runtime roles' passwords that `oshal up` keeps under $OSHAL_HOME/secrets (or OSHAL_API_DATABASE_URL)."""
     from oshal.control.launch import attach
+    from oshal.secretfiles import secrets_dir
     from oshal.security.rls import verify
-    from oshal.store.migrate import API_ROLE, REPORT_ROLE
+    from oshal.store.migrate import API_ROLE, REPORT_ROLE, with_credentials
 
     settings = load_settings()
-    engines = attach(settings)
-    urls = {API_ROLE: engines.api_url}
-    if engines.report_url:
-        urls[REPORT_ROLE] = engines.report_url
-    return asyncio.run(verify(engines.owner_url, urls)).as_dict()
+    if settings.database_url is None:
+        engines = attach(settings)
+        owner, urls = engines.owner_url, {API_ROLE: engines.api_url, REPORT_ROLE: str(engines.report_url)}
+    else:
+        owner, folder = settings.database_url, secrets_dir(settings.home)
+        urls = {role: with_credentials(owner, role, (folder / name).read_text().strip())
+                for role, name in ((API_ROLE, "pg-api"), (REPORT_ROLE, "pg-report")) if (folder / name).exists()}
+        if settings.api_database_url:
+            urls[API_ROLE] = settings.api_database_url
+    return asyncio.run(verify(owner, urls)).as_dict()
 
 
 @security_app.command("vulndb-import")

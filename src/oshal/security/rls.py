@@ -80,7 +80,10 @@ async def verify(owner_url: str, role_urls: dict[str, str]) -> Report:
                 if url is None:
                     report.problems.append(f"no connection details for role {role}: cannot run its canary")
                     continue
-                report.checked[role] = await _probe(url, [t["name"] for t in tables], canary, report.problems)
+                try:
+                    report.checked[role] = await _probe(url, [t["name"] for t in tables], canary, report.problems)
+                except psycopg.OperationalError as e:
+                    report.problems.append(f"cannot connect as {role} to run its canary: {str(e).strip()[:200]}")
         finally:
             await _remove(owner, canary)
     return report

@@ -220,3 +220,18 @@ def test_budget_input_is_validated(platform: Platform) -> None:
             ({"scope": "bot", "subject": "ghost", "period": "day", "limit_micros": 5}, "ghost")):
         response = tenant.http.put("/v1/budgets", json=body)
         assert response.status_code in (404, 422) and needle in response.text, (body, response.text)
+
+
+def test_a_workflow_step_waits_for_its_budget_and_runs_when_it_is_raised(platform: Platform) -> None:
+    tenant = make_tenant(platform, "flows-budget", role="operator")
+    budget = _budget(tenant, scope="type", subject="ticket", limit_micros=0)
+    created = tenant.http.post("/v1/tickets", json={"type": "ticket", "input": {"text": "checkout is down"}}).json()
+    held = tenant.http.get(f"/v1/tickets/{created['id']}", params={"wait": 5}).json()
+    assert held["status"] == "paused" and held["status_reason"].startswith("budget: type ticket budget (month)")
+    with platform.superuser() as conn:  # its first step was held before its lane, attempt unspent
+        assert conn.execute("SELECT status, attempt FROM phases WHERE ticket_id = %s",
+                            (created["id"],)).fetchall() == [("queued", 0)]
+    _budget(tenant, scope="type", subject="ticket", limit_micros=1_000_000)
+    done = _after_pause(tenant, created["id"])
+    assert done["status"] == "customer_action" and done["result"]["outcome"] == "solution_proposed"
+    assert tenant.http.get(f"/v1/budgets/{budget['id']}").json()["limit_micros"] == 1_000_000

@@ -75,8 +75,9 @@ class Lifecycle:
                 outcome = await self._settle_plain(conn, ticket)
             else:
                 await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
-                rows = await repo.redispatch(conn, [phase["id"]], from_status=["failed", "dead_letter", "queued"]
-                                             ) if phase else []
+                held = await repo.queued_phases(conn, ticket)  # never dispatched: held before their lane
+                retry = held or ([phase["id"]] if phase else [])  # else the attempt whose model call was refused
+                rows = await repo.redispatch(conn, retry, from_status=["failed", "dead_letter", "queued"])
                 envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
                                                   int(r["attempt"])) for r in rows]
                 outcome = Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])

@@ -57,3 +57,17 @@ def reserve(tenant: UUID, reservation: UUID, ticket: UUID, bot: str, amount: int
 async def reservations_of(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
     cur = await conn.execute("SELECT * FROM reservations WHERE ticket_id = %s ORDER BY created_at", (ticket,))
     return await cur.fetchall()
+
+
+async def exhausted_for(conn: Conn, ticket: UUID, ticket_type: str | None, bots: list[str]) -> str | None:
+    """Why work for ``bots`` on this ticket may not be dispatched now (a budget above it has nothing left)."""
+    cur = await conn.execute(
+        "SELECT format('budget: %%s%%s budget (%%s) is exhausted: %%s of %%s micro-dollars used', b.scope, "
+        "CASE WHEN b.subject = '' THEN '' ELSE ' ' || b.subject END, b.period, coalesce(u.spent + u.reserved, 0), "
+        "b.limit_micros) AS why FROM budgets b LEFT JOIN budget_usage u ON u.budget_id = b.id "
+        "AND u.window_start = oshal_window(b.period, now()) "
+        "WHERE coalesce(u.spent + u.reserved, 0) >= b.limit_micros AND (b.scope = 'tenant' "
+        "OR (b.scope = 'bot' AND b.subject = ANY(%s)) OR (b.scope = 'type' AND b.subject = %s) "
+        "OR (b.scope = 'ticket' AND b.subject = %s)) LIMIT 1", (bots, ticket_type, str(ticket)))
+    row = await cur.fetchone()
+    return None if row is None else str(row["why"])

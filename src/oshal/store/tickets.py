@@ -151,6 +151,12 @@ async def replay_source(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
+async def queued_phases(conn: Conn, ticket_id: UUID) -> list[UUID]:
+    cur = await conn.execute("SELECT id FROM phases WHERE ticket_id = %s AND status = 'queued' ORDER BY seq",
+                             (ticket_id,))
+    return [row["id"] for row in await cur.fetchall()]
+
+
 async def undispatch(conn: Conn, phases: Sequence[tuple[UUID, int]]) -> int:
     """Dispatches that never reached a lane (a kill switch held them) go back to queued, their attempt unspent."""
     cur = await conn.execute(

@@ -21,6 +21,7 @@ from oshal.errors import Conflict, NotFound
 from oshal.logs import get_logger
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
+from oshal.store import budgets as budgets_repo
 from oshal.store import tickets as ticket_repo
 from oshal.store import workflows as repo
 from oshal.store.db import Conn, Database
@@ -122,15 +123,31 @@ class WorkflowRunner:
         effects = advance(definition, state, ticket=ticket_scope, facts=facts, decision=decision,
                           resolve_bot=self.resolve_bot)
         envelopes = await self._create_work(conn, tenant, ticket, state, effects)
-        new_status = effects.status or status
+        new_status, reason = effects.status or status, effects.reason
+        held = await self._hold_for_budget(conn, ticket, definition.name, envelopes)
+        if held is not None:  # its steps wait, queued, until the budget has room (then it resumes)
+            envelopes = [e for e in envelopes if e.ticket_id != str(ticket)]
+            new_status, reason = "paused", held
         phase = state.wait["step"] if state.wait else state.cursor
         if effects.finished and new_status in ("failed", "dead_letter"):
             phase = state.trail[-1] if state.trail else None
             state.cursor = phase  # a requeue retries the step that failed
         await repo.checkpoint(conn, ticket, state=state.to_json(), run_finished=effects.finished, status=new_status,
-                              phase=phase, reason=effects.reason, result=effects.result, error=effects.error)
+                              phase=phase, reason=reason, result=effects.result, error=effects.error)
         changed = new_status != status and new_status in RESTING
         return Outcome(envelopes, [(str(ticket), new_status)] if changed else [])
+
+    @staticmethod
+    async def _hold_for_budget(conn: Conn, ticket: UUID, ticket_type: str, envelopes: list[Envelope]) -> str | None:
+        """Before this ticket's next phases are dispatched: if a budget above them is exhausted, they are put back
+        to queued (their attempt unspent) and the reason is returned. Child tickets are gated by their own calls."""
+        own = [e for e in envelopes if e.ticket_id == str(ticket)]
+        if not own:
+            return None
+        why = await budgets_repo.exhausted_for(conn, ticket, ticket_type, sorted({e.bot for e in own}))
+        if why is not None:
+            await ticket_repo.undispatch(conn, [(UUID(e.phase_id), e.attempt) for e in own])
+        return why
 
     async def _facts(self, conn: Conn, state: Checkpoint) -> dict[str, Fact]:
         if state.wait is None:

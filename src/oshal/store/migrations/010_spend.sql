@@ -307,7 +307,7 @@ BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     RETURN QUERY
     WITH empty AS (
-        SELECT b.scope, b.subject, format('budget: %s budget%s (%s) is exhausted: %s of %s micro-dollars used',
+        SELECT b.scope, b.subject, format('budget: %s%s budget (%s) is exhausted: %s of %s micro-dollars used',
                                           b.scope, CASE WHEN b.subject = '' THEN '' ELSE ' ' || b.subject END,
                                           b.period, coalesce(u.spent + u.reserved, 0), b.limit_micros) AS why
           FROM budgets b
@@ -525,6 +525,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
                                         AND u.window_start = oshal_window(b.period, now())
             WHERE b.tenant_id = t.tenant_id AND coalesce(u.spent + u.reserved, 0) >= b.limit_micros
               AND (b.scope = 'tenant' OR (b.scope = 'bot' AND b.subject = t.bot)
+                   OR (b.scope = 'bot' AND b.subject IN (SELECT q.bot FROM phases q
+                                                          WHERE q.ticket_id = t.id AND q.status = 'queued'))
                    OR (b.scope = 'type' AND b.subject = t.type) OR (b.scope = 'ticket' AND b.subject = t.id::text)))
        AND NOT EXISTS (SELECT 1 FROM phases p WHERE p.ticket_id = t.id AND p.status = 'dispatched')
      LIMIT p_limit

@@ -9,7 +9,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip setuptools
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .

@@ -306,7 +306,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     RETURN QUERY
-    WITH empty AS (
+    WITH empty AS MATERIALIZED (  -- once per batch, not once per ticket
         SELECT b.scope, b.subject, format('budget: %s%s budget (%s) is exhausted: %s of %s micro-dollars used',
                                           b.scope, CASE WHEN b.subject = '' THEN '' ELSE ' ' || b.subject END,
                                           b.period, coalesce(u.spent + u.reserved, 0), b.limit_micros) AS why
@@ -428,10 +428,10 @@ BEGIN
         -- A cost with no open reservation (none was taken, or it expired first) still counts as spent.
         SELECT b.id AS budget, oshal_window(b.period, now()) AS window_start, 0::bigint AS reserved,
                ins.cost_micros AS spent
-          FROM ins JOIN tickets t ON t.id = ins.ticket_id
+          FROM ins
           JOIN budgets b ON b.scope = 'tenant' OR (b.scope = 'bot' AND b.subject = ins.bot)
-                         OR (b.scope = 'type' AND b.subject = t.type)
                          OR (b.scope = 'ticket' AND b.subject = ins.ticket_id::text)
+                         OR (b.scope = 'type' AND b.subject = (SELECT t.type FROM tickets t WHERE t.id = ins.ticket_id))
          WHERE ins.cost_micros > 0
            AND (ins.reservation_id IS NULL OR NOT EXISTS (SELECT 1 FROM settled s WHERE s.id = ins.reservation_id))
     ), deltas AS (

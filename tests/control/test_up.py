@@ -134,6 +134,7 @@ def test_up_in_prod_mode_runs_on_the_operators_secrets_and_writes_no_key(tmp_pat
         assert not (home / "admin.key").exists()  # the operator's key is never written to disk
         control_env = _environ_of_child(proc.pid, "oshal.cli.main serve")
         assert control_env["OSHAL_SECRETS_KEK"] == secrets["OSHAL_SECRETS_KEK"]  # the control plane has its config
+        assert "OSHAL_BOOTSTRAP_KEY" not in control_env  # used once, by `up`
         node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
         assert not {"OSHAL_SECRETS_KEK", "OSHAL_BOOTSTRAP_KEY", "OSHAL_DISPATCH_KEY"} & set(node_env)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bootstrap}"}, timeout=30) as http:

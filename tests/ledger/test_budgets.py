@@ -168,6 +168,9 @@ def test_an_exhausted_budget_pauses_the_ticket_and_raising_it_resumes(platform: 
     assert "left" in paused["status_reason"] and model.completions == []  # refused before it was made
     listed = {b["id"]: b for b in tenant.http.get("/v1/budgets").json()}
     assert listed[budget["id"]]["remaining"] == 10 and listed[budget["id"]]["reserved"] == 0
+    time.sleep(1.5)  # sweeps pass (every 0.5 s): with nothing changed, it stays paused instead of bouncing
+    again = tenant.http.get(f"/v1/tickets/{paused['id']}").json()
+    assert again["status"] == "paused" and again["attempts"] == paused["attempts"]
 
     _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=5_000_000)  # raising it resumes the ticket
     done = _after_pause(tenant, paused["id"])
@@ -235,3 +238,17 @@ def test_a_workflow_step_waits_for_its_budget_and_runs_when_it_is_raised(platfor
     done = _after_pause(tenant, created["id"])
     assert done["status"] == "customer_action" and done["result"]["outcome"] == "solution_proposed"
     assert tenant.http.get(f"/v1/budgets/{budget['id']}").json()["limit_micros"] == 1_000_000
+
+
+def test_a_budget_deleted_while_a_call_is_in_flight_does_not_block_its_settlement(platform: Platform) -> None:
+    tenant = make_tenant(platform, "deleted-mid-call", role="operator")
+    ticket = _plain_ticket(platform, tenant)
+    gone = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=1_000_000)
+    kept = _budget(tenant, scope="tenant", limit_micros=1_000_000)
+    [held] = platform.on_plane(_reserve_many(platform.plane.budgets, uuid.UUID(tenant.tenant_id), ticket, 1, 1000))
+    assert tenant.http.delete(f"/v1/budgets/{gone['id']}").status_code == 204
+    platform.on_plane(_settle(platform, uuid.UUID(tenant.tenant_id), ticket, [held], [90]))
+    assert _usage_of(platform, kept["id"]) == (90, 0)  # settled against the budget that still exists
+    with platform.superuser() as conn:
+        assert conn.execute("SELECT status, actual FROM reservations WHERE id = %s", (held.id,)).fetchone() == (
+            "settled", 90)

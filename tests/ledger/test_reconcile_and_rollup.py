@@ -64,6 +64,9 @@ def test_old_rows_roll_up_into_daily_totals_and_no_total_changes(platform: Platf
                         computed=1000 + n, reported=None, age_days=100 + n % 2)
         _ledger_row(conn, tenant.tenant_id, ticket, provider="openai", model="gpt-4o-mini", cost=7,
                     computed=7, reported=None)
+        # A provider-reported cost for a model we have no price for: nothing to reconcile, before or after roll-up.
+        _ledger_row(conn, tenant.tenant_id, ticket, provider="acme", model="unpriced-1", cost=500, computed=None,
+                    reported=500, age_days=100)
 
     def totals() -> tuple[Any, ...]:
         by_model = tenant.http.get("/v1/ledger/summary", params={"by": "model"}).json()
@@ -73,12 +76,13 @@ def test_old_rows_roll_up_into_daily_totals_and_no_total_changes(platform: Platf
 
     before = totals()
     rolled = platform.on_plane(platform.plane.budgets.roll_up())
-    assert rolled == 5
+    assert rolled == 6
+    assert tenant.http.get("/v1/ledger/reconcile", params={"since": "2020-01-01T00:00:00Z"}).json()["flagged"] == 0
     assert totals() == before  # summaries, daily totals and the ticket's own cost are all unchanged
     with platform.superuser() as conn:
         assert conn.execute("SELECT count(*) FROM ledger WHERE ticket_id = %s", (ticket,)).fetchone()[0] == 2
-        daily = conn.execute("SELECT sum(calls), sum(cost_micros) FROM ledger_daily WHERE tenant_id = %s",
-                             (tenant.tenant_id,)).fetchone()
+        daily = conn.execute("SELECT sum(calls), sum(cost_micros) FROM ledger_daily WHERE tenant_id = %s "
+                             "AND provider = 'openai'", (tenant.tenant_id,)).fetchone()
     assert daily == (5, 5010)
     assert platform.on_plane(platform.plane.budgets.roll_up()) == 0  # nothing twice
 

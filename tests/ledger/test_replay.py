@@ -137,3 +137,19 @@ def test_a_workflow_ticket_replays_the_same_steps_to_the_same_outcome(platform: 
     assert steps(replay["id"]) == steps(original["id"]) == ["work", "review", "work", "review"]
     diff = ops.http.get(f"/v1/tickets/{replay['id']}/replay-diff").json()
     assert diff["identical"] is True and diff["spend"]["cost_micros"] == 0
+
+
+def test_a_fan_out_replays_through_child_tickets_that_stand_for_the_originals(platform: Platform) -> None:
+    ops = make_tenant(platform, "fanned", role="operator")
+    created = ops.http.post("/v1/tickets", json={"type": "build", "input": {"request": "add a login page"}}).json()
+    original = wait_done(ops.http, created["id"])
+    assert original["status"] == "done"
+    replay = wait_done(ops.http, ops.http.post(f"/v1/tickets/{original['id']}/replay").json()["id"])
+    assert (replay["status"], replay["result"]) == (original["status"], original["result"])
+    with platform.superuser() as conn:
+        pairs = conn.execute(
+            "SELECT c.replay_of, o.id FROM tickets c JOIN tickets o ON o.id = c.replay_of WHERE c.parent_id = %s "
+            "ORDER BY c.id", (replay["id"],)).fetchall()
+        originals = [r[0] for r in conn.execute("SELECT id FROM tickets WHERE parent_id = %s ORDER BY id",
+                                                (original["id"],)).fetchall()]
+    assert [p[0] for p in pairs] == originals and len(originals) == 2  # each child replays its counterpart

@@ -142,6 +142,9 @@ def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Plat
         conn.execute("DELETE FROM audit_anchors")
     platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.new", "kept", {})))
     assert _verify(platform)["intact"] is True
+    # The floor holds in the database too, whoever calls the function.
+    with platform.owner() as conn, pytest.raises(Exception, match="kept at least 30 days"):
+        conn.execute("SELECT oshal_audit_prune(now() - interval '1 day')")
     with platform.client() as admin:
         too_soon = admin.post("/v1/audit/prune", json={"older_than_days": 7})
         assert too_soon.status_code == 422 and "older_than_days" in too_soon.text
@@ -151,6 +154,7 @@ def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Plat
     assert report["intact"] is True and report["pruned_through"] >= cut
     kept = [e for e in _entries(platform) if e["action"].startswith("test.")]
     assert [e["target"] for e in kept] == ["kept"]
+    assert any(e["action"] == "audit.pruned" for e in _entries(platform))  # the prune is itself in the chain
 
 
 def test_export_is_json_lines_that_re_verify_outside_the_platform(platform: Platform) -> None:

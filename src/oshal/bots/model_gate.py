@@ -21,6 +21,9 @@ from typing import Any
 
 from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.tools import ToolSession
+from oshal.logs import get_logger
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class ModelCalls:
     pending: _Pending | None = None
     last_reservation: str | None = None
     last_replayed: bool = False
+    refused: HarnessError | None = None  # why the control plane refused the latest call, for the harness to raise
     diverged: list[int] = field(default_factory=list)
 
 
@@ -59,6 +63,16 @@ def model_calls(session: ToolSession | None, provider: str, model: str, default_
         yield calls
     finally:
         _CURRENT.reset(token)
+
+
+def raise_if_refused() -> None:
+    """Re-raise the control plane's refusal of the latest call (a budget, a kill switch, a replay that diverged).
+    The gate answers a refused call with a plain 400 so that no SDK retries it; the harness, seeing the SDK's
+    error, calls this first so the real reason, not "HTTP 400", is what the job fails with."""
+    calls = _CURRENT.get()
+    if calls is not None and calls.refused is not None:
+        refused, calls.refused = calls.refused, None
+        raise refused
 
 
 def last_call() -> tuple[str | None, bool]:
@@ -104,24 +118,27 @@ class _Gate:
             return await self.inner.handle_async_request(request)
         raw = await request.aread()
         body = _json(raw)
-        pending = await self._begin(calls, body, raw)
+        try:
+            pending = await self._begin(calls, body, raw)
+        except HarnessError as refused:
+            calls.refused = refused
+            return self._response(400, json={"error": {"type": "oshal_refused", "message": refused.message}},
+                                  request=request)
         calls.last_reservation = pending.reservation
         calls.last_replayed = pending.replay is not None
         if pending.replay is not None:
             response_body = pending.replay["response"]
             if not pending.replay.get("same_request", True):
                 calls.diverged.append(pending.seq)
-            await calls.session.model_end(pending.seq, body, response_body, _usage(response_body),
-                                          dt.datetime.now(dt.UTC), 0.0)
             calls.pending = None
+            await _record(calls, pending.seq, body, response_body, dt.datetime.now(dt.UTC), 0.0)
             return self._response(200, json=response_body, request=request)
         started, began = dt.datetime.now(dt.UTC), time.perf_counter()
         response = await self.inner.handle_async_request(request)
         if 200 <= response.status_code < 300:
             content = await response.aread()
-            await calls.session.model_end(pending.seq, body, _json(content), _usage(_json(content)), started,
-                                          (time.perf_counter() - began) * 1000)
-            calls.pending = None
+            calls.pending = None  # answered (and paid for): a retry of this request would be a new call
+            await _record(calls, pending.seq, body, _json(content), started, (time.perf_counter() - began) * 1000)
             headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
             return self._response(response.status_code, headers=headers, content=content, request=request)
         return response  # an error the SDK may retry: the same request comes back with the same place
@@ -131,12 +148,22 @@ class _Gate:
         if calls.pending is not None and calls.pending.digest == request_digest:
             return calls.pending  # the SDK retrying: same place, same reservation
         seq = calls.seq
-        calls.seq += 1
         answer = await calls.session.model_begin(
             seq=seq, provider=calls.provider, model=calls.model, input_bytes=len(raw),
             max_output_tokens=_max_tokens(body, calls.default_max_tokens), request_sha256=request_digest)
+        calls.seq += 1  # only a call the control plane let through takes a place
         calls.pending = _Pending(request_digest, seq, answer.get("reservation"), answer.get("replay"))
         return calls.pending
+
+
+async def _record(calls: ModelCalls, seq: int, request: Any, response: Any, started: dt.datetime,
+                  duration_ms: float) -> None:
+    """Best effort: the call happened (and its cost reaches the ledger with the job's result) whether or not its
+    recording is stored; a missing recording only makes a later replay of this ticket report the gap."""
+    try:
+        await calls.session.model_end(seq, request, response, _usage(response), started, duration_ms)
+    except HarnessError as e:
+        log.warning("model call not recorded", seq=seq, error=e.message)
 
 
 def _json(raw: bytes) -> Any:

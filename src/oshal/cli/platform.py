@@ -81,7 +81,7 @@ def serve(
 
     settings = Settings()
     logs.configure(settings.log_level, json=settings.log_json)
-    require_secrets(settings)
+    require_secrets(settings, bootstrap=False)
     if not settings.api_database_url or not settings.redis_url:
         raise ConfigError("`oshal serve` needs OSHAL_API_DATABASE_URL and OSHAL_REDIS_URL",
                           hint="use `oshal up` to start everything with embedded engines")

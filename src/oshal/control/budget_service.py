@@ -16,7 +16,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from oshal.control.lifecycle import BUDGET_REASON, Lifecycle
+from oshal.control.lifecycle import BUDGET_REASON, RUNAWAY_REASON, Lifecycle
 from oshal.errors import BudgetExceeded, Invalid, NotFound
 from oshal.ledger import PriceTable
 from oshal.ledger.budgets import max_call_cost
@@ -65,7 +65,7 @@ class BudgetService:
                                     period=period, limit_micros=limit_micros, soft_micros=soft_micros, by=by)
             await audit.record(conn, audit.Entry(tenant, actor, "budget.set", f"{scope}:{subject}:{period}",
                                                  {"limit_micros": limit_micros, "soft_micros": soft_micros}))
-        await self.resume_ready()
+        await self.resume_ready(after_change=True)
         return row
 
     async def listing(self, tenant: UUID) -> list[dict[str, Any]]:
@@ -84,7 +84,7 @@ class BudgetService:
             if not await repo.delete(conn, budget_id):
                 raise NotFound(f"budget {budget_id} not found")
             await audit.record(conn, audit.Entry(tenant, actor, "budget.delete", str(budget_id), {}))
-        await self.resume_ready()
+        await self.resume_ready(after_change=True)
 
     # --- the call path -----------------------------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class BudgetService:
             return Reservation(reservation, amount)
         message = _refusal(row, amount)
         await self.lifecycle.budget_refused(tenant, ticket, f"{BUDGET_REASON}: {message}"
-                                            if row["reason"] == "budget" else f"runaway: {message}")
+                                            if row["reason"] == "budget" else f"{RUNAWAY_REASON}: {message}")
         raise BudgetExceeded(message, hint="raise the budget (`oshal budget set`) and the ticket resumes"
                              if row["reason"] == "budget" else "resume the ticket if these calls are intended")
 
@@ -128,10 +128,11 @@ class BudgetService:
             row = await cur.fetchone()
         return int(row["n"]) if row else 0
 
-    async def resume_ready(self, limit: int = 200) -> int:
-        """Resume budget-paused tickets whose budgets have room again."""
+    async def resume_ready(self, limit: int = 200, *, after_change: bool = False) -> int:
+        """Resume budget-paused tickets whose budgets have room again: right after an operator changed budgets
+        (``after_change``), or, from the sweeper, once a budget was raised or a new window began since the pause."""
         async with self.db.system() as conn:
-            cur = await conn.execute("SELECT * FROM oshal_budget_resumable(%s)", (limit,))
+            cur = await conn.execute("SELECT * FROM oshal_budget_resumable(%s, %s)", (limit, after_change))
             rows = await cur.fetchall()
         resumed = 0
         for row in rows:

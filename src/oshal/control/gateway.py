@@ -145,12 +145,12 @@ class ToolGateway:
         None for any other ticket."""
         phase = UUID(call.envelope.phase_id)
         async with self.db.tenant(request.tenant_id) as conn:
-            context = await recordings_repo.replay_context(conn, request.ticket_id, phase)
+            context = await recordings_repo.replay_context(conn, request.ticket_id, phase, request.bot)
             if context is None or context["replay_of"] is None:
                 return None
             _check_open(request.ticket_id, {"ticket_status": context["status"]})
             recorded = None if call.seq is None else await recordings_repo.find(
-                conn, context["replay_of"], context["step"], "tool", call.seq)
+                conn, context["replay_of"], context["phase_seq"], "tool", call.seq)
             if recorded is None:
                 raise NotFound(f"replay diverged: the original ticket made no tool call #{call.seq} in step "
                                f"{context['step'] or '(plain ticket)'}")

@@ -20,6 +20,7 @@ from oshal.workflows.runner import Outcome, WorkflowRunner
 from oshal.workflows.states import Action, target_of
 
 BUDGET_REASON = "budget"  # a ticket paused with a reason starting so resumes once its budgets have room
+RUNAWAY_REASON = "runaway"  # paused for making too many model calls: only an operator resumes it
 
 
 class Lifecycle:
@@ -69,20 +70,29 @@ class Lifecycle:
             if row is None or row["status"] != S.PAUSED or not str(row["status_reason"] or "").startswith(
                     BUDGET_REASON):
                 return 0
-            phase = await repo.phase_of(conn, ticket)
-            if phase is not None and phase["status"] == "done" and row["type"] is None:
-                await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
-                outcome = await self._settle_plain(conn, ticket)
-            else:
-                await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
-                held = await repo.queued_phases(conn, ticket)  # never dispatched: held before their lane
-                retry = held or ([phase["id"]] if phase else [])  # else the attempt whose model call was refused
-                rows = await repo.redispatch(conn, retry, from_status=["failed", "dead_letter", "queued"])
-                envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
-                                                  int(r["attempt"])) for r in rows]
-                outcome = Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])
+            await self._move(conn, ticket, S.PAUSED, S.IN_PROGRESS, "budget has room again")
+            outcome = await self._rerun_refused(conn, tenant, ticket, row)
         await self.runner.deliver(outcome)
         return 1
+
+    async def _rerun_refused(self, conn: Conn, tenant: UUID, ticket: UUID, row: dict[str, Any]) -> Outcome:
+        """Work a budget (or the runaway limit) stopped runs again: phases held before their lane, or else the
+        attempts whose model calls were refused (every branch the workflow waits on, for a parallel step). A plain
+        ticket whose work finished meanwhile takes its result instead."""
+        phase = await repo.phase_of(conn, ticket)
+        if row["type"] is None and phase is not None and phase["status"] == "done":
+            return await self._settle_plain(conn, ticket)
+        retry = await repo.queued_phases(conn, ticket)
+        if not retry and row["type"] is not None:
+            run = await runs.lock_run(conn, ticket)
+            waiting = ((run or {}).get("state") or {}).get("wait") or {}
+            retry = [UUID(p) for p in (waiting.get("phases") or {}).values()]
+        if not retry and phase is not None:
+            retry = [phase["id"]]
+        rows = await repo.redispatch(conn, retry, from_status=["failed", "dead_letter", "queued"])
+        envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
+                                          int(r["attempt"])) for r in rows]
+        return Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])
 
     async def tool_approval_decided(self, tenant: UUID, ticket: UUID, approved: bool, *, actor: str,
                                     reason: str | None) -> None:
@@ -139,6 +149,8 @@ class Lifecycle:
             await self._move(conn, ticket, current, resume_to, reason)
             if resume_to != S.IN_PROGRESS:
                 return Outcome([], [(str(ticket), resume_to)])
+            if str(row["status_reason"] or "").startswith((BUDGET_REASON, RUNAWAY_REASON)):
+                return await self._rerun_refused(conn, tenant, ticket, row)  # its refused calls are made again
             if not workflow:
                 return await self._settle_plain(conn, ticket)
             return await self.runner.begin(conn, tenant, ticket)

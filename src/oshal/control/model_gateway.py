@@ -51,23 +51,20 @@ class CallEnd:
 
 
 class ModelGateway:
-    def __init__(self, db: Database, identify: Identify, budgets: BudgetService,
-                 blocked: Callable[[str], str | None]) -> None:
+    def __init__(self, db: Database, identify: Identify, budgets: BudgetService) -> None:
         self.db = db
         self.identify = identify
         self.budgets = budgets
-        self.blocked = blocked
 
     async def begin(self, bot_token: str | None, start: CallStart) -> dict[str, Any]:
         bot, tenant, ticket = self.identify(bot_token, start.envelope)
-        stopped = self.blocked(bot)
-        if stopped is not None:
-            raise Forbidden(stopped, hint="an operator releases it with `oshal kill release`")
         phase = UUID(start.envelope.phase_id)
         async with self.db.tenant(tenant) as conn:
-            context = await repo.replay_context(conn, ticket, phase)
+            context = await repo.replay_context(conn, ticket, phase, bot)
             if context is None:
                 raise NotFound(f"ticket {ticket} not found")
+            if context["killed"] is not None:
+                raise Forbidden(str(context["killed"]), hint="an operator releases it with `oshal kill release`")
             if context["status"] in TERMINAL_STATUSES:
                 raise Conflict(f"ticket {ticket} is {context['status']}; it makes no more model calls")
             if context["replay_of"] is not None:
@@ -79,14 +76,11 @@ class ModelGateway:
 
     async def _replayed(self, conn: Any, tenant: UUID, ticket: UUID, phase: UUID, context: dict[str, Any],
                         start: CallStart) -> dict[str, Any]:
-        recorded = await repo.find(conn, context["replay_of"], context["step"], "model", start.seq)
+        recorded = await repo.find(conn, context["replay_of"], context["phase_seq"], "model", start.seq)
         if recorded is None:
             raise NotFound(f"replay diverged: the original ticket made no model call #{start.seq} in step "
                            f"{context['step'] or '(plain ticket)'}", hint="compare the two with "
                            f"`oshal ticket replay-diff {ticket}`")
-        # The replay's own record of the call: the request it made, answered from the recording.
-        await repo.save(conn, [repo.Recording(tenant, ticket, phase, "model", start.seq, start.request,
-                                              recorded["response"], recorded["usage"], dt.datetime.now(dt.UTC), 0.0)])
         same = _sha256(recorded["request"]) == start.request_sha256
         return {"replay": {"response": recorded["response"], "same_request": same}}
 

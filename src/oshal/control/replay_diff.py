@@ -32,7 +32,7 @@ async def replay_diff(db: Database, tenant: UUID, replay: UUID) -> dict[str, Any
     for key in sorted(set(ours) | set(theirs)):
         a, b = theirs.get(key), ours.get(key)
         if a is None or b is None or _canonical(a["request"]) != _canonical(b["request"]):
-            calls.append({"step": key[0], "kind": key[1], "seq": key[2],
+            calls.append({"phase": key[0], "step": key[1], "kind": key[2], "seq": key[3],
                           "original": _shown(a["request"]) if a else None,
                           "replay": _shown(b["request"]) if b else None})
     same_result = mine["status"] == original["status"] and _canonical(mine["result"]) == _canonical(original["result"])
@@ -56,8 +56,8 @@ async def _ticket(conn: Any, ticket: UUID) -> list[dict[str, Any]]:
     return [{**row, "result": extra["result"] if extra else None}]
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int]:
-    return (str(row["step"]), str(row["kind"]), int(row["seq"]))
+def _key(row: dict[str, Any]) -> tuple[int, str, str, int]:
+    return (int(row["phase_seq"]), str(row["step"]), str(row["kind"]), int(row["seq"]))
 
 
 def _canonical(value: Any) -> str:

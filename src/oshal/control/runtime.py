@@ -101,7 +101,7 @@ class ControlPlane:
                                                     McpRuntime()), self.recorder,
                                    on_approval_needed=self.lifecycle.tool_approval_needed)
         self.budgets = BudgetService(self.db, self.redis, lambda: self.prices, self.lifecycle, s)
-        self.models = ModelGateway(self.db, self.gateway.identify, self.budgets, self.kill.blocks)
+        self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)

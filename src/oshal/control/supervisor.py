@@ -85,10 +85,11 @@ class Supervisor:
         self.engines = engines
         base = child_env(settings, engines)
         python = sys.executable
-        # The control plane gets the operator's whole configuration (secrets backend, bootstrap key, security
-        # and rate-limit settings...), except TLS: `oshal up` serves plain HTTP to its own node host on loopback.
-        passed = {k: v for k, v in os.environ.items()
-                  if k.startswith("OSHAL_") and k not in ("OSHAL_TLS_CERT_FILE", "OSHAL_TLS_KEY_FILE")}
+        # The control plane gets the operator's configuration (secrets backend, security and rate-limit settings),
+        # but not the owner's database URL (it connects as the API role), the bootstrap key (used once, by `up`)
+        # or TLS (`oshal up` serves plain HTTP to its own node host on loopback).
+        withheld = {"OSHAL_DATABASE_URL", "OSHAL_BOOTSTRAP_KEY", "OSHAL_TLS_CERT_FILE", "OSHAL_TLS_KEY_FILE"}
+        passed = {k: v for k, v in os.environ.items() if k.startswith("OSHAL_") and k not in withheld}
         control_env = {**passed, **base, "OSHAL_API_DATABASE_URL": engines.api_url,
                        "OSHAL_REDIS_URL": engines.redis_url, "OSHAL_DISPATCH_KEY": engines.dispatch_key.decode()}
         # The node host gets no database URL and no admin Redis URL: only its bots' own credentials.

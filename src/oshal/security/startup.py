@@ -29,8 +29,9 @@ def weakness(value: str) -> str | None:
     return None
 
 
-def secret_problems(settings: Settings) -> list[str]:
-    """One line per missing or unfit secret: the setting, what is wrong, and how to make a good one."""
+def secret_problems(settings: Settings, *, bootstrap: bool = True) -> list[str]:
+    """One line per missing or unfit secret: the setting, what is wrong, and how to make a good one. The bootstrap
+    key matters only to what registers it (`oshal up`), not to a control plane started on its own."""
     problems: list[str] = []
 
     def check(name: str, value: str | None, how: str) -> None:
@@ -51,19 +52,19 @@ def secret_problems(settings: Settings) -> list[str]:
             problems.append("OSHAL_VAULT_URL is not set (the secrets backend is vault)")
         if not _plain(settings.vault_token):
             problems.append("OSHAL_VAULT_TOKEN is not set (the secrets backend is vault)")
-    bootstrap = _plain(settings.bootstrap_key)
-    if not bootstrap:
+    key = _plain(settings.bootstrap_key)
+    if bootstrap and not key:
         problems.append("OSHAL_BOOTSTRAP_KEY is not set: the first operator key (make one with `oshal key mint`)")
-    elif not bootstrap.startswith("osk_") or len(bootstrap) < 40:
+    elif key and (not key.startswith("osk_") or len(key) < 40):
         problems.append("OSHAL_BOOTSTRAP_KEY is not an oshal key (make one with `oshal key mint`)")
     return problems
 
 
-def require_secrets(settings: Settings) -> None:
+def require_secrets(settings: Settings, *, bootstrap: bool = True) -> None:
     """Raise, naming every missing setting at once, unless in dev mode or every secret is present and strong."""
     if settings.mode == "dev":
         return
-    problems = secret_problems(settings)
+    problems = secret_problems(settings, bootstrap=bootstrap)
     if problems:
         raise ConfigError(
             f"refusing to start in {settings.mode} mode: " + "; ".join(problems),

@@ -63,9 +63,8 @@ async def price_overrides(conn: Conn) -> list[Price]:
 async def reconciliation(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
     """Per provider/model in [since, until): calls that carry both a reported and a computed cost, and their sums."""
     cur = await conn.execute(
-        "SELECT provider, model, sum(calls) FILTER (WHERE both_known)::bigint AS calls, "
-        "coalesce(sum(computed_cost_micros) FILTER (WHERE both_known), 0)::bigint AS computed, "
-        "coalesce(sum(reported_cost_micros) FILTER (WHERE both_known), 0)::bigint AS reported, "
+        "SELECT provider, model, sum(both_calls)::bigint AS calls, sum(both_computed)::bigint AS computed, "
+        "sum(both_reported)::bigint AS reported, "
         "sum(calls)::bigint AS all_calls FROM ledger_totals WHERE at >= %s AND at < %s "
         "GROUP BY provider, model ORDER BY provider, model", (since, until))
     return [r for r in await cur.fetchall() if r["calls"]]

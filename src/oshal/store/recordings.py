@@ -1,4 +1,4 @@
-"""Recordings of model and tool calls at their boundary, keyed by (ticket, workflow step, kind, place)."""
+"""Recordings of model and tool calls at their boundary, keyed by (ticket, phase place, kind, call place)."""
 
 from __future__ import annotations
 
@@ -27,18 +27,20 @@ class Recording:
 
 
 async def save(conn: Conn, recordings: Sequence[Recording]) -> None:
-    """Store recordings (a later attempt of the same call replaces an earlier one); the step comes from the
-    phase, so a replay of a workflow finds its calls by step, whatever its phase ids."""
+    """Store recordings (a later attempt of the same call replaces an earlier one). The phase's place and step
+    come from the phase, so a replay of a run finds its calls by place, whatever its phase ids."""
+    latest = {(r.ticket_id, r.phase_id, r.kind, r.seq): r for r in recordings}  # one row per key per statement
+    recordings = list(latest.values())
     if not recordings:
         return
     await conn.execute(
-        "INSERT INTO recordings (tenant_id, ticket_id, step, kind, seq, request, response, usage, started_at, "
-        "duration_ms) SELECT u.tenant, u.ticket, coalesce(p.step, ''), u.kind, u.seq, u.request::json, "
-        "u.response::json, u.usage::json, u.started, u.duration "
+        "INSERT INTO recordings (tenant_id, ticket_id, phase_seq, step, kind, seq, request, response, usage, "
+        "started_at, duration_ms) SELECT u.tenant, u.ticket, coalesce(p.seq, 0), coalesce(p.step, ''), u.kind, "
+        "u.seq, u.request::json, u.response::json, u.usage::json, u.started, u.duration "
         "FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], "
         "%s::timestamptz[], %s::float8[]) AS u(tenant, ticket, phase, kind, seq, request, response, usage, started, "
         "duration) LEFT JOIN phases p ON p.id = u.phase "
-        "ON CONFLICT (ticket_id, step, kind, seq) DO UPDATE SET request = EXCLUDED.request, "
+        "ON CONFLICT (ticket_id, phase_seq, kind, seq) DO UPDATE SET request = EXCLUDED.request, "
         "response = EXCLUDED.response, usage = EXCLUDED.usage, started_at = EXCLUDED.started_at, "
         "duration_ms = EXCLUDED.duration_ms",
         ([r.tenant_id for r in recordings], [r.ticket_id for r in recordings], [r.phase_id for r in recordings],
@@ -47,22 +49,26 @@ async def save(conn: Conn, recordings: Sequence[Recording]) -> None:
          [r.started_at for r in recordings], [r.duration_ms for r in recordings]))
 
 
-async def replay_context(conn: Conn, ticket: UUID, phase: UUID) -> dict[str, Any] | None:
-    """The ticket's status, whether it replays another ticket (and which), and the step of ``phase``."""
+async def replay_context(conn: Conn, ticket: UUID, phase: UUID, bot: str) -> dict[str, Any] | None:
+    """The ticket's status, whether it replays another ticket (and which), the place and step of ``phase``, and
+    the kill switch that stops ``bot``, if one does (read here, so every replica sees a switch at once)."""
     cur = await conn.execute(
-        "SELECT t.status, t.replay_of, t.type, coalesce(p.step, '') AS step FROM tickets t "
-        "LEFT JOIN phases p ON p.id = %s WHERE t.id = %s", (phase, ticket))
+        "SELECT t.status, t.replay_of, t.type, coalesce(p.seq, 0) AS phase_seq, coalesce(p.step, '') AS step, "
+        "(SELECT format('kill switch %%s is engaged: %%s', k.scope, k.reason) FROM kill_switches k "
+        " WHERE k.scope IN ('global', 'bot:' || %s) ORDER BY k.scope LIMIT 1) AS killed "
+        "FROM tickets t LEFT JOIN phases p ON p.id = %s WHERE t.id = %s", (bot, phase, ticket))
     return await cur.fetchone()
 
 
-async def find(conn: Conn, ticket: UUID, step: str, kind: str, seq: int) -> dict[str, Any] | None:
-    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s AND step = %s AND kind = %s AND seq = %s",
-                             (ticket, step, kind, seq))
+async def find(conn: Conn, ticket: UUID, phase_seq: int, kind: str, seq: int) -> dict[str, Any] | None:
+    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s AND phase_seq = %s AND kind = %s "
+                             "AND seq = %s", (ticket, phase_seq, kind, seq))
     return await cur.fetchone()
 
 
 async def of_ticket(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
-    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s ORDER BY step, kind, seq", (ticket,))
+    cur = await conn.execute("SELECT * FROM recordings WHERE ticket_id = %s ORDER BY phase_seq, kind, seq",
+                             (ticket,))
     return await cur.fetchall()
 
 

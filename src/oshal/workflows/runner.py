@@ -175,15 +175,30 @@ class WorkflowRunner:
                 rows.append((ident, seq + offset, phase.step, phase.bot, _dumps(phase.input)))
                 envelopes.append(self.envelope(tenant, ticket, ident, phase.bot, phase.input))
             await repo.insert_phases(conn, tenant, ticket, rows)
-        for child in effects.children:
+        originals = await self._replayed_children(conn, ticket, len(effects.children)) if effects.children else []
+        for n, child in enumerate(effects.children):
             assert state.wait is not None
             child_id, phase_id = new_id(), new_id()
             await repo.insert_ticket(conn, tenant, child_id, type_=None, bot=child.bot, input_json=_dumps(child.input),
-                                     status="in_progress", by=None, parent=ticket)
+                                     status="in_progress", by=None, parent=ticket,
+                                     replay_of=originals[n] if originals else None)
             await repo.insert_phases(conn, tenant, child_id, [(phase_id, 0, "", child.bot, None)])
             state.wait["children"].append(str(child_id))
             envelopes.append(self.envelope(tenant, child_id, phase_id, child.bot, child.input))
         return envelopes
+
+    @staticmethod
+    async def _replayed_children(conn: Conn, ticket: UUID, count: int) -> list[UUID]:
+        """For a replay's fan-out: the original's children these new ones stand for, in creation order. A child
+        with no counterpart still replays (the original parent), so it can only fail, never call out."""
+        cur = await conn.execute("SELECT replay_of, (SELECT count(*) FROM tickets c WHERE c.parent_id = t.id) AS made "
+                                 "FROM tickets t WHERE t.id = %s", (ticket,))
+        row = await cur.fetchone()
+        if row is None or row["replay_of"] is None:
+            return []
+        cur = await conn.execute("SELECT id FROM tickets WHERE parent_id = %s ORDER BY id", (row["replay_of"],))
+        originals = [r["id"] for r in await cur.fetchall()][int(row["made"]):]
+        return [originals[n] if n < len(originals) else row["replay_of"] for n in range(count)]
 
     def envelope(self, tenant: UUID, ticket: UUID, phase: UUID, bot: str, value: Any, attempt: int = 1) -> Envelope:
         env = Envelope(str(ticket), str(phase), attempt, str(tenant), bot, value)

@@ -13,7 +13,7 @@ from typing import Any
 from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
-from oshal.bots.model_gate import gated_http_client, last_call, model_calls
+from oshal.bots.model_gate import gated_http_client, last_call, model_calls, raise_if_refused
 from oshal.ledger.usage import anthropic_usage
 from oshal.mesh.envelopes import CallUsage
 
@@ -95,6 +95,7 @@ class AnthropicHarness:
             raise HarnessError(f"anthropic call failed after {m.max_retries} retries: {type(e).__name__}",
                                retryable=True) from e
         except self._anthropic.APIStatusError as e:
+            raise_if_refused()  # the control plane refused it (budget, kill switch, replay), not the provider
             raise HarnessError(f"anthropic refused the request (HTTP {e.status_code})") from e
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:

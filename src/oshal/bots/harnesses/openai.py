@@ -21,7 +21,7 @@ from oshal.bots.harnesses.base import (
 )
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
-from oshal.bots.model_gate import gated_http_client, last_call, model_calls
+from oshal.bots.model_gate import gated_http_client, last_call, model_calls, raise_if_refused
 from oshal.ledger.usage import openai_chat_usage
 from oshal.mesh.envelopes import CallUsage
 
@@ -112,6 +112,7 @@ class OpenAIHarness:
             raise HarnessError(f"{m.provider_name} call failed after {m.max_retries} retries: "
                                f"{type(e).__name__}", retryable=True) from e
         except self._openai.APIStatusError as e:
+            raise_if_refused()  # the control plane refused it (budget, kill switch, replay), not the provider
             raise HarnessError(f"{m.provider_name} refused the request (HTTP {e.status_code})") from e
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:

@@ -142,7 +142,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT * FROM audit_anchors ORDER BY seq
 $$;
 
--- Retention: entries before p_before go; the chain's new start is remembered so the rest still verifies.
+-- Retention: entries before p_before go; the chain's new start is remembered so the rest still verifies. Never
+-- younger than 30 days, whoever calls it, and the prune itself is an entry of the chain (it cannot go unseen).
 CREATE FUNCTION oshal_audit_prune(p_before timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -150,6 +151,10 @@ DECLARE
     v_hash bytea;
     v_count bigint;
 BEGIN
+    IF p_before > now() - interval '30 days' THEN
+        RAISE EXCEPTION 'audit entries are kept at least 30 days (asked to prune before %)', p_before
+            USING ERRCODE = 'OX403';
+    END IF;
     PERFORM 1 FROM audit_chain FOR UPDATE;
     SELECT l.seq, l.hash INTO v_last, v_hash FROM audit_log l WHERE l.at < p_before ORDER BY l.seq DESC LIMIT 1;
     IF v_last IS NULL THEN
@@ -161,6 +166,8 @@ BEGIN
     PERFORM set_config('oshal.audit_prune', 'off', true);
     DELETE FROM audit_anchors WHERE seq <= v_last;
     UPDATE audit_chain SET pruned_seq = v_last, pruned_hash = v_hash;
+    PERFORM oshal_audit(ARRAY[NULL::uuid], ARRAY['platform'], ARRAY['audit.pruned'], ARRAY[p_before::text],
+                        ARRAY[jsonb_build_object('through_seq', v_last, 'entries', v_count)]);
     RETURN v_count;
 END $$;
 

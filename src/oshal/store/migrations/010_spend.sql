@@ -76,6 +76,10 @@ CREATE TABLE ledger_daily (
     cost_micros         bigint NOT NULL,
     computed_cost_micros bigint NOT NULL,
     reported_cost_micros bigint NOT NULL,
+    -- the calls that carried both a computed and a reported cost, and those two sums over them (reconciliation)
+    both_calls          bigint NOT NULL DEFAULT 0,
+    both_computed       bigint NOT NULL DEFAULT 0,
+    both_reported       bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, day, bot, provider, model, price_source)
 );
 ALTER TABLE tickets ADD COLUMN rolled_cost_micros bigint NOT NULL DEFAULT 0,
@@ -86,9 +90,10 @@ ALTER TABLE tickets ADD COLUMN rolled_cost_micros bigint NOT NULL DEFAULT 0,
 CREATE TABLE recordings (
     tenant_id   uuid NOT NULL,
     ticket_id   uuid NOT NULL,
-    step        text NOT NULL,   -- the workflow step, or '' for a plain ticket
+    phase_seq   int NOT NULL,    -- the phase's place in its ticket (a replay of a run dispatches the same order)
+    step        text NOT NULL,   -- the workflow step, or '' for a plain ticket (for people reading a diff)
     kind        text NOT NULL CHECK (kind IN ('model', 'tool')),
-    seq         int NOT NULL,    -- the call's place among this step's calls of this kind
+    seq         int NOT NULL,    -- the call's place among this phase's calls of this kind
     -- json, not jsonb: a replay must hand back exactly what was answered, key order included, or a model would
     -- see a tool result that reads differently from the one it saw.
     request     json NOT NULL,
@@ -96,7 +101,7 @@ CREATE TABLE recordings (
     usage       json,
     started_at  timestamptz NOT NULL,
     duration_ms double precision NOT NULL,
-    PRIMARY KEY (ticket_id, step, kind, seq)
+    PRIMARY KEY (ticket_id, phase_seq, kind, seq)
 );
 
 DO $$
@@ -152,8 +157,11 @@ BEGIN
     soft_crossed := '{}';
     SELECT t.type INTO p_type FROM tickets t WHERE t.id = p_ticket;
     IF p_max_calls > 0 THEN
+        -- Counted since the window began or an operator last resumed the ticket, whichever is later.
         SELECT count(*) INTO v_recent FROM reservations r
-         WHERE r.ticket_id = p_ticket AND r.created_at > now() - make_interval(secs => p_window_s);
+         WHERE r.ticket_id = p_ticket AND r.created_at > greatest(now() - make_interval(secs => p_window_s),
+               coalesce((SELECT max(e.at) FROM ticket_events e WHERE e.ticket_id = p_ticket
+                         AND e.from_status = 'paused' AND e.to_status = 'in_progress'), '-infinity'));
         IF v_recent >= p_max_calls THEN
             ok := false;
             reason := 'runaway';
@@ -205,7 +213,11 @@ END $$;
 -- Reservations whose call never reported (a crashed bot) expire: what they held is released.
 CREATE FUNCTION oshal_expire_reservations(p_limit int) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE v_count int;
+DECLARE
+    v_count int;
+    v_ids uuid[];
+    v_windows timestamptz[];
+    v_amounts bigint[];
 BEGIN
     WITH gone AS (
         UPDATE reservations r SET status = 'expired', settled_at = now()
@@ -213,15 +225,19 @@ BEGIN
                         ORDER BY expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
         RETURNING r.amount, r.budgets, r.windows
     ), held AS (
-        SELECT x.id, x.w, sum(g.amount) AS amount FROM gone g, unnest(g.budgets, g.windows) AS x(id, w)
+        SELECT x.id, x.w, sum(g.amount)::bigint AS amount FROM gone g, unnest(g.budgets, g.windows) AS x(id, w)
          GROUP BY x.id, x.w
-    ), released AS (
-        UPDATE budget_usage u SET reserved = greatest(u.reserved - held.amount, 0)
-          FROM held WHERE u.budget_id = held.id AND u.window_start = held.w
-        RETURNING 1
     )
-    SELECT count(*) INTO v_count FROM gone;
-    RETURN v_count;
+    SELECT array_agg(id ORDER BY id, w), array_agg(w ORDER BY id, w), array_agg(amount ORDER BY id, w),
+           (SELECT count(*) FROM gone)
+      INTO v_ids, v_windows, v_amounts, v_count FROM held;
+    -- Lock the usage rows in the order oshal_reserve does, then release what the expired calls held.
+    PERFORM 1 FROM budget_usage u JOIN unnest(v_ids, v_windows) AS x(id, w)
+                ON u.budget_id = x.id AND u.window_start = x.w ORDER BY u.budget_id, u.window_start FOR UPDATE OF u;
+    UPDATE budget_usage u SET reserved = greatest(u.reserved - x.amount, 0)
+      FROM unnest(v_ids, v_windows, v_amounts) AS x(id, w, amount)
+     WHERE u.budget_id = x.id AND u.window_start = x.w;
+    RETURN coalesce(v_count, 0);
 END $$;
 
 -- Fold per-call rows older than ``p_before`` into daily totals (and each ticket's own totals), then drop them.
@@ -236,7 +252,10 @@ BEGIN
     SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, bot, provider, model, price_source, count(*),
            sum(input_tokens), sum(output_tokens), sum(cached_read_tokens), sum(cache_write_tokens),
            sum(reasoning_tokens), sum(cost_micros), sum(coalesce(computed_cost_micros, 0)),
-           sum(coalesce(reported_cost_micros, 0))
+           sum(coalesce(reported_cost_micros, 0)),
+           count(*) FILTER (WHERE computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL),
+           coalesce(sum(computed_cost_micros) FILTER (WHERE reported_cost_micros IS NOT NULL), 0),
+           coalesce(sum(reported_cost_micros) FILTER (WHERE computed_cost_micros IS NOT NULL), 0)
       FROM rolled GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
         calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
@@ -246,7 +265,9 @@ BEGIN
         reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
         cost_micros = d.cost_micros + EXCLUDED.cost_micros,
         computed_cost_micros = d.computed_cost_micros + EXCLUDED.computed_cost_micros,
-        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros;
+        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros,
+        both_calls = d.both_calls + EXCLUDED.both_calls, both_computed = d.both_computed + EXCLUDED.both_computed,
+        both_reported = d.both_reported + EXCLUDED.both_reported;
     UPDATE tickets t SET rolled_cost_micros = t.rolled_cost_micros + r.cost, rolled_calls = t.rolled_calls + r.calls
       FROM (SELECT ticket_id, sum(cost_micros) AS cost, count(*) AS calls FROM rolled GROUP BY ticket_id) r
      WHERE t.id = r.ticket_id;
@@ -261,12 +282,14 @@ SELECT tenant_id, created_at AS at, bot, provider, model, price_source, 1::bigin
        output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros,
        coalesce(computed_cost_micros, 0) AS computed_cost_micros,
        coalesce(reported_cost_micros, 0) AS reported_cost_micros,
-       (computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL) AS both_known
+       (computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL)::int::bigint AS both_calls,
+       CASE WHEN reported_cost_micros IS NOT NULL THEN coalesce(computed_cost_micros, 0) ELSE 0 END AS both_computed,
+       CASE WHEN computed_cost_micros IS NOT NULL THEN coalesce(reported_cost_micros, 0) ELSE 0 END AS both_reported
   FROM ledger
 UNION ALL
 SELECT tenant_id, day::timestamp AT TIME ZONE 'UTC', bot, provider, model, price_source, calls, input_tokens,
        output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, computed_cost_micros,
-       reported_cost_micros, price_source = 'provider'
+       reported_cost_micros, both_calls, both_computed, both_reported
   FROM ledger_daily;
 
 DROP FUNCTION oshal_ticket(uuid, uuid);
@@ -422,8 +445,9 @@ BEGIN
           FROM ins WHERE r.id = ins.reservation_id AND r.status = 'open'
         RETURNING r.id, r.amount, r.actual, r.budgets, r.windows
     ), held AS (
+        -- Only budgets that still exist: one deleted while the call was in flight has nothing to settle.
         SELECT x.id AS budget, x.w AS window_start, -s.amount AS reserved, s.actual AS spent
-          FROM settled s, unnest(s.budgets, s.windows) AS x(id, w)
+          FROM settled s, unnest(s.budgets, s.windows) AS x(id, w) JOIN budgets b ON b.id = x.id
     ), unheld AS (
         -- A cost with no open reservation (none was taken, or it expired first) still counts as spent.
         SELECT b.id AS budget, oshal_window(b.period, now()) AS window_start, 0::bigint AS reserved,
@@ -440,6 +464,7 @@ BEGIN
     )
     INSERT INTO budget_usage AS u (budget_id, tenant_id, window_start, spent, reserved)
     SELECT budget, p_tenant, window_start, spent, reserved FROM deltas
+     ORDER BY budget, window_start  -- the order oshal_reserve locks in: the two never deadlock
     ON CONFLICT (budget_id, window_start) DO UPDATE
         SET spent = u.spent + EXCLUDED.spent, reserved = greatest(u.reserved + EXCLUDED.reserved, 0);
 END $$;
@@ -515,11 +540,26 @@ END $$;
 CREATE INDEX tickets_paused ON tickets (tenant_id) WHERE status = 'paused';
 
 -- Budget-paused tickets (across tenants) whose budgets have room again, for the sweeper to resume.
-CREATE FUNCTION oshal_budget_resumable(p_limit int)
+-- Only once something changed since the ticket paused: a budget above it was raised (or removed), or a new
+-- window began; otherwise a ticket whose next call needs more than is left would bounce every sweep.
+CREATE FUNCTION oshal_budget_resumable(p_limit int, p_after_change boolean)
 RETURNS TABLE (tenant_id uuid, ticket_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT t.tenant_id, t.id FROM tickets t
-     WHERE t.status = 'paused' AND t.status_reason LIKE 'budget%'
+    WITH paused AS (
+        SELECT t.*, coalesce((SELECT max(e.at) FROM ticket_events e WHERE e.ticket_id = t.id
+                               AND e.to_status = 'paused'), t.created_at) AS paused_at
+          FROM tickets t WHERE t.status = 'paused' AND t.status_reason LIKE 'budget%'
+    ), scoped AS (
+        SELECT p.id AS ticket, b.* FROM paused p JOIN budgets b ON b.tenant_id = p.tenant_id
+           AND (b.scope = 'tenant' OR (b.scope = 'bot' AND b.subject = p.bot)
+                OR (b.scope = 'bot' AND b.subject IN (SELECT q.bot FROM phases q
+                                                       WHERE q.ticket_id = p.id AND q.status = 'queued'))
+                OR (b.scope = 'type' AND b.subject = p.type) OR (b.scope = 'ticket' AND b.subject = p.id::text))
+    )
+    SELECT t.tenant_id, t.id FROM paused t
+     WHERE (p_after_change OR NOT EXISTS (SELECT 1 FROM scoped s WHERE s.ticket = t.id)
+            OR EXISTS (SELECT 1 FROM scoped s WHERE s.ticket = t.id
+                        AND (s.updated_at > t.paused_at OR oshal_window(s.period, now()) > t.paused_at)))
        AND NOT EXISTS (
            SELECT 1 FROM budgets b LEFT JOIN budget_usage u ON u.budget_id = b.id
                                         AND u.window_start = oshal_window(b.period, now())
@@ -535,5 +575,5 @@ DO $$
 BEGIN
     EXECUTE format('CREATE POLICY owner_budget_resume ON budgets FOR SELECT TO %I USING (true)', current_user);
 END $$;
-REVOKE ALL ON FUNCTION oshal_budget_resumable(int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION oshal_budget_resumable(int) TO oshal_api;
+REVOKE ALL ON FUNCTION oshal_budget_resumable(int, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oshal_budget_resumable(int, boolean) TO oshal_api;

@@ -148,3 +148,22 @@ def test_a_killed_bot_may_not_call_its_model(platform: Platform) -> None:
 def _phase_id(platform: Platform, ticket: str) -> str:
     with platform.superuser() as conn:
         return str(conn.execute("SELECT id FROM phases WHERE ticket_id = %s", (ticket,)).fetchone()[0])
+
+
+def test_a_rebuild_from_a_stale_read_cannot_undo_a_switch(platform: Platform) -> None:
+    """A replica that read Postgres before another engaged a switch must not rebuild the mirror without it."""
+    from oshal.mesh.keys import KILL_SWITCHES, KILL_SWITCHES_VERSION
+    from oshal.security.killswitch import _REBUILD
+
+    r = platform.redis_admin()
+    try:
+        stale_version = r.get(KILL_SWITCHES_VERSION) or b"0"  # what a slow replica read before the change
+        with platform.client() as admin:
+            assert admin.post("/v1/kill", json={"bot": "echo", "reason": "race"}).status_code == 201
+        applied = r.eval(_REBUILD, 3, KILL_SWITCHES, "oshal:kill:loaded", KILL_SWITCHES_VERSION,
+                         stale_version.decode())  # its rebuild, from a read with no switch in it
+        assert applied == 0 and r.hget(KILL_SWITCHES, "bot:echo") == b"race"
+    finally:
+        r.close()
+        with platform.client() as admin:
+            admin.delete("/v1/kill/echo")

@@ -10,6 +10,7 @@ COLLECTOR_GROUP = "collector"
 EVENTS_CHANNEL = f"{PREFIX}:events"
 KILL_SWITCHES = f"{PREFIX}:kill"
 KILL_SWITCHES_LOADED = f"{PREFIX}:kill:loaded"
+KILL_SWITCHES_VERSION = f"{PREFIX}:kill:version"
 KILL_CHANNEL = f"{PREFIX}:kill:changed"
 
 BOT_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"

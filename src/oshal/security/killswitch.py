@@ -20,7 +20,7 @@ from oshal.errors import Conflict, Invalid, NotFound
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import KILL_CHANNEL, KILL_SWITCHES, KILL_SWITCHES_LOADED
+from oshal.mesh.keys import KILL_CHANNEL, KILL_SWITCHES, KILL_SWITCHES_LOADED, KILL_SWITCHES_VERSION
 from oshal.mesh.signing import DispatchSigner
 from oshal.security import audit
 from oshal.store import tickets as ticket_repo
@@ -28,6 +28,18 @@ from oshal.store.db import Database
 
 log = get_logger(__name__)
 GLOBAL = "global"
+# Rebuild the mirror from ARGV (version read before Postgres, then scope/reason pairs), unless it changed since.
+_REBUILD = """
+if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+    redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+redis.call('SET', KEYS[2], '1')
+return 1
+"""
 _SCOPE = re.compile(r"^(global|bot:[a-z0-9][a-z0-9-]{0,62})$")
 
 
@@ -53,16 +65,19 @@ class KillSwitches:
         return None
 
     async def refresh(self) -> dict[str, dict[str, Any]]:
-        """Reload from Postgres and rebuild the Redis mirror (at start, on each change and by the sweeper)."""
+        """Reload from Postgres and rebuild the Redis mirror (at start and by the sweeper).
+
+        A change made meanwhile (by any replica) bumps the mirror's version after updating it; a rebuild from a
+        read older than that change is dropped, so it can never undo a switch engaged or released after it.
+        """
+        version = await self.redis.get(KILL_SWITCHES_VERSION)
         async with self.db.system() as conn:
             cur = await conn.execute("SELECT scope, reason, engaged_by, engaged_at FROM kill_switches")
             rows = {r["scope"]: r for r in await cur.fetchall()}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(KILL_SWITCHES)
-            if rows:
-                pipe.hset(KILL_SWITCHES, mapping={s: str(r["reason"]) for s, r in rows.items()})
-            pipe.set(KILL_SWITCHES_LOADED, "1")
-            await pipe.execute()
+        args: list[str] = [str(int(version or 0))]
+        for scope, row in rows.items():
+            args += [scope, str(row["reason"])]
+        await self.redis.eval(_REBUILD, 3, KILL_SWITCHES, KILL_SWITCHES_LOADED, KILL_SWITCHES_VERSION, *args)
         self.engaged = rows
         return rows
 
@@ -79,7 +94,7 @@ class KillSwitches:
             if row is None:
                 raise Conflict(f"kill switch {scope} is already engaged", hint="release it first to change it")
             await audit.record(conn, audit.Entry(tenant, actor, "kill_switch.engage", scope, {"reason": reason}))
-        await self._mirror_changed()
+        await self._mirror_changed(scope, str(row["reason"]))
         log.warning("kill switch engaged", scope=scope, by=actor, reason=reason)
         return row
 
@@ -91,11 +106,19 @@ class KillSwitches:
             if await cur.fetchone() is None:
                 raise NotFound(f"kill switch {scope} is not engaged")
             await audit.record(conn, audit.Entry(tenant, actor, "kill_switch.release", scope, {}))
-        await self._mirror_changed()
+        await self._mirror_changed(scope, None)
         log.warning("kill switch released", scope=scope, by=actor)
         return await self.dispatch_held()
 
-    async def _mirror_changed(self) -> None:
+    async def _mirror_changed(self, scope: str, reason: str | None) -> None:
+        """After the change commits: apply it to the mirror field by field, then bump the version."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if reason is None:
+                pipe.hdel(KILL_SWITCHES, scope)
+            else:
+                pipe.hset(KILL_SWITCHES, scope, reason)
+            pipe.incr(KILL_SWITCHES_VERSION)
+            await pipe.execute()
         await self.refresh()
         await self.redis.publish(KILL_CHANNEL, "changed")
 

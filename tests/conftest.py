@@ -251,6 +251,12 @@ def tenant_client(platform: Platform) -> Iterator[TenantClient]:
 
 
 def wait_done(http: httpx.Client, ticket_id: str, timeout: float = 30) -> dict[str, Any]:
-    response = http.get(f"/v1/tickets/{ticket_id}", params={"wait": timeout})
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    """Wait until the ticket rests or ``timeout`` passes, in server waits (each capped at OSHAL_WAIT_MAX_S)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(deadline - time.monotonic(), 0.0)
+        response = http.get(f"/v1/tickets/{ticket_id}", params={"wait": round(remaining, 3)})
+        assert response.status_code == 200, response.text
+        ticket: dict[str, Any] = response.json()
+        if ticket["status"] not in ("in_progress", "approved") or time.monotonic() >= deadline:
+            return ticket

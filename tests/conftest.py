@@ -205,10 +205,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     r.close()
     pf.on_plane(_ensure_groups(pf))
     with pf.superuser() as conn:
-        conn.execute("TRUNCATE ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, "
-                     "artifacts, security_findings, security_scans, kill_switches, budget_usage, budgets, "
-                     "reservations, recordings, ledger_daily, tickets, grants, approvals, tool_policies, connections, "
-                     "connectors")
+        _truncate(conn)
         conn.execute("DELETE FROM workflow_definitions WHERE tenant_id IS NOT NULL")
         conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
         conn.execute("DELETE FROM tenants WHERE name <> 'system'")
@@ -217,6 +214,24 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     r.acl_log_reset()  # refusals planted by one test must not become another test's runtime finding
     r.close()
     yield
+
+
+_TABLES = ("ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, artifacts, "
+           "security_findings, security_scans, kill_switches, budget_usage, budgets, reservations, recordings, "
+           "ledger_daily, tickets, grants, approvals, tool_policies, connections, connectors")
+
+
+def _truncate(conn: psycopg.Connection[Any]) -> None:
+    """TRUNCATE takes exclusive locks while the platform's own loops (sweeper, collector) keep reading: Postgres
+    may pick the TRUNCATE as a deadlock victim. Housekeeping only, so it simply tries again."""
+    for attempt in range(5):
+        try:
+            conn.execute(f"TRUNCATE {_TABLES}")
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == 4:
+                raise
+            time.sleep(0.05)
 
 
 async def _ensure_groups(pf: Platform) -> None:

@@ -609,27 +609,3 @@ def test_the_fakes_refuse_tool_conversations_the_real_apis_refuse() -> None:
             response = httpx.post(f"{server.base_url}/v1/messages", json=body, headers=headers)
             assert response.status_code == 400 and fragment in response.json()["error"]["message"]
 
-
-class RefusingGate(ScriptedTools):
-    """The control plane refusing every model call, as it does when a budget has nothing left."""
-
-    async def model_begin(self, **call: Any) -> dict[str, Any]:
-        self.model_calls.append(call)
-        raise HarnessError("model call refused: bot writer budget (day) of $0.000010 has $0.000010 left")
-
-
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
-async def test_a_refused_model_call_is_not_retried_and_fails_with_its_reason(provider: str) -> None:
-    """Both SDKs retry what looks transient (the Anthropic one retries any exception from its transport), so
-    the gate answers a refusal with a plain 400, which neither retries, and the harness raises the real reason."""
-    gate = RefusingGate(LISTED)
-    if provider == "openai":
-        with openai_fake() as server:
-            error = await fail_once(openai_bot(server, max_retries=3), job(gate))
-            sent = server.requests
-    else:
-        with anthropic_fake() as server:
-            error = await fail_once(anthropic_bot(server, max_retries=3), job(gate))
-            sent = server.requests
-    assert "budget (day)" in error.message and not error.retryable
-    assert len(gate.model_calls) == 1 and sent == []  # asked once, and nothing reached the provider

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -252,3 +253,47 @@ def test_a_budget_deleted_while_a_call_is_in_flight_does_not_block_its_settlemen
     with platform.superuser() as conn:
         assert conn.execute("SELECT status, actual FROM reservations WHERE id = %s", (held.id,)).fetchone() == (
             "settled", 90)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_refused_model_call_is_asked_once_never_retried_and_fails_with_its_reason(
+        platform: Platform, provider: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real gateway, with the SDK's own retries on: both SDKs retry what looks transient (the
+    Anthropic one any exception from its transport), so a refusal must reach them as something they do not."""
+    from external.fake_anthropic import FakeAnthropic
+    from oshal.bots.harnesses import HarnessError, Job, build_harness
+    from oshal.bots.manifest import BotManifest
+    from oshal.bots.tools import ToolClient
+    from oshal.mesh.envelopes import Envelope
+
+    tenant = make_tenant(platform, f"refused-{provider}", role="operator")
+    ticket = tenant.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]  # stays in progress
+    _budget(tenant, scope="tenant", limit_micros=0)  # empty from now on: every model call is refused
+    with platform.superuser() as conn:
+        phase = str(conn.execute("SELECT id FROM phases WHERE ticket_id = %s", (ticket,)).fetchone()[0])
+    env = Envelope(ticket, phase, 1, tenant.tenant_id, MODEL_BOT, None)
+    env = env.signed(platform.plane.signer.sign(env))
+    token = json.loads((platform.home / "run" / "bot-tokens.json").read_text())[MODEL_BOT]
+    monkeypatch.setenv("OSHAL_TEST_MODEL_KEY", "sk-test-0123456789")
+    server: Any = FakeOpenAI(api_key=None) if provider == "openai" else FakeAnthropic(api_key="sk-test-0123456789")
+    client = ToolClient(platform.url, token)
+    asked: list[str] = []
+
+    async def count(request: Any) -> None:
+        asked.append(request.url.path)
+
+    client._http.event_hooks["request"].append(count)  # observes the real requests; nothing is replaced
+    with server:
+        harness = build_harness(BotManifest(name=MODEL_BOT, harness=provider, base_url=server.base_url,
+                                            model="gpt-4o-mini" if provider == "openai" else "claude-3-5-haiku-latest",
+                                            api_key_env="OSHAL_TEST_MODEL_KEY", max_retries=3, timeout_s=5))
+        try:
+            with pytest.raises(HarnessError) as caught:
+                await harness.run(Job(phase, 1, {"prompt": "hi"}, client.session(env)))
+        finally:
+            await harness.aclose()
+            await client.aclose()
+        sent = list(server.requests)
+    assert "tenant budget (month)" in caught.value.message and not caught.value.retryable
+    assert sent == [] and asked.count("/v1/models/begin") == 1  # asked once; nothing reached the provider
+    assert tenant.http.get(f"/v1/tickets/{ticket}").json()["status"] == "paused"

@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -69,20 +70,25 @@ def test_oshal_up_refuses_to_start_in_prod_without_secrets(tmp_path: Path) -> No
 
 
 def test_the_rate_limiter_refuses_beyond_the_burst_and_refills() -> None:
-    limiter = KeyRateLimiter(rate=1000.0, burst=3)
+    # A slow refill (one request per 1,000 s), so no token comes back however slowly this test runs.
+    limiter = KeyRateLimiter(rate=0.001, burst=3)
     key = issue().prefix
     for _ in range(3):
         limiter.check(key)  # type: ignore[arg-type]
     with pytest.raises(RateLimited) as caught:
         limiter.check(key)  # type: ignore[arg-type]
-    assert 0 < caught.value.retry_after_s <= 0.002 and "burst 3" in caught.value.message
+    assert 0 < caught.value.retry_after_s <= 1000 and "burst 3" in caught.value.message
     limiter.check("another key")  # type: ignore[arg-type]  # each key has its own bucket
+    refilling = KeyRateLimiter(rate=1_000_000.0, burst=1)  # a token every microsecond: back before the next call
+    refilling.check(key)  # type: ignore[arg-type]
+    time.sleep(0.001)
+    refilling.check(key)  # type: ignore[arg-type]
 
 
 def test_the_api_answers_429_with_retry_after_per_key(platform: Platform) -> None:
     tenant = make_tenant(platform, "chatty")
     saved = platform.plane.rate_limits
-    platform.plane.rate_limits = KeyRateLimiter(rate=0.5, burst=2)
+    platform.plane.rate_limits = KeyRateLimiter(rate=0.001, burst=2)
     try:
         codes = [tenant.http.get("/v1/tickets").status_code for _ in range(3)]
         limited = tenant.http.get("/v1/tickets")

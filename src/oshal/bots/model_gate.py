@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oshal.bots.harnesses.base import HarnessError
@@ -47,7 +47,6 @@ class ModelCalls:
     last_reservation: str | None = None
     last_replayed: bool = False
     refused: HarnessError | None = None  # why the control plane refused the latest call, for the harness to raise
-    diverged: list[int] = field(default_factory=list)
 
 
 _CURRENT: contextvars.ContextVar[ModelCalls | None] = contextvars.ContextVar("oshal_model_calls", default=None)
@@ -128,8 +127,6 @@ class _Gate:
         calls.last_replayed = pending.replay is not None
         if pending.replay is not None:
             response_body = pending.replay["response"]
-            if not pending.replay.get("same_request", True):
-                calls.diverged.append(pending.seq)
             calls.pending = None
             await _record(calls, pending.seq, body, response_body, dt.datetime.now(dt.UTC), 0.0)
             return self._response(200, json=response_body, request=request)

@@ -5,8 +5,8 @@ The credential never leaves this module: not in results, errors, logs, streams o
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -17,6 +17,7 @@ from oshal.connectors.mcp_runtime import McpRuntime
 from oshal.connectors.runtime import ConnectorRuntime, Credential
 from oshal.connectors.secrets.builtin import BuiltinSecretStore
 from oshal.connectors.secrets.store import SecretStore, not_found
+from oshal.control.batches import TenantBatches
 from oshal.errors import Forbidden, OshalError
 from oshal.logs import get_logger
 from oshal.store import connectors as repo
@@ -41,8 +42,9 @@ class ConnectorService:
         self.secrets = secrets
         self.runtime = runtime
         self.mcp = mcp
-        self._outcomes: list[tuple[GrantRequest, UUID, str, bool, str | None]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # Outcomes and the connections' health are written off the caller's path, many calls per transaction.
+        self._outcomes: TenantBatches[_Outcome] = TenantBatches(
+            db, lambda o: o.tenant, _write_outcomes, what="tool call outcomes", linger_s=0.1)
 
     async def execute(self, grant_token: str, request: GrantRequest) -> dict[str, Any]:
         """Redeem ``grant_token`` and make the call it grants."""
@@ -143,28 +145,24 @@ class ConnectorService:
         """The issue and the redeem are recorded before the call; its outcome and the connection's health are
         written off the caller's path, many calls per transaction (drained on shutdown), so they cost the bot
         no latency and the database one write per batch."""
-        self._outcomes.append((request, grant_id, outcome, ok, error))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(0.1)  # let the calls finishing meanwhile join this batch
-        while self._outcomes:
-            batch, self._outcomes = self._outcomes, []
-            by_tenant: dict[UUID, list[tuple[UUID, str, str, bool, str | None]]] = {}
-            for request, grant_id, outcome, ok, error in batch:
-                by_tenant.setdefault(request.tenant_id, []).append(
-                    (grant_id, request.connector_id, outcome, ok, error))
-            for tenant, rows in by_tenant.items():
-                try:
-                    async with self.db.tenant(tenant) as conn:
-                        await repo.record_calls(conn, rows)
-                except Exception as e:
-                    log.warning("tool call outcomes not recorded", calls=len(rows), error=str(e))
+        self._outcomes.add(_Outcome(request.tenant_id, grant_id, request.connector_id, outcome, ok, error))
 
     async def drain(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._outcomes.drain()
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    tenant: UUID
+    grant_id: UUID
+    connector_id: str
+    outcome: str
+    ok: bool
+    error: str | None
+
+
+async def _write_outcomes(conn: Conn, outcomes: Sequence[_Outcome]) -> None:
+    await repo.record_calls(conn, [(o.grant_id, o.connector_id, o.outcome, o.ok, o.error) for o in outcomes])
 
 
 def _auth_kind(manifest: ConnectorManifest) -> AuthKind | None:

@@ -17,9 +17,9 @@ from uuid import UUID
 
 from oshal.connectors.broker import ApprovalRequired, Broker, Grant, GrantRequest
 from oshal.connectors.manifest import ConnectorManifest, Operation
+from oshal.control.batches import TenantBatches
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_service import ConnectorService
-from oshal.control.recorder import RecordingWriter
 from oshal.errors import Conflict, Forbidden, Invalid, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
@@ -59,7 +59,7 @@ class ToolCall:
 
 class ToolGateway:
     def __init__(self, db: Database, signer: DispatchSigner, tokens: BotTokens, broker: Broker,
-                 connectors: ConnectorService, recorder: RecordingWriter, *,
+                 connectors: ConnectorService, recorder: TenantBatches[Recording], *,
                  on_approval_needed: Callable[[UUID, UUID, str], Awaitable[None]] | None = None) -> None:
         self.recorder = recorder
         self.on_approval_needed = on_approval_needed

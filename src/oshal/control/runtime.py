@@ -19,6 +19,7 @@ from oshal.connectors.trust import TrustStore
 from oshal.control.admin import AdminService
 from oshal.control.artifacts import ArtifactService
 from oshal.control.auth import Authenticator
+from oshal.control.batches import TenantBatches
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import BotRegistry
 from oshal.control.budget_service import BudgetService
@@ -30,7 +31,6 @@ from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
 from oshal.control.model_gateway import ModelGateway
 from oshal.control.ratelimit import KeyRateLimiter
-from oshal.control.recorder import RecordingWriter
 from oshal.control.scheduler import Scheduler, ScheduleService
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
@@ -45,8 +45,10 @@ from oshal.security.killswitch import KillSwitches
 from oshal.security.scans import RouteInfo, ScanContext
 from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
+from oshal.store import recordings as recordings_repo
 from oshal.store.db import Database
 from oshal.store.objects import open_object_store
+from oshal.store.recordings import Recording
 from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
@@ -95,7 +97,8 @@ class ControlPlane:
         self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"), manifests=ManifestCache())
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
-        self.recorder = RecordingWriter(self.db)
+        self.recorder: TenantBatches[Recording] = TenantBatches(
+            self.db, lambda r: r.tenant_id, recordings_repo.save, what="tool call recordings", linger_s=0.05)
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
                                                     McpRuntime()), self.recorder,

@@ -71,15 +71,19 @@ class KillSwitches:
         read older than that change is dropped, so it can never undo a switch engaged or released after it.
         """
         version = await self.redis.get(KILL_SWITCHES_VERSION)
-        async with self.db.system() as conn:
-            cur = await conn.execute("SELECT scope, reason, engaged_by, engaged_at FROM kill_switches")
-            rows = {r["scope"]: r for r in await cur.fetchall()}
+        rows = await self.load()
         args: list[str] = [str(int(version or 0))]
         for scope, row in rows.items():
             args += [scope, str(row["reason"])]
         await self.redis.eval(_REBUILD, 3, KILL_SWITCHES, KILL_SWITCHES_LOADED, KILL_SWITCHES_VERSION, *args)
-        self.engaged = rows
         return rows
+
+    async def load(self) -> dict[str, dict[str, Any]]:
+        """The engaged switches from Postgres, also kept as this process's view (see :meth:`blocks`)."""
+        async with self.db.system() as conn:
+            cur = await conn.execute("SELECT scope, reason, engaged_by, engaged_at FROM kill_switches")
+            self.engaged = {r["scope"]: r for r in await cur.fetchall()}
+        return self.engaged
 
     async def engage(self, bot: str | None, *, reason: str, actor: str, tenant: UUID) -> dict[str, Any]:
         scope = _checked(scope_of(bot))
@@ -119,7 +123,7 @@ class KillSwitches:
                 pipe.hset(KILL_SWITCHES, scope, reason)
             pipe.incr(KILL_SWITCHES_VERSION)
             await pipe.execute()
-        await self.refresh()
+        await self.load()
         await self.redis.publish(KILL_CHANNEL, "changed")
 
     # --- dispatch ----------------------------------------------------------------------------------------------

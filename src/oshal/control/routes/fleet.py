@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 
 
 async def bot_views(cp: ControlPlane) -> list[BotOut]:
-    await cp.kill.refresh()
+    await cp.kill.load()
     async with cp.db.system() as conn:
         rows = await access.bots(conn)
     views = []

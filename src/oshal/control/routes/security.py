@@ -143,7 +143,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/kill")
 async def kill_switches(cp: Plane, who: Caller) -> list[dict[str, Any]]:
     """Engaged kill switches (visible to every caller: work on these bots is held, not failed)."""
-    return list((await cp.kill.refresh()).values())
+    return list((await cp.kill.load()).values())
 
 
 @router.post("/kill", status_code=201)

@@ -493,8 +493,8 @@ GRANT SELECT, INSERT, UPDATE (spent, reserved, soft_notified) ON budget_usage TO
 GRANT SELECT, INSERT, UPDATE (status, actual, settled_at) ON reservations TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (request, response, usage, started_at, duration_ms) ON recordings TO oshal_api;
 
--- A replay never reaches a connector: the one-statement tool path grants nothing for a replay ticket, and the
--- general path answers from the original ticket's recordings.
+-- The tool-call hot path refuses a killed bot (the general path explains why), audits the grant it issues, and
+-- never reaches a connector for a replay ticket (the general path answers from the original's recordings).
 CREATE OR REPLACE FUNCTION oshal_tool_call(p_tenant uuid, p_ticket uuid, p_bot text, p_connector text,
                                            p_operation text, p_digest text, p_grant uuid, p_arguments_hash text,
                                            p_expires timestamptz)

@@ -147,6 +147,7 @@ def security_verify(
 def _verify_locally() -> dict[str, Any]:
     """Embedded: the connection details under $OSHAL_HOME. External: OSHAL_DATABASE_URL (the owner) and the
     runtime roles' passwords that `oshal up` keeps under $OSHAL_HOME/secrets (or OSHAL_API_DATABASE_URL)."""
+    from oshal.control.inventory import route_declaration_problems
     from oshal.control.launch import attach
     from oshal.secretfiles import secrets_dir
     from oshal.security.rls import verify
@@ -162,7 +163,9 @@ def _verify_locally() -> dict[str, Any]:
                 for role, name in ((API_ROLE, "pg-api"), (REPORT_ROLE, "pg-report")) if (folder / name).exists()}
         if settings.api_database_url:
             urls[API_ROLE] = settings.api_database_url
-    return asyncio.run(verify(owner, urls)).as_dict()
+    report = asyncio.run(verify(owner, urls))
+    report.problems += route_declaration_problems()
+    return report.as_dict()
 
 
 @security_app.command("vulndb-import")

@@ -12,20 +12,21 @@ import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 import oshal
-from oshal.control.deps import Caller
-from oshal.control.inventory import routes_of
+from oshal.control.access import check_declarations
+from oshal.control.inventory import guarded_routes, route_infos
 from oshal.control.limits import BodyLimit
 from oshal.control.routes import (
     admin,
     artifacts,
     budgets,
     connectors,
+    docs,
     fleet,
     gateway,
     health,
@@ -105,6 +106,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
+ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
+           connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
+           budgets.router, gateway.models, docs.router)
+
+
+def served_routes() -> list[BaseRoute]:
+    """Every route the app serves, in one flat list (the route inventory)."""
+    return [*gateway.raw_routes, *(route for router in ROUTERS for route in router.routes)]
+
+
 def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,26 +132,17 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
                   description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
     app.state.plane = plane
     _install_error_handlers(app)
-    for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-                   connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-                   budgets.router):
+    for router in ROUTERS:
         app.include_router(router)
-    app.include_router(gateway.models)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
-
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(who: Caller) -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs(who: Caller) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="oshal API")
 
     if plane.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    served = served_routes()
+    check_declarations(guarded_routes(served))
     plane.app = app
-    plane.routes = lambda: routes_of(app)
+    plane.routes = lambda: route_infos(served)
     body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
     app.add_middleware(BodyLimit, max_bytes=body_limit,
                        per_prefix={"/v1/artifacts/gateway/": plane.settings.max_artifact_bytes})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 
@@ -11,6 +12,7 @@ from oshal.control.auth import Principal, credential_from_headers
 from oshal.control.runtime import ControlPlane
 from oshal.errors import Forbidden
 from oshal.security import audit
+from oshal.types import Role
 
 
 async def plane(request: Request) -> ControlPlane:
@@ -30,13 +32,18 @@ async def principal(
     return who
 
 
-async def operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
-    """An operator; every change an operator asks for is audited before it runs, so none goes unrecorded."""
-    who.require_operator()
+async def _audit_change(request: Request, who: Principal) -> None:
+    """Every change an operator asks for is audited before it runs, so none goes unrecorded."""
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         cp: ControlPlane = request.app.state.plane
         await audit.record_now(cp.db, audit.Entry(who.tenant_id, who.actor,
                                                   f"operator.{request.method.lower()}", request.url.path, {}))
+
+
+async def operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """An operator of the caller's tenant."""
+    who.require_operator()
+    await _audit_change(request, who)
     return who
 
 
@@ -55,13 +62,27 @@ def bot_authenticated(endpoint: _F) -> _F:
     return endpoint
 
 
-async def platform_operator(request: Request, who: Annotated[Principal, Depends(operator)]) -> Principal:
-    """An operator of the system tenant: platform-wide controls (kill switches, security, the audit log)."""
+async def platform_operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """An operator of the system tenant: tenants, the shared catalog and platform-wide controls."""
     cp: ControlPlane = request.app.state.plane
-    if who.tenant_id != await cp.admin.system_tenant():
+    if who.role is not Role.OPERATOR or who.tenant_id != await cp.admin.system_tenant():
         raise Forbidden("this is a platform control: it needs an operator key of the system tenant",
                         hint="use the bootstrap admin key, or a key created for tenant 'system'")
+    await _audit_change(request, who)
     return who
 
 
 PlatformOperator = Annotated[Principal, Depends(platform_operator)]
+
+
+async def tenant_named(cp: ControlPlane, who: Principal, ref: str | None) -> UUID:
+    """The tenant a body or query names (default: the caller's). Naming another tenant needs a platform operator."""
+    if ref is None:
+        return who.tenant_id
+    if who.tenant_id == await cp.admin.system_tenant():
+        return await cp.admin.resolve_tenant(ref)
+    if ref not in (str(who.tenant_id), await cp.admin.tenant_name(who.tenant_id)):
+        # refused without looking the name up, so the answer says nothing about which tenants exist
+        raise Forbidden("only a platform operator may act on another tenant",
+                        hint="leave 'tenant' out to act on your own tenant")
+    return who.tenant_id

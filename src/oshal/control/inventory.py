@@ -1,31 +1,65 @@
-"""The route inventory: every route of the app and whether it authenticates its caller."""
+"""The route inventory: every route the app serves, the audience its auth dependency enforces, and its row
+in the access table (:mod:`oshal.control.access`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from oshal.control.deps import BOT_AUTHENTICATED, principal
+from oshal.control.access import Audience, GuardedRoute, declaration_problems
+from oshal.control.deps import BOT_AUTHENTICATED, operator, platform_operator, principal
 from oshal.security.scans import RouteInfo
 
 
-def _needs_principal(dependant: Dependant) -> bool:
-    return any(d.call is principal or _needs_principal(d) for d in dependant.dependencies)
+def _calls(dependant: Dependant) -> set[Any]:
+    found = set()
+    for dep in dependant.dependencies:
+        found.add(dep.call)
+        found |= _calls(dep)
+    return found
 
 
-def routes_of(app: FastAPI) -> list[RouteInfo]:
-    inventory = []
-    for route in app.router.routes:
-        endpoint: Any = getattr(route, "endpoint", None)
-        if isinstance(route, APIRoute):
-            authenticated = endpoint in BOT_AUTHENTICATED or _needs_principal(route.dependant)
-        elif isinstance(route, Route):
-            authenticated = endpoint in BOT_AUTHENTICATED
-        else:
+def enforced_audience(route: BaseRoute) -> Audience:
+    """The narrowest audience the route's dependencies let through."""
+    endpoint: Any = getattr(route, "endpoint", None)
+    if endpoint in BOT_AUTHENTICATED:
+        return Audience.BOT
+    if not isinstance(route, APIRoute):
+        return Audience.PUBLIC
+    calls = _calls(route.dependant)
+    if platform_operator in calls:
+        return Audience.PLATFORM
+    if operator in calls:
+        return Audience.OPERATOR
+    if principal in calls:
+        return Audience.MEMBER
+    return Audience.PUBLIC
+
+
+def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
+    out = []
+    for route in routes:
+        if not isinstance(route, Route):  # APIRoute is a Route
             continue
-        inventory.append(RouteInfo(route.path, frozenset(route.methods or ()), authenticated))
-    return inventory
+        audience = enforced_audience(route)
+        for method in sorted(route.methods or ()):
+            if method != "HEAD":
+                out.append(GuardedRoute(method, route.path, audience))
+    return out
+
+
+def route_infos(routes: Iterable[BaseRoute]) -> list[RouteInfo]:
+    """The inventory the Security Center's posture scan reads."""
+    return [RouteInfo(route.path, frozenset(route.methods or ()), enforced_audience(route) is not Audience.PUBLIC)
+            for route in routes if isinstance(route, Route)]
+
+
+def route_declaration_problems() -> list[str]:
+    """The start-up check again, for `security verify`: every served route guarded exactly as declared."""
+    from oshal.control.app import served_routes  # the app imports the route modules, which import this one
+
+    return declaration_problems(guarded_routes(served_routes()))

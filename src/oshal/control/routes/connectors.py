@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.secrets.store import SecretStore
-from oshal.control.deps import Caller, Operator, Plane
+from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.errors import Invalid, NotFound
 from oshal.security import audit
 from oshal.store import connectors as repo
@@ -89,7 +89,7 @@ async def show_connector(connector_id: str, cp: Plane, who: Caller) -> dict[str,
 
 
 @router.post("/connectors/import", status_code=201)
-async def import_connector(body: ImportRequest, cp: Plane, who: Operator) -> dict[str, Any]:
+async def import_connector(body: ImportRequest, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
     """Import an API description as a draft connector: every operation disabled until reviewed."""
     row = await cp.catalog.import_document(body.document, connector_id=body.id, publisher=body.publisher,
                                            category=body.category, origin=body.origin, replace=body.replace)
@@ -102,7 +102,7 @@ class ManifestIn(_In):
 
 
 @router.post("/connectors", status_code=201)
-async def add_connector(body: ManifestIn, cp: Plane, who: Operator) -> dict[str, Any]:
+async def add_connector(body: ManifestIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
     """Add a connector manifest built elsewhere (an MCP import) as a draft, every operation disabled."""
     try:
         manifest = ConnectorManifest.model_validate(body.manifest)
@@ -112,27 +112,29 @@ async def add_connector(body: ManifestIn, cp: Plane, who: Operator) -> dict[str,
 
 
 @router.post("/connectors/{connector_id}/operations")
-async def change_operations(connector_id: str, body: OperationsChange, cp: Plane, who: Operator) -> dict[str, Any]:
+async def change_operations(connector_id: str, body: OperationsChange, cp: Plane,
+                            who: PlatformOperator) -> dict[str, Any]:
     """Enable or disable operations; the connector returns to draft until it is signed again."""
     return _summary(await cp.catalog.set_operations(connector_id, enable=body.enable, disable=body.disable,
                                                     allow_risky=body.allow_risky))
 
 
 @router.patch("/connectors/{connector_id}")
-async def configure_connector(connector_id: str, body: ConnectorSettings, cp: Plane, who: Operator) -> dict[str, Any]:
+async def configure_connector(connector_id: str, body: ConnectorSettings, cp: Plane,
+                              who: PlatformOperator) -> dict[str, Any]:
     """Change where a connector points; it returns to draft until it is signed again."""
     return _summary(await cp.catalog.configure(connector_id, base_url=body.base_url,
                                                allow_private_network=body.allow_private_network))
 
 
 @router.post("/connectors/{connector_id}/signature")
-async def sign_connector(connector_id: str, body: SignatureIn, cp: Plane, who: Operator) -> dict[str, Any]:
+async def sign_connector(connector_id: str, body: SignatureIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
     """Enable a connector with a publisher's signature over its current manifest (checked against trust)."""
     return _summary(await cp.catalog.attach_signature(connector_id, body.signature))
 
 
 @router.post("/connectors/verify")
-async def verify_connectors(cp: Plane, who: Operator) -> dict[str, list[str]]:
+async def verify_connectors(cp: Plane, who: PlatformOperator) -> dict[str, list[str]]:
     """Re-check every enabled connector; changed or untrusted ones are quarantined."""
     return {"quarantined": await cp.catalog.reverify()}
 
@@ -157,7 +159,7 @@ async def add_connection(body: ConnectionIn, cp: Plane, who: Operator) -> dict[s
 
 
 @router.post("/secrets/rotate")
-async def rotate_secrets(cp: Plane, who: Operator) -> dict[str, Any]:
+async def rotate_secrets(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
     """Re-wrap every tenant's data key under the current key-encryption key (no ciphertext is touched).
 
     To rotate the KEK without downtime: restart with the new key as OSHAL_SECRETS_KEK and the old one still

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
+from oshal.control.inventory import route_declaration_problems
 from oshal.errors import Invalid
 from oshal.security import audit
 from oshal.security.findings import Severity
@@ -91,6 +92,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
             problems += privilege_problems(role, await flags_of(conn, role))
             problems += [f"role {role} holds an unexpected grant: {g}"
                          for g in unexpected_grants(role, await grants_of(conn, role))]
+    problems += route_declaration_problems()
     return {"ok": not problems, "problems": problems, "tenant_tables": [t["name"] for t in tables]}
 
 

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 
 import oshal
 from oshal.control.access import check_declarations
-from oshal.control.inventory import guarded_routes, route_infos
+from oshal.control.inventory import guarded_routes, live_routes, route_infos
 from oshal.control.limits import BodyLimit
 from oshal.control.routes import (
     admin,
@@ -139,10 +139,9 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     if plane.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["Authorization", "Content-Type", "X-API-Key"])
-    served = served_routes()
-    check_declarations(guarded_routes(served))
+    check_declarations(guarded_routes(live_routes(app)))
     plane.app = app
-    plane.routes = lambda: route_infos(served)
+    plane.routes = lambda: route_infos(live_routes(app))
     body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
     app.add_middleware(BodyLimit, max_bytes=body_limit,
                        per_prefix={"/v1/artifacts/gateway/": plane.settings.max_artifact_bytes})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
@@ -52,14 +53,31 @@ def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
     return out
 
 
+def live_routes(app: FastAPI) -> list[BaseRoute]:
+    """Every route the running app answers, routes added after start-up included."""
+    found: list[BaseRoute] = []
+
+    def walk(routes: Iterable[BaseRoute]) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # newer FastAPI keeps an included router whole
+            if included is not None:
+                walk(included.routes)
+            else:
+                found.append(route)
+
+    walk(app.router.routes)
+    return found
+
+
 def route_infos(routes: Iterable[BaseRoute]) -> list[RouteInfo]:
     """The inventory the Security Center's posture scan reads."""
     return [RouteInfo(route.path, frozenset(route.methods or ()), enforced_audience(route) is not Audience.PUBLIC)
             for route in routes if isinstance(route, Route)]
 
 
-def route_declaration_problems() -> list[str]:
-    """The start-up check again, for `security verify`: every served route guarded exactly as declared."""
+def route_declaration_problems(app: FastAPI | None = None) -> list[str]:
+    """The start-up check again, for `security verify`: every route (of the running app, when given) guarded
+    exactly as declared."""
     from oshal.control.app import served_routes  # the app imports the route modules, which import this one
 
-    return declaration_problems(guarded_routes(served_routes()))
+    return declaration_problems(guarded_routes(live_routes(app) if app is not None else served_routes()))

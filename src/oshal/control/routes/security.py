@@ -92,7 +92,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
             problems += privilege_problems(role, await flags_of(conn, role))
             problems += [f"role {role} holds an unexpected grant: {g}"
                          for g in unexpected_grants(role, await grants_of(conn, role))]
-    problems += route_declaration_problems()
+    problems += route_declaration_problems(cp.app)
     return {"ok": not problems, "problems": problems, "tenant_tables": [t["name"] for t in tables]}
 
 

@@ -230,7 +230,7 @@ def test_tenant_and_member_key_and_member_cannot_administer(platform: Any) -> No
 
     forbidden = run(platform, "tenant", "create", "evil", key=member["key"])
     assert forbidden.returncode == 5
-    assert "error: this action needs an operator key" in forbidden.stderr
+    assert "error: this is a platform control: it needs an operator key of the system tenant" in forbidden.stderr
     assert run(platform, "key", "list", key=member["key"]).returncode == 5
 
     status = run_json(platform, "status", key=member["key"])

@@ -147,3 +147,15 @@ def test_no_definer_returns_another_tenants_rows(platform: Platform, victim: Ten
         platform_rows = _call(conn, name, _system_tenant(platform), None)
     if name in ("oshal_stale_phases", "oshal_key_inventory", "oshal_audit_entries"):
         assert a in {str(r["tenant_id"]) for r in platform_rows}  # A's rows exist: the refusals above hid them
+
+
+def test_a_bootstrap_key_is_recognised_by_its_digest_and_a_prefix_clash_refused(platform: Platform) -> None:
+    """The bootstrap check has no stored hash to compare against any more: the database compares it."""
+    from oshal.errors import Conflict
+
+    platform.on_plane(platform.plane.admin.register_bootstrap_key(platform.admin_key))  # known: nothing to do
+    prefix = keys.parse_prefix(platform.admin_key)
+    with pytest.raises(Conflict, match="prefix belongs to a different key"):
+        platform.on_plane(platform.plane.admin.register_bootstrap_key(f"osk_{prefix}_{'x' * 43}"))
+    with platform.owner() as conn:
+        assert conn.execute("SELECT count(*) FROM api_keys WHERE prefix = %s", (prefix,)).fetchone()[0] == 1

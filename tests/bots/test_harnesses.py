@@ -597,6 +597,21 @@ def test_unknown_intent_is_a_config_error_at_construction() -> None:
     assert caught.value.hint.startswith("one of: assemble, build, check, classify, decompose, deliver, echo")
 
 
+async def test_an_operators_own_intent_is_imported_by_its_module_path() -> None:
+    outcome = await run_once(deterministic_bot("json:dumps", name="det-op"), Job("ph-o", 1, {"b": 1}))
+    assert outcome.output == '{"b": 1}'
+    assert outcome.calls[0].output_tokens == count_tokens(json.dumps('{"b": 1}'))
+
+
+@pytest.mark.parametrize(("intent", "reason"), [("no_such_module_here:run", "No module named 'no_such_module_here'"),
+                                                ("json:no_such_function", "has no attribute 'no_such_function'"),
+                                                ("json:__doc__", "is not a function")])
+def test_an_operators_intent_that_cannot_be_used_is_a_config_error(intent: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_harness(deterministic_bot(intent, name="det-op"))
+    assert caught.value.message.startswith("bot 'det-op'") and reason in caught.value.message
+
+
 async def test_latency_ms_is_honoured_and_the_job_completes() -> None:
     outcome = await run_once(deterministic_bot("echo", latency_ms=20), Job("ph-l", 1, {"text": "later"}))
     assert outcome.output == {"text": "later"}

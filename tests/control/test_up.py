@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from conftest import REPO, free_port
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
-def _start(home: Path, port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def _start(home: Path, port: int, extra_env: dict[str, str] | None = None,
+           fleet: Path = REPO / "fleet") -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
     env.update({"OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning", **(extra_env or {})})
     return subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
-                             str(REPO / "fleet")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(fleet)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _ready(proc: subprocess.Popen[str], url: str, key_file: Path, key: str | None = None) -> str:
@@ -60,10 +65,13 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
         key = _ready(proc, url, home / "admin.key")
         assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
         node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
-        assert "OSHAL_HOME" in node_env  # the node host got its settings ...
-        for secret in ("OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL", "OSHAL_DISPATCH_KEY"):
-            assert secret not in node_env  # ... but no database, admin Redis or signing credentials
+        credentials = Path(node_env["OSHAL_NODE_CREDENTIALS"])  # the node host got its own credentials file ...
+        assert credentials.stat().st_mode & 0o777 == 0o600 and credentials.parent == home / "node"
+        for secret in ("OSHAL_HOME", "OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL",
+                       "OSHAL_DISPATCH_KEY"):
+            assert secret not in node_env  # ... but not the platform's home, database, admin Redis or signing keys
         assert "postgresql://" not in "".join(node_env.values())
+        assert (home / "secrets").stat().st_mode & 0o777 == 0o700
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"up": 1}}).json()["id"]
             assert http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()["result"] == {"up": 1}
@@ -73,7 +81,7 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     assert f"oshal is up at {url}" in out and key in out
     pid_file = home / "pg" / "postmaster.pid"
     assert not pid_file.exists()  # Postgres shut down cleanly
-    assert not (home / "redis" / "redis.sock").exists()
+    assert not (home / "redis-socket" / "redis.sock").exists()
 
     proc = _start(home, port)  # second start: same data, same key
     try:
@@ -147,3 +155,53 @@ def test_up_in_prod_mode_runs_on_the_operators_secrets_and_writes_no_key(tmp_pat
     finally:
         code, out = _stop(proc)
     assert code == 0 and bootstrap not in out
+
+
+def _platform_files(home: Path) -> list[str]:
+    """What a bot must not read: every secret, the Postgres data, the Redis configuration and data, the platform's
+    credential files and logs, and every other entry of the home besides the node's own folder."""
+    paths = {home / "secrets", home / "pg", home / "pg" / "PG_VERSION", home / "pg" / "global" / "pg_control",
+             home / "pg" / "postgresql.auto.conf", home / "redis", home / "redis" / "redis.conf",
+             home / "run" / "bot-credentials.json", home / "run" / "bot-tokens.json", home / "admin.key"}
+    paths |= set((home / "secrets").iterdir()) | set((home / "logs").iterdir()) | set((home / "redis").iterdir())
+    paths |= {entry for entry in home.iterdir() if entry.name not in ("node", "redis-socket")}
+    assert len(list((home / "secrets").iterdir())) >= 6  # pg-superuser, pg-owner, pg-api, redis-admin, ...
+    return sorted(str(p) for p in paths)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the node host switches to its own user only when oshal runs as root")
+def test_a_bot_cannot_read_the_platforms_secrets() -> None:
+    """Code running inside a bot, in the node host `oshal up` starts, tries to open every platform secret."""
+    # Not under pytest's root-only temp folder: a concurrent pytest session resets its mode, which would lock the
+    # node and Postgres users out of the home mid-test.
+    with tempfile.TemporaryDirectory(prefix="oshal-seal-") as folder:
+        _bot_cannot_read_the_platforms_secrets(Path(folder))
+
+
+def _bot_cannot_read_the_platforms_secrets(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    shutil.copy(REPO / "fleet" / "echo.yaml", fleet / "echo.yaml")
+    (fleet / "prober.yaml").write_text("name: prober\nintent: file_probe:try_read\n")
+    home, port = tmp_path / "home", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(home, port, {"PYTHONPATH": str(REPO / "tests" / "bots")}, fleet=fleet)
+    try:
+        key = _ready(proc, url, home / "admin.key")
+        secrets = _platform_files(home)
+        own = str(home / "node" / "credentials.json")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            tid = http.post("/v1/tickets", json={"bot": "prober", "input": {"paths": [*secrets, own]}}).json()["id"]
+            probe = http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()
+            echo = http.post("/v1/tickets", json={"bot": "echo", "input": {"still": "works"}}).json()["id"]
+            echoed = http.get(f"/v1/tickets/{echo}", params={"wait": 20}).json()
+    finally:
+        code, _ = _stop(proc)
+    assert code == 0
+    assert probe["status"] == "done", probe  # the bot did its work ...
+    result = probe["result"]
+    assert result["uid"] == pwd.getpwnam("oshal_node").pw_uid  # ... as the node user ...
+    assert {path: result["results"][path] for path in secrets} == dict.fromkeys(secrets, "PermissionError")
+    assert result["results"][own] == "read"  # ... which can read its own credentials (the probe can see a read)
+    assert "OSHAL_HOME" not in result["oshal_env"]
+    assert echoed["status"] == "done" and echoed["result"] == {"still": "works"}

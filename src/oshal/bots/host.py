@@ -46,6 +46,19 @@ def read_bot_tokens(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def read_node_credentials(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The node's own file from ``oshal up``: ``{"redis": {bot: url}, "gateway_tokens": {bot: token}}``."""
+    try:
+        data = json.loads(path.read_text())
+        redis, tokens = data["redis"], data["gateway_tokens"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"cannot read the node's credentials {path}: {e}",
+                          hint="start nodes through `oshal up`, which writes this file") from e
+    if not isinstance(redis, dict) or not isinstance(tokens, dict):
+        raise ConfigError(f"the node's credentials {path} must map bot names to Redis URLs and gateway tokens")
+    return {str(k): str(v) for k, v in redis.items()}, {str(k): str(v) for k, v in tokens.items()}
+
+
 class NodeHost:
     def __init__(self, fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
                  gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:

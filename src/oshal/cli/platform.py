@@ -103,16 +103,23 @@ def node(
 ) -> None:
     """Run a node host: one bot (--bot NAME, one process per bot) or the whole fleet in one process.
 
-    Without --credentials, a single bot may use OSHAL_REDIS_URL (its own ACL user's URL).
+    `oshal up` passes OSHAL_NODE_CREDENTIALS (the node's own file). Without it or --credentials, a single bot may
+    use OSHAL_REDIS_URL (its own ACL user's URL).
     """
     from oshal import logs
-    from oshal.bots.host import read_bot_tokens, read_credentials, run_host
+    from oshal.bots.host import read_bot_tokens, read_credentials, read_node_credentials, run_host
     from oshal.bots.manifest import load_fleet, select
     from oshal.bots.worker import WorkerOptions
 
     settings = Settings(**({"fleet_dir": fleet} if fleet else {}))  # type: ignore[arg-type]
     logs.configure(settings.log_level, json=settings.log_json)
     manifests = select(load_fleet(settings.fleet_dir), bot)
+    options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
+                            heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
+    if settings.node_credentials and not credentials:
+        urls, own_tokens = read_node_credentials(settings.node_credentials)
+        run_host(manifests, urls, options, settings.api_url if own_tokens else None, own_tokens)
+        return
     if credentials:
         urls = read_credentials(credentials)
     elif settings.redis_url and len(manifests) == 1:
@@ -120,8 +127,6 @@ def node(
     else:
         raise ConfigError("no Redis credentials for the bots",
                           hint="pass --credentials (written by `oshal up`), or --bot NAME with OSHAL_REDIS_URL")
-    options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
-                            heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
     token_file = tokens or (credentials.parent / "bot-tokens.json" if credentials else None)
     bot_tokens = read_bot_tokens(token_file) if token_file and token_file.exists() else {}
     run_host(manifests, urls, options, settings.api_url if bot_tokens else None, bot_tokens)

@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
 from oshal.control import keys
 from oshal.control.auth import Authenticator
 from oshal.errors import Conflict, Invalid, NotFound
@@ -101,19 +103,19 @@ class AdminService:
         if prefix is None:
             raise Invalid("OSHAL_BOOTSTRAP_KEY is not an oshal key", hint="make one with `oshal key mint`")
         async with self.db.system() as conn:
-            known = await access.key_by_prefix(conn, prefix)
-        if known is not None:
-            if not keys.matches(plaintext, bytes(known["hash"])):
-                raise Conflict("OSHAL_BOOTSTRAP_KEY's prefix belongs to a different key",
-                               hint="mint a new bootstrap key with `oshal key mint`")
-            return
+            if await access.key_check(conn, prefix, keys.digest(plaintext)) is not None:
+                return
         tenant = await self.system_tenant()
-        async with self.db.tenant(tenant) as conn:
-            await access.insert_key(conn, key_id=new_id(), tenant_id=tenant, prefix=prefix,
-                                    digest=keys.digest(plaintext), role=Role.OPERATOR.value,
-                                    name="bootstrap admin", expires_at=None)
-            await audit.record(conn, audit.Entry(tenant, "platform", "key.create", prefix,
-                                                 {"role": "operator", "name": "bootstrap admin"}))
+        try:
+            async with self.db.tenant(tenant) as conn:
+                await access.insert_key(conn, key_id=new_id(), tenant_id=tenant, prefix=prefix,
+                                        digest=keys.digest(plaintext), role=Role.OPERATOR.value,
+                                        name="bootstrap admin", expires_at=None)
+                await audit.record(conn, audit.Entry(tenant, "platform", "key.create", prefix,
+                                                     {"role": "operator", "name": "bootstrap admin"}))
+        except psycopg.errors.UniqueViolation as e:  # the prefix is taken, by a key whose digest differs
+            raise Conflict("OSHAL_BOOTSTRAP_KEY's prefix belongs to a different key",
+                           hint="mint a new bootstrap key with `oshal key mint`") from e
 
     async def bootstrap(self, existing_key: str | None) -> str | None:
         """Ensure the system tenant and an operator key exist; returns a new key, or None if ``existing_key`` works."""

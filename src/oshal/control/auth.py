@@ -95,8 +95,8 @@ class Authenticator:
         if prefix is None:
             raise Unauthorized("malformed API key", hint="keys look like osk_<12 hex>_<secret>")
         async with self._db.system() as conn:
-            row = await access.key_by_prefix(conn, prefix)
-        if row is None or not keys.matches(credential, bytes(row["hash"])):
+            row = await access.key_check(conn, prefix, keys.digest(credential))
+        if row is None:
             raise Unauthorized("invalid API key")
         if row["revoked_at"] is not None:
             raise Unauthorized("API key has been revoked", hint="create a new key with `oshal key create`")

@@ -131,7 +131,7 @@ class BudgetService:
     async def resume_ready(self, limit: int = 200, *, after_change: bool = False) -> int:
         """Resume budget-paused tickets whose budgets have room again: right after an operator changed budgets
         (``after_change``), or, from the sweeper, once a budget was raised or a new window began since the pause."""
-        async with self.db.system() as conn:
+        async with self.db.platform() as conn:
             cur = await conn.execute("SELECT * FROM oshal_budget_resumable(%s, %s)", (limit, after_change))
             rows = await cur.fetchall()
         resumed = 0

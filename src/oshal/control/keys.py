@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -33,7 +32,3 @@ def parse_prefix(plaintext: str) -> str | None:
     if len(parts) != 3 or parts[0] != KEY_SCHEME or len(parts[1]) != 12:
         return None
     return parts[1]
-
-
-def matches(plaintext: str, stored: bytes) -> bool:
-    return hmac.compare_digest(digest(plaintext), stored)

@@ -19,6 +19,7 @@ from oshal.control.auth import Authenticator
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import register_fleet
 from oshal.control.catalog import Catalog, CuratedBundle
+from oshal.control.node_seal import NodeFiles, write_node_files
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
@@ -56,6 +57,7 @@ class Engines:
     redis: EmbeddedRedis | None = None
     fleet: dict[str, BotManifest] = field(default_factory=dict)
     bot_credentials: Path | None = None
+    node: NodeFiles | None = None
     report_url: str | None = None
 
     def stop(self) -> None:
@@ -136,7 +138,8 @@ def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
 
 
 async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict[str, BotManifest]:
-    """Register manifests, create each bot's ACL user and lane groups, and write the node's credentials."""
+    """Register manifests, create each bot's ACL user and lane groups, and write the node's credentials: all bots'
+    under ``run/`` for the platform's user, and the node host's own folder (see :mod:`oshal.control.node_seal`)."""
     fleet = load_fleet(fleet_dir)
     register_fleet(engines.owner_url, fleet)
     admin = connect(engines.redis_url)
@@ -152,7 +155,9 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
     path = home / "run" / "bot-credentials.json"
     write_private(path, json.dumps(credentials))
     tokens = BotTokens(derive_key(engines.dispatch_key, "bot-tokens"))
-    write_private(home / "run" / "bot-tokens.json", json.dumps({name: tokens.issue(name) for name in fleet}))
+    gateway_tokens = {name: tokens.issue(name) for name in fleet}
+    write_private(home / "run" / "bot-tokens.json", json.dumps(gateway_tokens))
+    engines.node = write_node_files(home, fleet, credentials, gateway_tokens)
     engines.fleet, engines.bot_credentials = fleet, path
     return fleet
 

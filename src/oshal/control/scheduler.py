@@ -139,7 +139,7 @@ class Scheduler:
         ``now`` replaces the database clock for the tick arithmetic (tests); which schedules are due is
         still decided by the database's ``next_tick <= now()``.
         """
-        async with self.db.system() as conn:
+        async with self.db.platform() as conn:
             due = await repo.due(conn, self.batch)
         fired = 0
         for row in due:

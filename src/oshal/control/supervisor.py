@@ -13,13 +13,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from oshal.control.launch import Engines
+from oshal.control.node_seal import node_env, node_user, open_runtime_to, seal_home
 from oshal.errors import Unavailable
 from oshal.logs import get_logger
 from oshal.settings import Settings
+from oshal.sysusers import SystemUser
 
 log = get_logger(__name__)
 
@@ -42,11 +46,18 @@ class Supervised:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
+    user: SystemUser | None = None  # run as this user (the supervisor is root), with its group only
+    cwd: Path | None = None
 
     def start(self) -> None:
-        # Own session: Ctrl-C reaches only the supervisor, which then stops children in order.
-        self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, preexec_fn=_die_with_parent)
+        # Whatever a child creates later (objects, logs, anchors) is its user's only, like what `up` created.
+        identity: dict[str, Any] = {"umask": 0o077}
+        if self.user:
+            identity.update({"user": self.user.uid, "group": self.user.gid, "extra_groups": []})
+        # Own session: Ctrl-C reaches only the supervisor, which then stops children in order. The parent-death
+        # signal is set after the switch of user (a change of credentials would clear it).
+        self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, cwd=self.cwd,
+                                        start_new_session=True, preexec_fn=_die_with_parent, **identity)
         self.started_at = time.monotonic()
 
     def stop(self, timeout_s: float) -> None:
@@ -92,16 +103,16 @@ class Supervisor:
         passed = {k: v for k, v in os.environ.items() if k.startswith("OSHAL_") and k not in withheld}
         control_env = {**passed, **base, "OSHAL_API_DATABASE_URL": engines.api_url,
                        "OSHAL_REDIS_URL": engines.redis_url, "OSHAL_DISPATCH_KEY": engines.dispatch_key.decode()}
-        # The node host gets no database URL and no admin Redis URL: only its bots' own credentials.
-        node_env = {**base, "OSHAL_API_URL": self.url_for(settings)}
-        assert engines.bot_credentials is not None
+        # The node host runs bot code: it gets its bots' own credentials file and manifests, no OSHAL_HOME, no
+        # database URL, no admin Redis URL; as root, it runs as the node user, which cannot read the platform's files.
+        assert engines.node is not None
+        user = node_user()
         self.control = Supervised("control-plane", [
             python, "-m", "oshal.cli.main", "serve", "--host", settings.api_host, "--port", str(settings.api_port),
         ], control_env)
-        self.node = Supervised("node-host", [
-            python, "-m", "oshal.cli.main", "node", "--fleet", str(settings.fleet_dir),
-            "--credentials", str(engines.bot_credentials),
-        ], node_env)
+        self.node = Supervised("node-host", [python, "-m", "oshal.cli.main", "node"],
+                               node_env(settings, engines.node, self.url_for(settings), user), user=user,
+                               cwd=engines.node.dir)
         self.children = [self.control, self.node]
         self._stop = threading.Event()
 
@@ -114,6 +125,13 @@ class Supervisor:
         return f"http://{settings.api_host}:{settings.api_port}"
 
     def start(self, ready_timeout_s: float = 60.0) -> None:
+        assert self.engines.node is not None
+        shared = [self.engines.node.dir]
+        if self.engines.redis:
+            shared.append(self.engines.redis.socket_dir)
+        seal_home(self.settings.home, shared=tuple(shared))
+        if self.node.user:
+            open_runtime_to(self.node.user)
         for child in self.children:
             child.start()
         deadline = time.monotonic() + ready_timeout_s

@@ -68,7 +68,7 @@ class Sweeper:
         """One pass; returns how many phases were re-driven or dead-lettered, and runs advanced."""
         await lanes.ensure_groups(self.redis, self.bots())  # recreates groups after Redis lost its data
         await self.kill.refresh()  # and the kill-switch mirror
-        async with self.db.system() as conn:
+        async with self.db.platform() as conn:
             stale = await access.stale_phases(conn, self.stale_after_s, self.batch)
         # A held bot's phases wait for its release, without spending their attempts.
         stale = [row for row in stale if self.kill.blocks(str(row["bot"])) is None]
@@ -85,7 +85,7 @@ class Sweeper:
 
     async def advance_stalled_runs(self) -> int:
         """Runs that wait on nothing open lost their advance (a crash after a result commit): advance them."""
-        async with self.db.system() as conn:
+        async with self.db.platform() as conn:
             stalled = await access.stalled_runs(conn, self.interval_s, self.batch)
         for row in stalled:
             try:

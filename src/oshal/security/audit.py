@@ -171,8 +171,8 @@ async def entries(db: Database, *, after: int = 0, limit: int = 1000,
                   tenant: UUID | None = None) -> list[dict[str, Any]]:
     """Entries after ``after`` in order: every tenant's (platform view) or, with ``tenant``, that tenant's only."""
     if tenant is None:
-        async with db.system() as conn:
-            cur = await conn.execute("SELECT * FROM oshal_audit_entries(%s, %s)", (after, limit))
+        async with db.platform() as conn:
+            cur = await conn.execute("SELECT * FROM oshal_audit_entries(NULL, %s, %s)", (after, limit))
             return await cur.fetchall()
     async with db.tenant(tenant) as conn:
         cur = await conn.execute("SELECT * FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit))

@@ -148,7 +148,7 @@ class KillSwitches:
 
     async def dispatch_held(self, limit: int = 5000) -> int:
         """Dispatch queued phases of bots that no switch holds any longer."""
-        async with self.db.system() as conn:
+        async with self.db.platform() as conn:
             cur = await conn.execute("SELECT * FROM oshal_held_phases(%s)", (limit,))
             rows = [r for r in await cur.fetchall() if self.blocks(str(r["bot"])) is None]
         by_tenant: dict[UUID, list[UUID]] = defaultdict(list)

@@ -16,7 +16,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from oshal.security import definers
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
+from oshal.store.migrate import API_ROLE
 
 # Tables that hold tenant data: every table with a tenant_id column. ``tenants`` itself is the registry of
 # tenants (names only) and is read across tenants by operators; it is not tenant data.
@@ -73,8 +75,12 @@ async def verify(owner_url: str, role_urls: dict[str, str]) -> Report:
             report.problems += privilege_problems(role, await flags_of(owner, role))
             report.problems += [f"role {role} holds an unexpected grant: {g}"
                                 for g in unexpected_grants(role, await grants_of(owner, role))]
+        found = await definers.in_catalog(owner)
+        report.problems += definers.catalog_problems(found)
+        report.checked["definers"] = [row["signature"] for row in found]
         canary = await _plant(owner)
         try:
+            await _probe_definers(role_urls.get(API_ROLE), canary, report)
             for role in RUNTIME_ROLES:
                 url = role_urls.get(role)
                 if url is None:
@@ -89,11 +95,18 @@ async def verify(owner_url: str, role_urls: dict[str, str]) -> Report:
     return report
 
 
+_CANARY_KEY_DIGEST = b"\x00" * 32  # no real key's SHA-256; the definer probe presents it as the canary key's
+
+
 @dataclass(frozen=True)
 class _Canary:
     tenant: uuid.UUID
     ticket: uuid.UUID
     key: uuid.UUID
+
+    @property
+    def key_prefix(self) -> str:
+        return f"canary{self.key.hex[:10]}"
 
 
 async def _plant(owner: psycopg.AsyncConnection[Any]) -> _Canary:
@@ -103,8 +116,8 @@ async def _plant(owner: psycopg.AsyncConnection[Any]) -> _Canary:
         await owner.execute("INSERT INTO tenants (id, name) VALUES (%s, %s)",
                             (canary.tenant, f"rls-canary-{canary.tenant.hex[:12]}"))
         await owner.execute("INSERT INTO api_keys (id, tenant_id, prefix, hash, role, name) "
-                            "VALUES (%s, %s, %s, '\\x00', 'member', 'rls canary')",
-                            (canary.key, canary.tenant, f"canary{canary.key.hex[:10]}"))
+                            "VALUES (%s, %s, %s, %s, 'member', 'rls canary')",
+                            (canary.key, canary.tenant, canary.key_prefix, _CANARY_KEY_DIGEST))
         await owner.execute("INSERT INTO tickets (id, tenant_id, bot, status, input) VALUES "
                             "(%s, %s, 'echo', 'cancelled', '{\"canary\": true}')", (canary.ticket, canary.tenant))
         await owner.execute("INSERT INTO ledger (call_id, tenant_id, ticket_id, phase_id, attempt, bot, provider, "
@@ -112,6 +125,19 @@ async def _plant(owner: psycopg.AsyncConnection[Any]) -> _Canary:
                             "VALUES (%s, %s, %s, %s, 1, 'echo', 'canary', 'canary', 1, 1, 1, 'unpriced')",
                             (f"canary:{canary.ticket}", canary.tenant, canary.ticket, uuid.uuid4()))
     return canary
+
+
+async def _probe_definers(api_url: str | None, canary: _Canary, report: Report) -> None:
+    if api_url is None:
+        return  # reported with the canary: no connection details for the API role
+    bait = definers.Bait(canary.tenant, canary.key_prefix, _CANARY_KEY_DIGEST)
+    try:
+        problems, calls = await definers.probe_problems(api_url, bait)
+    except psycopg.OperationalError as e:
+        report.problems.append(f"cannot connect as {API_ROLE} to probe the definer functions: {str(e).strip()[:200]}")
+        return
+    report.problems += problems
+    report.checked["definer_probe_calls"] = calls
 
 
 async def _remove(owner: psycopg.AsyncConnection[Any], canary: _Canary) -> None:

@@ -7,6 +7,7 @@ on any grant a runtime role holds that is not listed (directly or through PUBLIC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import psycopg
@@ -85,12 +86,92 @@ _REPORT: set[Grant] = {
 
 # Functions are matched by name (their argument lists are long and checked by the migrations themselves).
 API_FUNCTIONS = frozenset({
-    "oshal_key_by_prefix", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
+    "oshal_key_check", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",
     "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window", "oshal_budget_resumable",
 })
+
+
+
+class Scope(StrEnum):
+    """How a definer function limits what it returns, since it bypasses row-level security."""
+
+    KEY = "key"  # the row of the key whose digest the caller presents; nothing else
+    PLATFORM = "platform"  # rows of every tenant, only in the platform's scope (the system tenant set)
+    TENANT = "tenant"  # takes the tenant explicitly: that tenant's rows (every tenant's: the platform's scope only)
+    METADATA = "metadata"  # rows without tenant data: the audit chain's sequence numbers, hashes and MACs
+    NONE = "none"  # returns no rows (a write, or a count)
+
+
+@dataclass(frozen=True, slots=True)
+class Definer:
+    name: str
+    why: str  # why it must bypass row-level security
+    scope: Scope
+    roles: frozenset[str] = frozenset({API_ROLE})  # who may execute it (besides its owner)
+    # For KEY, PLATFORM and TENANT: a call that would return other tenants' rows were the scope check missing.
+    # ``{tenant}`` is replaced by the tenant argument; the key check gets ``%(prefix)s`` and ``%(digest)s``.
+    probe: str | None = None
+
+    @property
+    def returns_rows(self) -> bool:
+        return self.scope is not Scope.NONE
+
+
+def _definers(*items: Definer) -> dict[str, Definer]:
+    return {d.name: d for d in items}
+
+
+# Every SECURITY DEFINER function in the schema, one by one. `oshal security verify` reports one that is not listed
+# here, one executable by a role not listed for it, and a row-returning one that answers a transaction with no
+# tenant (or an ordinary tenant) with other tenants' rows.
+DEFINERS: dict[str, Definer] = _definers(
+    Definer("oshal_key_check", "authenticates a request before its tenant is known (api_keys is tenant data); "
+            "returns the key's id, tenant, role and validity only to a caller that presents the key's digest, so "
+            "the stored hash never leaves the database", Scope.KEY,
+            probe="SELECT * FROM oshal_key_check(%(prefix)s, %(digest)s)"),
+    Definer("oshal_stale_phases", "the sweeper finds phases without progress in every tenant, then re-drives each "
+            "inside its own tenant", Scope.PLATFORM, probe="SELECT * FROM oshal_stale_phases(interval '0', 1000)"),
+    Definer("oshal_stalled_runs", "the sweeper finds workflow runs of every tenant that lost their advance",
+            Scope.PLATFORM, probe="SELECT * FROM oshal_stalled_runs(interval '0', 1000)"),
+    Definer("oshal_due_schedules", "the scheduler finds due schedules of every tenant, then fires each inside its "
+            "own tenant", Scope.PLATFORM, probe="SELECT * FROM oshal_due_schedules(1000)"),
+    Definer("oshal_held_phases", "when a kill switch is released, the queued phases it held in every tenant are "
+            "dispatched", Scope.PLATFORM, probe="SELECT * FROM oshal_held_phases(1000)"),
+    Definer("oshal_budget_resumable", "the sweeper resumes budget-paused tickets of every tenant whose budgets have "
+            "room again", Scope.PLATFORM, probe="SELECT * FROM oshal_budget_resumable(1000, true)"),
+    Definer("oshal_key_inventory", "the Security Center's access scan reviews the keys of every tenant (unused, "
+            "never expiring, operators who never log in)", Scope.TENANT,
+            probe="SELECT * FROM oshal_key_inventory({tenant})"),
+    Definer("oshal_audit_counts", "the runtime scan counts refused logins and denied tool calls across the "
+            "platform; the API role reads the audit log only per tenant", Scope.PLATFORM,
+            probe="SELECT * FROM oshal_audit_counts('-infinity')"),
+    Definer("oshal_audit_entries", "the platform operator's audit export reads the one chain across tenants",
+            Scope.TENANT, probe="SELECT * FROM oshal_audit_entries({tenant}, 0, 1000)"),
+    Definer("oshal_audit", "appends entries of any tenant to the one hash chain, serialised on its head; the API "
+            "role cannot write audit_log or audit_chain itself, so it cannot forge or reorder entries",
+            Scope.NONE),
+    Definer("oshal_audit_verify", "recomputes every link of the chain, across tenants; returns sequence numbers "
+            "and what is wrong with them", Scope.METADATA),
+    Definer("oshal_audit_head", "the chain's head (sequence number, hash) and size, to anchor and verify it",
+            Scope.METADATA),
+    Definer("oshal_audit_anchor", "stores an anchor of the chain's head; the API role cannot write audit_anchors",
+            Scope.NONE),
+    Definer("oshal_audit_anchors", "the stored anchors (sequence number, hash, MAC), to verify them",
+            Scope.METADATA),
+    Definer("oshal_audit_hashes", "the stored hashes at the anchored sequence numbers, to verify the anchors",
+            Scope.METADATA),
+    Definer("oshal_audit_prune", "retention: deletes entries older than the retention (never under 30 days) "
+            "through the append-only trigger's one exception, and records the prune in the chain", Scope.NONE),
+    Definer("oshal_keys_used", "records when keys of any tenant last authenticated (the access scan's input); "
+            "the API role may only revoke keys", Scope.NONE),
+    Definer("oshal_expire_reservations", "the sweeper releases budget reservations of every tenant that no result "
+            "settled; returns how many", Scope.NONE),
+    Definer("oshal_rollup_ledger", "folds old ledger rows of every tenant into daily totals; returns how many",
+            Scope.NONE),
+)
 
 EXPECTED: dict[str, frozenset[Grant]] = {
     API_ROLE: frozenset(_API | {Grant("function", f, "EXECUTE") for f in API_FUNCTIONS}),

@@ -45,8 +45,9 @@ async def insert_key(conn: Conn, *, key_id: UUID, tenant_id: UUID, prefix: str, 
     return row
 
 
-async def key_by_prefix(conn: Conn, prefix: str) -> dict[str, Any] | None:
-    cur = await conn.execute("SELECT * FROM oshal_key_by_prefix(%s)", (prefix,))
+async def key_check(conn: Conn, prefix: str, digest: bytes) -> dict[str, Any] | None:
+    """The key with ``prefix`` whose stored hash is ``digest`` (its id, tenant, role and validity), or None."""
+    cur = await conn.execute("SELECT * FROM oshal_key_check(%s, %s)", (prefix, digest))
     return await cur.fetchone()
 
 

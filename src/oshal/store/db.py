@@ -17,6 +17,8 @@ Conn = psycopg.AsyncConnection[dict[str, Any]]
 Rows = list[dict[str, Any]]
 Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
+# The platform's scope is the system tenant's (control/admin.py creates it, named 'system', on bootstrap).
+_SET_PLATFORM = "SELECT set_config('oshal.tenant_id', id::text, true) FROM tenants WHERE name = 'system'"
 
 
 class Database:
@@ -56,6 +58,14 @@ class Database:
         """
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(_SET_TENANT, (str(tenant_id),))
+            yield conn
+
+    @asynccontextmanager
+    async def platform(self) -> AsyncIterator[Conn]:
+        """A transaction in the platform's scope (its tenant is the system tenant's): the only scope in which the
+        definer functions that return rows of every tenant answer (the platform's loops, its Security Center)."""
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(_SET_PLATFORM)
             yield conn
 
     @asynccontextmanager

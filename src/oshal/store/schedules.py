@@ -1,7 +1,7 @@
 """Schedule and schedule-fire SQL.
 
 Every function runs inside a tenant transaction (RLS applies), except :func:`due`, which calls the
-``oshal_due_schedules`` definer function from a system transaction to see due schedules of every tenant.
+``oshal_due_schedules`` definer function in the platform's scope to see due schedules of every tenant.
 """
 
 from __future__ import annotations

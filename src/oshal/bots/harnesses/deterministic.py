@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from typing import Any
 
@@ -20,12 +21,29 @@ PURE_INTENTS: dict[str, Intent] = {**INTENTS, **PIPELINE_INTENTS, "script": writ
 KNOWN_INTENTS = sorted({*PURE_INTENTS, *MEDIA_INTENTS})
 
 
+def import_intent(manifest: BotManifest) -> Intent:
+    """An operator's own intent, named ``package.module:function`` (a function of the input), from the node's path.
+
+    It runs in the node host, with the node host's rights and nothing more (see ``oshal.control.node_seal``).
+    """
+    module_name, _, function = manifest.intent.partition(":")
+    try:
+        intent = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"bot {manifest.name!r} names intent {manifest.intent!r}, which cannot be imported: {e}",
+                          hint="put its module on the node's PYTHONPATH, or use a built-in intent") from e
+    if not callable(intent):
+        raise ConfigError(f"bot {manifest.name!r}: intent {manifest.intent!r} is not a function")
+    return intent  # type: ignore[no-any-return]
+
+
 class DeterministicHarness:
     def __init__(self, manifest: BotManifest) -> None:
-        if manifest.intent not in KNOWN_INTENTS:
+        own = ":" in manifest.intent
+        if not own and manifest.intent not in KNOWN_INTENTS:
             raise ConfigError(f"bot {manifest.name!r} names unknown intent {manifest.intent!r}",
-                              hint=f"one of: {', '.join(KNOWN_INTENTS)}")
-        self._intent = PURE_INTENTS.get(manifest.intent)
+                              hint=f"one of: {', '.join(KNOWN_INTENTS)}, or package.module:function")
+        self._intent = import_intent(manifest) if own else PURE_INTENTS.get(manifest.intent)
         self._media = MEDIA_INTENTS.get(manifest.intent)
         self._manifest = manifest
         self._persona_tokens = count_tokens(manifest.persona)

@@ -12,8 +12,9 @@ OPERATOR_GRACE = dt.timedelta(days=7)
 
 
 async def scan(ctx: ScanContext) -> list[Finding]:
-    async with ctx.db.system() as conn:
-        keys = await (await conn.execute("SELECT * FROM oshal_key_inventory() WHERE revoked_at IS NULL")).fetchall()
+    async with ctx.db.platform() as conn:
+        keys = await (await conn.execute("SELECT * FROM oshal_key_inventory(NULL) WHERE revoked_at IS NULL")
+                      ).fetchall()
     now = dt.datetime.now(dt.UTC)
     findings = []
     for key in keys:

@@ -20,7 +20,7 @@ LANE_LAG_LIMIT = 10_000
 
 async def scan(ctx: ScanContext) -> list[Finding]:
     since = dt.datetime.now(dt.UTC) - WINDOW
-    async with ctx.db.system() as conn:
+    async with ctx.db.platform() as conn:
         cur = await conn.execute("SELECT action, actor, n FROM oshal_audit_counts(%s)", (since,))
         counts = await cur.fetchall()
     findings = _bursts(counts)

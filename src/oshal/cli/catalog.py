@@ -4,6 +4,7 @@ plus tool policies, approvals and connections."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -167,11 +168,23 @@ def set_policy(
 
 
 @approval_app.command("list")
-def list_approvals(status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = "pending",
-                   wide: WideFlag = False, as_json: JsonFlag = False) -> None:
+def list_approvals(
+    status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = "pending",
+    ticket: Annotated[str | None, typer.Option("--ticket", help="Only this ticket's calls.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the ids, one per line: APPROVAL=$(oshal approval list --ticket T -q).")]
+        = False,
+    wide: WideFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Approval requests for `ask` tool calls."""
     with Client.from_settings() as api:
         rows = api.get("/v1/approvals", status=status)
+    if ticket is not None:
+        rows = [r for r in rows if str(r["ticket_id"]) == ticket]
+    if quiet:
+        sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
+        return
     if as_json:
         emit_json(rows)
         return

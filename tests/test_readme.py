@@ -1,7 +1,8 @@
 """The README's CLI commands, run verbatim and in order against a fresh platform, so the README cannot drift.
 
 What runs: every line of a fenced block that holds CLI commands (lines starting with ``oshal ``), where the line
-is an ``oshal`` command or a shell variable set from one (``VIDEO=$(oshal ticket submit ... --quiet)``). Each
+is an ``oshal`` command or sets a shell variable (``VIDEO=$(oshal ticket submit ... --quiet)``); comments are
+skipped, and anything else in such a block fails the test. Each
 line runs in bash exactly as written, from a fresh checkout-like folder (the repository's ``fleet/``,
 ``workflows/``, ``connectors/`` and ``tests/``, with ``../shared`` beside it) in which ``oshal up`` was started
 as ``make up`` starts it. The substitution scheme is the shell's own: a variable a line sets is passed to every
@@ -66,12 +67,11 @@ def readme_commands(text: str) -> list[Line]:
         if not any(line.text.startswith("oshal ") for line in lines):
             continue
         for line in lines:
-            assignment = _ASSIGNMENT.match(line.text)
-            if line.text.startswith("oshal ") or (assignment and "oshal " in assignment.group(2)):
+            if line.text.startswith("oshal ") or line.variable is not None:
                 commands.append(line)
             elif line.text.strip() and not line.text.lstrip().startswith("#"):
                 raise AssertionError(f"README line {line.number} in a CLI block is neither an oshal command, a "
-                                     f"variable set from one, nor a comment: {line.text!r}")
+                                     f"shell variable set for later lines, nor a comment: {line.text!r}")
     return commands
 
 

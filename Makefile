@@ -11,8 +11,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools
 
+# The mcp extra: `oshal connector import-mcp` (a README command) needs the MCP SDK.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[mcp]'
 	touch $@
 
 $(DEVSTAMP): pyproject.toml | $(PY)

@@ -337,3 +337,18 @@ def test_ledger_summary_by_bot(platform: Any) -> None:
     assert "ledger by bot" in table.stdout
     assert "extractor" in table.stdout
     assert "$0.000000" in table.stdout
+
+
+def test_wide_shows_whole_ids_however_narrow_the_terminal(platform: Any) -> None:
+    ticket = run_json(platform, "ticket", "submit", "echo", '{"wide": 1}', "--wait", "10")
+    run_json(platform, "tenant", "create", "widecorp")  # an audited action, by the admin key
+    with platform.client() as api:
+        admin_key = api.get("/v1/whoami").json()["key_id"]
+    narrow = {"COLUMNS": "40"}
+    cut = run(platform, "audit", "list", env=narrow)
+    assert cut.returncode == 0 and f"key:{admin_key}" not in cut.stdout  # too narrow: the actor's id is cut
+    for args, whole in ((("audit", "list"), f"key:{admin_key}"), (("ticket", "list"), ticket["id"]),
+                        (("tenant", "list"), run_json(platform, "tenant", "list")[-1]["id"])):
+        wide = run(platform, *args, "--wide", env=narrow)
+        assert wide.returncode == 0, wide.stderr
+        assert whole in wide.stdout, (args, wide.stdout)  # --wide shows it whole

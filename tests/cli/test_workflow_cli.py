@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 from cli.test_cli import run, run_json
@@ -21,13 +25,42 @@ def test_workflow_list_and_show(platform: Platform) -> None:
 
 def test_workflow_generate_previews_and_publishes_only_when_confirmed(platform: Platform) -> None:
     description = "summarize the report, then review it and revise at most 2 rounds, then get approval"
-    preview = run(platform, "workflow", "generate", description, "--name", "report", stdin="n\n")
-    assert preview.returncode == 0, preview.stderr
+    preview = run(platform, "workflow", "generate", description, "--name", "report", stdin="y\n")
+    assert preview.returncode == 0, preview.stderr  # no terminal: no prompt (the "y" on stdin is never read)
     assert "loop back" in preview.stdout and "(new workflow)" in preview.stdout
+    assert "not published: no terminal to confirm on; run it again with --yes" in preview.stderr
     assert "report" not in {w["name"] for w in run_json(platform, "workflow", "list", "--json")}
     published = run_json(platform, "workflow", "generate", description, "--name", "report", "--yes", "--json")
     assert published["published"] is True and published["version"] == 1
     assert "report" in {w["name"] for w in run_json(platform, "workflow", "list", "--json")}
+
+
+def _on_a_terminal(platform: Platform, *args: str, answer: bytes) -> subprocess.CompletedProcess[str]:
+    """The CLI with a pseudo-terminal as stdin, ``answer`` typed into it."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")},
+           "OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key, "COLUMNS": "200"}
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", *args], stdin=terminal,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        os.write(controller, answer)  # buffered by the terminal until the prompt reads it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_workflow_generate_asks_on_a_terminal(platform: Platform) -> None:
+    description = "summarize the report, then review it and revise at most 2 rounds, then get approval"
+    declined = _on_a_terminal(platform, "workflow", "generate", description, "--name", "asked", answer=b"n\n")
+    assert declined.returncode == 0, declined.stderr
+    assert "publish as ticket type asked?" in declined.stdout and "not published" in declined.stderr
+    assert "asked" not in {w["name"] for w in run_json(platform, "workflow", "list", "--json")}
+    accepted = _on_a_terminal(platform, "workflow", "generate", description, "--name", "asked", answer=b"y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "published asked version 1" in accepted.stdout
+    assert "asked" in {w["name"] for w in run_json(platform, "workflow", "list", "--json")}
 
 
 def test_an_invalid_generated_workflow_is_never_published(platform: Platform) -> None:

@@ -93,7 +93,9 @@ def _raise_for(response: httpx.Response, what: str) -> None:
         error = response.json()
     except ValueError:
         error = {"message": response.text[:200]}
-    raise HarnessError(f"{what} refused: {error.get('message', '')}", hint=error.get("hint"),
+    # 4xx: the gateway refused the call; 5xx: it could not make it (unreachable, DNS, timeout) and says why.
+    verdict = "failed" if response.status_code >= 500 else "refused"
+    raise HarnessError(f"{what} {verdict}: {error.get('message', '')}", hint=error.get("hint"),
                        retryable=response.status_code >= 500)
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, err, out, when
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table, when
 from oshal.types import Role
 
 tenant_app = typer.Typer(name="tenant", no_args_is_help=True, help="Create and list tenants (operator only).")
@@ -36,7 +36,7 @@ def tenant_create(
 
 
 @tenant_app.command("list")
-def tenant_list(as_json: JsonFlag = False) -> None:
+def tenant_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List every tenant."""
     with Client.from_settings() as api:
         tenants: list[dict[str, Any]] = api.get("/v1/tenants")
@@ -47,7 +47,7 @@ def tenant_list(as_json: JsonFlag = False) -> None:
                   title=f"tenants ({len(tenants)})", title_justify="left")
     for t in tenants:
         table.add_row(str(t["id"]), t["name"], when(t["created_at"]))
-    out.print(table)
+    print_table(table, wide)
 
 
 @key_app.command("mint")
@@ -86,7 +86,7 @@ def key_create(
 
 
 @key_app.command("list")
-def key_list(tenant: TenantOpt = None, as_json: JsonFlag = False) -> None:
+def key_list(tenant: TenantOpt = None, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List the keys of a tenant (prefixes only; keys themselves are never shown again)."""
     with Client.from_settings() as api:
         keys: list[dict[str, Any]] = api.get("/v1/keys", tenant=tenant)
@@ -99,7 +99,7 @@ def key_list(tenant: TenantOpt = None, as_json: JsonFlag = False) -> None:
         revoked = f"[red]{when(k['revoked_at'])}[/]" if k.get("revoked_at") else "-"
         table.add_row(str(k["id"]), k["prefix"], k["role"], escape(k["name"]) or "-", when(k["created_at"]),
                       when(k["expires_at"]) if k.get("expires_at") else "never", revoked)
-    out.print(table)
+    print_table(table, wide)
 
 
 @key_app.command("revoke")

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, out, usd
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, out, print_table, usd
 from oshal.errors import Invalid
 
 budget_app = typer.Typer(name="budget", no_args_is_help=True,
@@ -52,7 +52,7 @@ def budget_set(
 
 
 @budget_app.command("list")
-def budget_list(as_json: JsonFlag = False) -> None:
+def budget_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Spend against every budget in its current window (day, month or lifetime)."""
     with Client.from_settings() as api:
         rows: list[dict[str, Any]] = api.get("/v1/budgets")
@@ -66,7 +66,7 @@ def budget_list(as_json: JsonFlag = False) -> None:
         table.add_row(escape(_label(r)), r["period"], usd(r["limit_micros"]), usd(r["spent"]), usd(r["reserved"]),
                       f"[red]{left}[/]" if r["remaining"] == 0 else left,
                       usd(r["soft_micros"]) if r["soft_micros"] is not None else "", str(r["id"]))
-    out.print(table)
+    print_table(table, wide)
 
 
 @budget_app.command("show")
@@ -122,7 +122,7 @@ def price_add(
 
 
 @price_app.command("list")
-def price_list(as_json: JsonFlag = False) -> None:
+def price_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every price row (bundled and added), per model oldest first; amounts per million tokens."""
     with Client.from_settings() as api:
         rows: list[dict[str, Any]] = api.get("/v1/prices")
@@ -135,7 +135,7 @@ def price_list(as_json: JsonFlag = False) -> None:
         table.add_row(escape(f"{r['provider']}/{r['model']}"), r["effective_from"][:19], usd(r["input"]),
                       usd(r["cached_read"]), usd(r["cache_write"]), usd(r["output"]),
                       usd(r["reasoning"]) if r["reasoning"] is not None else "= output", usd(r["request"]))
-    out.print(table)
+    print_table(table, wide)
 
 
 def _label(row: dict[str, Any]) -> str:

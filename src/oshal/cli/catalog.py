@@ -4,20 +4,25 @@ plus tool policies, approvals and connections."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, out
+from oshal.cli.client import Client, JsonFlag, WideFlag, cut, emit_json, out, print_table
 from oshal.cli.connectors import connector_app
 from oshal.connectors.importer import load_document
 from oshal.errors import Invalid
 
 approval_app = typer.Typer(name="approval", no_args_is_help=True, help="Approve or reject `ask` tool calls.")
 connection_app = typer.Typer(name="connection", no_args_is_help=True, help="Tenant credentials for connectors.")
+
+
+_PUBLISHER_HELP = ("Publisher recorded in the manifest: whose key will sign it (a signature by any other publisher "
+                   "is refused).")
 
 
 def _report(row: Any, as_json: bool, message: str) -> None:
@@ -41,7 +46,7 @@ def _show(row: dict[str, Any], as_json: bool) -> None:
 def import_connector(
     source: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="OpenAPI 3.x / Swagger 2.0, JSON or YAML.")],
     connector_id: Annotated[str | None, typer.Option("--id", help="Connector id (default: from the title).")] = None,
-    publisher: Annotated[str, typer.Option(help="Publisher recorded in the manifest.")] = "imported",
+    publisher: Annotated[str, typer.Option(help=_PUBLISHER_HELP)] = "imported",
     category: Annotated[str, typer.Option(help="commerce, travel, media, finance, ops, ...")] = "other",
     replace: Annotated[bool, typer.Option(help="Turn an existing connector back into a draft.")] = False,
     as_json: JsonFlag = False,
@@ -59,7 +64,7 @@ def import_mcp_server(
     connector_id: Annotated[str, typer.Option("--id", help="Connector id.")],
     url: Annotated[str | None, typer.Option(help="Streamable HTTP endpoint of the MCP server.")] = None,
     stdio: Annotated[str | None, typer.Option(help="Command line that starts the server on stdio.")] = None,
-    publisher: Annotated[str, typer.Option(help="Publisher recorded in the manifest.")] = "imported",
+    publisher: Annotated[str, typer.Option(help=_PUBLISHER_HELP)] = "imported",
     category: Annotated[str, typer.Option(help="commerce, travel, media, finance, ops, ...")] = "other",
     replace: Annotated[bool, typer.Option(help="Turn an existing connector back into a draft.")] = False,
     as_json: JsonFlag = False,
@@ -82,7 +87,7 @@ def import_mcp_server(
 
 
 @connector_app.command("list")
-def list_connectors(as_json: JsonFlag = False) -> None:
+def list_connectors(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """The catalog: every connector with its state and operation counts."""
     with Client.from_settings() as api:
         rows = api.get("/v1/connectors")
@@ -93,14 +98,23 @@ def list_connectors(as_json: JsonFlag = False) -> None:
     for r in rows:
         table.add_row(escape(r["id"]), escape(r["version"]), escape(r["publisher"]), r["category"], r["state"],
                       str(r["operations"]), str(r["enabled_operations"]))
-    out.print(table)
+    print_table(table, wide)
 
 
 @connector_app.command("show")
-def show_connector(connector_id: str, as_json: JsonFlag = False) -> None:
-    """One connector with its operations and their risk."""
+def show_connector(
+    connector_id: str,
+    manifest: Annotated[bool, typer.Option(
+        "--manifest", help="Print only the manifest as JSON: the file `oshal connector sign` takes.")] = False,
+    wide: WideFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """One connector with its operations and their risk (--manifest: its exact current manifest, to sign)."""
     with Client.from_settings() as api:
         row = api.get(f"/v1/connectors/{connector_id}")
+    if manifest:
+        emit_json(row["manifest"])
+        return
     if as_json:
         emit_json(row)
         return
@@ -108,7 +122,7 @@ def show_connector(connector_id: str, as_json: JsonFlag = False) -> None:
     table = Table("operation", "method", "path", "risk", "enabled")
     for op in row["manifest"]["operations"]:
         table.add_row(escape(op["name"]), op["method"], escape(op["path"]), op["risk"], "yes" if op["enabled"] else "")
-    out.print(table)
+    print_table(table, wide)
 
 
 @connector_app.command("enable")
@@ -154,19 +168,31 @@ def set_policy(
 
 
 @approval_app.command("list")
-def list_approvals(status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = "pending",
-                   as_json: JsonFlag = False) -> None:
+def list_approvals(
+    status: Annotated[str | None, typer.Option(help="pending, approved or rejected")] = "pending",
+    ticket: Annotated[str | None, typer.Option("--ticket", help="Only this ticket's calls.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the ids, one per line: APPROVAL=$(oshal approval list --ticket T -q).")]
+        = False,
+    wide: WideFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Approval requests for `ask` tool calls."""
     with Client.from_settings() as api:
         rows = api.get("/v1/approvals", status=status)
+    if ticket is not None:
+        rows = [r for r in rows if str(r["ticket_id"]) == ticket]
+    if quiet:
+        sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
+        return
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "ticket", "bot", "call", "arguments", "status")
+    table = Table(Column("id", no_wrap=True), Column("ticket", no_wrap=True), "bot", "call", "arguments", "status")
     for r in rows:
         table.add_row(str(r["id"]), str(r["ticket_id"]), r["bot"], f"{r['connector_id']}.{r['operation']}",
-                      escape(json.dumps(r["arguments"])[:80]), r["status"])
-    out.print(table)
+                      escape(cut(json.dumps(r["arguments"]), 80, wide)), r["status"])
+    print_table(table, wide)
 
 
 @approval_app.command("approve")
@@ -213,7 +239,7 @@ def add_connection(
 
 
 @connection_app.command("list")
-def list_connections(as_json: JsonFlag = False) -> None:
+def list_connections(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Connections with credential health (never the credential)."""
     with Client.from_settings() as api:
         rows = api.get("/v1/connections")
@@ -224,7 +250,7 @@ def list_connections(as_json: JsonFlag = False) -> None:
     for r in rows:
         table.add_row(r["connector_id"], r["health"], str(r["expires_at"] or "-"), str(r["user_credentials"]),
                       str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"), escape(r["last_error"] or ""))
-    out.print(table)
+    print_table(table, wide)
 
 
 secrets_app = typer.Typer(name="secrets", no_args_is_help=True, help="The encrypted credential store.")

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from oshal.errors import (
@@ -45,9 +45,12 @@ _BY_STATUS: dict[int, type[OshalError]] = {
 }
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document to stdout, not tables.")]
+WideFlag = Annotated[bool, typer.Option(
+    "--wide", help="Whole ids and values: nothing is cut to fit the terminal (lines may be wider than it).")]
 
 out = Console()
 err = Console(stderr=True)
+_UNLIMITED = 1_000_000  # a table renders at its natural width, never wider
 
 
 def emit_json(document: Any) -> None:
@@ -65,9 +68,19 @@ def when(value: object) -> str:
     return str(value or "-")[:19].replace("T", " ")
 
 
-def short(value: object) -> str:
-    """A UUID's first block is enough to tell rows apart on screen; --json has the full id."""
-    return str(value).split("-", 1)[0]
+def short(value: object, wide: bool = False) -> str:
+    """A UUID's first block is enough to tell rows apart on screen; --wide and --json have the full id."""
+    return str(value) if wide else str(value).split("-", 1)[0]
+
+
+def cut(text: str, limit: int, wide: bool) -> str:
+    """A long free-text cell cut to ``limit`` characters, unless --wide asked for whole values."""
+    return text if wide else text[:limit]
+
+
+def print_table(table: RenderableType, wide: bool = False) -> None:
+    """Print a table to fit the terminal, or with --wide at its natural width so no id or value is cut."""
+    (Console(width=_UNLIMITED) if wide else out).print(table)
 
 
 def load_settings() -> Settings:

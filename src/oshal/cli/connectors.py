@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Column, Table
 
-from oshal.cli.client import JsonFlag, emit_json, err, load_settings, out, when
+from oshal.cli.client import JsonFlag, WideFlag, emit_json, err, load_settings, out, print_table, when
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import Signature, sign_manifest, verify_manifest, write_keypair
 from oshal.connectors.trust import TrustStore, validate_publisher
@@ -142,14 +142,14 @@ def verify(
         raise Forbidden(f"{result.reason}: {result.message}", hint=result.hint)
 
 
-def _render_keys(keys: list[dict[str, Any]]) -> None:
+def _render_keys(keys: list[dict[str, Any]], wide: bool) -> None:
     table = Table("publisher", Column("key id", no_wrap=True), "status", "trusted", "revoked",
                   Column("public key", no_wrap=True), title=f"trusted keys ({len(keys)})", title_justify="left")
     for k in keys:
         colour = "green" if k["status"] == "trusted" else "red"
         table.add_row(escape(k["publisher"]), k["key_id"], f"[{colour}]{k['status']}[/]", when(k["trusted_at"]),
                       when(k["revoked_at"]) if k["revoked_at"] else "-", k["public_key"])
-    out.print(table)
+    print_table(table, wide)
 
 
 @connector_app.command("trust")
@@ -161,6 +161,7 @@ def trust(
         "--list", help="List the trust store (of PUBLISHER only, if given).")] = False,
     revoke: Annotated[bool, typer.Option(
         "--revoke", help="Revoke PUBLISHER's key KEY_ID: its signatures no longer verify.")] = False,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Trust a publisher's public key (PUBLISHER PUBFILE), --list the store, or --revoke PUBLISHER KEY_ID."""
@@ -173,7 +174,7 @@ def trust(
         if as_json:
             emit_json(keys)
         else:
-            _render_keys(keys)
+            _render_keys(keys, wide)
         return
     if publisher is None or target is None:
         raise typer.BadParameter("give PUBLISHER PUBFILE to trust, --revoke PUBLISHER KEY_ID, or --list")

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, out, short, usd, when
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, out, print_table, short, usd, when
 from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
@@ -104,7 +104,7 @@ def status(as_json: JsonFlag = False) -> None:
         raise problem
 
 
-def bots(as_json: JsonFlag = False) -> None:
+def bots(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every registered bot: live status, replicas running/desired, pending, lag, harness and model."""
     with Client.from_settings() as api:
         rows: list[dict[str, Any]] = api.get("/v1/bots")
@@ -117,10 +117,10 @@ def bots(as_json: JsonFlag = False) -> None:
         colour = "green" if b["status"] == "online" else "red"
         table.add_row(b["name"], f"[{colour}]{b['status']}[/]", f"{b['replicas']}/{b['replicas_desired']}",
                       str(b["pending"]), str(b["lag"]), b["harness"], escape(b["model"]))
-    out.print(table)
+    print_table(table, wide)
 
 
-def _render_summary(summary: dict[str, Any]) -> None:
+def _render_summary(summary: dict[str, Any], wide: bool) -> None:
     table = Table(summary["by"], "calls", "input", "output", "cache read", "cache write", "USD",
                   title=f"ledger by {summary['by']}", title_justify="left", show_footer=False)
     for r in summary["rows"]:
@@ -131,18 +131,18 @@ def _render_summary(summary: dict[str, Any]) -> None:
                   str(sum(r["input_tokens"] for r in summary["rows"])),
                   str(sum(r["output_tokens"] for r in summary["rows"])), "", "",
                   f"[bold]{usd(int(summary['total_micros']))}[/]")
-    out.print(table)
+    print_table(table, wide)
 
 
-def _render_rows(page: dict[str, Any]) -> None:
+def _render_rows(page: dict[str, Any], wide: bool) -> None:
     table = Table("time", "ticket", "bot", "model", "try", "input", "output", "cache r/w", "USD", "price",
                   title=f"ledger ({len(page['items'])} calls)", title_justify="left")
     for r in page["items"]:
-        table.add_row(when(r["created_at"]), short(r["ticket_id"]), r["bot"], escape(r["model"]),
+        table.add_row(when(r["created_at"]), short(r["ticket_id"], wide), r["bot"], escape(r["model"]),
                       str(r["attempt"]), str(r["input_tokens"]), str(r["output_tokens"]),
                       f"{r['cached_read_tokens']}/{r['cache_write_tokens']}", usd(int(r["cost_micros"])),
                       r["price_source"])
-    out.print(table)
+    print_table(table, wide)
     if page.get("next_cursor"):
         out.print(f"[dim]more: --cursor {page['next_cursor']}[/]")
 
@@ -162,6 +162,7 @@ def ledger(
         "--since", help="Only calls from this time on: ISO 8601, or an age like 30m, 24h, 7d.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows: how many.")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Rows: next_cursor to go on from.")] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Model calls with tokens and cost, newest first; or totals: --summary [--by bot|model|tenant|day]."""
@@ -176,7 +177,7 @@ def ledger(
         if as_json:
             emit_json(totals)
         else:
-            _render_summary(totals)
+            _render_summary(totals, wide)
         return
     with Client.from_settings() as api:
         page: dict[str, Any] = api.get("/v1/ledger", ticket=ticket, bot=bot, since=since_iso, limit=limit,
@@ -184,7 +185,7 @@ def ledger(
     if as_json:
         emit_json(page)
     else:
-        _render_rows(page)
+        _render_rows(page, wide)
 
 
 @ledger_app.command("reconcile")

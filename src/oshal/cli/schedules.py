@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from oshal.cli import client
-from oshal.cli.client import Client, JsonFlag, emit_json, err, out
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table
 from oshal.errors import Invalid
 
 schedule_app = typer.Typer(name="schedule", no_args_is_help=True,
@@ -114,7 +114,7 @@ def create(
 
 
 @schedule_app.command("list")
-def list_cmd(as_json: JsonFlag = False) -> None:
+def list_cmd(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """The tenant's schedules, by name, with their next and last ticks."""
     with Client.from_settings() as api:
         schedules: list[dict[str, Any]] = api.get("/v1/schedules")
@@ -126,7 +126,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
     for s in schedules:
         table.add_row(escape(s["name"]), escape(s["summary"]), escape(_target(s)), s["policy"], _enabled_text(s),
                       client.when(s["next_tick"]), client.when(s["last_tick"]))
-    out.print(table)
+    print_table(table, wide)
 
 
 @schedule_app.command()

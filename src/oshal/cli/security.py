@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, err, load_settings, out, when
+from oshal.cli.client import Client, JsonFlag, WideFlag, cut, emit_json, err, load_settings, out, print_table, when
 from oshal.cli.exits import Exit
 from oshal.errors import Invalid
 
@@ -54,6 +54,7 @@ def security_findings(
     status: Annotated[str, typer.Option(help="open, fixed or all.")] = "open",
     scan: Annotated[str | None, typer.Option(help=f"Only this scan: {_SCANS}.")] = None,
     severity: Annotated[str | None, typer.Option(help="This severity and above: info .. critical.")] = None,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List findings, most severe first, with their triage and ticket."""
@@ -69,8 +70,9 @@ def security_findings(
     for r in rows:
         colour = _COLOURS.get(r["severity"], "")
         state = r["status"] if r["status"] == "fixed" else r["triage"] + (" ticket" if r["ticket_id"] else "")
-        table.add_row(f"[{colour}]{r['severity']}[/]", r["fingerprint"], r["scan"], escape(r["title"][:160]), state)
-    out.print(table)
+        table.add_row(f"[{colour}]{r['severity']}[/]", r["fingerprint"], r["scan"], escape(cut(r["title"], 160, wide)),
+                      state)
+    print_table(table, wide)
 
 
 @security_app.command("assess")
@@ -220,6 +222,7 @@ def audit_export(
 def audit_list(
     after: Annotated[int, typer.Option(help="Entries after this sequence number.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Show audit entries in order."""
@@ -228,10 +231,11 @@ def audit_list(
     if as_json:
         emit_json(rows)
         return
-    table = Table("#", "at", "actor", "action", "target", title=f"audit ({len(rows)})", title_justify="left")
+    table = Table("#", "at", Column("actor", no_wrap=True), "action", "target", title=f"audit ({len(rows)})",
+                  title_justify="left")
     for r in rows:
-        table.add_row(str(r["seq"]), when(r["at"]), escape(r["actor"]), r["action"], escape(r["target"][:80]))
-    out.print(table)
+        table.add_row(str(r["seq"]), when(r["at"]), escape(r["actor"]), r["action"], escape(cut(r["target"], 80, wide)))
+    print_table(table, wide)
 
 
 @audit_app.command("prune")

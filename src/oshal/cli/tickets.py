@@ -15,7 +15,19 @@ from rich.panel import Panel
 from rich.table import Column, Table
 
 from oshal.cli import client
-from oshal.cli.client import FAILED, TERMINAL, Client, JsonFlag, emit_json, err, out, short, spinner
+from oshal.cli.client import (
+    FAILED,
+    TERMINAL,
+    Client,
+    JsonFlag,
+    WideFlag,
+    emit_json,
+    err,
+    out,
+    print_table,
+    short,
+    spinner,
+)
 from oshal.cli.exits import Exit
 from oshal.errors import Invalid, OshalError
 from oshal.types import TicketStatus
@@ -95,12 +107,16 @@ def show_ticket(ticket: dict[str, Any], as_json: bool) -> None:
         render_ticket(ticket)
 
 
-def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool) -> None:
-    """Wait with a spinner on stderr, show the ticket, then exit FAILED or TIMEOUT unless it is done."""
+def wait_and_show(api: Client, ticket_id: str, timeout: float, as_json: bool, *, quiet: bool = False) -> None:
+    """Wait with a spinner on stderr, show the ticket (only its id when quiet), then exit FAILED or TIMEOUT unless
+    it is done."""
     with spinner(f"ticket {short(ticket_id)}: waiting") as update:
         ticket = api.wait_ticket(ticket_id, timeout,
                                  lambda t: update(f"ticket {short(ticket_id)}: {t['status']}"))
-    show_ticket(ticket, as_json)
+    if quiet:
+        _print_id(ticket_id)
+    else:
+        show_ticket(ticket, as_json)
     status = ticket["status"]
     if status in FAILED:
         detail = f": {ticket['error']}" if ticket.get("error") else ""
@@ -130,6 +146,8 @@ def submit(
     ticket_type: Annotated[str | None, typer.Option(
         "--type", "-t", help="A ticket type (workflow, see `oshal workflow list`) instead of a bot.")] = None,
     hold: Annotated[bool, typer.Option("--hold", help="Typed tickets: wait in backlog for an approval.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print only the ticket's id, for scripts: ID=$(oshal ticket submit ... -q).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a ticket to a bot, or of a type (a workflow). With --wait, exits 1 if it fails and 8 if it is
@@ -138,6 +156,8 @@ def submit(
         bot, input_json = None, bot  # `submit --type T INPUT_JSON`: the one positional is the input
     if (bot is None) == (ticket_type is None):
         raise typer.BadParameter("give a BOT or --type TYPE (exactly one)")
+    if quiet and as_json:
+        raise typer.BadParameter("give --quiet (the id only) or --json (the whole document), not both")
     value = read_input(input_json, input_file)
     body: dict[str, Any] = {"bot": bot, "input": value} if bot else {"type": ticket_type, "input": value}
     if hold:
@@ -147,14 +167,22 @@ def submit(
     with Client.from_settings() as api:
         created: dict[str, Any] = api.post("/v1/tickets", body)
         if wait is not None:
-            wait_and_show(api, str(created["id"]), wait, as_json)
+            wait_and_show(api, str(created["id"]), wait, as_json, quiet=quiet)
             return
+    if quiet:
+        _print_id(str(created["id"]))
+        return
     if as_json:
         emit_json(created)
         return
     how = "created" if created["created"] else "existing ticket returned for this idempotency key"
     out.print(f"ticket [bold]{created['id']}[/] {status_text(created['status'])} ({how})")
     err.print(f"[dim]follow it with `oshal ticket wait {created['id']}`[/]")
+
+
+def _print_id(ticket_id: str) -> None:
+    sys.stdout.write(f"{ticket_id}\n")
+    sys.stdout.flush()
 
 
 @ticket_app.command()
@@ -183,6 +211,7 @@ def list_cmd(
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Tickets per page.")] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="next_cursor of the previous page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow next_cursor to the last page.")] = False,
+    wide: WideFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List tickets, newest first. --json prints the page {items, next_cursor} (with --all: every item)."""
@@ -203,7 +232,7 @@ def list_cmd(
         table.add_row(str(t["id"]), t["bot"], status_text(t["status"]), str(t["attempts"]),
                       client.when(t["created_at"]), f"{duration:.0f} ms" if duration is not None else "-",
                       client.usd(int(t["cost_micros"])))
-    out.print(table)
+    print_table(table, wide)
     if page.get("next_cursor"):
         err.print(f"[dim]more: --cursor {page['next_cursor']}  (or --all)[/]")
 
@@ -265,18 +294,18 @@ def close(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False)
 
 
 @ticket_app.command()
-def timeline(ticket_id: IdArg, as_json: JsonFlag = False) -> None:
+def timeline(ticket_id: IdArg, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every transition of a ticket (when, who, why), its phases and artifacts."""
     with Client.from_settings() as api:
         data = api.get(f"/v1/tickets/{ticket_id}/timeline")
     if as_json:
         emit_json(data)
         return
-    table = Table("at", "from", "to", "step", "by", "why")
+    table = Table("at", "from", "to", "step", Column("by", no_wrap=True), "why")
     for e in data["events"]:
         table.add_row(client.when(e["at"]), e["from_status"] or "-", status_text(e["to_status"]),
                       escape(e["phase"] or ""), escape(e["actor"]), escape(e["reason"] or ""))
-    out.print(table)
+    print_table(table, wide)
     for artifact in data["artifacts"]:
         out.print(f"artifact [bold]{escape(artifact['name'])}[/] {artifact['size']} bytes "
                   f"({artifact['content_type']})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from oshal.cli.client import Client, JsonFlag, emit_json, err, out
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table
 from oshal.errors import Invalid
 
 workflow_app = typer.Typer(name="workflow", no_args_is_help=True,
@@ -21,7 +22,7 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Workflow (ticket t
 
 
 @workflow_app.command("list")
-def list_cmd(as_json: JsonFlag = False) -> None:
+def list_cmd(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every ticket type with its newest version."""
     with Client.from_settings() as api:
         rows: list[dict[str, Any]] = api.get("/v1/workflows")
@@ -32,7 +33,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
     for row in rows:
         table.add_row(row["name"], str(row["version"]), "built-in" if row["builtin"] else "tenant",
                       escape(row.get("title") or ""))
-    out.print(table)
+    print_table(table, wide)
 
 
 @workflow_app.command()
@@ -77,7 +78,8 @@ def generate(
         "--bot", help="A model-backed bot writes it (structured output); default: the offline generator.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Generate a workflow from a description; shows the preview and diff, publishes only on confirmation."""
+    """Generate a workflow from a description; shows the preview and diff, publishes only on confirmation (asked on a
+    terminal; without one, only with --yes)."""
     with Client.from_settings() as api:
         body = {"description": description, "name": name, "publish": False, "bot": bot}
         draft: dict[str, Any] = api.post("/v1/workflows/generate", body)
@@ -86,15 +88,22 @@ def generate(
         if not as_json:
             out.print(escape(draft["preview"]))
             out.print(Syntax(draft["diff"], "diff"))
-        publish_it = yes or (not as_json and typer.confirm(f"publish as ticket type {draft['name']}?"))
+        publish_it = yes or (not as_json and _confirmed(f"publish as ticket type {draft['name']}?"))
         if publish_it:  # exactly what was previewed (a model-backed bot is not asked twice)
             draft |= api.post("/v1/workflows", {"definition": draft["definition"]})
     if as_json:
         emit_json(draft)
     elif draft.get("published"):
         out.print(f"published [bold]{draft['name']}[/] version {draft['version']}")
+    elif not sys.stdin.isatty():
+        err.print("not published: no terminal to confirm on; run it again with --yes to publish it")
     else:
         err.print("not published")
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on a terminal; without one (a script, a pipe, CI) never prompt: the answer is no (--yes publishes)."""
+    return sys.stdin.isatty() and typer.confirm(question)
 
 
 def register(app: typer.Typer) -> None:

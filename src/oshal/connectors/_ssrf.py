@@ -48,6 +48,7 @@ def url_host(url: httpx.URL) -> str:
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to; Unavailable saying "could not resolve <host>" when DNS has no answer."""
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -55,9 +56,10 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise Unavailable(f"could not resolve host {host}: {e.strerror or e}",
-                          hint="check the connector's base_url and this machine's DNS") from e
+    except (OSError, UnicodeError) as e:  # UnicodeError: a label too long for IDNA, which no DNS could answer
+        why = (e.strerror or str(e)) if isinstance(e, OSError) else "not a valid host name"
+        raise Unavailable(f"could not resolve {host} ({why})",
+                          hint="check the host in the connector's base_url, and this machine's DNS") from e
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
 
 
@@ -80,9 +82,10 @@ async def check_url(url: httpx.URL, *, what: str) -> None:
     host = url_host(url)
     if not host:
         raise Forbidden(f"{what}: the URL has no host", hint="fix the connector's base_url")
-    if host in private_ok_hosts.get():
-        return
-    _refuse(host, await resolve(host, url.port or (443 if url.scheme == "https" else 80)), what)
+    addresses = await resolve(host, url.port or (443 if url.scheme == "https" else 80))  # even for a private
+    # host: a name that does not resolve is reported as such, not as a failed (or refused) connection
+    if host not in private_ok_hosts.get():
+        _refuse(host, addresses, what)
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):

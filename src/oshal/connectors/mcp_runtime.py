@@ -15,9 +15,10 @@ Each call:
    runtime there is no connect-time re-check against DNS rebinding, and it follows same-origin redirects only).
    One session per call is simple and correct: no session state, no stale connection, no process to babysit
    between calls; the price is a process start (stdio) or a handshake (HTTP) per call;
-4. **re-lists the tools** and refuses (Forbidden) if the called tool's hash (name, description, input schema) no
-   longer matches the pinned one, so a server that quietly rewrites a tool's instructions or schema after it was
-   reviewed and signed is caught before the tool runs;
+4. **re-lists the tools** and refuses (:class:`ToolDrift`, a Forbidden) if the called tool's hash (name,
+   description, input schema) no longer matches the pinned one, so a server that quietly rewrites a tool's
+   instructions or schema after it was reviewed and signed is caught before the tool runs (the connector service
+   then quarantines the connector);
 5. calls the tool and returns ``CallResult(status=200, or 500 when the tool reports isError, data=<structured
    content if any, else the text content joined by newlines>, headers={}, pages=1, elapsed_ms, truncated)``.
 
@@ -70,6 +71,17 @@ MAX_RESULT_BYTES = 5_000_000
 TOOL_PATH_PREFIX = "/tools/"
 SDK_HINT = "pip install 'oshal[mcp]'"
 DRIFT_HINT = "re-import the MCP server, review what changed, and re-sign the manifest"
+
+
+class ToolDrift(Forbidden):
+    """A pinned tool changed or vanished on its server since it was reviewed and signed: the connector's signed
+    manifest no longer describes the server, so the caller quarantines the connector (as for a changed manifest)."""
+
+    def __init__(self, message: str, *, connector_id: str, tool: str) -> None:
+        super().__init__(message, hint=DRIFT_HINT)
+        self.connector_id = connector_id
+        self.tool = tool
+
 _STDERR_TAIL = 600
 _T = TypeVar("_T")
 
@@ -427,7 +439,7 @@ class McpRuntime:
                 private_ok_hosts.reset(reset)
         if isinstance(outcome, _Refused):
             log.warning("connector.mcp.pin_mismatch", connector=manifest.id, operation=op.name, tool=tool_name)
-            raise Forbidden(outcome.reason, hint=DRIFT_HINT)
+            raise ToolDrift(outcome.reason, connector_id=manifest.id, tool=tool_name)
         data, truncated = self._limit(_result_data(outcome))
         result = CallResult(status=500 if outcome.is_error else 200, data=data, headers={}, pages=1,
                             elapsed_ms=(time.monotonic() - started) * 1000, truncated=truncated)

@@ -48,6 +48,7 @@ Reason = Literal["untrusted_publisher", "unknown_key", "publisher_mismatch", "di
                  "revoked_key"]
 REASONS: tuple[Reason, ...] = ("untrusted_publisher", "unknown_key", "publisher_mismatch", "digest_mismatch",
                                "bad_signature", "revoked_key")
+DEFAULT_IMPORT_PUBLISHER = "imported"  # what an import without --publisher records
 _SIGNATURE_FIELDS = ("publisher", "key_id", "algorithm", "digest", "value", "signed_at")
 
 
@@ -291,8 +292,11 @@ def verify_manifest(manifest: ConnectorManifest, signature: Signature, trust: Tr
         return verdict("revoked_key", f"key {kid} of publisher {pub!r} was revoked; its signatures are void",
                        "ask the publisher to re-sign with a current key, then trust that key")
     if not trust.has_active_keys(pub):
-        return verdict("untrusted_publisher", f"publisher {pub!r} is not in the trust store",
-                       f"if you trust them, add their public key: oshal connector trust {pub} PUBFILE")
+        hint = f"if you trust them, add their public key: oshal connector trust {pub} PUBFILE"
+        if pub == DEFAULT_IMPORT_PUBLISHER:
+            hint = (f"{pub!r} is the publisher of connectors imported without --publisher: re-import with "
+                    "--publisher NAME --replace (NAME: whose key signs it), then sign again")
+        return verdict("untrusted_publisher", f"publisher {pub!r} is not in the trust store", hint)
     if status != "trusted":
         return verdict("unknown_key", f"publisher {pub!r} is trusted, but not their key {kid}",
                        f"if they rotated keys, trust the new one: oshal connector trust {pub} PUBFILE")

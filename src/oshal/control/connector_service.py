@@ -13,7 +13,7 @@ from uuid import UUID
 
 from oshal.connectors.broker import Broker, GrantRequest, arguments_hash
 from oshal.connectors.manifest import AuthKind, ConnectorManifest
-from oshal.connectors.mcp_runtime import McpRuntime
+from oshal.connectors.mcp_runtime import McpRuntime, ToolDrift
 from oshal.connectors.runtime import ConnectorRuntime, Credential
 from oshal.connectors.secrets.builtin import BuiltinSecretStore
 from oshal.connectors.secrets.store import SecretStore, not_found
@@ -114,6 +114,10 @@ class ConnectorService:
 
                 result = await self.runtime.call(manifest, request.operation, request.arguments,
                                                  prepared.credential, on_refresh_token=keep_rotated)
+        except ToolDrift as e:
+            self._record_later(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
+            await self._quarantine(manifest, f"MCP tool drift: {e.message}")
+            raise
         except OshalError as e:
             self._record_later(request, grant_id, f"error: {e.code}", ok=False, error=e.message)
             raise
@@ -123,6 +127,14 @@ class ConnectorService:
                  ticket=str(request.ticket_id), bot=request.bot)
         return {"connector": request.connector_id, "operation": request.operation, "status": result.status,
                 "data": result.data, "pages": result.pages, "truncated": result.truncated}
+
+    async def _quarantine(self, manifest: ConnectorManifest, reason: str) -> None:
+        """A connector whose server no longer matches its signed manifest is quarantined until re-signed, exactly
+        like one whose manifest changed: every later call is refused with the reason, whichever tool it names."""
+        async with self.db.system() as conn:
+            quarantined = await repo.quarantine_enabled(conn, manifest.id, manifest.digest(), reason[:500])
+        if quarantined:
+            log.warning("connector quarantined", connector=manifest.id, reason=reason)
 
     async def _credential(self, conn: Conn, request: GrantRequest, manifest: ConnectorManifest,
                           connection: dict[str, Any] | None, user_id: UUID | None) -> Credential | None:

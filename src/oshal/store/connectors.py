@@ -67,6 +67,14 @@ async def quarantine(conn: Conn, connector_id: str, reason: str) -> None:
                        "WHERE id = %s", (reason, connector_id))
 
 
+async def quarantine_enabled(conn: Conn, connector_id: str, digest: str, reason: str) -> bool:
+    """Quarantine the connector if it is still enabled at ``digest`` (not re-imported or re-signed meanwhile)."""
+    cur = await conn.execute(
+        "UPDATE connectors SET state = 'quarantined', quarantine_reason = %s, updated_at = now() "
+        "WHERE id = %s AND state = 'enabled' AND digest = %s", (reason, connector_id, digest))
+    return cur.rowcount == 1
+
+
 async def connection(conn: Conn, connector_id: str) -> dict[str, Any] | None:
     cur = await conn.execute("SELECT * FROM connections WHERE connector_id = %s", (connector_id,))
     return await cur.fetchone()

@@ -11,6 +11,7 @@ keeps big specs (hundreds of operations reusing the same schemas) fast.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,8 @@ _NO_CUT = math.inf
 
 
 def plain_json(document: Any) -> Any:
-    """A JSON-compatible deep copy: string keys, lists, dates as ISO strings (YAML turns many values into these)."""
+    """A JSON-compatible deep copy: string keys, lists, and every other scalar YAML can produce made JSON: dates and
+    times as ISO strings, NaN and infinities as strings, bytes decoded (anything else: its ``str``)."""
     budget = [MAX_DOCUMENT_NODES]
 
     def walk(node: Any) -> Any:
@@ -43,9 +45,13 @@ def plain_json(document: Any) -> Any:
                 hint="YAML anchors/aliases can multiply a small file; import a de-aliased copy.",
             )
         if isinstance(node, Mapping):
-            return {str(key): walk(value) for key, value in node.items()}
+            return {_key(key): walk(value) for key, value in node.items()}
         if isinstance(node, list | tuple):
             return [walk(value) for value in node]
+        if isinstance(node, set | frozenset):  # YAML's !!set, in a stable order
+            return sorted((walk(value) for value in node), key=lambda value: json.dumps(value, sort_keys=True))
+        if isinstance(node, float) and not math.isfinite(node):
+            return str(node)  # JSON has no NaN or infinity (YAML's .nan, .inf)
         if isinstance(node, str | bool | int | float) or node is None:
             return node
         if isinstance(node, _dt.date | _dt.datetime | _dt.time):
@@ -55,6 +61,17 @@ def plain_json(document: Any) -> Any:
         return str(node)
 
     return walk(document)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as JSON spells it: YAML keys may be numbers (``200:``), booleans, null or dates."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or key is None:
+        return json.dumps(key)
+    if isinstance(key, _dt.date | _dt.datetime | _dt.time):
+        return key.isoformat()
+    return str(key)
 
 
 def _pointer_tokens(ref: str) -> list[str]:

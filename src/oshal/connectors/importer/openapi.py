@@ -109,7 +109,7 @@ def _fetch(url: str, timeout_s: float) -> tuple[bytes, str]:
 
 
 def parse_document(raw: bytes, origin: str, *, json_hint: bool = False) -> dict[str, Any]:
-    """Parse JSON (tried first when hinted or when the text starts with '{') or YAML into a mapping."""
+    """Parse JSON (tried first when hinted or when the text starts with '{') or YAML into a plain-JSON mapping."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -131,7 +131,8 @@ def parse_document(raw: bytes, origin: str, *, json_hint: bool = False) -> dict[
             f"{origin} holds a {type(document).__name__}, not an API description",
             hint=f"the top level must be a mapping with an 'openapi' or 'swagger' key ({SUPPORTED}).",
         )
-    return document
+    plain: dict[str, Any] = plain_json(document)  # YAML dates and other non-JSON scalars: sendable as JSON
+    return plain
 
 
 def _load_yaml(text: str, origin: str) -> Any:

@@ -146,10 +146,12 @@ BEGIN
 END $$;
 
 -- Budget-paused tickets (of ``p_tenants``, or all) that fit the room their budgets have now, oldest first: for
--- each, the amount its refused call asked (else the largest such amount among its bot's paused tickets, else one
--- micro-dollar) is held against every budget above it, and it is returned for the caller to resume. A ticket
+-- each, the amount its refused call asked (else the largest such amount among its bot's paused tickets, else its
+-- bot's latest call, else one micro-dollar) is held against every budget above it, and it is returned for the
+-- caller to resume. A ticket
 -- whose refused attempt has not reported yet, or that already holds room, waits; an overrun budget resumes
 -- nothing under it.
+CREATE INDEX reservations_bot_recent ON reservations (tenant_id, bot, created_at);
 CREATE FUNCTION oshal_budget_resume(p_tenants uuid[], p_limit int, p_hold_s double precision)
 RETURNS TABLE (tenant_id uuid, ticket_id uuid)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -177,7 +179,9 @@ BEGIN
      WHERE b.tenant_id = ANY (v_tenants) ORDER BY u.budget_id, u.window_start FOR UPDATE OF u;
     FOR c IN
         SELECT p.id AS ticket, p.tenant_id AS tenant, p.bot, p.type,
-               coalesce(p.amount, max(p.amount) OVER (PARTITION BY p.tenant_id, p.bot), 1) AS need
+               coalesce(p.amount, max(p.amount) OVER (PARTITION BY p.tenant_id, p.bot),
+                        (SELECT r.amount FROM reservations r WHERE r.tenant_id = p.tenant_id AND r.bot = p.bot
+                            AND r.kind = 'call' ORDER BY r.created_at DESC LIMIT 1), 1) AS need
           FROM (SELECT t.id, t.tenant_id, t.type, t.created_at, w.amount,
                        coalesce(w.bot, t.bot, (SELECT q.bot FROM phases q WHERE q.ticket_id = t.id
                                                   AND q.status = 'queued' ORDER BY q.seq LIMIT 1)) AS bot

@@ -162,14 +162,14 @@ DECLARE
     v_ids uuid[];
     v_windows timestamptz[];
 BEGIN
-    -- One pass at a time: the collector and the sweeper both resume, and must not hand out the same room twice.
-    PERFORM pg_advisory_xact_lock(x'05A1B0D6'::int);
     SELECT array_agg(DISTINCT t.tenant_id) INTO v_tenants FROM tickets t
      WHERE t.status = 'paused' AND t.status_reason LIKE 'budget%'
        AND (p_tenants IS NULL OR t.tenant_id = ANY (p_tenants));
     IF v_tenants IS NULL THEN
-        RETURN;
+        RETURN;  -- nothing paused for budget: the common case, one index probe
     END IF;
+    -- One pass at a time: the collector and the sweeper both resume, and must not hand out the same room twice.
+    PERFORM pg_advisory_xact_lock(x'05A1B0D6'::int);
     -- Lock every current usage row of these tenants' budgets up front, in the order oshal_reserve locks them.
     INSERT INTO budget_usage (budget_id, tenant_id, window_start)
     SELECT b.id, b.tenant_id, oshal_window(b.period, now()) FROM budgets b WHERE b.tenant_id = ANY (v_tenants)

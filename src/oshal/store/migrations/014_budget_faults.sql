@@ -222,9 +222,10 @@ END $$;
 CREATE FUNCTION oshal_ledger_coverage() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- A reservation still open has not been settled by this statement (nothing to judge yet).
     IF NOT EXISTS (SELECT 1 FROM added a LEFT JOIN reservations r ON r.id = a.reservation_id
-                    WHERE a.cost_micros > 0 AND (r.id IS NULL OR r.status <> 'settled' OR r.settled_at <> now()
-                                                 OR r.actual > r.amount)) THEN
+                    WHERE a.cost_micros > 0 AND r.status IS DISTINCT FROM 'open'
+                      AND (r.id IS NULL OR r.status <> 'settled' OR r.settled_at <> now() OR r.actual > r.amount)) THEN
         RETURN NULL;  -- every cost settled within its reservation: the common case, one probe per batch
     END IF;
     WITH judged AS (
@@ -234,7 +235,7 @@ BEGIN
           FROM added a
           LEFT JOIN reservations r ON r.id = a.reservation_id
           CROSS JOIN LATERAL (SELECT coalesce(r.status = 'settled' AND r.settled_at = now(), false) AS settled) s
-         WHERE a.cost_micros > 0
+         WHERE a.cost_micros > 0 AND r.status IS DISTINCT FROM 'open'
     ), flagged AS (
         UPDATE ledger l SET settled_late = j.late, over_reservation_micros = j.over
           FROM judged j WHERE l.call_id = j.call_id AND (j.late OR j.over > 0)

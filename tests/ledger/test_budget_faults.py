@@ -65,11 +65,11 @@ def _call_amount(platform: Platform, tenant: TenantClient) -> int:
 
 
 def _create(tenant: TenantClient, n: int) -> list[str]:
-    ids = []
-    for _ in range(n):
-        response = tenant.http.post("/v1/tickets", json={"bot": MODEL_BOT, "input": PROMPT})
-        assert response.status_code in (200, 201, 202), response.text
-        ids.append(response.json()["id"])
+    """``n`` writer tickets in one batch: all on the lane at once, so their calls compete for the budget."""
+    response = tenant.http.post("/v1/tickets/batch", json={"tickets": [{"bot": MODEL_BOT, "input": PROMPT}] * n})
+    assert response.status_code == 201, response.text
+    ids = [str(t["id"]) for t in response.json()["tickets"]]
+    assert len(set(ids)) == n
     return ids
 
 
@@ -125,6 +125,7 @@ def test_paused_tickets_resume_as_calls_settle_below_their_reservation(platform:
     limit = spent + 4 * per_call + per_call // 2  # room for 4 calls in flight; each costs far less than it holds
     _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
     changes = _budget_changes(platform, tenant)
+    model.delay_s = 0.2  # calls overlap, as real ones do
 
     ids = _create(tenant, 44)
     _all_done(tenant, ids)

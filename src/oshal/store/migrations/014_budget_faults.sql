@@ -17,6 +17,7 @@ ALTER TABLE reservations ADD CONSTRAINT reservations_status_check
 
 ALTER TABLE ledger ADD COLUMN over_reservation_micros bigint NOT NULL DEFAULT 0 CHECK (over_reservation_micros >= 0),
                    ADD COLUMN settled_late boolean NOT NULL DEFAULT false;
+CREATE INDEX ledger_uncovered ON ledger (created_at) WHERE over_reservation_micros > 0 OR settled_late;  -- rare rows
 
 ALTER TABLE budgets ADD COLUMN overrun_at timestamptz,
                     ADD COLUMN overrun_micros bigint,

@@ -4,9 +4,10 @@
 --   new window), oldest first and as many tickets as fit: each is estimated by the amount its refused call asked
 --   for, and the room is held for it until its next call takes it over, so two passes never hand out one room.
 -- * A reservation outlives its job: every call a ticket's bot makes extends the bot's open reservations on it.
--- * Cost no open reservation covered (a late result, usage above the reservation's bound, a call that reserved
---   nothing) is flagged on its ledger row; when it takes a budget past its limit, the budget is marked overrun,
---   which pauses its scope until an operator sets the budget again.
+-- * Cost no open reservation covered is flagged on its ledger row (a late result: settled_late; usage above the
+--   reservation's bound: over_reservation_micros); when such cost (or that of a call that reserved nothing) takes
+--   a budget past its limit, the budget is marked overrun, which pauses its scope until an operator sets it again.
+--   This is judged by a trigger after the statement that writes ledger rows, so oshal_record_results is unchanged.
 
 -- 'hold': room held for a budget-paused ticket being resumed, until its next call takes it over.
 -- 'refused': a call refused for budget, kept for what it asked (the estimate its paused ticket resumes by).

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
                                            "anchored (MACed with a key the database never sees).")
     audit_retention_days: int = Field(default=365, ge=30, description="Audit entries older than this are pruned.")
     reservation_ttl_s: float = Field(default=600.0, gt=0, description="A model call's budget reservation expires "
-                                     "(and is released) when no result settles it for this long.")
+                                     "(and is released) when no result settles it for this long; each later call "
+                                     "of the same job extends it. Start-up fails when a bot's model call may run "
+                                     "longer (timeout_s x attempts + retry waits + 10 s).")
     max_model_calls: int = Field(default=200, ge=0, description="Runaway protection: a ticket making more model "
                                  "calls than this within max_model_calls_window_s pauses; 0 = no limit.")
     max_model_calls_window_s: float = Field(default=600.0, gt=0)

@@ -13,6 +13,8 @@ from oshal.mesh.keys import BOT_NAME_PATTERN
 
 Harness = Literal["deterministic", "openai", "anthropic"]
 _DEFAULT_PROVIDER = {"deterministic": "deterministic", "openai": "openai", "anthropic": "anthropic"}
+# The provider SDKs wait between retries as the server's Retry-After asks, up to a minute (both cap it there).
+SDK_MAX_RETRY_WAIT_S = 60.0
 
 
 class BotManifest(BaseModel):
@@ -41,6 +43,14 @@ class BotManifest(BaseModel):
     @property
     def provider_name(self) -> str:
         return self.provider or _DEFAULT_PROVIDER[self.harness]
+
+    @property
+    def longest_model_call_s(self) -> float:
+        """How long one model call may run, its retries included: every attempt to its timeout, plus the longest
+        wait the SDK makes before each retry. 0 for the deterministic harness, which makes no model calls."""
+        if self.harness == "deterministic":
+            return 0.0
+        return self.timeout_s * (self.max_retries + 1) + SDK_MAX_RETRY_WAIT_S * self.max_retries
 
 
 def load_manifest(path: Path) -> BotManifest:

@@ -14,7 +14,7 @@ from oshal.errors import Invalid
 
 budget_app = typer.Typer(name="budget", no_args_is_help=True,
                          help="Budgets per tenant, bot, ticket type or ticket; a model call that would exceed one "
-                              "is refused before it is made and its ticket pauses until the budget is raised.")
+                              "is refused before it is made and its ticket pauses until the budget has room again.")
 
 
 def micros(value: str, option: str) -> int:
@@ -62,9 +62,9 @@ def budget_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     table = Table("budget", "period", "limit", "spent", "reserved", "left", "soft", Column("id", no_wrap=True),
                   title=f"budgets ({len(rows)})", title_justify="left")
     for r in rows:
-        left = usd(r["remaining"])
+        left = "overrun (paused)" if r.get("overrun_at") else usd(r["remaining"])
         table.add_row(escape(_label(r)), r["period"], usd(r["limit_micros"]), usd(r["spent"]), usd(r["reserved"]),
-                      f"[red]{left}[/]" if r["remaining"] == 0 else left,
+                      f"[red]{left}[/]" if r["remaining"] == 0 or r.get("overrun_at") else left,
                       usd(r["soft_micros"]) if r["soft_micros"] is not None else "", str(r["id"]))
     print_table(table, wide)
 
@@ -81,6 +81,10 @@ def budget_show(budget_id: Annotated[str, typer.Argument(help="The budget's id (
     for key in ("id", "scope", "subject", "period", "limit_micros", "soft_micros", "window_start", "spent",
                 "reserved", "remaining", "updated_at"):
         out.print(f"{key:>13}: {row[key]}")
+    if row.get("overrun_at"):  # cost no reservation covered took it past its limit; its calls are paused
+        for key in ("overrun_at", "overrun_micros", "overrun_reason"):
+            out.print(f"{key:>13}: {escape(str(row[key]))}")
+        out.print("set the budget again (`oshal budget set`) to resume its work")
 
 
 @budget_app.command("delete")

@@ -1,15 +1,17 @@
 """Budgets: set and read them, reserve a model call's maximum cost against every budget above it, pause work a
-budget cannot pay for and resume it when the budget is raised, release reservations of calls that never reported.
+budget cannot pay for and resume it whenever room returns, release reservations of calls that never reported, and
+report budgets that cost no reservation covered took past their limit (overruns).
 
 Settlement is not here: the collector settles a call's reservation with its cost in the same statement that
-writes the ledger row, so cost is captured once.
+writes the ledger row, so cost is captured once; it then asks here to resume what the room it freed now fits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -31,6 +33,8 @@ log = get_logger(__name__)
 SCOPES = ("tenant", "bot", "type", "ticket")
 PERIODS = ("day", "month", "lifetime")
 NOTIFY_CHANNEL = "oshal:budget"
+_RESUME_BATCH = 200
+_RESUME_SAFETY_NET_S = 60.0  # a freed room whose resume pass was lost (a crash in between) waits at most this
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,10 @@ class BudgetService:
         self.prices = prices
         self.lifecycle = lifecycle
         self.settings = settings
+        self.on_overrun: Callable[[], Awaitable[object]] | None = None  # e.g. run the spend scan at once
+        self._overruns_seen = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self._swept_day: dt.date | None = None
+        self._full_pass_at = 0.0
 
     # --- operators ---------------------------------------------------------------------------------------------
 
@@ -65,7 +73,7 @@ class BudgetService:
                                     period=period, limit_micros=limit_micros, soft_micros=soft_micros, by=by)
             await audit.record(conn, audit.Entry(tenant, actor, "budget.set", f"{scope}:{subject}:{period}",
                                                  {"limit_micros": limit_micros, "soft_micros": soft_micros}))
-        await self.resume_ready(after_change=True)
+        await self.resume()
         return row
 
     async def listing(self, tenant: UUID) -> list[dict[str, Any]]:
@@ -84,7 +92,7 @@ class BudgetService:
             if not await repo.delete(conn, budget_id):
                 raise NotFound(f"budget {budget_id} not found")
             await audit.record(conn, audit.Entry(tenant, actor, "budget.delete", str(budget_id), {}))
-        await self.resume_ready(after_change=True)
+        await self.resume()
 
     # --- the call path -----------------------------------------------------------------------------------------
 
@@ -104,10 +112,12 @@ class BudgetService:
                 await self._soft_threshold(tenant, list(row["soft_crossed"]))
             return Reservation(reservation, amount)
         message = _refusal(row, amount)
-        await self.lifecycle.budget_refused(tenant, ticket, f"{BUDGET_REASON}: {message}"
-                                            if row["reason"] == "budget" else f"{RUNAWAY_REASON}: {message}")
-        raise BudgetExceeded(message, hint="raise the budget (`oshal budget set`) and the ticket resumes"
-                             if row["reason"] == "budget" else "resume the ticket if these calls are intended")
+        runaway = row["reason"] == "runaway"
+        await self.lifecycle.budget_refused(tenant, ticket, f"{RUNAWAY_REASON if runaway else BUDGET_REASON}: "
+                                                            f"{message}")
+        if row["released_hold"]:  # the room held for this ticket went back: others may fit it
+            await self.resume([tenant])
+        raise BudgetExceeded(message, hint=_HINTS[row["reason"]])
 
     async def _soft_threshold(self, tenant: UUID, budgets: list[UUID]) -> None:
         for budget in budgets:
@@ -128,18 +138,53 @@ class BudgetService:
             row = await cur.fetchone()
         return int(row["n"]) if row else 0
 
-    async def resume_ready(self, limit: int = 200, *, after_change: bool = False) -> int:
-        """Resume budget-paused tickets whose budgets have room again: right after an operator changed budgets
-        (``after_change``), or, from the sweeper, once a budget was raised or a new window began since the pause."""
-        async with self.db.platform() as conn:
-            cur = await conn.execute("SELECT * FROM oshal_budget_resumable(%s, %s)", (limit, after_change))
-            rows = await cur.fetchall()
+    async def resume(self, tenants: Iterable[UUID] | None = None, limit: int = _RESUME_BATCH) -> int:
+        """Resume budget-paused tickets (of ``tenants``, or all) that fit the room their budgets have now, oldest
+        first: each one's next call is estimated by what its refused call asked, and that much is held for it until
+        the call takes it over. Called whenever room may have returned; cheap when nothing is paused."""
+        wanted = None if tenants is None else sorted(set(tenants))
+        rows = await self.db.call_in_platform_scope(repo.resume_fitting(wanted, limit, self.settings.reservation_ttl_s))
         resumed = 0
         for row in rows:
             resumed += await self.lifecycle.resume_after_budget(row["tenant_id"], row["ticket_id"])
         if resumed:
-            log.info("budget-paused tickets resumed", tickets=resumed)
+            log.info("budget-paused tickets resumed: their budgets have room again", tickets=resumed)
         return resumed
+
+    async def after_settlement(self, tenants: Iterable[UUID]) -> int:
+        """The collector committed calls that settled (most below their reservation) or attempts that failed (a
+        refused call's attempt reporting makes its paused ticket resumable): resume what now fits."""
+        try:
+            return await self.resume(tenants)
+        except Exception:  # the sweeper's safety-net pass resumes them; a result batch is never failed for this
+            log.exception("resuming budget-paused tickets after a settlement failed")
+            return 0
+
+    async def sweep(self) -> int:
+        """The sweeper's pass: release what calls that never reported still hold, then resume what fits when that
+        released anything, a new day (and so maybe a new window) began, or a minute passed (a safety net for a
+        resume lost to a crash); report new overruns. Returns how many tickets resumed."""
+        released = await self.expire()
+        today = dt.datetime.now(dt.UTC).date()
+        rolled, self._swept_day = self._swept_day is not None and today != self._swept_day, today
+        resumed = 0
+        if released or rolled or time.monotonic() - self._full_pass_at >= _RESUME_SAFETY_NET_S:
+            self._full_pass_at = time.monotonic()
+            resumed = await self.resume()
+        await self.report_overruns()
+        return resumed
+
+    async def report_overruns(self) -> int:
+        """Budgets newly marked overrun: log them and have the spend scan file its finding at once."""
+        rows = await self.db.call_in_platform_scope(repo.overruns_since(self._overruns_seen))
+        for row in rows:
+            log.error("budget overrun: cost no reservation covered took it past its limit; its scope is paused "
+                      "until an operator sets it again", tenant=str(row["tenant_id"]), budget=str(row["budget_id"]),
+                      over_micros=row["overrun_micros"], reason=row["reason"])
+            self._overruns_seen = max(self._overruns_seen, row["overrun_at"])
+        if rows and self.on_overrun is not None:
+            await self.on_overrun()
+        return len(rows)
 
     async def roll_up(self) -> int:
         """Fold per-call ledger rows older than the retention into daily totals."""
@@ -150,10 +195,22 @@ class BudgetService:
         return int(row["n"]) if row else 0
 
 
+_HINTS = {
+    "budget": "the ticket resumes when its budget has room again (a call settling, a new window, or `oshal budget "
+              "set`)",
+    "overrun": "review the overrun finding (`oshal security findings`), then set the budget again (`oshal budget "
+               "set`) and the ticket resumes",
+    "runaway": "resume the ticket if these calls are intended",
+}
+
+
 def _refusal(row: dict[str, Any], amount: int) -> str:
     if row["reason"] == "runaway":
         return (f"this ticket made {row['limit_micros']} model calls within the runaway window; no more are "
                 "allowed until an operator resumes it")
     subject = f" {row['subject']}" if row["subject"] else ""
+    if row["reason"] == "overrun":
+        return (f"{row['scope']}{subject} budget ({row['period']}) of ${row['limit_micros'] / 1e6:,.6f} was overrun "
+                "by cost no reservation covered; its calls are paused until an operator sets it again")
     return (f"{row['scope']}{subject} budget ({row['period']}) of ${row['limit_micros'] / 1e6:,.6f} has "
             f"${row['remaining'] / 1e6:,.6f} left; this call may cost up to ${amount / 1e6:,.6f}")

@@ -12,7 +12,7 @@ import datetime as dt
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -47,8 +47,10 @@ def _when(ts: float | None) -> dt.datetime | None:
 class Collector:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
-                 runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4) -> None:
+                 runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4,
+                 on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None) -> None:
         self.runner = runner
+        self.on_room = on_room  # budgets: resume paused work into the room settlements may have freed
         self._advancing = asyncio.Semaphore(advance_concurrency)
         self.db = db
         self.redis = redis
@@ -136,7 +138,18 @@ class Collector:
             self.events.queue_publish(pipe, finished)
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
         RESULTS_COMMITTED.inc(len(results))
+        await self._room_may_have_returned(results)
         await self._advance_runs(changes)
+
+    async def _room_may_have_returned(self, results: list[Result]) -> None:
+        """A call that settled (usually below its reservation) frees room; a failed attempt may be a refused call
+        whose paused ticket could not resume before it reported. One resume pass per such batch, not per ticket."""
+        if self.on_room is None:
+            return
+        tenants = {UUID(r.envelope.tenant_id) for r in results
+                   if r.outcome == "failed" or any(call.reservation for call in r.calls)}
+        if tenants:
+            await self.on_room(tenants)
 
     async def _advance_runs(self, changes: list[_Change]) -> None:
         """Workflow tickets whose step (or child ticket) finished move on, each in its own transaction.

@@ -20,6 +20,7 @@ from oshal.control.bot_tokens import BotTokens
 from oshal.control.bots import register_fleet
 from oshal.control.catalog import Catalog, CuratedBundle
 from oshal.control.node_seal import NodeFiles, write_node_files
+from oshal.control.reservation_ttl import check_reservation_ttl
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
@@ -194,6 +195,7 @@ async def bootstrap_admin_key(engines: Engines, key_file: Path, provided: str | 
 
 def prepare(settings: Settings) -> Engines:
     """Everything before the processes start. Synchronous entry for the CLI."""
+    check_reservation_ttl(settings.reservation_ttl_s, load_fleet(settings.fleet_dir).values())
     engines = start_engines(settings)
     try:
         asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))

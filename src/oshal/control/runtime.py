@@ -31,6 +31,7 @@ from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
 from oshal.control.model_gateway import ModelGateway
 from oshal.control.ratelimit import KeyRateLimiter
+from oshal.control.reservation_ttl import check_reservation_ttl, registered_manifests
 from oshal.control.scheduler import Scheduler, ScheduleService
 from oshal.control.sweeper import Sweeper
 from oshal.control.tickets import TicketService
@@ -44,6 +45,7 @@ from oshal.security.center import SecurityCenter
 from oshal.security.killswitch import KillSwitches
 from oshal.security.scans import RouteInfo, ScanContext
 from oshal.settings import Settings
+from oshal.store import access
 from oshal.store import ledger as ledger_repo
 from oshal.store import recordings as recordings_repo
 from oshal.store.db import Database
@@ -107,7 +109,8 @@ class ControlPlane:
         self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
-                                   lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)
+                                   lambda: self.registry.names, batch=s.collector_batch, runner=self.runner,
+                                   on_room=self.budgets.after_settlement)
         self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
                                runner=self.runner, kill=self.kill, budgets=self.budgets,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
@@ -120,13 +123,20 @@ class ControlPlane:
                         bots=lambda: self.registry.names, audit_key=self.audit_key,
                         connector_code=[s.connectors_dir]),
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
+        self.budgets.on_overrun = lambda: self.security.scan(["ledger"])
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.db.open()
-        await self.redis.ping()
-        await self.registry.refresh()
+        try:
+            await self.redis.ping()
+            await self.registry.refresh()
+            await self._check_reservation_ttl()
+        except BaseException:
+            await self.redis.aclose()
+            await self.db.close()
+            raise
         await self.reload_prices()
         await self.events.start()
         await self.kill.refresh()
@@ -147,6 +157,12 @@ class ControlPlane:
         if self.components.scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop)))
         log.info("control plane started", bots=sorted(self.registry.names))
+
+    async def _check_reservation_ttl(self) -> None:
+        """No registered bot's model call may outlive its budget reservation (start-up fails, naming the bot)."""
+        async with self.db.system() as conn:
+            rows = await access.bots(conn)
+        check_reservation_ttl(self.settings.reservation_ttl_s, registered_manifests(rows))
 
     async def reload_prices(self) -> None:
         async with self.db.system() as conn:

@@ -74,8 +74,8 @@ class Sweeper:
         stale = [row for row in stale if self.kill.blocks(str(row["bot"])) is None]
         moved = await self._redrive(stale) if stale else 0
         moved += await self.kill.dispatch_held()
-        await self.budgets.expire()  # what crashed calls still hold goes back to their budgets
-        moved += await self.budgets.resume_ready()
+        # What crashed calls still hold goes back to their budgets, and paused work resumes into the room.
+        moved += await self.budgets.sweep()
         if time.monotonic() - self._rolled_up_at >= _ROLLUP_EVERY_S:
             self._rolled_up_at = time.monotonic()
             rolled = await self.budgets.roll_up()

@@ -50,6 +50,7 @@ _API: set[Grant] = {
     *_table("phases", "SELECT", "INSERT"),
     *_columns("phases", "UPDATE", "status", "attempt", "dispatched_at", "updated_at"),
     *_table("attempts", "SELECT", "INSERT"), *_table("ledger", "SELECT", "INSERT"),
+    *_columns("ledger", "UPDATE", "over_reservation_micros", "settled_late"),
     *_table("ticket_view", "SELECT"),
     *_table("connectors", "SELECT", "INSERT", "UPDATE"),
     *_table("connections", "SELECT", "INSERT", "UPDATE"), *_table("tool_policies", "SELECT", "INSERT", "UPDATE"),
@@ -70,11 +71,12 @@ _API: set[Grant] = {
     *_table("security_findings", "SELECT", "INSERT", "UPDATE"), *_table("security_scans", "SELECT", "INSERT"),
     *_table("ledger_totals", "SELECT"), *_table("ledger_daily", "SELECT"),
     *_table("budgets", "SELECT", "INSERT", "DELETE"),
-    *_columns("budgets", "UPDATE", "limit_micros", "soft_micros", "updated_at", "created_by"),
+    *_columns("budgets", "UPDATE", "limit_micros", "soft_micros", "updated_at", "created_by", "overrun_at",
+              "overrun_micros", "overrun_reason"),
     *_table("budget_usage", "SELECT", "INSERT"),
     *_columns("budget_usage", "UPDATE", "spent", "reserved", "soft_notified"),
     *_table("reservations", "SELECT", "INSERT"),
-    *_columns("reservations", "UPDATE", "status", "actual", "settled_at"),
+    *_columns("reservations", "UPDATE", "status", "actual", "settled_at", "expires_at"),
     *_table("recordings", "SELECT", "INSERT"),
     *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
 }
@@ -90,7 +92,8 @@ API_FUNCTIONS = frozenset({
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",
-    "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window", "oshal_budget_resumable",
+    "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window", "oshal_budget_resume",
+    "oshal_budget_overruns",
 })
 
 
@@ -140,8 +143,11 @@ DEFINERS: dict[str, Definer] = _definers(
             "own tenant", Scope.PLATFORM, probe="SELECT * FROM oshal_due_schedules(1000)"),
     Definer("oshal_held_phases", "when a kill switch is released, the queued phases it held in every tenant are "
             "dispatched", Scope.PLATFORM, probe="SELECT * FROM oshal_held_phases(1000)"),
-    Definer("oshal_budget_resumable", "the sweeper resumes budget-paused tickets of every tenant whose budgets have "
-            "room again", Scope.PLATFORM, probe="SELECT * FROM oshal_budget_resumable(1000, true)"),
+    Definer("oshal_budget_resume", "the collector and sweeper resume budget-paused tickets of every tenant that fit "
+            "their budgets' room again, holding that room for each", Scope.PLATFORM,
+            probe="SELECT * FROM oshal_budget_resume(NULL, 1000, 60)"),
+    Definer("oshal_budget_overruns", "the sweeper finds budgets of every tenant marked overrun, for the spend scan",
+            Scope.PLATFORM, probe="SELECT * FROM oshal_budget_overruns('-infinity')"),
     Definer("oshal_key_inventory", "the Security Center's access scan reviews the keys of every tenant (unused, "
             "never expiring, operators who never log in)", Scope.TENANT,
             probe="SELECT * FROM oshal_key_inventory({tenant})"),

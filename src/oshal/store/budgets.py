@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,7 @@ async def upsert(conn: Conn, *, budget_id: UUID, tenant: UUID, scope: str, subje
         "INSERT INTO budgets (id, tenant_id, scope, subject, period, limit_micros, soft_micros, created_by) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, scope, subject, period) DO UPDATE SET "
         "limit_micros = EXCLUDED.limit_micros, soft_micros = EXCLUDED.soft_micros, created_by = EXCLUDED.created_by, "
-        "updated_at = now() RETURNING id",
+        "updated_at = now(), overrun_at = NULL, overrun_micros = NULL, overrun_reason = NULL RETURNING id",
         (budget_id, tenant, scope, subject, period, limit_micros, soft_micros, by))
     row = await cur.fetchone()
     assert row is not None
@@ -52,6 +53,17 @@ def reserve(tenant: UUID, reservation: UUID, ticket: UUID, bot: str, amount: int
     """One statement: reserve ``amount`` against every budget above the call, or none (see oshal_reserve)."""
     return ("SELECT * FROM oshal_reserve(%s, %s, %s, %s, %s, %s, %s, %s)",
             (tenant, reservation, ticket, bot, amount, ttl_s, max_calls, window_s))
+
+
+def resume_fitting(tenants: list[UUID] | None, limit: int, hold_s: float) -> Statement:
+    """One statement (across tenants): budget-paused tickets that fit their budgets' room now, oldest first, each
+    with its estimated next call held for it (see oshal_budget_resume)."""
+    return "SELECT * FROM oshal_budget_resume(%s::uuid[], %s, %s)", (tenants, limit, hold_s)
+
+
+def overruns_since(since: dt.datetime) -> Statement:
+    """Budgets (across tenants) marked overrun after ``since``."""
+    return "SELECT * FROM oshal_budget_overruns(%s)", (since,)
 
 
 async def reservations_of(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:

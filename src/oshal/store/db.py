@@ -81,6 +81,13 @@ class Database:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
+    async def call_in_platform_scope(self, statement: Statement) -> Rows:
+        """One statement in the platform's scope (see :meth:`platform`)."""
+        sql, params = statement
+        async with self.platform() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+
     async def ping(self) -> None:
         async with self.system() as conn:
             await conn.execute("SELECT 1")

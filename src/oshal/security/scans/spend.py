@@ -1,7 +1,10 @@
-"""Ledger: cost spikes per bot and tenant against their own baseline, and calls priced by estimate although the
-provider reports cost for the same model."""
+"""Ledger: cost spikes per bot and tenant against their own baseline, calls priced by estimate although the
+provider reports cost for the same model, budgets overrun by cost no reservation covered, calls that used more than
+their reservation held, and results that arrived after their reservation was released."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
@@ -23,6 +26,24 @@ SELECT provider, model, count(*) FILTER (WHERE price_source = 'estimated') AS es
   FROM ledger WHERE created_at >= now() - interval '24 hours' GROUP BY provider, model
 """
 
+# Budgets that cost no reservation covered (a late result, usage above its reservation) took past their limit: open
+# (and their scope paused) until an operator sets the budget again.
+_OVERRUNS = """
+SELECT id, scope, subject, period, limit_micros, overrun_at, overrun_micros, overrun_reason
+  FROM budgets WHERE overrun_at IS NOT NULL
+"""
+# Per bot and model over the last week: calls that cost more than their reservation held, and late results.
+_UNCOVERED = """
+SELECT bot, provider, model,
+       count(*) FILTER (WHERE over_reservation_micros > 0) AS over_calls,
+       coalesce(sum(over_reservation_micros), 0) AS over_micros,
+       coalesce(max(over_reservation_micros), 0) AS largest_over,
+       count(*) FILTER (WHERE settled_late) AS late_calls,
+       coalesce(sum(cost_micros) FILTER (WHERE settled_late), 0) AS late_micros
+  FROM ledger WHERE created_at >= now() - interval '7 days' AND (over_reservation_micros > 0 OR settled_late)
+ GROUP BY bot, provider, model
+"""
+
 
 async def scan(ctx: ScanContext) -> list[Finding]:
     async with ctx.db.system() as conn:
@@ -32,6 +53,11 @@ async def scan(ctx: ScanContext) -> list[Finding]:
         async with ctx.db.tenant(tenant["id"]) as conn:
             spikes = await (await conn.execute(_SPIKES)).fetchall()
             mixed = await (await conn.execute(_ESTIMATED)).fetchall()
+            overruns = await (await conn.execute(_OVERRUNS)).fetchall()
+            uncovered = await (await conn.execute(_UNCOVERED)).fetchall()
+        findings.extend(_overrun(tenant, row) for row in overruns)
+        for row in uncovered:
+            findings.extend(_uncovered(tenant, row))
         for row in spikes:
             last, baseline = int(row["last_hour"]), float(row["baseline"])
             if last >= SPIKE_FLOOR_MICROS and last > SPIKE_FACTOR * baseline:
@@ -54,3 +80,45 @@ async def scan(ctx: ScanContext) -> list[Finding]:
                     {"tenant": str(tenant["id"]), "provider": row["provider"], "model": row["model"],
                      "estimated": int(row["estimated"]), "reported": int(row["reported"])}))
     return findings
+
+
+def _overrun(tenant: dict[str, Any], row: dict[str, Any]) -> Finding:
+    subject = f" {row['subject']}" if row["subject"] else ""
+    return Finding(
+        "ledger", "budget.overrun", Severity.HIGH,
+        f"{row['scope']}{subject} budget ({row['period']}) in tenant {tenant['name']} went "
+        f"${int(row['overrun_micros'] or 0) / 1e6:,.6f} past its limit of ${int(row['limit_micros']) / 1e6:,.6f}: "
+        f"{row['overrun_reason']}", f"overrun:{tenant['id']}:{row['id']}",
+        "its scope is paused (every call is refused, nothing resumes). Find out why the cost was not covered: a "
+        "result that arrived after its reservation was released means OSHAL_RESERVATION_TTL_S is shorter than the "
+        "bot's calls or the collector was down that long; usage above the reservation means the provider counted "
+        "more than the request could hold. Then set the budget again (`oshal budget set`) to resume its work",
+        {"tenant": str(tenant["id"]), "budget": str(row["id"]), "scope": row["scope"], "subject": row["subject"],
+         "period": row["period"], "limit_micros": int(row["limit_micros"]),
+         "over_micros": int(row["overrun_micros"] or 0), "at": row["overrun_at"].isoformat(),
+         "reason": row["overrun_reason"]})
+
+
+def _uncovered(tenant: dict[str, Any], row: dict[str, Any]) -> list[Finding]:
+    where = f"{row['bot']} ({row['provider']}/{row['model']}) in tenant {tenant['name']}"
+    evidence = {"tenant": str(tenant["id"]), "bot": row["bot"], "provider": row["provider"], "model": row["model"]}
+    found = []
+    if int(row["over_calls"]):
+        found.append(Finding(
+            "ledger", "cost.over_reservation", Severity.MEDIUM,
+            f"{row['over_calls']} calls of {where} cost ${int(row['over_micros']) / 1e6:,.6f} more than their "
+            "reservations held in the last 7 days", f"over-reservation:{tenant['id']}:{row['bot']}:"
+            f"{row['provider']}/{row['model']}", "the provider reported more tokens than the request could hold "
+            "(or the price table is off): check the ledger rows with over_reservation_micros > 0 against the "
+            "provider's invoice; budgets cannot hold a limit against usage they cannot bound",
+            {**evidence, "calls": int(row["over_calls"]), "over_micros": int(row["over_micros"]),
+             "largest_over_micros": int(row["largest_over"])}))
+    if int(row["late_calls"]):
+        found.append(Finding(
+            "ledger", "cost.settled_late", Severity.MEDIUM,
+            f"{row['late_calls']} results of {where} arrived after their reservations were released in the last 7 "
+            "days", f"settled-late:{tenant['id']}:{row['bot']}:{row['provider']}/{row['model']}",
+            "raise OSHAL_RESERVATION_TTL_S above the bot's longest call and any collector outage: while a "
+            "reservation is released early its room can be spent twice",
+            {**evidence, "calls": int(row["late_calls"]), "cost_micros": int(row["late_micros"])}))
+    return found

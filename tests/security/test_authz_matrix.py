@@ -20,11 +20,11 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from conftest import Platform, make_tenant, wait_done
-from shopfront import SHOP_SPEC
 from oshal.control.access import ROUTES, Access, Audience, GuardedRoute, check_declarations
 from oshal.control.deps import Caller, Operator, PlatformOperator
 from oshal.control.inventory import guarded_routes
 from oshal.errors import ConfigError
+from shopfront import SHOP_SPEC
 
 ROLES = ("member_a", "operator_a", "operator_b", "platform", "bot_token", "no_key", "revoked")
 ALLOWED: dict[Audience, frozenset[str]] = {
@@ -68,7 +68,8 @@ def world(platform: Platform) -> World:
     ticket = a.post("/v1/tickets", json={"bot": "echo", "input": {"note": marker}})
     assert ticket.status_code == 201, ticket.text
     wait_done(a, ticket.json()["id"])
-    budget = a.put("/v1/budgets", json={"scope": "bot", "subject": "echo", "period": "month", "limit_micros": 5_000_000})
+    budget = a.put("/v1/budgets", json={"scope": "bot", "subject": "echo", "period": "month",
+                                        "limit_micros": 5_000_000})
     assert budget.status_code == 200, budget.text
     schedule_name = f"alpha-sched-{uuid.uuid4().hex[:6]}"
     schedule = a.post("/v1/schedules", json={"name": schedule_name, "cron": "0 3 * * *", "bot": "echo",
@@ -185,7 +186,7 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
         values = dict(world.path_values_a)
         if template.startswith("/v1/workflows/"):
             values["name"] = next(s for s in world.secrets_a if s.startswith("alphaflow"))
-        path = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), _HARMLESS_ID), template)
+        path = _path(template, values, template)
         params = {"tenant": a, "ticket": world.path_values_a["ticket_id"]}
         body: Any = {"tenant": a, "role": "operator", "name": "stolen"} if template == "/v1/keys" else {
             "__matrix_probe__": True}

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from oshal.security.audit_seal import seal_problems
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
 
 # Tables that hold tenant data: every table with a tenant_id column. ``tenants`` itself is the registry of
@@ -73,6 +74,9 @@ async def verify(owner_url: str, role_urls: dict[str, str]) -> Report:
             report.problems += privilege_problems(role, await flags_of(owner, role))
             report.problems += [f"role {role} holds an unexpected grant: {g}"
                                 for g in unexpected_grants(role, await grants_of(owner, role))]
+        sealing = await seal_problems(owner)
+        report.problems += [f"audit log: {p}" for p in sealing]
+        report.checked["audit_sealed"] = not sealing
         canary = await _plant(owner)
         try:
             for role in RUNTIME_ROLES:

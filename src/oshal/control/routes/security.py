@@ -120,16 +120,16 @@ async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
 
 @router.post("/audit/verify")
 async def verify_audit(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
-    """Recompute the whole chain and check every anchor: any edited or deleted entry is reported."""
-    await audit.anchor(cp.db, cp.audit_key)
-    return (await audit.verify(cp.db, cp.audit_key)).as_dict()
+    """Recompute the whole chain and check every anchor, inside the database and outside it, and that the log is
+    still sealed: any edited, deleted or rewritten entry is reported. Writes nothing (no anchor before checking)."""
+    return (await audit.verify(cp.db, cp.audit_anchors)).as_dict()
 
 
 @router.post("/audit/prune")
 async def prune_audit(body: PruneIn, cp: Plane, who: PlatformOperator) -> dict[str, int]:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=body.older_than_days)
     await audit.record_now(cp.db, audit.Entry(who.tenant_id, who.actor, "audit.prune", before.isoformat(), {}))
-    return {"removed": await audit.prune(cp.db, before)}
+    return {"removed": await audit.prune(cp.db, before, cp.audit_anchors)}
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:

@@ -156,6 +156,8 @@ async def verify(db: Database, anchors: AnchorLog) -> Verification:
     written meanwhile (database first, then outside) is always found in the database too.
     """
     outside = await anchors.read()
+    async with db.system() as conn:
+        sealing = [{"seq": None, "problem": p} for p in await seal_problems(conn)]
     try:
         async with db.system() as conn:
             cur = await conn.execute("SELECT seq, problem FROM oshal_audit_verify()")
@@ -169,11 +171,10 @@ async def verify(db: Database, anchors: AnchorLog) -> Verification:
                 wanted.add(outside.remote_latest.seq)
             cur = await conn.execute("SELECT seq, hash FROM oshal_audit_hashes(%s)", (sorted(wanted),))
             stored = {int(r["seq"]): bytes(r["hash"]) for r in await cur.fetchall()}
-            sealing = await seal_problems(conn)
     except psycopg.Error as e:
         problems = [{"seq": None, "problem": f"the audit log cannot be read ({type(e).__name__}: "
                                              f"{str(e).strip()[:200]}): dropped or its rights changed"}]
-        return Verification(0, 0, 0, 0, [*problems, *outside.problems])
+        return Verification(0, 0, 0, 0, [*problems, *outside.problems, *sealing])
     assert head is not None
     chain = _Chain(int(head["seq"]), int(head["pruned_seq"]), stored)
     for a in inside:
@@ -199,7 +200,7 @@ async def verify(db: Database, anchors: AnchorLog) -> Verification:
             problems.append({"seq": latest.seq, "problem": "the anchor file lacks the object store's latest anchor "
                                                            "(anchor file truncated or replaced)"})
     problems += outside.problems
-    problems += [{"seq": None, "problem": p} for p in sealing]
+    problems += sealing
     problems.sort(key=lambda p: (p["seq"] is not None, p["seq"] or 0))
     checked = len(inside) + len(outside.anchors) + (latest is not None)
     return Verification(int(head["entries"]), chain.head_seq, chain.pruned_seq, checked, problems)

@@ -60,7 +60,7 @@ class AnchorLog:
         self.path = path
         self.key = key
         self.objects = objects
-        self._last_seq: int | None = None
+        self._last: tuple[int, bytes] | None = None
 
     @classmethod
     def in_home(cls, home: Path, key: bytes, objects: ObjectStore | None = None) -> AnchorLog:
@@ -70,7 +70,7 @@ class AnchorLog:
 
     async def add(self, seq: int, digest: bytes) -> None:
         """Record the chain head ``seq`` (its hash ``digest``) outside the database."""
-        if seq == self._last_seq:
+        if (seq, digest) == self._last:
             return
         line = self._signed({"seq": seq, "hash": digest.hex(), "at": _now()})
         await asyncio.to_thread(self._append, line)
@@ -78,7 +78,7 @@ class AnchorLog:
             data = (json.dumps(line, sort_keys=True) + "\n").encode()
             await self.objects.put(f"{_REMOTE_PREFIX}/{seq:020d}.json", data, "application/json")
             await self.objects.put(_REMOTE_LATEST, data, "application/json")
-        self._last_seq = seq
+        self._last = (seq, digest)
 
     async def allow_prune(self, through: int) -> None:
         """Record, before retention runs, that entries up to ``through`` may be removed."""

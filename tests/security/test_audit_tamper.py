@@ -23,20 +23,24 @@ from conftest import Platform
 from external.fake_s3 import FakeS3
 from oshal.security import audit, rls
 from oshal.security.audit_anchors import AnchorLog
-from oshal.security.audit_seal import KEEPER_ROLE, seal
+from oshal.security.audit_seal import KEEPER_ROLE, migrate_sealed, seal, unseal
 from oshal.store.migrate import API_ROLE, OWNER_ROLE, REPORT_ROLE
 from oshal.store.objects import S3ObjectStore
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+def cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
+    env.update({"OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key, "OSHAL_HOME": str(platform.home),
+                "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))})
+    return subprocess.run([sys.executable, "-m", "oshal.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
 def verify_cli(platform: Platform) -> tuple[int, dict[str, Any]]:
     """`oshal audit verify --json` as a separate process: its exit code and report."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
-    env.update({"OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key,
-                "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))})
-    proc = subprocess.run([sys.executable, "-m", "oshal.cli.main", "audit", "verify", "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = cli(platform, "audit", "verify", "--json")
     assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
     return proc.returncode, json.loads(proc.stdout)
 
@@ -172,13 +176,19 @@ def test_a_trigger_disabled_by_a_superuser_is_detected(platform: Platform, resea
         conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     code, report = verify_cli(platform)
     assert code == 1
-    assert "trigger audit_log_append_only on audit_log is disabled (tgenabled = 'D')" in problems(report, None)
+    disabled = "trigger audit_log_append_only on audit_log is disabled (tgenabled = 'D')"
+    assert disabled in problems(report, None)
     urls = {API_ROLE: platform.engines.api_url, REPORT_ROLE: str(platform.engines.report_url)}
     sec = platform.on_plane(rls.verify(platform.engines.owner_url, urls))  # `oshal security verify`
-    assert "audit log: trigger audit_log_append_only on audit_log is disabled (tgenabled = 'D')" in sec.problems
+    assert f"audit log: {disabled}" in sec.problems
+    with platform.client() as admin:  # and the posture scan files it
+        assert admin.post("/v1/security/scan", json={"scans": ["posture"]}, timeout=300).status_code == 200
+        found = [f for f in admin.get("/v1/security/findings").json() if f["check_id"] == "audit.seal"]
+    assert [f["title"] for f in found] == [f"the audit log is open to its database owner: {disabled}"]
 
 
-def test_an_owner_handed_back_by_a_superuser_is_detected(platform: Platform, resealed: None) -> None:
+def test_an_owner_handed_back_by_a_superuser_is_detected_and_audit_seal_restores_it(platform: Platform,
+                                                                                     resealed: None) -> None:
     with platform.superuser() as conn:
         conn.execute(f"ALTER TABLE audit_anchors OWNER TO {OWNER_ROLE}")
         conn.execute(f"ALTER FUNCTION oshal_audit_append_only() OWNER TO {OWNER_ROLE}")
@@ -189,6 +199,24 @@ def test_an_owner_handed_back_by_a_superuser_is_detected(platform: Platform, res
     assert f"table audit_anchors is owned by {OWNER_ROLE}, not {KEEPER_ROLE}" in found
     assert f"function oshal_audit_append_only() is owned by {OWNER_ROLE}, not {KEEPER_ROLE}" in found
     assert "event trigger oshal_audit_drop_guard is disabled (evtenabled = 'D')" in found
+    sealed = cli(platform, "audit", "seal")
+    assert sealed.returncode == 0, sealed.stderr
+    code, report = verify_cli(platform)
+    assert code == 0, report
+
+
+def test_unsealing_for_a_migration_and_sealing_again(platform: Platform, resealed: None) -> None:
+    """Start-up with pending migrations gives the audit objects back to the owner, migrates, and seals again."""
+    assert platform.engines.postgres is not None
+    superuser = platform.engines.postgres.url(database="oshal")
+    unseal(superuser)
+    with platform.owner() as conn:  # what a migration may now do
+        conn.execute("COMMENT ON TABLE audit_log IS 'changed by a migration'")
+    code, report = verify_cli(platform)
+    assert code == 1 and f"table audit_log is owned by {OWNER_ROLE}, not {KEEPER_ROLE}" in problems(report, None)
+    assert migrate_sealed(platform.engines.owner_url, superuser) == []
+    code, report = verify_cli(platform)
+    assert code == 0, report
 
 
 def test_a_truncated_tail_with_its_anchors_deleted_is_detected(platform: Platform, repaired: None) -> None:

@@ -166,6 +166,11 @@ def test_the_owner_cannot_disable_alter_or_drop_the_log(platform: Platform) -> N
                           "DROP FUNCTION oshal_audit_prune(timestamptz)"):
             with pytest.raises(psycopg.DatabaseError, match="cannot be dropped"):
                 conn.execute(statement)
+        with conn.transaction():  # nor after renaming the schema away (rolled back: the platform needs public)
+            conn.execute("ALTER SCHEMA public RENAME TO elsewhere")
+            with pytest.raises(psycopg.DatabaseError, match="cannot be dropped"):
+                conn.execute("DROP TABLE elsewhere.audit_anchors CASCADE")
+            raise psycopg.Rollback
     code, report = verify_cli(platform)
     assert code == 0, report
 
@@ -181,7 +186,9 @@ def test_a_trigger_disabled_by_a_superuser_is_detected(platform: Platform, resea
     urls = {API_ROLE: platform.engines.api_url, REPORT_ROLE: str(platform.engines.report_url)}
     sec = platform.on_plane(rls.verify(platform.engines.owner_url, urls))  # `oshal security verify`
     assert f"audit log: {disabled}" in sec.problems
-    with platform.client() as admin:  # and the posture scan files it
+    with platform.client() as admin:  # `oshal security verify --api`, and the posture scan, which files it
+        via_api = admin.post("/v1/security/verify").json()
+        assert via_api["ok"] is False and f"audit log: {disabled}" in via_api["problems"]
         assert admin.post("/v1/security/scan", json={"scans": ["posture"]}, timeout=300).status_code == 200
         found = [f for f in admin.get("/v1/security/findings").json() if f["check_id"] == "audit.seal"]
     assert [f["title"] for f in found] == [f"the audit log is open to its database owner: {disabled}"]

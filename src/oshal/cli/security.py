@@ -136,7 +136,7 @@ def security_verify(
     elif report["ok"]:
         tables = report.get("checked", {}).get("tenant_tables") or report.get("tenant_tables", [])
         out.print(f"[green]verified[/]: {len(tables)} tenant tables with forced RLS; runtime roles least-privileged"
-                  + ("; the canary leaked nothing" if "checked" in report else ""))
+                  + "; audit log sealed" + ("; the canary leaked nothing" if "checked" in report else ""))
     else:
         for problem in report["problems"]:
             out.print(f"[red]✗[/] {escape(problem)}")

@@ -43,8 +43,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE o record;
 BEGIN
     FOR o IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
-        IF o.object_identity ~ '^public\\.oshal_audit' OR o.object_identity ~ 'public\\.audit_(log|chain|anchors)\\M'
-        THEN
+        -- Any schema: the owner may rename public (it owns it) before dropping what was in it.
+        IF o.object_identity ~ '(^|\\.)oshal_audit' OR o.object_identity ~ '(^|\\.)audit_(log|chain|anchors)\\M' THEN
             RAISE EXCEPTION 'the audit log''s objects cannot be dropped (% %)', o.object_type, o.object_identity
                 USING ERRCODE = 'OX403';
         END IF;
@@ -138,7 +138,9 @@ SELECT (SELECT row_to_json(r) FROM (SELECT rolcanlogin, rolsuper, rolbypassrls, 
        (SELECT coalesce(json_object_agg(c.relname || '.' || t.tgname, t.tgenabled), '{}')
           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'public' AND c.relname = ANY (%(tables)s) AND NOT t.tgisinternal) AS triggers,
-       (SELECT evtenabled FROM pg_event_trigger WHERE evtname = %(guard)s) AS guard
+       (SELECT evtenabled FROM pg_event_trigger WHERE evtname = %(guard)s) AS guard,
+       CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %(keeper)s)
+            THEN has_schema_privilege(%(keeper)s, 'public', 'USAGE') END AS keeper_reaches_public
 """
 
 
@@ -150,6 +152,8 @@ def _problems(state: dict[str, Any], functions: list[tuple[str, str]]) -> list[s
                           ("rolbypassrls", "has BYPASSRLS"), ("rolcreaterole", "may create roles")):
         if keeper[flag]:
             problems.append(f"role {KEEPER_ROLE} {meaning}")
+    if not state["keeper_reaches_public"]:
+        problems.append(f"role {KEEPER_ROLE} lost USAGE on schema public (the audit log cannot be written)")
     if state["members"]:
         problems.append(f"role {KEEPER_ROLE} has members ({', '.join(state['members'])}), who can act as it")
     for table in AUDIT_TABLES:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.errors import Invalid
 from oshal.security import audit
+from oshal.security.audit_seal import seal_problems
 from oshal.security.findings import Severity
 from oshal.security.killswitch import GLOBAL
 from oshal.security.rls import coverage_problems, tenant_tables
@@ -81,7 +82,8 @@ async def security_summary(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 
 @router.post("/security/verify")
 async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
-    """What the API can prove with its own connection: RLS coverage, runtime role attributes and grants.
+    """What the API can prove with its own connection: RLS coverage, runtime role attributes and grants, and that
+    the audit log is sealed against the database owner.
     `oshal security verify` on the host adds the cross-tenant canary as every runtime role."""
     problems: list[str] = []
     async with cp.db.system() as conn:
@@ -91,6 +93,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
             problems += privilege_problems(role, await flags_of(conn, role))
             problems += [f"role {role} holds an unexpected grant: {g}"
                          for g in unexpected_grants(role, await grants_of(conn, role))]
+        problems += [f"audit log: {p}" for p in await seal_problems(conn)]
     return {"ok": not problems, "problems": problems, "tenant_tables": [t["name"] for t in tables]}
 
 

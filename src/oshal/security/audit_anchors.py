@@ -104,11 +104,15 @@ class AnchorLog:
     # --- reading ----------------------------------------------------------------------------------------------
 
     async def read(self) -> OutsideRecord:
-        record = await asyncio.to_thread(self._read_file)
+        """Read in the reverse order of writing (object store, file; the database is the caller's to read last),
+        so an anchor written meanwhile is never in an earlier read and missing from a later one."""
+        remote = None
         if self.objects is not None:
             with contextlib.suppress(NotFound):
-                data = await self.objects.get(_REMOTE_LATEST)
-                record.remote_latest = self._parse(data.decode(errors="replace"), _REMOTE_LATEST, record)
+                remote = (await self.objects.get(_REMOTE_LATEST)).decode(errors="replace")
+        record = await asyncio.to_thread(self._read_file)
+        if remote is not None:
+            record.remote_latest = self._parse(remote, _REMOTE_LATEST, record)
         return record
 
     def _read_file(self) -> OutsideRecord:

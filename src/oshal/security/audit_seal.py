@@ -52,9 +52,6 @@ BEGIN
 END $$
 """
 
-AnyConn = psycopg.Connection[Any]
-
-
 def seal(superuser_url: str) -> None:
     """Hand the audit objects to the keeper role and guard them against DROP (idempotent; needs a superuser)."""
     keeper = sql.Identifier(KEEPER_ROLE)
@@ -74,6 +71,7 @@ def seal(superuser_url: str) -> None:
                                  ).format(keeper))
         for table in AUDIT_TABLES:
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), keeper))
+        conn.execute("ALTER TABLE audit_log FORCE ROW LEVEL SECURITY")
         for row in conn.execute(_AUDIT_FUNCTIONS).fetchall():
             conn.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(row[0]), keeper))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(GUARD_SCHEMA)))

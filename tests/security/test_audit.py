@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from conftest import Platform, make_tenant
@@ -33,16 +34,25 @@ def _verify(platform: Platform) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def repaired(platform: Platform) -> Iterator[None]:
-    """Tampering tests break the chain on purpose; afterwards the test log is cut off behind the damage, as an
-    operator would after investigating (the remaining chain starts fresh from a recorded point)."""
-    yield
+def cut_off(platform: Platform) -> None:
+    """Cut the log off behind whatever a test did to it, as an operator would after investigating: the remaining
+    chain starts fresh from a recorded point, and the anchor file restarts with a retention record up to it."""
     with platform.superuser() as conn:
-        conn.execute("SET session_replication_role = replica")  # the append-only trigger steps aside
+        conn.execute("SET session_replication_role = replica")  # the append-only triggers step aside
         conn.execute("DELETE FROM audit_log")
         conn.execute("DELETE FROM audit_anchors")
-        conn.execute("UPDATE audit_chain SET pruned_seq = seq, pruned_hash = hash")
+        head = conn.execute("UPDATE audit_chain SET pruned_seq = seq, pruned_hash = hash RETURNING seq").fetchone()
+    anchors = platform.plane.audit_anchors
+    anchors.path.parent.mkdir(parents=True, exist_ok=True)
+    anchors.path.write_text("")
+    platform.on_plane(anchors.allow_prune(int(head[0])))
+
+
+@pytest.fixture
+def repaired(platform: Platform) -> Iterator[None]:
+    """Tampering tests break the chain on purpose; afterwards the log is cut off behind the damage."""
+    yield
+    cut_off(platform)
 
 
 def test_security_relevant_actions_are_audited_in_order(platform: Platform) -> None:
@@ -70,10 +80,16 @@ def test_security_relevant_actions_are_audited_in_order(platform: Platform) -> N
 
 def test_the_log_is_append_only_even_for_its_owner(platform: Platform) -> None:
     platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "x", {})))
-    with platform.owner() as conn:
+    platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_anchors))  # rows in each table
+    with platform.owner() as conn:  # the owner no longer owns the audit tables: it may not touch them at all
         for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log",
-                          "TRUNCATE audit_log"):
-            with pytest.raises(Exception, match="append-only"):
+                          "TRUNCATE audit_log", "DELETE FROM audit_anchors", "UPDATE audit_chain SET seq = 0"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with platform.superuser() as conn:  # and the triggers refuse everyone else who is not the keeper role
+        for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log",
+                          "TRUNCATE audit_log", "DELETE FROM audit_anchors", "TRUNCATE audit_anchors"):
+            with pytest.raises(psycopg.DatabaseError, match="append-only"):
                 conn.execute(statement)
     with platform.client() as admin:
         assert admin.post("/v1/audit/verify").json()["intact"] is True
@@ -108,7 +124,7 @@ def test_a_rewritten_chain_is_caught_by_its_anchor(platform: Platform, repaired:
     """An attacker with database rights who edits an entry and recomputes every hash after it leaves a chain
     that verifies on its own; the anchor, MACed with a key outside the database, no longer matches."""
     platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "a", {})))
-    platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_key))
+    platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_anchors))
     target = _head(platform)
     with platform.superuser() as conn:
         conn.execute("SET session_replication_role = replica")
@@ -120,11 +136,12 @@ def test_a_rewritten_chain_is_caught_by_its_anchor(platform: Platform, repaired:
     assert links == 0  # the chain itself is consistent again
     report = _verify(platform)
     assert not report["intact"]
-    assert report["problems"] == [{"seq": target, "problem": "chain no longer passes through this anchor "
-                                                             "(rewritten)"}]
+    assert {"seq": target, "problem": "chain no longer passes through this anchor (rewritten)"} in report["problems"]
+    assert {p["seq"] for p in report["problems"]} == {target}  # the database's anchor and the file's
 
 
 def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Platform) -> None:
+    cut_off(platform)  # only this test's entries from here on
     for n in range(3):
         platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.old", str(n), {})))
     cut = _head(platform)
@@ -140,21 +157,31 @@ def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Plat
                          "action, target, detail) WHERE seq = %s", (seq,))
         conn.execute("UPDATE audit_chain SET hash = (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1)")
         conn.execute("DELETE FROM audit_anchors")
+    anchors = platform.plane.audit_anchors
+    anchors.path.write_text("")  # anchors of the entries before they were aged no longer hold
+    assert platform.on_plane(audit.anchor(platform.plane.db, anchors)) == cut  # an anchor retention will remove
     platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.new", "kept", {})))
+    platform.on_plane(audit.anchor(platform.plane.db, anchors))
     assert _verify(platform)["intact"] is True
-    # The floor holds in the database too, whoever calls the function.
-    with platform.owner() as conn, pytest.raises(Exception, match="kept at least 30 days"):
+    # The floor holds in the database too, whoever calls the function; the owner may not call it at all.
+    with psycopg.connect(platform.engines.api_url, autocommit=True) as conn, pytest.raises(
+            psycopg.DatabaseError, match="kept at least 30 days"):
         conn.execute("SELECT oshal_audit_prune(now() - interval '1 day')")
+    with platform.owner() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT oshal_audit_prune(now() - interval '400 days')")
     with platform.client() as admin:
         too_soon = admin.post("/v1/audit/prune", json={"older_than_days": 7})
         assert too_soon.status_code == 422 and "older_than_days" in too_soon.text
         removed = admin.post("/v1/audit/prune", json={"older_than_days": 365}).json()["removed"]
-    assert removed >= 3
+    assert removed == 3
     report = _verify(platform)
-    assert report["intact"] is True and report["pruned_through"] >= cut
+    assert report["intact"] is True and report["pruned_through"] == cut, report
     kept = [e for e in _entries(platform) if e["action"].startswith("test.")]
     assert [e["target"] for e in kept] == ["kept"]
     assert any(e["action"] == "audit.pruned" for e in _entries(platform))  # the prune is itself in the chain
+    # Retention was recorded outside the database before it ran, which is what lets the anchor at the cut go.
+    lines = [json.loads(line) for line in anchors.path.read_text().splitlines()]
+    assert {"pruned_through": cut} in [{k: v for k, v in line.items() if k == "pruned_through"} for line in lines]
 
 
 def test_export_is_json_lines_that_re_verify_outside_the_platform(platform: Platform) -> None:

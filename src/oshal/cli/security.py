@@ -138,7 +138,7 @@ def security_verify(
     elif report["ok"]:
         tables = report.get("checked", {}).get("tenant_tables") or report.get("tenant_tables", [])
         out.print(f"[green]verified[/]: {len(tables)} tenant tables with forced RLS; runtime roles least-privileged"
-                  + ("; the canary leaked nothing" if "checked" in report else ""))
+                  + "; audit log sealed" + ("; the canary leaked nothing" if "checked" in report else ""))
     else:
         for problem in report["problems"]:
             out.print(f"[red]✗[/] {escape(problem)}")
@@ -187,7 +187,8 @@ def security_vulndb_import(
 
 @audit_app.command("verify")
 def audit_verify(as_json: JsonFlag = False) -> None:
-    """Recompute the hash chain and check every anchor. Exit 1 if any entry was edited, deleted or rewritten."""
+    """Recompute the hash chain, check every anchor (in the database, in $OSHAL_HOME/audit and in the object store)
+    and that the log is sealed against the database owner. Writes nothing. Exit 1 on any problem."""
     with Client.from_settings() as api:
         report: dict[str, Any] = api.call("POST", "/v1/audit/verify", timeout=300)
     if as_json:
@@ -197,9 +198,34 @@ def audit_verify(as_json: JsonFlag = False) -> None:
                   f"{report['anchors_checked']} anchors checked")
     else:
         for p in report["problems"]:
-            out.print(f"[red]✗[/] entry #{p['seq']}: {escape(p['problem'])}")
+            where = "audit log" if p["seq"] is None else f"entry #{p['seq']}"
+            out.print(f"[red]✗[/] {where}: {escape(p['problem'])}")
     if not report["intact"]:
         raise typer.Exit(int(Exit.FAILED))
+
+
+@audit_app.command("seal")
+def audit_seal(
+    superuser_url: Annotated[str | None, typer.Option(
+        "--superuser-url", envvar="OSHAL_SUPERUSER_DATABASE_URL",
+        help="A superuser's URL for the platform's database (embedded: taken from $OSHAL_HOME).")] = None,
+) -> None:
+    """Hand the audit log to the oshal_audit_keeper role (nobody logs in as it), so the database owner can neither
+    disable its triggers nor edit or drop it. `oshal up` does this itself on the embedded server."""
+    from oshal.control.launch import attach
+    from oshal.embedded import EmbeddedPostgres
+    from oshal.security.audit_seal import seal
+    from oshal.store.migrate import DATABASE
+
+    settings = load_settings()
+    if superuser_url is None:
+        if settings.database_url is not None:
+            raise Invalid("an external database needs --superuser-url (or OSHAL_SUPERUSER_DATABASE_URL)",
+                          hint="only a superuser can hand the audit tables to another role")
+        attach(settings)  # fails clearly when no embedded platform lives under $OSHAL_HOME
+        superuser_url = EmbeddedPostgres(settings.home).url(database=DATABASE)
+    seal(superuser_url)
+    out.print("[green]sealed[/]: the audit log belongs to oshal_audit_keeper; check with `oshal audit verify`")
 
 
 @audit_app.command("export")

@@ -30,6 +30,7 @@ from oshal.mesh.keys import acl_user
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import derive_key
 from oshal.secretfiles import read_or_create, secrets_dir, write_private
+from oshal.security.audit_seal import is_superuser, migrate_sealed
 from oshal.security.startup import require_secrets
 from oshal.settings import Settings
 from oshal.store.db import Database
@@ -40,7 +41,6 @@ from oshal.store.migrate import (
     REPORT_ROLE,
     bootstrap_embedded,
     ensure_api_role,
-    migrate,
     with_credentials,
 )
 from oshal.workflows.registry import load_builtin, register_builtin
@@ -84,6 +84,7 @@ def start_engines(settings: Settings) -> Engines:
     secret_dir = secrets_dir(settings.home)
     api_password = read_or_create(secret_dir / "pg-api")
     report_password = read_or_create(secret_dir / "pg-report")
+    superuser_url: str | None
     if settings.database_url is None and settings.redis_url is None:
         pg, rd = EmbeddedPostgres(settings.home), EmbeddedRedis(settings.home)
         pg.start()
@@ -95,7 +96,7 @@ def start_engines(settings: Settings) -> Engines:
             pg.stop()
             rd.stop()
             raise
-        owner_url = pg.url(OWNER_ROLE, owner_password, DATABASE)
+        owner_url, superuser_url = pg.url(OWNER_ROLE, owner_password, DATABASE), pg.url(database=DATABASE)
         engines = Engines(owner_url, pg.url(API_ROLE, api_password, DATABASE), rd.url(), dispatch_key(settings),
                           postgres=pg, redis=rd, report_url=pg.url(REPORT_ROLE, report_password, DATABASE))
     elif settings.database_url is None or settings.redis_url is None:
@@ -103,6 +104,7 @@ def start_engines(settings: Settings) -> Engines:
                           "to run the embedded ones")
     else:
         owner_url = settings.database_url
+        superuser_url = owner_url if is_superuser(owner_url) else None
         if settings.api_database_url:
             api_url = settings.api_database_url
         else:
@@ -111,7 +113,7 @@ def start_engines(settings: Settings) -> Engines:
         engines = Engines(owner_url, api_url, settings.redis_url, dispatch_key(settings),
                           report_url=with_credentials(owner_url, REPORT_ROLE, report_password))
     try:
-        applied = migrate(engines.owner_url)
+        applied = migrate_sealed(engines.owner_url, superuser_url)
         if applied:
             log.info("schema migrated", versions=applied)
     except Exception:

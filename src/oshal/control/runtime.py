@@ -41,6 +41,7 @@ from oshal.logs import get_logger
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.security import audit
+from oshal.security.audit_anchors import AnchorLog
 from oshal.security.center import SecurityCenter
 from oshal.security.killswitch import KillSwitches
 from oshal.security.scans import RouteInfo, ScanContext
@@ -116,11 +117,13 @@ class ControlPlane:
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
                                max_dispatches=s.max_deliveries)
         self.audit_key = derive_key(self.dispatch_key, "audit")
+        self.audit_anchors = AnchorLog.in_home(s.home, self.audit_key,
+                                               self.objects if s.object_store == "s3" else None)
         self.routes: Callable[[], list[RouteInfo]] = list
         self.app: Any = None  # the API application serving this plane (set by create_app)
         self.security = SecurityCenter(
             ScanContext(self.db, self.redis, s, routes=lambda: self.routes(), broken_connectors=self.catalog.broken,
-                        bots=lambda: self.registry.names, audit_key=self.audit_key,
+                        bots=lambda: self.registry.names, audit_anchors=self.audit_anchors,
                         connector_code=[s.connectors_dir]),
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
         self.budgets.on_overrun = lambda: self.security.scan(["ledger"])
@@ -188,10 +191,10 @@ class ControlPlane:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.audit_anchor_interval_s)
             try:
-                await audit.anchor(self.db, self.audit_key)
+                await audit.anchor(self.db, self.audit_anchors)
                 if time.monotonic() - last_prune >= 86_400:
                     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.audit_retention_days)
-                    removed = await audit.prune(self.db, cutoff)
+                    removed = await audit.prune(self.db, cutoff, self.audit_anchors)
                     last_prune = time.monotonic()
                     if removed:
                         log.info("audit retention applied", removed=removed, before=cutoff.isoformat())

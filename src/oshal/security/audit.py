@@ -1,4 +1,4 @@
-"""The audit log: append-only and hash-chained in Postgres, with MACed anchors kept beside it.
+"""The audit log: append-only and hash-chained in Postgres, with MACed anchors kept beside it and outside it.
 
 Writers call :func:`record` inside the transaction of the action they audit, so an action whose audit entry
 cannot be written does not happen (fail closed). Authentication failures, which have no transaction of their
@@ -21,6 +21,8 @@ import psycopg
 
 from oshal.errors import Unavailable
 from oshal.logs import get_logger
+from oshal.security.audit_anchors import Anchor, AnchorLog
+from oshal.security.audit_seal import seal_problems
 from oshal.store.db import Conn, Database
 
 log = get_logger(__name__)
@@ -104,22 +106,25 @@ class AuditBuffer:
             await self.flush()
 
 
-# --- verification -------------------------------------------------------------------------------------------
+# --- anchoring and verification ----------------------------------------------------------------------------
 
 
 def anchor_mac(key: bytes, seq: int, digest: bytes) -> bytes:
     return hmac.new(key, seq.to_bytes(8, "big") + digest, hashlib.sha256).digest()
 
 
-async def anchor(db: Database, key: bytes) -> int | None:
-    """MAC the chain's current head and store it; returns the anchored seq (None for an empty chain)."""
+async def anchor(db: Database, anchors: AnchorLog) -> int | None:
+    """MAC the chain's current head and store it in the database, then outside it (in that order, so every
+    anchor outside has its twin inside); returns the anchored seq (None for an empty chain)."""
     async with db.system() as conn:
         cur = await conn.execute("SELECT seq, hash FROM oshal_audit_head()")
         head = await cur.fetchone()
         if head is None or head["seq"] == 0:
             return None
         seq, digest = int(head["seq"]), bytes(head["hash"])
-        await conn.execute("SELECT oshal_audit_anchor(%s, %s, %s)", (seq, digest, anchor_mac(key, seq, digest)))
+        await conn.execute("SELECT oshal_audit_anchor(%s, %s, %s)",
+                           (seq, digest, anchor_mac(anchors.key, seq, digest)))
+    await anchors.add(seq, digest)
     return seq
 
 
@@ -129,7 +134,7 @@ class Verification:
     head_seq: int
     pruned_through: int
     anchors_checked: int
-    problems: list[dict[str, Any]]
+    problems: list[dict[str, Any]]  # {"seq": the entry concerned, or None for the log's set-up, "problem": why}
 
     @property
     def intact(self) -> bool:
@@ -141,30 +146,96 @@ class Verification:
                 "problems": self.problems}
 
 
-async def verify(db: Database, key: bytes) -> Verification:
-    """Recompute every link in the chain, then check each anchor's MAC and that the chain still passes through it.
+async def verify(db: Database, anchors: AnchorLog) -> Verification:
+    """Check the audit log without changing anything: every link of the chain, every anchor (in the database and
+    outside it), and that the log is still sealed against the database owner.
 
-    The first finds edited and deleted entries; the second finds a chain rewritten from some entry on (which
-    needs the anchor key, which the database never holds).
+    The links find edited and deleted entries. The anchors find a chain rewritten from some entry on, a truncated
+    tail, a deleted prefix and deleted anchors: they carry a MAC with a key the database never holds, and the
+    ones outside the database are out of its owner's reach. The outside record is read first, so an anchor
+    written meanwhile (database first, then outside) is always found in the database too.
     """
+    outside = await anchors.read()
     async with db.system() as conn:
-        cur = await conn.execute("SELECT seq, problem FROM oshal_audit_verify()")
-        problems = [{"seq": r["seq"], "problem": r["problem"]} for r in await cur.fetchall()]
-        cur = await conn.execute("SELECT seq, pruned_seq, entries FROM oshal_audit_head()")
-        head = await cur.fetchone()
-        assert head is not None
-        cur = await conn.execute("SELECT seq, hash, mac FROM oshal_audit_anchors()")
-        anchors = await cur.fetchall()
-        cur = await conn.execute("SELECT seq, hash FROM oshal_audit_hashes(%s)", ([int(a["seq"]) for a in anchors],))
-        stored = {int(r["seq"]): bytes(r["hash"]) for r in await cur.fetchall()}
-    for a in anchors:
+        sealing = [{"seq": None, "problem": p} for p in await seal_problems(conn)]
+    try:
+        async with db.system() as conn:
+            cur = await conn.execute("SELECT seq, problem FROM oshal_audit_verify()")
+            problems = [{"seq": r["seq"], "problem": r["problem"]} for r in await cur.fetchall()]
+            cur = await conn.execute("SELECT seq, hash, pruned_seq, entries FROM oshal_audit_head()")
+            head = await cur.fetchone()
+            cur = await conn.execute("SELECT seq, hash, mac FROM oshal_audit_anchors()")
+            inside = await cur.fetchall()
+            wanted = {int(a["seq"]) for a in inside} | {a.seq for a in outside.anchors}
+            if outside.remote_latest is not None:
+                wanted.add(outside.remote_latest.seq)
+            cur = await conn.execute("SELECT seq, hash FROM oshal_audit_hashes(%s)", (sorted(wanted),))
+            stored = {int(r["seq"]): bytes(r["hash"]) for r in await cur.fetchall()}
+    except psycopg.Error as e:
+        problems = [{"seq": None, "problem": f"the audit log cannot be read ({type(e).__name__}: "
+                                             f"{str(e).strip()[:200]}): dropped or its rights changed"}]
+        return Verification(0, 0, 0, 0, [*problems, *outside.problems, *sealing])
+    assert head is not None
+    chain = _Chain(int(head["seq"]), int(head["pruned_seq"]), stored)
+    for a in inside:
         seq, digest = int(a["seq"]), bytes(a["hash"])
-        if not hmac.compare_digest(bytes(a["mac"]), anchor_mac(key, seq, digest)):
+        if not hmac.compare_digest(bytes(a["mac"]), anchor_mac(anchors.key, seq, digest)):
             problems.append({"seq": seq, "problem": "anchor MAC is wrong (anchor forged or key changed)"})
         elif stored.get(seq) != digest:
             problems.append({"seq": seq, "problem": "chain no longer passes through this anchor (rewritten)"})
-    problems.sort(key=lambda p: int(p["seq"]))
-    return Verification(int(head["entries"]), int(head["seq"]), int(head["pruned_seq"]), len(anchors), problems)
+    in_database = {(int(a["seq"]), bytes(a["hash"])) for a in inside}
+    for outer in _unique(outside.anchors):
+        problem = chain.check(outer, outside.pruned_through)
+        if problem:
+            problems.append({"seq": outer.seq, "problem": f"{problem} ({outer.where})"})
+        if outer.seq > chain.pruned_seq and (outer.seq, outer.digest) not in in_database:
+            problems.append({"seq": outer.seq, "problem": f"anchor missing from the database (anchors deleted; "
+                                                          f"{outer.where})"})
+    latest = outside.remote_latest
+    if latest is not None:
+        problem = chain.check(latest, outside.pruned_through)
+        if problem:
+            problems.append({"seq": latest.seq, "problem": f"{problem} (object store {latest.where})"})
+        if latest.seq > outside.highest:
+            problems.append({"seq": latest.seq, "problem": "the anchor file lacks the object store's latest anchor "
+                                                           "(anchor file truncated or replaced)"})
+    problems += outside.problems
+    problems += sealing
+    problems.sort(key=lambda p: (p["seq"] is not None, p["seq"] or 0))
+    checked = len(inside) + len(outside.anchors) + (latest is not None)
+    return Verification(int(head["entries"]), chain.head_seq, chain.pruned_seq, checked, problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    head_seq: int
+    pruned_seq: int
+    hashes: dict[int, bytes]  # seq -> hash of the entries anchors name
+
+    def check(self, outer: Anchor, pruned_through: int) -> str | None:
+        """Why the chain no longer matches an anchor kept outside the database (None if it does)."""
+        if outer.seq <= self.pruned_seq:
+            if outer.seq > pruned_through:
+                return "anchored entry was removed without a retention record (entries deleted from the start)"
+            return None
+        if outer.seq > self.head_seq:
+            return f"anchored entry is past the chain head #{self.head_seq} (entries deleted at the end)"
+        stored = self.hashes.get(outer.seq)
+        if stored is None:
+            return "anchored entry no longer exists (deleted)"
+        if stored != outer.digest:
+            return "chain no longer passes through this anchor (rewritten)"
+        return None
+
+
+def _unique(anchors: list[Anchor]) -> list[Anchor]:
+    seen: set[tuple[int, bytes]] = set()
+    out = []
+    for a in anchors:
+        if (a.seq, a.digest) not in seen:
+            seen.add((a.seq, a.digest))
+            out.append(a)
+    return out
 
 
 async def entries(db: Database, *, after: int = 0, limit: int = 1000,
@@ -200,7 +271,15 @@ def to_json_line(row: dict[str, Any]) -> str:
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
 
 
-async def prune(db: Database, before: Any) -> int:
+async def prune(db: Database, before: Any, anchors: AnchorLog) -> int:
+    """Retention: remove entries older than ``before``. How far it may go is recorded outside the database
+    first, so a verifier can tell retention from a deleted prefix."""
+    async with db.system() as conn:
+        cur = await conn.execute("SELECT oshal_audit_prune_point(%s) AS seq", (before,))
+        point = await cur.fetchone()
+    if not point or not point["seq"]:
+        return 0
+    await anchors.allow_prune(int(point["seq"]))
     async with db.system() as conn:
         cur = await conn.execute("SELECT oshal_audit_prune(%s) AS n", (before,))
         row = await cur.fetchone()

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from oshal.security import definers
+from oshal.security.audit_seal import seal_problems
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
 from oshal.store.migrate import API_ROLE
 
@@ -78,6 +79,9 @@ async def verify(owner_url: str, role_urls: dict[str, str]) -> Report:
         found = await definers.in_catalog(owner)
         report.problems += definers.catalog_problems(found)
         report.checked["definers"] = [row["signature"] for row in found]
+        sealing = await seal_problems(owner)
+        report.problems += [f"audit log: {p}" for p in sealing]
+        report.checked["audit_sealed"] = not sealing
         canary = await _plant(owner)
         try:
             await _probe_definers(role_urls.get(API_ROLE), canary, report)

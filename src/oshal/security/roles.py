@@ -91,9 +91,9 @@ API_FUNCTIONS = frozenset({
     "oshal_key_check", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
-    "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",
-    "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window", "oshal_budget_resume",
-    "oshal_budget_overruns",
+    "oshal_audit_hashes", "oshal_audit_prune_point", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts",
+    "oshal_held_phases", "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window",
+    "oshal_budget_resume", "oshal_budget_overruns",
 })
 
 
@@ -171,6 +171,8 @@ DEFINERS: dict[str, Definer] = _definers(
             Scope.METADATA),
     Definer("oshal_audit_prune", "retention: deletes entries older than the retention (never under 30 days) "
             "through the append-only trigger's one exception, and records the prune in the chain", Scope.NONE),
+    Definer("oshal_audit_prune_point", "the last sequence number retention would remove, recorded in the anchor "
+            "file before pruning so verify tells retention from a deleted prefix", Scope.METADATA),
     Definer("oshal_keys_used", "records when keys of any tenant last authenticated (the access scan's input); "
             "the API role may only revoke keys", Scope.NONE),
     Definer("oshal_expire_reservations", "the sweeper releases budget reservations of every tenant that no result "

@@ -80,6 +80,15 @@ def _migrations() -> list[tuple[str, str]]:
     return [(re.sub(r"\.sql$", "", name), text) for name, text in files]
 
 
+def pending_migrations(owner_url: str) -> list[str]:
+    """The versions :func:`migrate` would apply now."""
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+            return [version for version, _ in _migrations()]
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+    return [version for version, _ in _migrations() if version not in done]
+
+
 def migrate(owner_url: str) -> list[str]:
     """Apply pending migrations in order, under an advisory lock; returns the versions applied."""
     applied: list[str] = []

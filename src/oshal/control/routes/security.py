@@ -14,6 +14,7 @@ from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.control.inventory import route_declaration_problems
 from oshal.errors import Invalid
 from oshal.security import audit
+from oshal.security.audit_seal import seal_problems
 from oshal.security.findings import Severity
 from oshal.security.killswitch import GLOBAL
 from oshal.security.rls import coverage_problems, tenant_tables
@@ -82,7 +83,8 @@ async def security_summary(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 
 @router.post("/security/verify")
 async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
-    """What the API can prove with its own connection: RLS coverage, runtime role attributes and grants.
+    """What the API can prove with its own connection: RLS coverage, runtime role attributes and grants, and that
+    the audit log is sealed against the database owner.
     `oshal security verify` on the host adds the cross-tenant canary as every runtime role."""
     problems: list[str] = []
     async with cp.db.system() as conn:
@@ -92,6 +94,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
             problems += privilege_problems(role, await flags_of(conn, role))
             problems += [f"role {role} holds an unexpected grant: {g}"
                          for g in unexpected_grants(role, await grants_of(conn, role))]
+        problems += [f"audit log: {p}" for p in await seal_problems(conn)]
     problems += route_declaration_problems(cp.app)
     return {"ok": not problems, "problems": problems, "tenant_tables": [t["name"] for t in tables]}
 
@@ -122,16 +125,16 @@ async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
 
 @router.post("/audit/verify")
 async def verify_audit(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
-    """Recompute the whole chain and check every anchor: any edited or deleted entry is reported."""
-    await audit.anchor(cp.db, cp.audit_key)
-    return (await audit.verify(cp.db, cp.audit_key)).as_dict()
+    """Recompute the whole chain and check every anchor, inside the database and outside it, and that the log is
+    still sealed: any edited, deleted or rewritten entry is reported. Writes nothing (no anchor before checking)."""
+    return (await audit.verify(cp.db, cp.audit_anchors)).as_dict()
 
 
 @router.post("/audit/prune")
 async def prune_audit(body: PruneIn, cp: Plane, who: PlatformOperator) -> dict[str, int]:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=body.older_than_days)
     await audit.record_now(cp.db, audit.Entry(who.tenant_id, who.actor, "audit.prune", before.isoformat(), {}))
-    return {"removed": await audit.prune(cp.db, before)}
+    return {"removed": await audit.prune(cp.db, before, cp.audit_anchors)}
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:

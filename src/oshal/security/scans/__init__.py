@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from oshal.security.audit_anchors import AnchorLog
 from oshal.security.findings import Finding
 from oshal.settings import Settings
 from oshal.store.db import Database
@@ -28,7 +29,7 @@ class ScanContext:
     routes: Callable[[], list[RouteInfo]]
     broken_connectors: Callable[[], Awaitable[list[tuple[dict[str, Any], str]]]]
     bots: Callable[[], frozenset[str]]
-    audit_key: bytes = b""
+    audit_anchors: AnchorLog | None = None
     connector_code: list[Any] = field(default_factory=list)  # folders of installed connector code
 
 

@@ -59,16 +59,28 @@ def _role(role: str, flags: dict[str, Any] | None, grants: Any) -> list[Finding]
 
 
 async def _audit_chain(ctx: ScanContext) -> list[Finding]:
-    report = await audit.verify(ctx.db, ctx.audit_key)
-    if report.intact:
+    if ctx.audit_anchors is None:
         return []
-    first = report.problems[0]
-    return [Finding("posture", "audit.chain", Severity.CRITICAL,
-                    f"the audit log has been tampered with: {len(report.problems)} problems, first at entry "
-                    f"#{first['seq']} ({first['problem']})", "audit-log",
-                    "treat it as an incident: compare with the last export (`oshal audit export`), find who had "
-                    "owner or superuser access to the database, and rotate the database credentials",
-                    {"problems": report.problems[:20], "entries": report.entries})]
+    report = await audit.verify(ctx.db, ctx.audit_anchors)
+    entries = [p for p in report.problems if p["seq"] is not None]
+    set_up = [str(p["problem"]) for p in report.problems if p["seq"] is None]
+    findings = [Finding("posture", "audit.seal", Severity.HIGH if "cannot be read" not in problem else
+                        Severity.CRITICAL, f"the audit log is open to its database owner: {problem}",
+                        f"audit-seal:{problem[:120]}",
+                        "restart the platform with its superuser connection (it re-seals at start-up) or run "
+                        "`oshal audit seal`; then find out who changed it (only a superuser can) and run "
+                        "`oshal audit verify`", {"problem": problem})
+                for problem in set_up]
+    if entries:
+        first = entries[0]
+        findings.append(Finding(
+            "posture", "audit.chain", Severity.CRITICAL,
+            f"the audit log has been tampered with: {len(entries)} problems, first at entry #{first['seq']} "
+            f"({first['problem']})", "audit-log",
+            "treat it as an incident: compare with the last export (`oshal audit export`), find who had owner or "
+            "superuser access to the database, and rotate the database credentials",
+            {"problems": entries[:20], "entries": report.entries}))
+    return findings
 
 
 def _settings(s: Settings) -> list[Finding]:

@@ -26,6 +26,7 @@ from oshal.control.budget_service import BudgetService
 from oshal.control.catalog import Catalog
 from oshal.control.collector import Collector
 from oshal.control.connector_service import ConnectorService
+from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
@@ -37,6 +38,8 @@ from oshal.control.tickets import TicketService
 from oshal.control.workflow_service import WorkflowService
 from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.acl import ensure_bot_users
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.security import audit
@@ -120,8 +123,18 @@ class ControlPlane:
                         bots=lambda: self.registry.names, audit_key=self.audit_key,
                         connector_code=[s.connectors_dir]),
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
+        self.health = EngineHealth(self.db, self.redis, self._restore_bot_identities)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _restore_bot_identities(self) -> None:
+        """A new Redis server (restart, failover, first contact): give back the bot users and lane groups it lacks,
+        so bots whose login was refused get in on their next retry."""
+        names = sorted(self.registry.names)
+        missing = await ensure_bot_users(self.redis, names, self.dispatch_key)
+        if missing:
+            log.warning("re-created the bot ACL users Redis had lost", bots=missing)
+        await lanes.ensure_groups(self.redis, names)
 
     async def start(self) -> None:
         await self.db.open()
@@ -135,6 +148,7 @@ class ControlPlane:
             log.warning("connectors quarantined at start-up", connectors=quarantined)
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
+        self._tasks.append(asyncio.create_task(self.health.run(self._stop)))
         self._tasks.append(asyncio.create_task(self.auth.run(self._stop)))
         self._tasks.append(asyncio.create_task(self._audit_loop()))
         if self.components.sweeper:  # the replica that sweeps also scans (one at a time, under a lock)

@@ -1,6 +1,7 @@
 """``oshal up``: run the control plane and the node host as supervised children and stop them cleanly.
 
-Children that die unexpectedly are restarted with backoff. SIGINT/SIGTERM stop the node host first (it
+Children that die unexpectedly are restarted with backoff, and so are the embedded engines (see
+``embedded/keeper.py``). SIGINT/SIGTERM stop the node host first (it
 drains in-flight work and flushes results), then the control plane, then the engines.
 """
 
@@ -114,6 +115,7 @@ class Supervisor:
         return f"http://{settings.api_host}:{settings.api_port}"
 
     def start(self, ready_timeout_s: float = 60.0) -> None:
+        self.engines.supervise()
         for child in self.children:
             child.start()
         deadline = time.monotonic() + ready_timeout_s

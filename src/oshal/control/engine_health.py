@@ -3,8 +3,8 @@
 A probe runs every second and on every ``/readyz``. Postgres is ready when it answers ``SELECT 1``; Redis when it
 answers an authenticated PING (redis-py raises ``BusyLoadingError`` while it is still loading its data, and an
 ``AuthenticationError`` for a refused login, so neither counts). When Redis answers as a new server (its ``run_id``
-changed: a restart, a failover), ``on_new_redis`` runs once for it, to give back bot identities it lacks before the
-bots' next login attempt.
+changed: a restart, a failover), ``on_new_redis`` runs for it at once, to give back bot identities it lacks before
+the bots' next login attempt; it runs again every ``recheck_s`` in case users vanish from a running server.
 """
 
 from __future__ import annotations
@@ -49,14 +49,16 @@ def _iso(ts: float) -> str:
 
 class EngineHealth:
     def __init__(self, db: Database, redis: Redis, on_new_redis: Callable[[], Awaitable[None]], *,
-                 interval_s: float = 1.0, timeout_s: float = 2.0) -> None:
+                 interval_s: float = 1.0, timeout_s: float = 2.0, recheck_s: float = 15.0) -> None:
         self.db = db
         self.redis = redis
         self.on_new_redis = on_new_redis
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.recheck_s = recheck_s
         self.states = {name: EngineState() for name in ENGINES}
-        self._redis_server: str | None = None  # run_id of the server on_new_redis last succeeded for
+        self._redis_server: str | None = None  # run_id of the server on_new_redis last succeeded for ...
+        self._restored_at = 0.0  # ... and when (monotonic)
         self._failed_for: str | None = None  # run_id whose on_new_redis failure was logged
         self._new_redis_lock = asyncio.Lock()
 
@@ -94,10 +96,10 @@ class EngineHealth:
     async def _probe_redis(self) -> None:
         await self.redis.ping()
         server = (await self.redis.info("server")).get("run_id")
-        if server is None or server == self._redis_server:
+        if not self._needs_restore(server):
             return
         async with self._new_redis_lock:
-            if server == self._redis_server:
+            if not self._needs_restore(server):
                 return
             try:
                 await self.on_new_redis()
@@ -106,7 +108,10 @@ class EngineHealth:
                     log.warning("could not restore bot identities on Redis; retrying", error=str(e))
                     self._failed_for = server
                 return
-            self._redis_server = str(server)
+            self._redis_server, self._restored_at = str(server), time.monotonic()
+
+    def _needs_restore(self, server: object) -> bool:
+        return server != self._redis_server or time.monotonic() - self._restored_at >= self.recheck_s
 
     def _record(self, name: str, error: Exception | None) -> None:
         state = self.states[name]

@@ -113,12 +113,18 @@ class Platform:
         `oshal up`) restarts it; with ``wait``, this returns once a new server is ready and /readyz says 200."""
         engine = self.engines.redis if name == "redis" else self.engines.postgres
         assert engine is not None and self.engines.keeper is not None, "the session engines are supervised"
-        pid = engine.server_pid()
+        keeper = self.engines.keeper
+        pid, restarts = engine.server_pid(), keeper.status()[name].restarts
         assert pid is not None, f"{name} is not running"
         os.kill(pid, signal.SIGKILL)
         if wait:
             deadline = time.monotonic() + timeout
-            while engine.server_pid() in (pid, None) or not engine.ready() or not self.is_ready():
+
+            def restarted() -> bool:
+                status = keeper.status()[name]
+                return status.restarts > restarts and status.state == "up"
+
+            while not restarted() or not self.is_ready():
                 assert time.monotonic() < deadline, f"{name} was not restarted in {timeout}s"
                 time.sleep(0.05)
         return pid

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import REPO, free_port
+from conftest import REPO, Platform, free_port
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
@@ -72,7 +72,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     port = free_port()
     log = home.parent / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
-    env.update({"OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning"})
+    # A lane reply lost to a paused node host is re-delivered after the claim idle time: keep it short.
+    env.update({"OSHAL_HOME": str(home), "OSHAL_LOG_LEVEL": "warning", "OSHAL_CLAIM_IDLE_MS": "2000"})
     with open(log, "wb") as out:  # a file, not a pipe: a full pipe would block every child that logs
         proc = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
                                  str(REPO / "fleet")], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -102,8 +103,8 @@ def _echo(up: Up, payload: dict[str, Any]) -> dict[str, Any]:
     return ticket
 
 
-def _kill_while_paused(up: Up, pid: int, engine: str) -> dict[str, Any]:
-    """SIGKILL ``pid`` with the keeper paused; returns /readyz's body while the engine is down."""
+def _kill_while_paused(up: Up, pid: int, engine: str, while_down: Callable[[], None] = lambda: None) -> None:
+    """SIGKILL ``pid`` with the keeper paused, check what /readyz and `oshal status` say, run ``while_down``."""
     os.kill(up.proc.pid, signal.SIGSTOP)
     try:
         os.kill(pid, signal.SIGKILL)
@@ -116,9 +117,9 @@ def _kill_while_paused(up: Up, pid: int, engine: str) -> dict[str, Any]:
         status = up.status_cli()
         assert status.returncode != 0
         assert f"{engine} down since" in status.stdout + status.stderr
+        while_down()
     finally:
         os.kill(up.proc.pid, signal.SIGCONT)
-    return body
 
 
 def test_a_killed_redis_is_restarted_and_bots_get_back_in(up: Up) -> None:
@@ -146,19 +147,62 @@ def test_a_killed_redis_is_restarted_and_bots_get_back_in(up: Up) -> None:
     assert "engine died; restarting it" in up.log.read_text()
 
 
+def _node_host(up: Up) -> int:
+    pids = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node"], capture_output=True,
+                          text=True).stdout.split()
+    assert len(pids) == 1, pids
+    return int(pids[0])
+
+
 def test_a_killed_postgres_is_restarted_and_the_control_plane_reconnects(up: Up) -> None:
     before = _echo(up, {"before": "postgres"})
     pg = EmbeddedPostgres(up.home)
     killed = pg.server_pid()
     assert killed is not None
+    # Results must reach the collector while Postgres is down: hold the node host, queue work, then let it run.
+    node = _node_host(up)
+    os.kill(node, signal.SIGSTOP)
+    try:
+        with up.http() as http:
+            queued = [http.post("/v1/tickets", json={"bot": "echo", "input": {"n": n}}).json()["id"]
+                      for n in range(20)]
+        admin = redis.Redis.from_url(EmbeddedRedis(up.home).url())
 
-    _kill_while_paused(up, killed, "postgres")
+        def results_wait_for_postgres() -> None:
+            os.kill(node, signal.SIGCONT)
+            _wait(lambda: admin.xlen("oshal:lane:echo") == 0, "the bot to finish the queued work")
+
+        _kill_while_paused(up, killed, "postgres", results_wait_for_postgres)
+    finally:
+        os.kill(node, signal.SIGCONT)
+    admin.close()
 
     _wait(lambda: up.readyz()[0] == 200, "/readyz to be 200 again")
     assert pg.server_pid() not in (None, killed)
+    with up.http() as http:  # the results produced during the outage were recorded once it was over
+        for n, tid in enumerate(queued):
+            done = _wait(lambda tid=tid: (t := http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json())
+                         ["status"] == "done" and t, "a queued ticket")
+            assert done["result"] == {"n": n}
+        assert http.get(f"/v1/tickets/{before['id']}").json()["result"] == {"before": "postgres"}
     ticket = _echo(up, {"after": "postgres"})
     assert ticket["status"] == "done" and ticket["result"] == {"after": "postgres"}
-    with up.http() as http:  # committed work survived the crash
-        assert http.get(f"/v1/tickets/{before['id']}").json()["result"] == {"before": "postgres"}
     status = up.status_cli()
     assert status.returncode == 0, status.stderr
+
+
+def test_the_session_platforms_engines_are_supervised_too(platform: Platform) -> None:
+    """What crash tests on the session platform build on: ``Platform.kill_engine`` SIGKILLs a server and returns
+    once the keeper has restarted it and /readyz is 200 again."""
+    assert platform.engines.keeper is not None
+    for engine in ("redis", "postgres"):
+        server = platform.engines.redis if engine == "redis" else platform.engines.postgres
+        assert server is not None
+        killed = platform.kill_engine(engine)
+        assert server.server_pid() not in (None, killed)
+        assert platform.engines.keeper.status()[engine].state == "up"
+        with platform.client() as http:
+            tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"after": engine}}).json()["id"]
+            ticket = _wait(lambda tid=tid: (t := http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json())
+                           ["status"] == "done" and t, "the ticket to finish")
+        assert ticket["result"] == {"after": engine}

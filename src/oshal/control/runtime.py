@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
 _PRICE_RELOAD_S = 60.0
+_LOOP_RESTART_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,20 +148,44 @@ class ControlPlane:
         if quarantined:
             log.warning("connectors quarantined at start-up", connectors=quarantined)
         self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._refresh_loop()))
-        self._tasks.append(asyncio.create_task(self.health.run(self._stop)))
-        self._tasks.append(asyncio.create_task(self.auth.run(self._stop)))
-        self._tasks.append(asyncio.create_task(self._audit_loop()))
+        self._keep_running("refresh", self._refresh_loop)
+        self._keep_running("engine health", lambda: self.health.run(self._stop))
+        self._keep_running("auth", lambda: self.auth.run(self._stop))
+        self._keep_running("audit", self._audit_loop)
         if self.components.sweeper:  # the replica that sweeps also scans (one at a time, under a lock)
-            self._tasks.append(asyncio.create_task(
-                self.security.run(self._stop, self.settings.security_scan_interval_s)))
+            self._keep_running("security", lambda: self.security.run(self._stop,
+                                                                     self.settings.security_scan_interval_s))
         if self.components.collector:
-            self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
+            self._keep_running("collector", lambda: self.collector.run(self._stop))
         if self.components.sweeper:
-            self._tasks.append(asyncio.create_task(self.sweeper.run(self._stop)))
+            self._keep_running("sweeper", lambda: self.sweeper.run(self._stop))
         if self.components.scheduler:
-            self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop)))
+            self._keep_running("scheduler", lambda: self.scheduler.run(self._stop))
         log.info("control plane started", bots=sorted(self.registry.names))
+
+    def _keep_running(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop until stop; one that ends with an error (e.g. the collector when Postgres went away
+        mid-batch) is started again with backoff instead of leaving the plane serving without it."""
+        async def keep() -> None:
+            delay = _LOOP_RESTART_S
+            while True:
+                started = time.monotonic()
+                try:
+                    await loop()
+                    return
+                except Exception as e:
+                    if self._stop.is_set():
+                        raise
+                    if time.monotonic() - started > 60:
+                        delay = _LOOP_RESTART_S
+                    log.exception("control loop failed; restarting it", loop=name, error=str(e), in_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    return
+                delay = min(delay * 2, 30.0)
+
+        self._tasks.append(asyncio.create_task(keep(), name=f"oshal-{name}"))
 
     async def reload_prices(self) -> None:
         async with self.db.system() as conn:

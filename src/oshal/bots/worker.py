@@ -74,7 +74,8 @@ class BotWorker:
         # Redis down, loading or refusing the login: every loop backs off and retries; logged once per change.
         trouble = RedisTrouble(log)
         self._read_retry, self._flush_retry = Backoff(trouble, "read"), Backoff(trouble, "flush")
-        self._claim_retry, self._beat_retry = Backoff(trouble, "reclaim"), Backoff(trouble, "heartbeat")
+        self._claim_retry = Backoff(trouble, "reclaim")
+        self._beat_retry = Backoff(trouble, "heartbeat", cap_s=1.0)  # back soon: replicas look dead without it
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -218,7 +219,7 @@ class BotWorker:
                 self._claim_retry.succeeded()
             except (*_REDIS_DOWN, ResponseError) as e:
                 _reraise_if_cancelled()
-                self._claim_retry.failed(e)  # retried at the loop's own pace
+                await self._pause(self._claim_retry.failed(e))
                 continue
             for delivery in claimed:
                 if delivery.message_id in self._inflight:
@@ -239,7 +240,7 @@ class BotWorker:
                 self._beat_retry.succeeded()
             except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
                 _reraise_if_cancelled()
-                self._beat_retry.failed(e)  # retried at the loop's own pace
+                await self._pause(self._beat_retry.failed(e))
             await self._pause(interval)
 
     async def _touch_long_jobs(self) -> None:

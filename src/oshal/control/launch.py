@@ -158,7 +158,7 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
     credentials: dict[str, str] = {}
     try:
         for name in fleet:
-            password = bot_password(engines.dispatch_key, name)
+            password = bot_password(engines.dispatch_key, engines.redis_url, name)
             await provision_bot_user(admin, name, password)
             credentials[name] = _bot_redis_url(engines.redis_url, acl_user(name), password)
         await save_users(admin)  # into the ACL file, so the users survive a restart of Redis

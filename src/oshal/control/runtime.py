@@ -132,7 +132,7 @@ class ControlPlane:
         """A new Redis server (restart, failover, first contact): give back the bot users and lane groups it lacks,
         so bots whose login was refused get in on their next retry."""
         names = sorted(self.registry.names)
-        missing = await ensure_bot_users(self.redis, names, self.dispatch_key)
+        missing = await ensure_bot_users(self.redis, self.redis_url, names, self.dispatch_key)
         if missing:
             log.warning("re-created the bot ACL users Redis had lost", bots=missing)
         await lanes.ensure_groups(self.redis, names)

@@ -1,7 +1,8 @@
 """One Redis ACL user per bot, limited to its lane, its output stream and its heartbeat keys.
 
-A bot's password is derived from the dispatch key, so the control plane can re-create a user Redis lost (a restart
-without its ACL file, a failover to a replica) with the password the bot's node already holds.
+A bot's password is derived from the dispatch key and the Redis admin password, so the control plane can re-create a
+user Redis lost (a restart without its ACL file, a failover to a replica) with the password the bot's node already
+holds. Rotating the Redis admin password (and restarting `oshal up`) rotates every bot's password with it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 
@@ -22,8 +24,10 @@ BOT_COMMANDS = (
 )
 
 
-def bot_password(dispatch_key: bytes, bot: str) -> str:
-    digest = hmac.new(derive_key(dispatch_key, "redis-acl"), bot.encode(), hashlib.sha256).digest()
+def bot_password(dispatch_key: bytes, admin_url: str, bot: str) -> str:
+    admin_password = unquote(urlsplit(admin_url).password or "")
+    message = f"{admin_password}\0{bot}".encode()
+    digest = hmac.new(derive_key(dispatch_key, "redis-acl"), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -50,13 +54,13 @@ async def save_users(admin: Redis) -> bool:
     return True
 
 
-async def ensure_bot_users(admin: Redis, bots: Iterable[str], dispatch_key: bytes) -> list[str]:
+async def ensure_bot_users(admin: Redis, admin_url: str, bots: Iterable[str], dispatch_key: bytes) -> list[str]:
     """Re-create the bots' ACL users the server does not have (existing ones are left as they are); returns the
     bots whose users were missing. Users that exist are not reset: that could cut off their live connections."""
     existing = {name.decode() if isinstance(name, bytes) else str(name) for name in await admin.acl_users()}
     missing = sorted(bot for bot in bots if acl_user(bot) not in existing)
     for bot in missing:
-        await provision_bot_user(admin, bot, bot_password(dispatch_key, bot))
+        await provision_bot_user(admin, bot, bot_password(dispatch_key, admin_url, bot))
     if missing:
         await save_users(admin)
     return missing

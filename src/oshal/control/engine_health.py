@@ -57,6 +57,7 @@ class EngineHealth:
         self.timeout_s = timeout_s
         self.recheck_s = recheck_s
         self.states = {name: EngineState() for name in ENGINES}
+        self._postgres_server: object = None  # the server's start time at the last probe
         self._redis_server: str | None = None  # run_id of the server on_new_redis last succeeded for ...
         self._restored_at = 0.0  # ... and when (monotonic)
         self._failed_for: str | None = None  # run_id whose on_new_redis failure was logged
@@ -87,11 +88,19 @@ class EngineHealth:
 
     async def _probe_postgres(self) -> None:
         try:
-            await self.db.ping()
+            started = await self._postgres_started()
         except Exception:
             # Idle connections from before a server restart are broken: drop them all, then ask again.
             await self.db.drop_broken()
-            await self.db.ping()
+            started = await self._postgres_started()
+        if started != self._postgres_server:
+            if self._postgres_server is not None:  # restarted since the last probe: check the idle connections
+                await self.db.drop_broken()
+            self._postgres_server = started
+
+    async def _postgres_started(self) -> object:
+        rows = await self.db.call(("SELECT pg_postmaster_start_time() AS started", ()))
+        return rows[0]["started"]
 
     async def _probe_redis(self) -> None:
         await self.redis.ping()

@@ -7,7 +7,9 @@ for ``tenant_client`` so nothing one test leaves behind can be seen by another.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -106,6 +108,33 @@ class Platform:
         """Run a coroutine on the control plane's loop (to call its services directly)."""
         return self.plane_thread.run(coro, timeout)
 
+    def kill_engine(self, name: str, *, wait: bool = True, timeout: float = 90) -> int:
+        """SIGKILL the embedded ``redis`` or ``postgres`` server; returns the killed pid. The engine keeper (as under
+        `oshal up`) restarts it; with ``wait``, this returns once a new server is ready and /readyz says 200."""
+        engine = self.engines.redis if name == "redis" else self.engines.postgres
+        assert engine is not None and self.engines.keeper is not None, "the session engines are supervised"
+        keeper = self.engines.keeper
+        pid, restarts = engine.server_pid(), keeper.status()[name].restarts
+        assert pid is not None, f"{name} is not running"
+        os.kill(pid, signal.SIGKILL)
+        if wait:
+            deadline = time.monotonic() + timeout
+
+            def restarted() -> bool:
+                status = keeper.status()[name]
+                return status.restarts > restarts and status.state == "up"
+
+            while not restarted() or not self.is_ready():
+                assert time.monotonic() < deadline, f"{name} was not restarted in {timeout}s"
+                time.sleep(0.05)
+        return pid
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
@@ -128,6 +157,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                         stale_after_s=30, sweep_interval_s=0.5, heartbeat_ttl_s=2, max_input_bytes=16 * 1024,
                         max_batch=1000, wait_max_s=30, drain_timeout_s=5, mode="dev", security_scan_interval_s=0)
     engines = start_engines(settings)
+    engines.supervise()  # a killed engine is restarted, as under `oshal up` (see Platform.kill_engine)
     asyncio.run(provision_fleet(engines, fleet_dir, home))
     register_builtin(engines.owner_url, load_builtin(REPO / "workflows"))
     asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file))

@@ -283,7 +283,9 @@ def test_status_reports_health_identity_bots_and_ticket_counts(platform: Any) ->
     status = run_json(platform, "status")
     assert status["api_url"] == platform.url
     assert status["health"] == {"status": "ok"}
-    assert status["ready"] == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert status["ready"]["status"] == "ready"
+    assert status["ready"]["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert all(engine["ready"] and engine["error"] is None for engine in status["ready"]["engines"].values())
     assert status["whoami"]["role"] == "operator"
     assert status["whoami"]["tenant"] == "system"
     online = {b["name"] for b in run_json(platform, "bots") if b["status"] == "online"}

@@ -200,7 +200,8 @@ def test_ledger_summary_groups_by_bot_model_tenant_and_day(platform: Platform,
 def test_probes_are_public_and_everything_else_needs_a_key(platform: Platform) -> None:
     assert httpx.get(f"{platform.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{platform.url}/readyz").json()
-    assert ready == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert ready["status"] == "ready" and ready["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert {name: engine["ready"] for name, engine in ready["engines"].items()} == {"postgres": True, "redis": True}
     metrics = httpx.get(f"{platform.url}/metrics")
     assert metrics.status_code == 200 and "oshal_tickets_created_total" in metrics.text
     docs = httpx.get(f"{platform.url}/docs")

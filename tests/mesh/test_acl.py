@@ -49,3 +49,19 @@ def test_a_bot_password_is_needed_and_the_default_user_is_locked(platform: Platf
         redis.Redis(unix_socket_path=socket_path).ping()
     assert (platform.home / "run" / "bot-credentials.json").stat().st_mode & 0o777 == 0o600
     assert set(creds) >= {"echo", "summarizer", "triage"}
+
+
+def test_bot_passwords_derive_from_the_dispatch_key_and_the_redis_admin_password(platform: Platform) -> None:
+    """So the control plane can re-create a lost user with the password the node holds, and rotating the admin
+    password rotates them all."""
+    from urllib.parse import urlsplit
+
+    from oshal.mesh.acl import bot_password
+
+    key, url = platform.engines.dispatch_key, platform.engines.redis_url
+    creds = json.loads((platform.home / "run" / "bot-credentials.json").read_text())
+    assert urlsplit(creds["echo"]).password == bot_password(key, url, "echo")
+    socket_path = url.split("@", 1)[1]
+    others = {bot_password(key, f"unix://default:another-admin-password@{socket_path}", "echo"),
+              bot_password(key + b"x", url, "echo"), bot_password(key, url, "summarizer")}
+    assert bot_password(key, url, "echo") not in others and len(others) == 3

@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.bots.harnesses import Harness, HarnessError, Job
 from oshal.bots.manifest import BotManifest
+from oshal.bots.redis_retry import Backoff, RedisTrouble
 from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
 from oshal.mesh.consumer import Delivery, LaneConsumer
@@ -70,6 +71,11 @@ class BotWorker:
         self._stopping = asyncio.Event()  # stop reading new work
         self._closing = asyncio.Event()  # the side loops end (set once the drain is over)
         self.processed = 0
+        # Redis down, loading or refusing the login: every loop backs off and retries; logged once per change.
+        trouble = RedisTrouble(log)
+        self._read_retry, self._flush_retry = Backoff(trouble, "read"), Backoff(trouble, "flush")
+        self._claim_retry = Backoff(trouble, "reclaim")
+        self._beat_retry = Backoff(trouble, "heartbeat", cap_s=1.0)  # back soon: replicas look dead without it
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -114,7 +120,6 @@ class BotWorker:
 
     # -- loops -------------------------------------------------------------------------------------
     async def _reader(self) -> None:
-        backoff = 0.1
         while not self._stopping.is_set():
             if self._free <= 0:
                 self._capacity.clear()
@@ -122,12 +127,10 @@ class BotWorker:
                 continue
             try:
                 deliveries = await self.lane.read(self._free, self.options.block_ms)
-                backoff = 0.1
+                self._read_retry.succeeded()
             except _REDIS_DOWN as e:
                 _reraise_if_cancelled()
-                log.warning("lane read failed; retrying", error=str(e), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(self._read_retry.failed(e))
                 continue
             for delivery in deliveries:
                 self._start(delivery)
@@ -191,13 +194,13 @@ class BotWorker:
             while True:
                 try:
                     await self.lane.complete(batch)
+                    self._flush_retry.succeeded()
                     break
                 except (*_REDIS_DOWN, ResponseError) as e:
                     _reraise_if_cancelled()
                     if self._closing.is_set():
                         return  # unflushed results: their messages stay pending and are re-run elsewhere
-                    log.warning("result flush failed; retrying", error=str(e), results=len(batch))
-                    await self._pause(0.5)
+                    await self._pause(self._flush_retry.failed(e))
             for mid, _ in batch:
                 self._inflight.pop(mid, None)
                 self._done.task_done()
@@ -213,9 +216,10 @@ class BotWorker:
                 continue
             try:
                 claimed = await self.lane.claim(self.options.claim_idle_ms, self._free)
+                self._claim_retry.succeeded()
             except (*_REDIS_DOWN, ResponseError) as e:
                 _reraise_if_cancelled()
-                log.warning("reclaim failed; retrying", error=str(e))
+                await self._pause(self._claim_retry.failed(e))
                 continue
             for delivery in claimed:
                 if delivery.message_id in self._inflight:
@@ -233,9 +237,10 @@ class BotWorker:
                     "inflight": len(self._inflight), "processed": self.processed,
                 })
                 await self._touch_long_jobs()
+                self._beat_retry.succeeded()
             except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
                 _reraise_if_cancelled()
-                log.warning("heartbeat failed", error=str(e))
+                await self._pause(self._beat_retry.failed(e))
             await self._pause(interval)
 
     async def _touch_long_jobs(self) -> None:

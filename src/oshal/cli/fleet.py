@@ -54,8 +54,8 @@ def _status_document(api: Client) -> tuple[dict[str, Any], Exception | None]:
     doc: dict[str, Any] = {"api_url": api.url, "health": healthy, "ready": ready,
                            "whoami": None, "bots": None, "tickets": None, "dead_letters": None}
     if ready_response.status_code != 200:
-        checks = ", ".join(f"{k}: {v}" for k, v in ready.get("checks", {}).items())
-        return doc, Unavailable(f"the API at {api.url} is up but not ready ({checks})",
+        down = ", ".join(f"{k} {v}" for k, v in ready.get("checks", {}).items() if v != "ok")
+        return doc, Unavailable(f"the API at {api.url} is up but not ready: {down or 'no details'}",
                                 hint="check the Postgres and Redis it uses; `make up` starts both")
     if api.key is None:
         return doc, ConfigError("no API key, so only health was checked",
@@ -87,8 +87,9 @@ def status(as_json: JsonFlag = False) -> None:
         ready = doc["ready"].get("status", "?")
         grid.add_row("api", doc["api_url"])
         grid.add_row("health", f"[green]{doc['health'].get('status', '?')}[/]")
-        grid.add_row("ready", f"[{'green' if ready == 'ready' else 'red'}]{ready}[/]  "
-                     + " ".join(f"{k}={v}" for k, v in doc["ready"].get("checks", {}).items()))
+        grid.add_row("ready", f"[{'green' if ready == 'ready' else 'red'}]{ready}[/]")
+        for engine, check in doc["ready"].get("checks", {}).items():  # "ok" or "down since <time> (<n>s): <error>"
+            grid.add_row(f"  {engine}", f"[{'green' if check == 'ok' else 'red'}]{escape(str(check))}[/]")
         if doc["whoami"]:
             who = doc["whoami"]
             grid.add_row("you", f"{who['role']} of tenant {who.get('tenant') or who['tenant_id']}"

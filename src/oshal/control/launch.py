@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -22,10 +21,11 @@ from oshal.control.catalog import Catalog, CuratedBundle
 from oshal.control.node_seal import NodeFiles, write_node_files
 from oshal.control.reservation_ttl import check_reservation_ttl
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
+from oshal.embedded.keeper import Engine, EngineKeeper
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
 from oshal.mesh import lanes
-from oshal.mesh.acl import provision_bot_user
+from oshal.mesh.acl import bot_password, provision_bot_user, save_users
 from oshal.mesh.keys import acl_user
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import derive_key
@@ -60,8 +60,23 @@ class Engines:
     bot_credentials: Path | None = None
     node: NodeFiles | None = None
     report_url: str | None = None
+    keeper: EngineKeeper | None = None
+
+    def supervise(self) -> None:
+        """Restart the embedded engines whenever they die (external servers are their operator's to run)."""
+        embedded: dict[str, Engine] = {}
+        if self.postgres:
+            embedded["postgres"] = self.postgres
+        if self.redis:
+            embedded["redis"] = self.redis
+        if embedded and self.keeper is None:
+            self.keeper = EngineKeeper(embedded)
+            self.keeper.start()
 
     def stop(self) -> None:
+        if self.keeper:
+            self.keeper.stop()  # first, or it would restart what is being stopped
+            self.keeper = None
         if self.redis:
             self.redis.stop()
         if self.postgres:
@@ -149,9 +164,10 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict
     credentials: dict[str, str] = {}
     try:
         for name in fleet:
-            password = secrets.token_urlsafe(24)
+            password = bot_password(engines.dispatch_key, engines.redis_url, name)
             await provision_bot_user(admin, name, password)
             credentials[name] = _bot_redis_url(engines.redis_url, acl_user(name), password)
+        await save_users(admin)  # into the ACL file, so the users survive a restart of Redis
         await lanes.ensure_groups(admin, fleet)
     finally:
         await admin.aclose()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from oshal.control.budget_service import BudgetService
 from oshal.control.catalog import Catalog
 from oshal.control.collector import Collector
 from oshal.control.connector_service import ConnectorService
+from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
 from oshal.control.gateway import ToolGateway
 from oshal.control.lifecycle import Lifecycle
@@ -38,6 +39,8 @@ from oshal.control.tickets import TicketService
 from oshal.control.workflow_service import WorkflowService
 from oshal.ledger import PriceTable, load_price_file
 from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.acl import ensure_bot_users
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.security import audit
@@ -56,6 +59,7 @@ from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
 _PRICE_RELOAD_S = 60.0
+_LOOP_RESTART_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +131,18 @@ class ControlPlane:
                         connector_code=[s.connectors_dir]),
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
         self.budgets.on_overrun = lambda: self.security.scan(["ledger"])
+        self.health = EngineHealth(self.db, self.redis, self._restore_bot_identities)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _restore_bot_identities(self) -> None:
+        """A new Redis server (restart, failover, first contact): give back the bot users and lane groups it lacks,
+        so bots whose login was refused get in on their next retry."""
+        names = sorted(self.registry.names)
+        missing = await ensure_bot_users(self.redis, self.redis_url, names, self.dispatch_key)
+        if missing:
+            log.warning("re-created the bot ACL users Redis had lost", bots=missing)
+        await lanes.ensure_groups(self.redis, names)
 
     async def start(self) -> None:
         await self.db.open()
@@ -147,18 +161,19 @@ class ControlPlane:
         if quarantined:
             log.warning("connectors quarantined at start-up", connectors=quarantined)
         self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._refresh_loop()))
-        self._tasks.append(asyncio.create_task(self.auth.run(self._stop)))
-        self._tasks.append(asyncio.create_task(self._audit_loop()))
+        self._keep_running("refresh", self._refresh_loop)
+        self._keep_running("engine health", lambda: self.health.run(self._stop))
+        self._keep_running("auth", lambda: self.auth.run(self._stop))
+        self._keep_running("audit", self._audit_loop)
         if self.components.sweeper:  # the replica that sweeps also scans (one at a time, under a lock)
-            self._tasks.append(asyncio.create_task(
-                self.security.run(self._stop, self.settings.security_scan_interval_s)))
+            self._keep_running("security", lambda: self.security.run(self._stop,
+                                                                     self.settings.security_scan_interval_s))
         if self.components.collector:
-            self._tasks.append(asyncio.create_task(self.collector.run(self._stop)))
+            self._keep_running("collector", lambda: self.collector.run(self._stop))
         if self.components.sweeper:
-            self._tasks.append(asyncio.create_task(self.sweeper.run(self._stop)))
+            self._keep_running("sweeper", lambda: self.sweeper.run(self._stop))
         if self.components.scheduler:
-            self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop)))
+            self._keep_running("scheduler", lambda: self.scheduler.run(self._stop))
         log.info("control plane started", bots=sorted(self.registry.names))
 
     async def _check_reservation_ttl(self) -> None:
@@ -166,6 +181,30 @@ class ControlPlane:
         async with self.db.system() as conn:
             rows = await access.bots(conn)
         check_reservation_ttl(self.settings.reservation_ttl_s, registered_manifests(rows))
+
+    def _keep_running(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop until stop; one that ends with an error (e.g. the collector when Postgres went away
+        mid-batch) is started again with backoff instead of leaving the plane serving without it."""
+        async def keep() -> None:
+            delay = _LOOP_RESTART_S
+            while True:
+                started = time.monotonic()
+                try:
+                    await loop()
+                    return
+                except Exception as e:
+                    if self._stop.is_set():
+                        raise
+                    if time.monotonic() - started > 60:
+                        delay = _LOOP_RESTART_S
+                    log.exception("control loop failed; restarting it", loop=name, error=str(e), in_s=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    return
+                delay = min(delay * 2, 30.0)
+
+        self._tasks.append(asyncio.create_task(keep(), name=f"oshal-{name}"))
 
     async def reload_prices(self) -> None:
         async with self.db.system() as conn:

@@ -1,6 +1,7 @@
 """``oshal up``: run the control plane and the node host as supervised children and stop them cleanly.
 
-Children that die unexpectedly are restarted with backoff. SIGINT/SIGTERM stop the node host first (it
+Children that die unexpectedly are restarted with backoff, and so are the embedded engines (see
+``embedded/keeper.py``). SIGINT/SIGTERM stop the node host first (it
 drains in-flight work and flushes results), then the control plane, then the engines.
 """
 
@@ -132,6 +133,7 @@ class Supervisor:
         seal_home(self.settings.home, shared=tuple(shared))
         if self.node.user:
             open_runtime_to(self.node.user)
+        self.engines.supervise()
         for child in self.children:
             child.start()
         deadline = time.monotonic() + ready_timeout_s

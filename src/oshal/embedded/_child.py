@@ -21,7 +21,8 @@ class Child:
         self.identity = dict(identity or {})
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    def spawn(self) -> None:
+        """Start the process without waiting for it to become ready (an engine keeper polls readiness)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child for its lifetime
         self.process = subprocess.Popen(
@@ -29,6 +30,10 @@ class Child:
             start_new_session=True, **self.identity,
         )
         log.close()
+
+    def start(self, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        self.spawn()
+        assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -45,6 +50,11 @@ class Child:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status once the process has ended (negative: killed by that signal), else None."""
+        return self.process.poll() if self.process else None
 
     @property
     def pid(self) -> int | None:

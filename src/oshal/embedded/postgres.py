@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
+
 from oshal.embedded._child import Child
 from oshal.errors import Unavailable
 from oshal.secretfiles import read_or_create, secrets_dir
@@ -110,32 +112,56 @@ class EmbeddedPostgres:
                 "log_min_messages = warning\nlog_statement = 'none'\n"
             )
 
-    def _ready(self) -> bool:
-        return (self.socket_dir / _SOCKET_NAME).exists() and subprocess.run(
-            [str(_bin_dir() / "pg_isready"), "-q", "-h", str(self.socket_dir)], check=False
-        ).returncode == 0
+    def ready(self) -> bool:
+        """Answers an authenticated ``SELECT 1`` (not merely "accepting connections": still recovering is not ready)."""
+        if not (self.socket_dir / _SOCKET_NAME).exists():
+            return False
+        try:
+            with psycopg.connect(self.url(), connect_timeout=2, autocommit=True) as conn:
+                return conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.Error:
+            return False
 
-    def start(self) -> None:
+    def _prepare(self) -> Child:
         self._initdb()
-        pid_file = self.pgdata / "postmaster.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().splitlines()[0])
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                pass
-            else:
-                raise Unavailable(
-                    f"a Postgres server (pid {pid}) is already running on {self.pgdata}",
-                    hint="stop the other `oshal up` first, or set OSHAL_HOME to another folder",
-                )
+        pid = self.server_pid()
+        if pid is not None:
+            raise Unavailable(
+                f"a Postgres server (pid {pid}) is already running on {self.pgdata}",
+                hint="stop the other `oshal up` first, or set OSHAL_HOME to another folder",
+            )
         self.child = Child(
             "postgres",
             [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-k", str(self.socket_dir)],
             self.home / "logs" / "postgres.log",
             identity=self._identity(),
         )
-        self.child.start(self._ready)
+        return self.child
+
+    def spawn(self) -> None:
+        """(Re)start the server on the same data folder and socket, without waiting for it to be ready.
+
+        After a crash the server replays its write-ahead log first; it refuses to start while processes of the
+        crashed server still hold its shared memory, so a keeper retries with backoff.
+        """
+        self._prepare().spawn()
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        self._prepare().start(self.ready, timeout_s)
+
+    def server_pid(self) -> int | None:
+        """The running postmaster's pid (from ``postmaster.pid``), for any process on this machine; None if down."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except PermissionError:  # alive, but another user's process
+            return pid
+        except OSError:
+            return None
+        return pid
 
     def stop(self) -> None:
         if self.child:

@@ -91,3 +91,7 @@ class Database:
     async def ping(self) -> None:
         async with self.system() as conn:
             await conn.execute("SELECT 1")
+
+    async def drop_broken(self) -> None:
+        """Test the idle connections and replace those that broke (e.g. when the server restarted)."""
+        await self._pool.check()

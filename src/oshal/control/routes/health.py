@@ -18,19 +18,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(cp: Plane) -> JSONResponse:
-    checks: dict[str, str] = {}
-    try:
-        await cp.db.ping()
-        checks["postgres"] = "ok"
-    except Exception as e:
-        checks["postgres"] = f"error: {type(e).__name__}"
-    try:
-        await cp.redis.ping()
-        checks["redis"] = "ok"
-    except Exception as e:
-        checks["redis"] = f"error: {type(e).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+    """503 while an engine is down: ``checks`` says which and since when, ``engines`` the same as fields."""
+    states = await cp.health.check()
+    ready = all(state.ready for state in states.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable",
+                         "checks": {name: state.summary() for name, state in states.items()},
+                         "engines": {name: state.as_dict() for name, state in states.items()}},
                         status_code=200 if ready else 503)
 
 

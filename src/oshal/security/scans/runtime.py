@@ -101,8 +101,9 @@ async def _acl_denials(ctx: ScanContext) -> list[Finding]:
             "runtime", "redis.acl_denied", Severity.HIGH,
             f"Redis refused {username} {info.get('reason', '')} access to {info.get('object', '?')}",
             f"acl:{username}:{info.get('object', '?')}",
-            "a bot's credentials were used beyond its lane: find the process and rotate the bot's Redis password "
-            "(restart `oshal up` provisions new ones)", {k: info.get(k) for k in ("username", "reason", "object",
+            "a bot's credentials were used beyond its lane: find the process and rotate the bots' Redis passwords "
+            "(they derive from the Redis admin password: change it, e.g. delete $OSHAL_HOME/secrets/redis-admin, "
+            "and restart `oshal up`)", {k: info.get(k) for k in ("username", "reason", "object",
                                                                                     "context", "count")}))
     return findings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -19,8 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import oshal
 from oshal.control.deps import Caller
+from oshal.control.fallback import install_fallback_handlers
 from oshal.control.inventory import routes_of
 from oshal.control.limits import BodyLimit
+from oshal.control.openapi_errors import install_error_docs
 from oshal.control.routes import (
     admin,
     artifacts,
@@ -35,6 +37,7 @@ from oshal.control.routes import (
     workflows,
 )
 from oshal.control.runtime import ControlPlane
+from oshal.control.validation import reject_unstorable
 from oshal.errors import (
     BudgetExceeded,
     ConfigError,
@@ -117,9 +120,10 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
                 await plane.stop()
 
     app = FastAPI(title="oshal", version=oshal.__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None,
+                  redoc_url=None, openapi_url=None, dependencies=[Depends(reject_unstorable)],
                   description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
     app.state.plane = plane
+    install_fallback_handlers(app)
     _install_error_handlers(app)
     for router in (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
                    connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
@@ -127,6 +131,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
         app.include_router(router)
     app.include_router(gateway.models)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
+    install_error_docs(app)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(who: Caller) -> JSONResponse:

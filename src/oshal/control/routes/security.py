@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
+from oshal.control.validation import INT8_MAX, required_when
 from oshal.errors import Invalid
 from oshal.security import audit
 from oshal.security.findings import Severity
@@ -20,6 +21,7 @@ from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_p
 
 router = APIRouter(prefix="/v1", tags=["security"])
 MIN_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 36_500
 
 
 ScanName = Literal["posture", "secrets", "code", "runtime", "ledger", "access"]
@@ -30,6 +32,9 @@ class ScanIn(BaseModel):
 
 
 class AssessIn(BaseModel):
+    """``until`` (in the future) is required to accept a risk."""
+
+    model_config = ConfigDict(json_schema_extra=required_when("decision", "accept", "until"))
     decision: Literal["fix", "accept", "false_positive"]
     reason: str = Field(min_length=1, max_length=1000)
     until: dt.datetime | None = Field(default=None, description="Required for accept: when the acceptance expires.")
@@ -41,7 +46,8 @@ class KillIn(BaseModel):
 
 
 class PruneIn(BaseModel):
-    older_than_days: int = Field(ge=MIN_RETENTION_DAYS, description="Remove entries older than this many days.")
+    older_than_days: int = Field(ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS,
+                                 description="Remove entries older than this many days.")
 
 
 @router.post("/security/scan")
@@ -98,7 +104,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 
 
 @router.get("/audit")
-async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0)] = 0,
+async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Audit entries in order: every tenant's for a platform operator, the caller's tenant's otherwise."""
     platform = who.tenant_id == await cp.admin.system_tenant()

@@ -22,7 +22,7 @@ from oshal.control.deps import Caller
 from oshal.control.fallback import install_fallback_handlers
 from oshal.control.inventory import routes_of
 from oshal.control.limits import BodyLimit
-from oshal.control.openapi_errors import install_error_docs
+from oshal.control.openapi_doc import install_openapi_doc
 from oshal.control.routes import (
     admin,
     artifacts,
@@ -95,6 +95,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI's own: a body it could not decode (not UTF-8, ...): invalid input
+            return JSONResponse({"error": "invalid", "message": f"body: {error.detail}",
+                                 "hint": "send UTF-8 encoded JSON"}, status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse({"error": code, "message": str(error.detail)}, status_code=error.status_code)
 
@@ -131,7 +134,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
         app.include_router(router)
     app.include_router(gateway.models)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
-    install_error_docs(app)
+    install_openapi_doc(app)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(who: Caller) -> JSONResponse:

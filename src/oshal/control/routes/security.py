@@ -112,7 +112,8 @@ async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge
     return [_entry(r) for r in rows]
 
 
-@router.get("/audit/export")
+@router.get("/audit/export", response_class=StreamingResponse, responses={200: {
+    "description": "One JSON object per line", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
     """The audit log as JSON lines (hashes in hex), streamed."""
     platform = who.tenant_id == await cp.admin.system_tenant()

@@ -1,6 +1,10 @@
-"""The error half of the OpenAPI document: every status a route can answer, each with the one error body.
+"""What the OpenAPI document says beyond what FastAPI derives: how to authenticate and every error status.
 
-Most statuses follow from how a route is built, so they are derived, not written per route:
+Authentication is stated as security schemes (a bearer API key or ``X-API-Key``; a bot token for the bot routes)
+instead of the raw header parameters the auth dependencies read, so clients and Swagger UI's "Authorize" know it.
+
+Every status a route can answer is listed, each with the one error body (:class:`ErrorOut`). Most statuses
+follow from how a route is built, so they are derived, not written per route:
 
 * every route: 422 (any parameter, even an undeclared one, is checked for characters Postgres refuses), 500 (the
   catch-all, with an error id) and 503 (Postgres or Redis unreachable);
@@ -81,14 +85,16 @@ EXTRA_STATUSES: dict[tuple[str, str], frozenset[int]] = {
 }
 
 
-def install_error_docs(app: FastAPI) -> None:
-    """Make ``app.openapi()`` document every route's error statuses (computed once, then cached)."""
+def install_openapi_doc(app: FastAPI) -> None:
+    """Make ``app.openapi()`` document security and every route's error statuses (computed once, then cached)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            document_errors(schema, api_routes(app))
+            routes = api_routes(app)
+            document_security(schema, routes)
+            document_errors(schema, routes)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -129,6 +135,41 @@ def document_errors(schema: dict[str, Any], routes: list[RouteContext]) -> None:
     for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, replaced above
         if not _referenced(schema["paths"], f"#/components/schemas/{unused}"):
             components.pop(unused, None)
+
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "apiKey": {"type": "http", "scheme": "bearer", "description": "An oshal API key: `Authorization: Bearer osk_...`"},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same key, as a header"},
+    "botToken": {"type": "apiKey", "in": "header", "name": "X-Oshal-Bot-Token",
+                 "description": "Bots only: the token the platform issued to the bot"},
+}
+_AUTH_HEADERS = {"authorization", "x-api-key", "x-oshal-bot-token"}
+
+
+def document_security(schema: dict[str, Any], routes: list[RouteContext]) -> None:
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for route in routes:
+        if principal in {d.call for d in _dependencies(route.dependant)}:
+            security: list[dict[str, list[str]]] = [{"apiKey": []}, {"apiKeyHeader": []}]
+        elif route.endpoint in BOT_AUTHENTICATED:
+            security = [{"botToken": []}]
+        else:
+            continue
+        for operation in _operations(schema, route):
+            operation["security"] = security
+            parameters = [p for p in operation.get("parameters", [])
+                          if not (p.get("in") == "header" and p.get("name", "").lower() in _AUTH_HEADERS)]
+            if parameters:
+                operation["parameters"] = parameters
+            else:
+                operation.pop("parameters", None)
+
+
+def _operations(schema: dict[str, Any], route: RouteContext) -> Iterator[dict[str, Any]]:
+    for method in sorted(route.methods or ()):
+        operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+        if operation is not None:
+            yield operation
 
 
 def _response(code: int) -> dict[str, Any]:

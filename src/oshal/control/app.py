@@ -12,13 +12,13 @@ import psycopg_pool
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import oshal
 from oshal.control.deps import Caller
+from oshal.control.docs_ui import DOCS_PATHS, install_docs_ui
 from oshal.control.fallback import install_fallback_handlers
 from oshal.control.inventory import routes_of
 from oshal.control.limits import BodyLimit
@@ -60,7 +60,7 @@ _STATUS: list[tuple[type[OshalError], int]] = [
     (Forbidden, 403), (NotFound, 404),
     (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
 ]
-_BROWSER_PATHS = ("/docs", "/openapi.json")
+_BROWSER_PATHS = (*DOCS_PATHS, "/openapi.json")
 
 
 def _status_of(error: OshalError) -> int:
@@ -140,9 +140,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     async def openapi(who: Caller) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs(who: Caller) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="oshal API")
+    install_docs_ui(app)
 
     if plane.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,

@@ -32,7 +32,8 @@ Behaviour worth knowing:
   body as text when it was the first page, or the pages read before it), or more pages were left.
 * OAuth2 refresh tokens the server rotates are kept in memory by this runtime and passed to the call's
   ``on_refresh_token(new_token)`` callback (sync or async) for the caller to persist; they are never put on results.
-* Credentials (and OAuth access tokens) are redacted from results, errors and logs, even when an API echoes them.
+* Credentials (and OAuth access tokens) are redacted from results, errors and logs, even when an API echoes them,
+  in any encoding :mod:`oshal.connectors.redaction` knows (case, URL, hex, base64 at any offset).
 """
 
 from __future__ import annotations

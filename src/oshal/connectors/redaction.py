@@ -13,6 +13,7 @@ form of every secret replaced by ``[redacted]``.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._forms: set[_Form] = set()
+        self._shortest = 0
+        self._any: re.Pattern[str] | None = None  # one C-speed scan rules out the usual text: no secret in it
         for secret in secrets:
             self.add(secret)
 
@@ -51,6 +54,9 @@ class Redactor:
             return
         self._secrets.add(secret)
         self._forms |= set(_forms(secret))
+        self._shortest = min(len(form.core) for form in self._forms)
+        self._any = re.compile("|".join(re.escape(core) for core in sorted({f.core for f in self._forms}, key=len,
+                                                                             reverse=True)))
 
     def __bool__(self) -> bool:
         return bool(self._forms)
@@ -67,6 +73,8 @@ class Redactor:
         return value
 
     def text(self, text: str) -> str:
+        if len(text) < self._shortest or self._any is None or self._any.search(text) is None:
+            return text
         spans = sorted(span for form in self._forms for span in _find(text, form))
         if not spans:
             return text

@@ -31,13 +31,19 @@ SHOP_SPEC: dict[str, Any] = {
 }
 
 
-def enable_shop(platform: Platform, shop: FakeShop, ops: list[str]) -> None:
+ACCOUNT_PATH: dict[str, Any] = {"/account": {"get": {
+    "operationId": "getAccount", "summary": "The account, with a debug dump",
+    "responses": {"200": {"description": "ok"}}}}}
+
+
+def enable_shop(platform: Platform, shop: FakeShop, ops: list[str], *, spec: dict[str, Any] = SHOP_SPEC) -> None:
     """The operator's path: import, point at the server, enable operations, sign, trust, enable, connect."""
     admin = platform.client()
-    imported = admin.post("/v1/connectors/import", json={"document": SHOP_SPEC, "id": "shop", "publisher": "acme",
+    imported = admin.post("/v1/connectors/import", json={"document": spec, "id": "shop", "publisher": "acme",
                                                           "category": "commerce", "origin": "test"})
     assert imported.status_code == 201, imported.text
-    assert imported.json()["operations"] == 2 and imported.json()["state"] == "draft"
+    operations = sum(len(methods) for methods in spec["paths"].values())
+    assert imported.json()["operations"] == operations and imported.json()["state"] == "draft"
     assert admin.patch("/v1/connectors/shop", json={"base_url": f"{shop.root}/v3",
                                                     "allow_private_network": True}).status_code == 200
     risky = admin.post("/v1/connectors/shop/operations", json={"enable": ops})

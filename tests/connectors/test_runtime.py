@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from external.fake_shop import FakeShop, product
+from external.fake_shop import FakeShop, echoed_encodings, product
 from oshal.connectors._ssrf import blocked_reason, guarded_transport
 from oshal.connectors.manifest import AuthScheme, ConnectorManifest, Operation, Parameter
 from oshal.connectors.runtime import CallResult, ConnectorRuntime, Credential
@@ -51,6 +51,7 @@ OPERATIONS = (
     Operation(name="slow", method="GET", path="/slow", enabled=True, parameters=(q("seconds"),)),
     Operation(name="big", method="GET", path="/big", enabled=True, parameters=(q("bytes"),)),
     Operation(name="redirect", method="GET", path="/redirect", enabled=True, parameters=(q("to"), q("status"))),
+    Operation(name="getAccount", method="GET", path="/account", enabled=True),
     Operation(name="archiveProducts", method="POST", path="/catalog/archive", enabled=False),
 )
 
@@ -505,6 +506,23 @@ async def test_credentials_never_appear_in_repr_errors_or_results(shop: FakeShop
         await runtime.call(manifest("http://169.254.169.254/v3", allow_private=False), "getProduct", {"id": 1},
                            credential)
     assert canary not in str(forbidden.value) and canary not in repr(forbidden.value)
+
+
+@pytest.mark.parametrize("kind", ["api_key", "bearer", "basic"])
+async def test_a_credential_echoed_in_any_encoding_is_redacted(shop: FakeShop, runtime: ConnectorRuntime,
+                                                               kind: str) -> None:
+    secret = {"api_key": shop.api_key, "bearer": shop.bearer_token, "basic": ":".join(shop.basic)}[kind]
+    scheme = API_KEY if kind == "api_key" else AuthScheme(kind=kind)  # type: ignore[arg-type]
+    result = await runtime.call(manifest(f"{shop.root}/v3", auth=(scheme,)), "getAccount", {},
+                                Credential(kind=kind, secret=secret))  # type: ignore[arg-type]
+    assert result.status == 200 and result.data["account"] == "demo"
+    echoed = echoed_encodings(secret)
+    assert result.data["debug"].keys() == echoed.keys()
+    for name, value in result.data["debug"].items():
+        assert "[redacted]" in value and value != echoed[name], name
+    assert not [form for form in echoed.values() if form in repr(result)]
+    password = shop.basic[1]
+    assert kind != "basic" or not [f for f in echoed_encodings(password).values() if f in repr(result)]
 
 
 async def test_missing_or_mismatched_credential_fails_closed(shop: FakeShop, runtime: ConnectorRuntime) -> None:

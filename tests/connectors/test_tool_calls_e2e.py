@@ -16,13 +16,13 @@ import pytest
 import redis as sync_redis
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
-from external.fake_shop import FakeShop
+from external.fake_shop import FakeShop, echoed_encodings
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
 from oshal.connectors.trust import TrustStore
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.keys import lane_stream
-from shopfront import SHOP_SPEC, enable_shop
+from shopfront import ACCOUNT_PATH, SHOP_SPEC, enable_shop
 
 CANARY = "canary-shop-key-7f3a9c1e5b"
 
@@ -98,6 +98,44 @@ def test_a_ticket_calls_a_connector_and_the_credential_never_leaks(
     assert CANARY not in _everything_in_postgres(platform)  # the credential is only there encrypted
     out, err = capfd.readouterr()
     assert CANARY not in out and CANARY not in err
+
+
+def test_a_credential_the_api_echoes_in_any_encoding_is_redacted_everywhere(
+        platform: Platform, shop: FakeShop, capfd: pytest.CaptureFixture[str]) -> None:
+    ops = make_tenant(platform, "retail", role="operator")
+    enable_shop(platform, shop, ["getAccount"], spec={**SHOP_SPEC, "paths": {**SHOP_SPEC["paths"], **ACCOUNT_PATH}})
+    _connect(platform, ops, {"getAccount": "auto"})
+
+    script = {"tool_calls": [{"connector": "shop", "operation": "getAccount", "arguments": {}}]}
+    ticket = ops.http.post("/v1/tickets", params={"wait": 20}, json={"bot": "echo", "input": script}).json()
+    assert ticket["status"] == "done", ticket
+    [result] = ticket["result"]["tool_results"]
+    echoed = echoed_encodings(CANARY)
+    assert result["status"] == 200 and result["data"]["account"] == "demo"
+    assert shop.api_requests[-1].headers["x-auth-token"] == CANARY  # the store saw it and echoed it 20 ways
+    assert result["data"]["debug"].keys() == echoed.keys()
+    assert all("[redacted]" in value for value in result["data"]["debug"].values())
+
+    recorded = _recorded_tool_response(platform, ticket["id"])
+    assert "[redacted]" in recorded
+    responses = [ops.http.get(path).text for path in (f"/v1/tickets/{ticket['id']}", "/v1/grants")]
+    places = {"api": "\n".join(responses), "recording": recorded, "redis": _everything_in_redis(platform),
+              "postgres": _everything_in_postgres(platform), "logs": "".join(capfd.readouterr())}
+    leaks = {(place, name) for place, text in places.items() for name, form in echoed.items() if form in text}
+    assert leaks == set()
+
+
+def _recorded_tool_response(platform: Platform, ticket: str) -> str:
+    """The recording of the ticket's tool call (written just after the call, off the bot's path)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with platform.superuser() as conn:
+            row = conn.execute("SELECT response::text FROM recordings WHERE ticket_id = %s AND kind = 'tool'",
+                               (ticket,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        assert time.monotonic() < deadline, "the tool call was never recorded"
+        time.sleep(0.05)
 
 
 def test_policy_and_approvals_gate_the_call(platform: Platform, shop: FakeShop) -> None:

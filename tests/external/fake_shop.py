@@ -11,6 +11,8 @@ a refused one gets 401 with the presented value echoed in ``detail``, as careles
 * ``GET /v3/slow?seconds=``: answers late; ``GET /v3/big?bytes=``: a JSON list at least that large;
   ``GET /v3/redirect?to=URL&status=302``: a redirect anywhere (a private address, another scheme...), or to
   itself without ``to``;
+* ``GET /v3/account``: a careless debug dump echoing the credential the request presented, in every encoding an
+  API might use (see :func:`echoed_encodings`);
 * ``POST /oauth/token``: ``client_credentials`` (client id and secret by HTTP Basic) and ``refresh_token`` grants,
   tokens living ``token_ttl`` seconds, refresh tokens rotated when ``rotate_refresh_tokens``.
 
@@ -33,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,23 @@ class _Server(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return  # the client hung up on purpose (size cap, timeout): not worth a traceback
         super().handle_error(request, client_address)
+
+
+def echoed_encodings(secret: str) -> dict[str, str]:
+    """``secret`` the ways a careless API echoes it: as is, in upper and lower case, URL-encoded, as hex, in base64
+    (standard and URL-safe, padded and not), and inside longer base64 strings at each byte alignment."""
+    raw = secret.encode()
+    forms = {"verbatim": secret, "upper": secret.upper(), "lower": secret.lower(), "url": quote(secret, safe=""),
+             "hex": raw.hex(), "HEX": raw.hex().upper(), "base64": base64.b64encode(raw).decode(),
+             "base64_unpadded": base64.b64encode(raw).decode().rstrip("="),
+             "base64url": base64.urlsafe_b64encode(raw).decode(),
+             "base64url_unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+    for offset, prefix in enumerate((b"", b"k=", b"key=")):  # 0, 2 and 4 bytes in: the three base64 alignments
+        embedded = prefix + raw + b"&scope=all"
+        forms[f"base64_at_{offset}"] = base64.b64encode(embedded).decode()
+        forms[f"base64url_at_{offset}"] = base64.urlsafe_b64encode(embedded).decode().rstrip("=")
+        forms[f"basic_at_{offset}"] = "Basic " + base64.b64encode(b"user:" + prefix + raw).decode()
+    return forms
 
 
 def product(n: int) -> dict[str, Any]:
@@ -219,6 +238,8 @@ class FakeShop:
             if not isinstance(r.body, dict):
                 return _Answer(422, {"status": 422, "title": "body must be a JSON object"})
             return _Answer(201, {"data": {"id": next(self._orders), "status": "pending", **r.body}})
+        if r.method == "GET" and segments == ["account"]:
+            return _Answer(200, {"account": "demo", "debug": echoed_encodings(self._presented(r))})
         if r.method == "DELETE" and segments[:1] == ["carts"] and len(segments) == 2:
             return _Answer(204)
         if r.method == "GET" and segments == ["slow"]:
@@ -247,6 +268,14 @@ class FakeShop:
         if kind == "Basic" and base64.b64decode(value or "").decode(errors="replace") == ":".join(self.basic):
             return None
         return auth or r.headers.get("x-auth-token") or (r.query.get("api_key") or [""])[0]
+
+    @staticmethod
+    def _presented(r: ShopRequest) -> str:
+        """The credential a request carried, as the API sees it (decoded from Basic, without "Bearer ")."""
+        kind, _, value = r.headers.get("authorization", "").partition(" ")
+        if kind == "Basic":
+            return base64.b64decode(value).decode(errors="replace")
+        return value or r.headers.get("x-auth-token") or (r.query.get("api_key") or [""])[0]
 
     def _list(self, r: ShopRequest) -> _Answer:
         page = int(r.query.get("page", ["1"])[0])

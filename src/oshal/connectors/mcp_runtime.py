@@ -55,6 +55,7 @@ from oshal import __version__
 from oshal.connectors._ssrf import check_url, private_ok_hosts, url_host
 from oshal.connectors._validation import describe
 from oshal.connectors.manifest import ConnectorManifest, Operation
+from oshal.connectors.redaction import Redactor
 from oshal.connectors.runtime import CallResult
 from oshal.errors import ConfigError, Forbidden, Invalid, OshalError, Unavailable
 from oshal.logs import get_logger
@@ -284,7 +285,7 @@ async def run_session(target: McpTarget, work: Callable[[Client], Awaitable[_T]]
 
     if timeout_s <= 0:
         raise ConfigError("the MCP timeout must be positive")
-    secrets = {v for v in (target.env or {}).values() if len(v) >= 4}
+    secrets = Redactor((target.env or {}).values())
     stdio = target.command is not None
     # The stdio server's stderr goes to a temporary file whose tail explains a failed start or a crash.
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") if stdio else nullcontext() as errlog:
@@ -321,7 +322,7 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def _map_error(exc: BaseException, what: str, errlog: IO[str] | None, secrets: Collection[str],
+def _map_error(exc: BaseException, what: str, errlog: IO[str] | None, secrets: Redactor,
                timeout_s: float) -> OshalError | None:
     """The oshal error for a failure inside a session (None: let it propagate, e.g. a cancellation)."""
     from mcp import MCPError
@@ -339,7 +340,7 @@ def _map_error(exc: BaseException, what: str, errlog: IO[str] | None, secrets: C
         return Unavailable(f"{what}: no complete answer within {timeout_s:g} s",
                            hint="retry later, or raise the runtime's timeout_s" + hint)
     if isinstance(leaf, MCPError):
-        message = _redact(leaf.message, secrets)[:300]
+        message = secrets.text(leaf.message)[:300]
         if leaf.code == INVALID_PARAMS:
             return Invalid(f"{what}: the MCP server refused the request ({message})",
                            hint="check the arguments against the tool's input schema")
@@ -349,13 +350,13 @@ def _map_error(exc: BaseException, what: str, errlog: IO[str] | None, secrets: C
         return Unavailable(f"{what}: could not start the server ({type(leaf).__name__}: {leaf.strerror or leaf})",
                            hint="check that the recorded command exists and is executable on this machine")
     if isinstance(leaf, Exception):
-        detail = _redact(str(leaf), secrets)[:300]
+        detail = secrets.text(str(leaf))[:300]
         return Unavailable(f"{what}: the MCP session failed ({type(leaf).__name__}: {detail})",
                            hint="check that the server is running and reachable, then retry" + hint)
     return None
 
 
-def _stderr_hint(errlog: IO[str] | None, secrets: Collection[str]) -> str:
+def _stderr_hint(errlog: IO[str] | None, secrets: Redactor) -> str:
     if errlog is None:
         return ""
     try:
@@ -364,14 +365,8 @@ def _stderr_hint(errlog: IO[str] | None, secrets: Collection[str]) -> str:
         text = errlog.read()
     except (OSError, ValueError):
         return ""
-    tail = _redact(" ".join(text.split()), secrets)[-_STDERR_TAIL:]  # whitespace collapsed: logs are boxy
+    tail = secrets.text(" ".join(text.split()))[-_STDERR_TAIL:]  # whitespace collapsed: logs are boxy
     return f"; the server's stderr ends with: {tail}" if tail else ""
-
-
-def _redact(text: str, secrets: Collection[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
 
 
 # ------------------------------------------------------------------------------------------------------- runtime
@@ -440,7 +435,8 @@ class McpRuntime:
         if isinstance(outcome, _Refused):
             log.warning("connector.mcp.pin_mismatch", connector=manifest.id, operation=op.name, tool=tool_name)
             raise ToolDrift(outcome.reason, connector_id=manifest.id, tool=tool_name)
-        data, truncated = self._limit(_result_data(outcome))
+        # The server's own credentials (its env values) never come back in a result, in any encoding.
+        data, truncated = self._limit(Redactor((target.env or {}).values()).value(_result_data(outcome)))
         result = CallResult(status=500 if outcome.is_error else 200, data=data, headers={}, pages=1,
                             elapsed_ms=(time.monotonic() - started) * 1000, truncated=truncated)
         log.info("connector.call", connector=manifest.id, operation=op.name, status=result.status, pages=1,

@@ -32,7 +32,8 @@ Behaviour worth knowing:
   body as text when it was the first page, or the pages read before it), or more pages were left.
 * OAuth2 refresh tokens the server rotates are kept in memory by this runtime and passed to the call's
   ``on_refresh_token(new_token)`` callback (sync or async) for the caller to persist; they are never put on results.
-* Credentials (and OAuth access tokens) are redacted from results, errors and logs, even when an API echoes them.
+* Credentials (and OAuth access tokens) are redacted from results, errors and logs, even when an API echoes them,
+  in any encoding :mod:`oshal.connectors.redaction` knows (case, URL, hex, base64 at any offset).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ import base64
 import json
 import random
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -56,6 +57,7 @@ from oshal.connectors._ratelimit import DEFAULT_RATE, RateLimiter
 from oshal.connectors._request import build_request
 from oshal.connectors._ssrf import check_url, guarded_transport, private_ok_hosts, url_host
 from oshal.connectors.manifest import AuthKind, AuthScheme, ConnectorManifest, Operation
+from oshal.connectors.redaction import Redactor
 from oshal.errors import ConfigError, Forbidden, Unavailable
 from oshal.logs import get_logger
 
@@ -119,7 +121,7 @@ class _Call:
     credential: Credential | None
     on_refresh_token: RefreshCallback | None
     origin: Origin
-    secrets: set[str]
+    secrets: Redactor
     access_token: str | None = None
 
     @property
@@ -127,7 +129,7 @@ class _Call:
         return f"connector {self.manifest.id} operation {self.op.name}"
 
     def clean(self, text: str) -> str:
-        return str(_redact(text, self.secrets))[:300]
+        return self.secrets.text(text)[:300]
 
 
 class ConnectorRuntime:
@@ -168,7 +170,7 @@ class ConnectorRuntime:
         base = _base_url(manifest)
         scheme = _select_scheme(manifest, credential)
         ctx = _Call(manifest, op, scheme, credential, on_refresh_token, _origin(base),
-                    _secret_forms(credential) if scheme else set())
+                    Redactor(_secret_parts(credential) if scheme else ()))
         path, query, headers, content = build_request(manifest, op, arguments)
         url = httpx.URL(str(base).rstrip("/") + "/" + path.lstrip("/"), params=query or None)
         hosts = {url_host(base)} | {_token_host(manifest, s.token_url) for s in manifest.auth if s.token_url}
@@ -209,7 +211,7 @@ class ConnectorRuntime:
                 pages += 1
                 next_url = _next_link(more_page)
             data = collected if key is None else {**data, key: collected}
-        return CallResult(status=page.status, data=_redact(data, ctx.secrets), headers=safe, pages=pages,
+        return CallResult(status=page.status, data=ctx.secrets.value(data), headers=safe, pages=pages,
                           elapsed_ms=(time.monotonic() - started) * 1000, truncated=truncated)
 
     # -- one page: redirects -------------------------------------------------------------------------------------
@@ -413,7 +415,9 @@ def _api_keys(manifest: ConnectorManifest, secret: str) -> list[tuple[AuthScheme
     return [(s, str(values[s.name])) for s in schemes]
 
 
-def _secret_forms(credential: Credential | None) -> set[str]:
+def _secret_parts(credential: Credential | None) -> set[str]:
+    """What to redact: the credential, each key of a multi-key one, a basic password (the encodings come from
+    the Redactor)."""
     if credential is None:
         return set()
     secret = credential.secret
@@ -424,10 +428,9 @@ def _secret_forms(credential: Credential | None) -> set[str]:
         values = None
     if isinstance(values, dict):  # several api keys in one credential: each is a secret of its own
         parts |= {str(v) for v in values.values() if isinstance(v, str)}
-    forms = {f for part in parts for f in (part, quote(part, safe=""), quote_plus(part))}
     if credential.kind == "basic":
-        forms |= {secret.partition(":")[2], base64.b64encode(secret.encode()).decode()}
-    return {f for f in forms if len(f) >= 4}
+        parts.add(secret.partition(":")[2])
+    return parts
 
 
 # -- responses ---------------------------------------------------------------------------------------------------
@@ -480,17 +483,3 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
-
-
-def _redact(value: Any, secrets: Collection[str]) -> Any:
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            value = value.replace(secret, "[redacted]")
-        return value
-    if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
-    return value

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -19,8 +19,11 @@ from starlette.routing import BaseRoute
 
 import oshal
 from oshal.control.access import check_declarations
+from oshal.control.docs_ui import DOCS_PATHS, install_docs_assets
+from oshal.control.fallback import install_fallback_handlers
 from oshal.control.inventory import guarded_routes, live_routes, route_infos
 from oshal.control.limits import BodyLimit
+from oshal.control.openapi_doc import install_openapi_doc
 from oshal.control.routes import (
     admin,
     artifacts,
@@ -36,6 +39,7 @@ from oshal.control.routes import (
     workflows,
 )
 from oshal.control.runtime import ControlPlane
+from oshal.control.validation import reject_unstorable
 from oshal.errors import (
     BudgetExceeded,
     ConfigError,
@@ -58,7 +62,7 @@ _STATUS: list[tuple[type[OshalError], int]] = [
     (Forbidden, 403), (NotFound, 404),
     (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
 ]
-_BROWSER_PATHS = ("/docs", "/openapi.json")
+_BROWSER_PATHS = (*DOCS_PATHS, "/openapi.json")
 
 
 def _status_of(error: OshalError) -> int:
@@ -93,6 +97,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI's own: a body it could not decode (not UTF-8, ...): invalid input
+            return JSONResponse({"error": "invalid", "message": f"body: {error.detail}",
+                                 "hint": "send UTF-8 encoded JSON"}, status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse({"error": code, "message": str(error.detail)}, status_code=error.status_code)
 
@@ -128,13 +135,17 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
                 await plane.stop()
 
     app = FastAPI(title="oshal", version=oshal.__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None, openapi_url=None,
+                  redoc_url=None, openapi_url=None, dependencies=[Depends(reject_unstorable)],
                   description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
     app.state.plane = plane
+    install_fallback_handlers(app)
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes[:0] = gateway.raw_routes  # matched before anything else
+    install_openapi_doc(app)
+
+    install_docs_assets(app)
 
     if plane.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,

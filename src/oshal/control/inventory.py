@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from oshal.control.access import Audience, GuardedRoute, declaration_problems
+from oshal.control.access import MOUNT, Audience, GuardedRoute, declaration_problems
 from oshal.control.deps import BOT_AUTHENTICATED, operator, platform_operator, principal
 from oshal.security.scans import RouteInfo
 
@@ -44,6 +44,8 @@ def enforced_audience(route: BaseRoute) -> Audience:
 def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
     out = []
     for route in routes:
+        if isinstance(route, Mount):
+            out.append(GuardedRoute(MOUNT, route.path, Audience.PUBLIC))
         if not isinstance(route, Route):  # APIRoute is a Route
             continue
         audience = enforced_audience(route)

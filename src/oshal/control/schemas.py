@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from oshal.control.validation import exactly_one_of
 from oshal.types import Role, TicketStatus
 
 
@@ -16,6 +17,9 @@ class _In(BaseModel):
 
 
 class TicketCreate(_In):
+    """A ticket for one bot (``bot``) or one ticket type (``type``): exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of("bot", "type"))
     bot: str | None = Field(default=None, min_length=1, max_length=40,
                             description="Name of the bot that owns the work (or give a type).")
     type: str | None = Field(default=None, min_length=1, max_length=40,

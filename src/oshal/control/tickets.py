@@ -68,6 +68,9 @@ class TicketService:
         that make no progress.
         """
         if any(r.type is not None for r in requests):
+            if any(r.type is None for r in requests):
+                raise Invalid("a batch holds either typed tickets or bot tickets, not both",
+                              hint="send the typed tickets and the bot tickets in two batches")
             gate = asyncio.Semaphore(4)  # each typed ticket is a transaction of its own; a few at a time
 
             async def one(n: int, request: TicketRequest) -> Created:

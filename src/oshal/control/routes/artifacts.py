@@ -26,7 +26,9 @@ async def put_artifact(
                                            content_type or "application/octet-stream")
 
 
-@router.get("/v1/artifacts/gateway/{name}")
+@router.get("/v1/artifacts/gateway/{name}", response_class=Response, responses={200: {
+    "description": "The file",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 @bot_authenticated
 async def get_artifact_for_bot(
     name: str, cp: Plane,
@@ -44,7 +46,9 @@ async def list_artifacts(ticket_id: UUID, cp: Plane, who: Caller) -> list[dict[s
     return await cp.artifacts.list(who.tenant_id, ticket_id)
 
 
-@router.get("/v1/tickets/{ticket_id}/artifacts/{name}")
+@router.get("/v1/tickets/{ticket_id}/artifacts/{name}", response_class=Response, responses={200: {
+    "description": "The file, with the content type it was stored with",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 async def download_artifact(ticket_id: UUID, name: str, cp: Plane, who: Caller) -> Response:
     data, content_type = await cp.artifacts.read(who.tenant_id, ticket_id, name)
     return Response(data, media_type=content_type,

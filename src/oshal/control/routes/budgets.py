@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.errors import Conflict, Invalid
@@ -19,12 +19,18 @@ DRIFT_FLAG = 0.005  # a provider/model whose reported cost differs from ours by 
 
 
 class BudgetIn(BaseModel):
+    """A tenant budget names no subject; a bot, type or ticket budget names one. soft_micros <= limit_micros."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"properties": {"scope": {"const": "tenant"}, "subject": {"const": ""}}},
+        {"required": ["scope", "subject"], "properties": {"scope": {"enum": ["bot", "type", "ticket"]},
+                                                          "subject": {"minLength": 1}}}]})
     scope: Literal["tenant", "bot", "type", "ticket"]
     subject: str = Field(default="", max_length=200, description="The bot, ticket type or ticket id; empty for "
                          "the tenant.")
     period: Literal["day", "month", "lifetime"]
     limit_micros: int = Field(ge=0, le=10**15, description="Micro-dollars: 1 USD = 1,000,000.")
-    soft_micros: int | None = Field(default=None, ge=0, description="Notify when spend reaches this.")
+    soft_micros: int | None = Field(default=None, ge=0, le=10**15, description="Notify when spend reaches this.")
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetIn:
@@ -67,18 +73,23 @@ async def delete_budget(budget_id: UUID, cp: Plane, who: Operator) -> Response:
     return Response(status_code=204)
 
 
+# $1M per million tokens: far above any real price, far below what would overflow a ledger row's bigint.
+PRICE_MAX = 10**12
+
+
 class PriceIn(BaseModel):
     provider: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, max_length=200, description="A model id, or * for every model of the provider.")
     effective_from: dt.datetime = Field(description="Calls from this time on use the price; earlier ones never "
                                         "change.")
-    input: int = Field(ge=0, description="Micro-dollars per million uncached input tokens.")
-    output: int = Field(ge=0, description="Micro-dollars per million output tokens.")
-    cached_read: int = Field(default=0, ge=0)
-    cache_write: int = Field(default=0, ge=0)
-    cache_write_1h: int | None = Field(default=None, ge=0)
-    reasoning: int | None = Field(default=None, ge=0, description="Per million reasoning tokens; unset: output.")
-    request: int = Field(default=0, ge=0, description="Micro-dollars per request.")
+    input: int = Field(ge=0, le=PRICE_MAX, description="Micro-dollars per million uncached input tokens.")
+    output: int = Field(ge=0, le=PRICE_MAX, description="Micro-dollars per million output tokens.")
+    cached_read: int = Field(default=0, ge=0, le=PRICE_MAX)
+    cache_write: int = Field(default=0, ge=0, le=PRICE_MAX)
+    cache_write_1h: int | None = Field(default=None, ge=0, le=PRICE_MAX)
+    reasoning: int | None = Field(default=None, ge=0, le=PRICE_MAX,
+                                  description="Per million reasoning tokens; unset: output.")
+    request: int = Field(default=0, ge=0, le=PRICE_MAX, description="Micro-dollars per request.")
 
 
 @router.post("/prices", status_code=201)

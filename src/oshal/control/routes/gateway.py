@@ -15,6 +15,7 @@ from oshal.control.deps import Plane, bot_authenticated
 from oshal.control.gateway import ToolCall
 from oshal.control.model_gateway import CallEnd, CallStart
 from oshal.control.runtime import ControlPlane
+from oshal.control.validation import INT4_MAX, check_json_body
 from oshal.mesh.envelopes import Envelope
 
 router = APIRouter(prefix="/v1/tools", tags=["connectors"])
@@ -27,7 +28,7 @@ class _In(BaseModel):
 class WireEnvelope(_In):
     t: str
     p: str
-    a: int
+    a: int = Field(ge=0, le=INT4_MAX)
     n: str
     b: str
     g: str
@@ -81,8 +82,10 @@ async def call_tool(request: Request) -> Response:
     """POST /v1/tools/call, the bot tool gateway: authenticated by the bot's own token and the envelope it was
     dispatched. A plain Starlette route (the body is validated by the same model): FastAPI's dependency and
     response machinery cost a measurable share of a tool call's overhead, and this path is for bots only."""
+    raw = await request.body()
+    check_json_body(raw)  # not under the app-wide dependency: this route is plain Starlette
     try:
-        body = ToolCallIn.model_validate_json(await request.body())
+        body = ToolCallIn.model_validate_json(raw)
     except ValidationError as e:
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from e
     plane: ControlPlane = request.app.state.plane

@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from oshal.control.deps import Caller, Operator, Plane
 from oshal.control.scheduler import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
+from oshal.control.validation import exactly_one_of
 from oshal.workflows.cron import describe_cron
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
@@ -39,6 +40,10 @@ class _In(BaseModel):
 
 
 class ScheduleCreate(_In):
+    """Tickets for one ticket type (``type``) or one bot (``bot``): exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=exactly_one_of("type", "bot"))
+
     name: ScheduleName = Field(json_schema_extra={"pattern": NAME_PATTERN},
                                description="Unique in the tenant; lowercase letters, digits and '-'.")
     cron: str = Field(min_length=1, max_length=200, examples=["*/5 * * * *", "0 9 * * 1-5", "@daily"],
@@ -60,7 +65,9 @@ class ScheduleCreate(_In):
 
 
 class ScheduleUpdate(_In):
-    """Only the fields given change. A schedule's name and target (type or bot) never change."""
+    """Only the fields given change (at least one). A schedule's name and target (type or bot) never change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     cron: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.control.inventory import route_declaration_problems
+from oshal.control.validation import INT8_MAX, required_when
 from oshal.errors import Invalid
 from oshal.security import audit
 from oshal.security.audit_seal import seal_problems
@@ -22,6 +23,7 @@ from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_p
 
 router = APIRouter(prefix="/v1", tags=["security"])
 MIN_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 36_500
 
 
 ScanName = Literal["posture", "secrets", "code", "runtime", "ledger", "access"]
@@ -32,6 +34,9 @@ class ScanIn(BaseModel):
 
 
 class AssessIn(BaseModel):
+    """``until`` (in the future) is required to accept a risk."""
+
+    model_config = ConfigDict(json_schema_extra=required_when("decision", "accept", "until"))
     decision: Literal["fix", "accept", "false_positive"]
     reason: str = Field(min_length=1, max_length=1000)
     until: dt.datetime | None = Field(default=None, description="Required for accept: when the acceptance expires.")
@@ -43,7 +48,8 @@ class KillIn(BaseModel):
 
 
 class PruneIn(BaseModel):
-    older_than_days: int = Field(ge=MIN_RETENTION_DAYS, description="Remove entries older than this many days.")
+    older_than_days: int = Field(ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS,
+                                 description="Remove entries older than this many days.")
 
 
 @router.post("/security/scan")
@@ -103,7 +109,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 
 
 @router.get("/audit")
-async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0)] = 0,
+async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Audit entries in order: every tenant's for a platform operator, the caller's tenant's otherwise."""
     platform = who.tenant_id == await cp.admin.system_tenant()
@@ -111,7 +117,8 @@ async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge
     return [_entry(r) for r in rows]
 
 
-@router.get("/audit/export")
+@router.get("/audit/export", response_class=StreamingResponse, responses={200: {
+    "description": "One JSON object per line", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
     """The audit log as JSON lines (hashes in hex), streamed."""
     platform = who.tenant_id == await cp.admin.system_tenant()

@@ -121,7 +121,8 @@ async def get_ticket(
     return _json(ticket_out(row))
 
 
-@router.get("/{ticket_id}/events", response_class=StreamingResponse)
+@router.get("/{ticket_id}/events", response_class=StreamingResponse, responses={200: {
+    "description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def ticket_events(ticket_id: UUID, cp: Plane, who: Caller) -> StreamingResponse:
     """Server-sent events: the current state, then every change, ending at a terminal state."""
     await cp.tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is a 404 before the stream starts

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from oshal.control.deps import Caller, Operator, Plane
+from oshal.control.validation import INT4_MAX
 from oshal.workflows.definition import definition_schema
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -43,7 +44,7 @@ async def workflow_schema(who: Caller) -> dict[str, Any]:
 
 @router.get("/{name}")
 async def show_workflow(name: str, cp: Plane, who: Caller,
-                        version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                        version: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None) -> dict[str, Any]:
     return await cp.workflows.show(who.tenant_id, name, version)
 
 

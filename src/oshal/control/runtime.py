@@ -107,11 +107,11 @@ class ControlPlane:
         self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
-                                   lambda: self.registry.names, batch=s.collector_batch, runner=self.runner)
-        self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
+                                   lambda: self.registry.names, batch=s.collector_batch, runner=self.runner,
+                                   done_marker_ttl_s=s.done_marker_ttl_s)
+        self.sweeper = Sweeper(self.db, self.redis, self.signer, lambda: self.registry.names,
                                runner=self.runner, kill=self.kill, budgets=self.budgets,
-                               stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
-                               max_dispatches=s.max_deliveries)
+                               stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s)
         self.audit_key = derive_key(self.dispatch_key, "audit")
         self.routes: Callable[[], list[RouteInfo]] = list
         self.app: Any = None  # the API application serving this plane (set by create_app)

@@ -1,14 +1,23 @@
-"""One Redis ACL user per bot, limited to its lane, its output stream and its heartbeat keys."""
+"""One Redis ACL user per bot, limited to its lane, its output stream, its heartbeat keys and its done markers."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from oshal.mesh.keys import acl_user, heartbeat_pattern, lane_stream, out_stream, valid_bot_name
+from oshal.mesh.keys import (
+    acl_user,
+    done_marker_pattern,
+    heartbeat_pattern,
+    lane_stream,
+    out_stream,
+    valid_bot_name,
+)
 
 BOT_COMMANDS = (
     "+xreadgroup", "+xack", "+xdel", "+xadd", "+xautoclaim", "+xclaim", "+xpending", "+xgroup|create",
     "+set", "+del", "+ping", "+client|setname", "+client|id",
+    # The fenced lane read is a script (checked command by command against this ACL) that tests done markers.
+    "+eval", "+evalsha", "+exists",
 )
 
 
@@ -20,6 +29,7 @@ async def provision_bot_user(admin: Redis, bot: str, password: str) -> str:
     await admin.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", user, "reset", "on", f">{password}", "resetkeys",
         f"~{lane_stream(bot)}", f"~{out_stream(bot)}", f"~{heartbeat_pattern(bot)}",
+        f"~{done_marker_pattern(bot)}",
         "resetchannels", "-@all", *BOT_COMMANDS,
     )
     return user

@@ -85,7 +85,7 @@ _REPORT: set[Grant] = {
 
 # Functions are matched by name (their argument lists are long and checked by the migrations themselves).
 API_FUNCTIONS = frozenset({
-    "oshal_key_by_prefix", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
+    "oshal_key_by_prefix", "oshal_stale_dispatches", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts", "oshal_held_phases",

@@ -46,9 +46,9 @@ def test_a_bot_reads_its_own_done_markers_and_nobody_elses(platform: Platform) -
     probe = "return redis.call('EXISTS', KEYS[1])"
     assert echo.eval(probe, 1, "oshal:done:echo:some-phase") == 0
     for key in ("oshal:done:summarizer:some-phase", "oshal:lane:summarizer"):
-        with pytest.raises(redis.exceptions.ResponseError, match="no permissions|can't access"):
+        with pytest.raises(redis.exceptions.ResponseError, match=r"no permissions|can't access"):
             echo.eval(probe, 1, key)
-    with pytest.raises(redis.exceptions.ResponseError, match="can't access|can't run"):
+    with pytest.raises(redis.exceptions.ResponseError, match=r"can't access|can't run"):
         echo.eval("return redis.call('XRANGE', 'oshal:lane:summarizer', '-', '+')", 0)  # keys hidden from EVAL
     echo.close()
 

@@ -70,7 +70,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     port = free_port()
     log = (home / "up.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "up", "--port", str(port), "--fleet",
-                             str(fleet)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             str(fleet)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     log.close()
     url = f"http://127.0.0.1:{port}"
     try:

@@ -18,7 +18,7 @@ TRANSITIONS: Mapping[S, frozenset[S]] = {
                          S.CANCELLED}),
     S.ESCALATED: frozenset({S.IN_PROGRESS, S.DONE, S.FAILED, S.CANCELLED}),
     S.FAILED: frozenset({S.IN_PROGRESS}),
-    S.DEAD_LETTER: frozenset({S.IN_PROGRESS, S.CANCELLED}),
+    S.DEAD_LETTER: frozenset({S.IN_PROGRESS, S.CANCELLED, S.DONE}),  # done: a late success of another execution
     S.DONE: frozenset(),
     S.CANCELLED: frozenset(),
 }

@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(default=1000.0, ge=1, description="API requests one key may burst.")
     max_deliveries: int = Field(default=3, ge=1, description="Deliveries of one message before dead letter.")
     claim_idle_ms: int = Field(default=15_000, ge=50, description="Idle time before a replica reclaims.")
-    stale_after_s: float = Field(default=120.0, gt=0, description="No progress for this long: re-drive.")
+    stale_after_s: float = Field(default=120.0, gt=0, description="No progress for this long, and no copy in its "
+                                 "lane or output stream: re-send.")
+    done_marker_ttl_s: int = Field(default=86_400, ge=60, description="How long workers keep skipping copies of "
+                                   "a phase that was sent more than once and succeeded.")
     sweep_interval_s: float = Field(default=5.0, gt=0)
     heartbeat_ttl_s: float = Field(default=10.0, gt=0)
     collector_batch: int = Field(default=1000, ge=1)

@@ -40,6 +40,19 @@ def test_a_bot_cannot_read_or_write_another_bots_streams(platform: Platform) -> 
     admin.close()
 
 
+def test_a_bot_reads_its_own_done_markers_and_nobody_elses(platform: Platform) -> None:
+    """The fenced lane read is a script; Redis checks every command it runs against the bot's own ACL."""
+    echo = _bot(platform, "echo")
+    probe = "return redis.call('EXISTS', KEYS[1])"
+    assert echo.eval(probe, 1, "oshal:done:echo:some-phase") == 0
+    for key in ("oshal:done:summarizer:some-phase", "oshal:lane:summarizer"):
+        with pytest.raises(redis.exceptions.ResponseError, match=r"no permissions|can't access"):
+            echo.eval(probe, 1, key)
+    with pytest.raises(redis.exceptions.ResponseError, match=r"can't access|can't run"):
+        echo.eval("return redis.call('XRANGE', 'oshal:lane:summarizer', '-', '+')", 0)  # keys hidden from EVAL
+    echo.close()
+
+
 def test_a_bot_password_is_needed_and_the_default_user_is_locked(platform: Platform) -> None:
     creds = json.loads((platform.home / "run" / "bot-credentials.json").read_text())
     socket_path = platform.engines.redis_url.split("@", 1)[1]

@@ -157,7 +157,8 @@ class BotWorker:
                 deliveries=delivery.deliveries).encode()))
             return
         started = time.time()
-        job = Job(env.phase_id, env.attempt, env.input, self.tools.session(env) if self.tools else None)
+        job = Job(env.phase_id, env.attempt, env.input, self.tools.session(env) if self.tools else None,
+                  delivery=delivery.deliveries)
         try:
             outcome = await self.harness.run(job)
             result = Result(env, "done", outcome.output, None, outcome.calls, started, time.time(),
@@ -234,7 +235,7 @@ class BotWorker:
             try:
                 await self.lane.heartbeat(self.options.heartbeat_ttl_s, {
                     "consumer": self.consumer_name, "pid": os.getpid(), "started": started,
-                    "inflight": len(self._inflight), "processed": self.processed,
+                    "inflight": len(self._inflight), "processed": self.processed, "fenced": self.lane.fenced,
                 })
                 await self._touch_long_jobs()
                 self._beat_retry.succeeded()

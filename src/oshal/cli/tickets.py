@@ -88,6 +88,7 @@ def render_ticket(ticket: dict[str, Any]) -> None:
         ("finished", ticket.get("finished_at") and client.when(ticket["finished_at"])),
         ("duration", f"{duration:.0f} ms" if duration is not None else None),
         ("model calls", ticket["calls"]), ("cost", client.usd(int(ticket["cost_micros"]))),
+        ("duplicates", _duplicates(int(ticket.get("duplicates") or 0))),
     ]
     for label, value in rows:
         if value is not None:
@@ -98,6 +99,13 @@ def render_ticket(ticket: dict[str, Any]) -> None:
     if ticket.get("result") is not None:
         parts += ["[bold]result[/]", JSON.from_data(ticket["result"])]
     out.print(Panel(Group(*parts), title=f"ticket {ticket['id']}", title_align="left"))
+
+
+def _duplicates(count: int) -> str | None:
+    if not count:
+        return None
+    runs = "execution" if count == 1 else "executions"
+    return f"{count} {runs} beyond the first success (ran after a crash or a lost Redis; billed above)"
 
 
 def show_ticket(ticket: dict[str, Any], as_json: bool) -> None:

@@ -1,8 +1,10 @@
 """The result collector: reads every bot's output stream and commits results in batched transactions.
 
 Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
-idempotent on (phase, attempt) and call id. Only after the commit are stream entries acknowledged, so a
-crash at any point re-reads (and harmlessly re-commits) rather than loses.
+idempotent on the execution (phase, attempt, delivery) and call id. Only after the commit are stream entries
+acknowledged, so a crash at any point re-reads (and harmlessly re-commits) rather than loses. With the
+acknowledgement go the done markers of phases that succeeded after being sent more than once, which workers
+check before running a copy; a success of a phase that had succeeded already is counted as a duplicate.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.control.events import EventHub
-from oshal.control.metrics import COLLECTOR_BATCH, RESULTS_COMMITTED, RESULTS_REJECTED, WORKFLOW_ADVANCE
+from oshal.control.metrics import (
+    COLLECTOR_BATCH,
+    DONE_MARKERS_SET,
+    DUPLICATE_EXECUTIONS,
+    RESULTS_COMMITTED,
+    RESULTS_REJECTED,
+    WORKFLOW_ADVANCE,
+)
 from oshal.ledger import Priced, PriceTable, price_call
 from oshal.logs import get_logger
 from oshal.mesh import lanes
@@ -48,9 +57,11 @@ class Collector:
     def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
                  runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4,
-                 on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None) -> None:
+                 on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None,
+                 done_marker_ttl_s: int = 86_400) -> None:
         self.runner = runner
         self.on_room = on_room  # budgets: resume paused work into the room settlements may have freed
+        self.done_marker_ttl_s = done_marker_ttl_s
         self._advancing = asyncio.Semaphore(advance_concurrency)
         self.db = db
         self.redis = redis
@@ -122,7 +133,9 @@ class Collector:
     async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
-            changes = await self._record(results) if results else []
+            recorded = await self._record(results) if results else []
+        changes = [c for c in recorded if c.status not in _FENCES]
+        fences = self._fences(results, [c for c in recorded if c.status in _FENCES])
         finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
         dead = {tid for tid, status in finished if status == "dead_letter"}
         for result in results:
@@ -132,14 +145,27 @@ class Collector:
         for stream, mid, _ in entries:
             by_stream[stream].append(mid)
         async with self.redis.pipeline(transaction=False) as pipe:
+            lanes.queue_done_markers(pipe, fences, self.done_marker_ttl_s)  # before the ack: a retry re-sets them
             for stream, ids in by_stream.items():
                 pipe.xack(stream, COLLECTOR_GROUP, *ids)
                 pipe.xdel(stream, *ids)
             self.events.queue_publish(pipe, finished)
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
         RESULTS_COMMITTED.inc(len(results))
+        DONE_MARKERS_SET.inc(len(fences))
         await self._room_may_have_returned(results)
         await self._advance_runs(changes)
+
+    @staticmethod
+    def _fences(results: list[Result], rows: list[_Change]) -> list[tuple[str, str]]:
+        """(bot, phase) of each done marker to set; counts and reports the duplicate executions among them."""
+        bots = {r.envelope.phase_id: r.envelope.bot for r in results}
+        duplicates = [row for row in rows if row.status == "duplicate"]
+        if duplicates:
+            DUPLICATE_EXECUTIONS.inc(len(duplicates))
+            log.warning("a phase that had succeeded already ran again (recorded and billed as a duplicate)",
+                        executions=len(duplicates), tickets=sorted({row.ticket for row in duplicates})[:10])
+        return sorted({(bots[row.parent], row.parent) for row in rows if row.parent in bots})
 
     async def _room_may_have_returned(self, results: list[Result]) -> None:
         """A call that settled (usually below its reservation) frees room; a failed attempt may be a refused call
@@ -220,8 +246,13 @@ class Collector:
 class _Change:
     tenant: str
     ticket: str
-    status: str  # a final status, or "step": a workflow's phase ended and its run should advance
+    # a final status; "step": a workflow's phase ended and its run should advance; "fence" or "duplicate": a
+    # phase sent more than once succeeded (or succeeded again), and ``parent`` holds the phase, not a parent
+    status: str
     parent: str | None
+
+
+_FENCES = ("fence", "duplicate")
 
 
 def _reservation(value: str | None) -> UUID | None:

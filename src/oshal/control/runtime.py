@@ -115,11 +115,10 @@ class ControlPlane:
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner,
-                                   on_room=self.budgets.after_settlement)
-        self.sweeper = Sweeper(self.db, self.redis, self.signer, self.events, lambda: self.registry.names,
+                                   on_room=self.budgets.after_settlement, done_marker_ttl_s=s.done_marker_ttl_s)
+        self.sweeper = Sweeper(self.db, self.redis, self.signer, lambda: self.registry.names,
                                runner=self.runner, kill=self.kill, budgets=self.budgets,
-                               stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s,
-                               max_dispatches=s.max_deliveries)
+                               stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s)
         self.audit_key = derive_key(self.dispatch_key, "audit")
         self.audit_anchors = AnchorLog.in_home(s.home, self.audit_key,
                                                self.objects if s.object_store == "s3" else None)

@@ -97,6 +97,8 @@ class TicketOut(BaseModel):
     cost_micros: int
     cost_usd: str
     replay_of: UUID | None = Field(default=None, description="The ticket this one replays (offline, $0).")
+    duplicates: int = Field(default=0, description="Successful executions beyond the first of a phase: they ran "
+                            "(after a crash or a lost Redis) and their model calls are billed.")
 
 
 class TicketWaited(TicketOut):
@@ -218,5 +220,5 @@ def ticket_out(row: dict[str, Any]) -> TicketOut:
         deliveries=row.get("deliveries"), consumer=row.get("consumer"), created_at=created,
         dispatched_at=row.get("dispatched_at"), started_at=started, finished_at=finished,
         duration_ms=duration, calls=int(row.get("calls") or 0), cost_micros=cost, cost_usd=usd(cost),
-        replay_of=row.get("replay_of"),
+        replay_of=row.get("replay_of"), duplicates=int(row.get("duplicates") or 0),
     )

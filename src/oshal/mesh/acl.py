@@ -1,4 +1,4 @@
-"""One Redis ACL user per bot, limited to its lane, its output stream and its heartbeat keys.
+"""One Redis ACL user per bot, limited to its lane, its output stream, its heartbeat keys and its done markers.
 
 A bot's password is derived from the dispatch key and the Redis admin password, so the control plane can re-create a
 user Redis lost (a restart without its ACL file, a failover to a replica) with the password the bot's node already
@@ -15,12 +15,21 @@ from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from oshal.mesh.keys import acl_user, heartbeat_pattern, lane_stream, out_stream, valid_bot_name
+from oshal.mesh.keys import (
+    acl_user,
+    done_marker_pattern,
+    heartbeat_pattern,
+    lane_stream,
+    out_stream,
+    valid_bot_name,
+)
 from oshal.mesh.signing import derive_key
 
 BOT_COMMANDS = (
     "+xreadgroup", "+xack", "+xdel", "+xadd", "+xautoclaim", "+xclaim", "+xpending", "+xgroup|create",
     "+set", "+del", "+ping", "+client|setname", "+client|id",
+    # The fenced lane read is a script (checked command by command against this ACL) that tests done markers.
+    "+eval", "+evalsha", "+exists",
 )
 
 
@@ -39,6 +48,7 @@ async def provision_bot_user(admin: Redis, bot: str, password: str) -> str:
     await admin.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", user, "reset", "on", f">{password}", "resetkeys",
         f"~{lane_stream(bot)}", f"~{out_stream(bot)}", f"~{heartbeat_pattern(bot)}",
+        f"~{done_marker_pattern(bot)}",
         "resetchannels", "-@all", *BOT_COMMANDS,
     )
     return user

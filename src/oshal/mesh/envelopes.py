@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FIELD = b"e"
+PHASE_FIELD = b"p"  # the phase id again, outside the JSON: fence checks and lane scans read it without decoding
+
+
+def phase_of(fields: dict[bytes, bytes]) -> str | None:
+    """The phase a lane or output-stream entry belongs to (None when it names none)."""
+    phase = fields.get(PHASE_FIELD)
+    if phase is not None:
+        return phase.decode()
+    try:  # written before the phase had its own field
+        return str(json.loads(fields[FIELD])["p"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +40,7 @@ class Envelope:
     def encode(self) -> dict[bytes, bytes]:
         body = {"t": self.ticket_id, "p": self.phase_id, "a": self.attempt, "n": self.tenant_id,
                 "b": self.bot, "i": self.input, "g": self.sig}
-        return {FIELD: json.dumps(body, separators=(",", ":")).encode()}
+        return {FIELD: json.dumps(body, separators=(",", ":")).encode(), PHASE_FIELD: self.phase_id.encode()}
 
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Envelope:
@@ -96,7 +108,7 @@ class Result:
                 "g": env.sig, "o": self.outcome, "out": self.output, "err": self.error,
                 "c": [c.to_wire() for c in self.calls], "s": self.started_at, "f": self.finished_at,
                 "by": self.consumer, "d": self.deliveries}
-        return {FIELD: json.dumps(body, separators=(",", ":")).encode()}
+        return {FIELD: json.dumps(body, separators=(",", ":")).encode(), PHASE_FIELD: env.phase_id.encode()}
 
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Result:

@@ -38,6 +38,19 @@ def heartbeat_pattern(bot: str) -> str:
     return f"{PREFIX}:hb:{bot}:*"
 
 
+def done_marker_prefix(bot: str) -> str:
+    """Done markers: ``{prefix}{phase_id}`` exists once a phase sent more than once has succeeded."""
+    return f"{PREFIX}:done:{bot}:"
+
+
+def done_marker(bot: str, phase_id: str) -> str:
+    return f"{done_marker_prefix(bot)}{phase_id}"
+
+
+def done_marker_pattern(bot: str) -> str:
+    return f"{done_marker_prefix(bot)}*"
+
+
 def dead_stream(bot: str) -> str:
     return f"{PREFIX}:dead:{bot}"
 

@@ -1,20 +1,24 @@
-"""The control plane's side of the lanes: consumer groups, dispatch, dead letters and lane statistics."""
+"""The control plane's side of the lanes: consumer groups, dispatch, what is in flight, done markers, dead
+letters and lane statistics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from oshal.mesh.envelopes import FIELD, Envelope
+from oshal.mesh.envelopes import FIELD, Envelope, phase_of
 from oshal.mesh.keys import (
     COLLECTOR_GROUP,
     KILL_SWITCHES,
     KILL_SWITCHES_LOADED,
     LANE_GROUP,
     dead_stream,
+    done_marker,
     heartbeat_pattern,
     lane_stream,
     out_stream,
@@ -46,20 +50,20 @@ async def ensure_groups(redis: Redis, bots: Iterable[str]) -> None:
         await _create_group(redis, out_stream(bot), COLLECTOR_GROUP)
 
 
-# Appends each envelope to its lane unless a kill switch holds its bot; returns the 1-based positions held.
-# Without the loaded marker (Redis lost its data, or the switches were never mirrored) everything is held:
-# a kill switch the gate cannot see must not let work through.
+# Appends each envelope (bot, body, phase) to its lane unless a kill switch holds its bot; returns the 1-based
+# positions held. Without the loaded marker (Redis lost its data, or the switches were never mirrored) everything
+# is held: a kill switch the gate cannot see must not let work through.
 _GATED_XADD = """
 local held = {}
 local everything = redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[1], 'global') == 1
 local n = 0
-for i = 1, #ARGV, 2 do
+for i = 1, #ARGV, 3 do
     n = n + 1
     local bot = ARGV[i]
     if everything or redis.call('HEXISTS', KEYS[1], 'bot:' .. bot) == 1 then
         held[#held + 1] = n
     else
-        redis.call('XADD', 'oshal:lane:' .. bot, '*', 'e', ARGV[i + 1])
+        redis.call('XADD', 'oshal:lane:' .. bot, '*', 'e', ARGV[i + 1], 'p', ARGV[i + 2])
     end
 end
 return held
@@ -72,9 +76,72 @@ async def dispatch(redis: Redis, envelopes: Sequence[Envelope]) -> list[Envelope
         return []
     args: list[str | bytes] = []
     for env in envelopes:
-        args += [env.bot, env.encode()[FIELD]]
+        args += [env.bot, env.encode()[FIELD], env.phase_id]
     held = await redis.eval(_GATED_XADD, 2, KILL_SWITCHES, KILL_SWITCHES_LOADED, *args)
     return [envelopes[int(i) - 1] for i in held]
+
+
+_SCAN_CHUNK = 1000
+
+
+async def phases_in_flight(redis: Redis, bot: str) -> set[str]:
+    """Phases of ``bot`` whose envelope is still in its lane, or whose result still waits in its output stream.
+
+    In the lane: unread by the bots' group, or delivered and pending (not acknowledged). In the output stream:
+    unread by the collector, or read and not yet committed. A phase in neither has no copy anywhere a bot or
+    the collector will find it, so re-sending it races nothing. The lane is read before the output stream:
+    a bot appends its result before it acknowledges its envelope, so a phase moving from one to the other while
+    they are read is seen in at least one of them (or it is committed, which the re-send's own update sees).
+    """
+    phases = await _live_phases(redis, lane_stream(bot), LANE_GROUP)
+    return phases | await _live_phases(redis, out_stream(bot), COLLECTOR_GROUP)
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def _live_phases(redis: Redis, stream: str, group: str) -> set[str]:
+    """Phases of the entries of ``stream`` that ``group`` has not read yet, or has read and not acknowledged.
+
+    Bots and the collector delete what they acknowledge, so a stream is short unless work is queued on it. It
+    is read in chunks, each entry's phase taken from its own field (no JSON decoding).
+    """
+    try:
+        groups: Any = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return set()  # no such stream: nothing is in flight on it
+    info = next((g for g in groups if g["name"] in (group, group.encode())), None)
+    last_read = _stream_id(info["last-delivered-id"]) if info else (0, 0)  # no group yet: nothing was read
+    pending: set[bytes] = set()
+    if info and int(info["pending"]):
+        cursor = "-"
+        while True:
+            page: Any = await redis.xpending_range(stream, group, min=cursor, max="+", count=_SCAN_CHUNK)
+            pending.update(p["message_id"] for p in page)
+            if len(page) < _SCAN_CHUNK:
+                break
+            cursor = "(" + page[-1]["message_id"].decode()
+    phases: set[str] = set()
+    cursor = "-"
+    while True:
+        chunk: Any = await redis.xrange(stream, min=cursor, count=_SCAN_CHUNK)
+        for mid, fields in chunk:
+            if fields and (mid in pending or _stream_id(mid) > last_read):
+                phase = phase_of(fields)
+                if phase is not None:
+                    phases.add(phase)
+        if len(chunk) < _SCAN_CHUNK:
+            return phases
+        cursor = "(" + chunk[-1][0].decode()
+
+
+def queue_done_markers(pipe: Pipeline, done: Iterable[tuple[str, str]], ttl_s: int) -> None:
+    """Add to ``pipe`` the done marker of each (bot, phase): workers then skip any copy still in the lane."""
+    for bot, phase in done:
+        pipe.set(done_marker(bot, phase), 1, ex=ttl_s)
 
 
 async def dead_letter(redis: Redis, envelope: Envelope, reason: str) -> None:

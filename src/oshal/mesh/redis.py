@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:
@@ -13,3 +18,21 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
 
 def is_nogroup(error: Exception) -> bool:
     return "NOGROUP" in str(error)
+
+
+async def run_script(redis: Redis, text: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
+    """EVALSHA, falling back to EVAL (which caches the script) when the server does not know it yet.
+
+    Needs only EVAL and EVALSHA in a caller's ACL (no SCRIPT LOAD); Redis checks every command the script
+    runs against the caller's ACL, so a script never reaches beyond what its caller may.
+    """
+    sha = _SHAS.get(text)
+    if sha is None:
+        sha = _SHAS[text] = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+    try:
+        return await redis.evalsha(sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return await redis.eval(text, len(keys), *keys, *args)
+
+
+_SHAS: dict[str, str] = {}

@@ -88,7 +88,7 @@ _REPORT: set[Grant] = {
 
 # Functions are matched by name (their argument lists are long and checked by the migrations themselves).
 API_FUNCTIONS = frozenset({
-    "oshal_key_check", "oshal_stale_phases", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
+    "oshal_key_check", "oshal_stale_dispatches", "oshal_ticket", "oshal_create_tickets", "oshal_record_results",
     "oshal_stalled_runs", "oshal_due_schedules", "oshal_tool_call", "oshal_audit", "oshal_audit_verify",
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_audit_prune_point", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts",
@@ -135,8 +135,10 @@ DEFINERS: dict[str, Definer] = _definers(
             "returns the key's id, tenant, role and validity only to a caller that presents the key's digest, so "
             "the stored hash never leaves the database", Scope.KEY,
             probe="SELECT * FROM oshal_key_check(%(prefix)s, %(digest)s)"),
-    Definer("oshal_stale_phases", "the sweeper finds phases without progress in every tenant, then re-drives each "
-            "inside its own tenant", Scope.PLATFORM, probe="SELECT * FROM oshal_stale_phases(interval '0', 1000)"),
+    Definer("oshal_stale_dispatches", "the sweeper finds dispatched phases without progress in every tenant, "
+            "checks Redis for their copies, then re-sends the lost ones inside their own tenant", Scope.PLATFORM,
+            probe="SELECT * FROM oshal_stale_dispatches(interval '0', '-infinity', "
+                  "'00000000-0000-0000-0000-000000000000', 1000)"),
     Definer("oshal_stalled_runs", "the sweeper finds workflow runs of every tenant that lost their advance",
             Scope.PLATFORM, probe="SELECT * FROM oshal_stalled_runs(interval '0', 1000)"),
     Definer("oshal_due_schedules", "the scheduler finds due schedules of every tenant, then fires each inside its "

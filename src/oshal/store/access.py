@@ -76,9 +76,11 @@ async def stalled_runs(conn: Conn, older_than_s: float, limit: int) -> list[dict
     return await cur.fetchall()
 
 
-async def stale_phases(conn: Conn, older_than_s: float, limit: int) -> list[dict[str, Any]]:
-    cur = await conn.execute("SELECT * FROM oshal_stale_phases(make_interval(secs => %s), %s)",
-                             (older_than_s, limit))
+async def stale_dispatches(conn: Conn, older_than_s: float, after: tuple[datetime, UUID],
+                           limit: int) -> list[dict[str, Any]]:
+    """Dispatched phases without progress for ``older_than_s``, oldest first, after ``after`` (updated_at, id)."""
+    cur = await conn.execute("SELECT * FROM oshal_stale_dispatches(make_interval(secs => %s), %s, %s, %s)",
+                             (older_than_s, after[0], after[1], limit))
     return await cur.fetchall()
 
 

@@ -174,21 +174,25 @@ async def phase_of(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:
     return await cur.fetchone()
 
 
-async def dead_letter_phases(conn: Conn, phase_ids: Sequence[UUID], error: str) -> list[UUID]:
-    """Dead-letter phases; plain tickets follow at once, a workflow's run decides (the sweeper advances it)."""
+async def resend(conn: Conn, phase_ids: Sequence[UUID], stale_after_s: float) -> list[dict[str, Any]]:
+    """Bump the attempt of dispatched phases that are still without progress; returns their envelopes' data.
+
+    Re-checked here, in the same statement: a phase that a result finished, or that was dispatched again, since
+    the sweeper looked is left alone.
+    """
     cur = await conn.execute(
         """
         WITH p AS (
-            UPDATE phases SET status = 'dead_letter', updated_at = now()
-            WHERE id = ANY(%s) AND status <> ALL(%s) RETURNING ticket_id
+            UPDATE phases SET attempt = attempt + 1, dispatched_at = now(), updated_at = now()
+            WHERE id = ANY(%s) AND status <> ALL(%s) AND updated_at < now() - make_interval(secs => %s)
+            RETURNING id, ticket_id, bot, attempt, input
         )
-        UPDATE tickets SET status = 'dead_letter', error = %s, finished_at = now()
-        FROM p WHERE tickets.id = p.ticket_id AND tickets.status = 'in_progress' AND tickets.type IS NULL
-        RETURNING tickets.id
+        SELECT p.id AS phase_id, p.ticket_id, p.bot, p.attempt, coalesce(p.input, tk.input) AS input
+        FROM p JOIN tickets tk ON tk.id = p.ticket_id
         """,
-        (list(phase_ids), _other_than(OPEN), error),
+        (list(phase_ids), _other_than(["dispatched"]), stale_after_s),
     )
-    return [row["id"] for row in await cur.fetchall()]
+    return await cur.fetchall()
 
 
 def dumps(value: Any) -> str:

@@ -35,10 +35,14 @@ class Job:
     attempt: int
     input: Any
     tools: ToolSession | None = None  # present when the node can reach the tool gateway
+    delivery: int = 1  # how many times this envelope was delivered (a reclaim after a replica died adds one)
 
     def call_id(self, n: int) -> str:
-        # Stable across redeliveries of the same attempt: a re-run records the same call, never a second.
-        return f"{self.phase_id}:{self.attempt}:{n}"
+        # One id per execution: a re-run (another attempt, or a reclaimed delivery) made its calls again and
+        # is billed for them; a result delivered twice to the collector still carries the same ids.
+        if self.delivery <= 1:
+            return f"{self.phase_id}:{self.attempt}:{n}"
+        return f"{self.phase_id}:{self.attempt}.{self.delivery}:{n}"
 
 
 @dataclass(frozen=True, slots=True)

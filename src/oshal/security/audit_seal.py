@@ -64,6 +64,11 @@ def seal(superuser_url: str) -> None:
                 "WHERE a.roleid = (SELECT oid FROM pg_roles WHERE rolname = %s)", (KEEPER_ROLE,)).fetchall():
             conn.execute(sql.SQL("REVOKE {} FROM {} CASCADE").format(keeper, sql.Identifier(member)))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(keeper))
+        # Its row-returning functions answer every tenant's rows only in the platform's scope: the keeper runs the
+        # scope check, which reads the system tenant's id.
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION oshal_platform_scope(), oshal_require_scope(text, uuid) "
+                             "TO {}").format(keeper))
+        conn.execute(sql.SQL("GRANT SELECT (id, name) ON tenants TO {}").format(keeper))
         if not conn.execute("SELECT 1 FROM pg_policy WHERE polrelid = 'audit_log'::regclass AND polname = "
                             "'keeper_chain'").fetchone():
             # audit_log forces RLS on its owner too, so the keeper needs a policy of its own.

@@ -86,7 +86,7 @@ class Database:
         sql, params = statement
         async with self.platform() as conn:
             cur = await conn.execute(sql, params)
-            return await cur.fetchall() if cur.description else []
+            return await cur.fetchall()  # in pipeline mode the description is known only once results are read
 
     async def ping(self) -> None:
         async with self.system() as conn:

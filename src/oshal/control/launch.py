@@ -213,6 +213,7 @@ async def bootstrap_admin_key(engines: Engines, key_file: Path, provided: str | 
 
 def prepare(settings: Settings) -> Engines:
     """Everything before the processes start. Synchronous entry for the CLI."""
+    require_secrets(settings)  # fail closed first: a prod platform without its secrets says so before anything
     check_reservation_ttl(settings.reservation_ttl_s, load_fleet(settings.fleet_dir).values())
     engines = start_engines(settings)
     try:

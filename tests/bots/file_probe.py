@@ -21,5 +21,14 @@ def try_read(value: Any) -> dict[str, Any]:
             results[path] = "read"
         except OSError as e:
             results[path] = type(e).__name__
-    return {"uid": os.getuid(), "results": results,
+    writes: dict[str, str] = {}
+    for folder in value.get("write_dirs", []):  # could the bot plant a link where the platform later writes?
+        link = os.path.join(folder, "planted-by-a-bot")
+        try:
+            os.symlink("/etc/hostname", link)
+            os.unlink(link)
+            writes[folder] = "wrote"
+        except OSError as e:
+            writes[folder] = type(e).__name__
+    return {"uid": os.getuid(), "results": results, "writes": writes,
             "oshal_env": sorted(k for k in os.environ if k.startswith("OSHAL_"))}

@@ -744,3 +744,16 @@ def test_load_from_an_unreachable_host() -> None:
         port = sock.getsockname()[1]  # bound but not listening: connections are refused
         with pytest.raises(Invalid, match=f"could not fetch http://127.0.0.1:{port}/api.json"):
             load_document(f"http://127.0.0.1:{port}/api.json", timeout_s=5)
+
+
+def test_a_document_nested_hundreds_of_levels_is_refused_not_a_crash() -> None:
+    from oshal.connectors.importer._refs import MAX_DOCUMENT_DEPTH, plain_json
+
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(600):  # parses fine, but deeper than Python's recursion allows a naive walk to go safely
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    with pytest.raises(Invalid, match=f"more than {MAX_DOCUMENT_DEPTH} levels"):
+        plain_json(deep)
+    assert plain_json({"a": {"b": [1, 2]}}) == {"a": {"b": [1, 2]}}

@@ -66,7 +66,8 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
         assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
         node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
         credentials = Path(node_env["OSHAL_NODE_CREDENTIALS"])  # the node host got its own credentials file ...
-        assert credentials.stat().st_mode & 0o777 == 0o600 and credentials.parent == home / "node"
+        readable_by_node_group = 0o640 if os.geteuid() == 0 else 0o600
+        assert credentials.stat().st_mode & 0o777 == readable_by_node_group and credentials.parent == home / "node"
         for secret in ("OSHAL_HOME", "OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL",
                        "OSHAL_DISPATCH_KEY"):
             assert secret not in node_env  # ... but not the platform's home, database, admin Redis or signing keys
@@ -191,7 +192,9 @@ def _bot_cannot_read_the_platforms_secrets(tmp_path: Path) -> None:
         secrets = _platform_files(home)
         own = str(home / "node" / "credentials.json")
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-            tid = http.post("/v1/tickets", json={"bot": "prober", "input": {"paths": [*secrets, own]}}).json()["id"]
+            writable = [str(home / "node"), str(home / "node" / "fleet"), str(home / "node" / "work")]
+            tid = http.post("/v1/tickets", json={"bot": "prober", "input": {"paths": [*secrets, own],
+                                                                             "write_dirs": writable}}).json()["id"]
             probe = http.get(f"/v1/tickets/{tid}", params={"wait": 20}).json()
             echo = http.post("/v1/tickets", json={"bot": "echo", "input": {"still": "works"}}).json()["id"]
             echoed = http.get(f"/v1/tickets/{echo}", params={"wait": 20}).json()
@@ -204,4 +207,7 @@ def _bot_cannot_read_the_platforms_secrets(tmp_path: Path) -> None:
     assert {path: result["results"][path] for path in secrets} == dict.fromkeys(secrets, "PermissionError")
     assert result["results"][own] == "read"  # ... which can read its own credentials (the probe can see a read)
     assert "OSHAL_HOME" not in result["oshal_env"]
+    # The folders the platform writes at every start are closed to the bot; only its own working folder is open.
+    assert result["writes"] == {str(home / "node"): "PermissionError", str(home / "node" / "fleet"): "PermissionError",
+                                str(home / "node" / "work"): "wrote"}
     assert echoed["status"] == "done" and echoed["result"] == {"still": "works"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from budgeting import budget_usage, set_budget
 from conftest import MODEL_BOT, Platform, TenantClient, make_tenant, wait_done
 from external.fake_openai import FakeOpenAI, OpenAIUsage
 from oshal.bots.manifest import BotManifest
@@ -33,19 +34,6 @@ def model(platform: Platform) -> Iterator[FakeOpenAI]:
     yield server
     server.requests.clear()
     server.usage, server.delay_s = OpenAIUsage(1000, 100, 0), 0.0
-
-
-def _budget(tenant: TenantClient, **body: Any) -> dict[str, Any]:
-    response = tenant.http.put("/v1/budgets", json={"subject": "", "period": "month", **body})
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def _usage_of(platform: Platform, budget: str) -> tuple[int, int]:
-    with platform.superuser() as conn:
-        row = conn.execute("SELECT coalesce(sum(spent), 0), coalesce(sum(reserved), 0) FROM budget_usage "
-                           "WHERE budget_id = %s", (budget,)).fetchone()
-    return int(row[0]), int(row[1])
 
 
 def _ledger_total(platform: Platform, tenant: TenantClient) -> int:
@@ -119,11 +107,11 @@ def _budget_changes(platform: Platform, tenant: TenantClient) -> int:
 def test_paused_tickets_resume_as_calls_settle_below_their_reservation(platform: Platform,
                                                                        model: FakeOpenAI) -> None:
     tenant = make_tenant(platform, "trickle", role="operator")
-    budget = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
+    budget = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
     per_call = _call_amount(platform, tenant)
-    spent, _ = _usage_of(platform, budget["id"])
+    spent, _ = budget_usage(platform, budget["id"])
     limit = spent + 4 * per_call + per_call // 2  # room for 4 calls in flight; each costs far less than it holds
-    _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
+    set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
     changes = _budget_changes(platform, tenant)
     model.delay_s = 0.2  # calls overlap, as real ones do
 
@@ -134,7 +122,7 @@ def test_paused_tickets_resume_as_calls_settle_below_their_reservation(platform:
     assert len(paused) >= 10, "the scenario must pause tickets for budget"
     assert paused <= resumed  # every one of them resumed by the budget service as room came back
     assert _budget_changes(platform, tenant) == changes  # ... with no budget change at all
-    spent, reserved = _usage_of(platform, budget["id"])
+    spent, reserved = budget_usage(platform, budget["id"])
     assert reserved == 0 and spent == _ledger_total(platform, tenant) <= limit
     with platform.superuser() as conn:  # each resumed ticket's held room was taken over by its call
         assert conn.execute("SELECT count(*) FROM reservations WHERE tenant_id = %s AND kind = 'hold' "
@@ -146,10 +134,10 @@ def test_paused_tickets_resume_as_calls_settle_below_their_reservation(platform:
 def test_paused_tickets_resume_when_a_crashed_nodes_reservations_are_released(platform: Platform,
                                                                               model: FakeOpenAI) -> None:
     tenant = make_tenant(platform, "crashed-node", role="operator")
-    budget = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
+    budget = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
     per_call = _call_amount(platform, tenant)
-    spent, _ = _usage_of(platform, budget["id"])
-    _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=spent + 20 * per_call)
+    spent, _ = budget_usage(platform, budget["id"])
+    set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=spent + 20 * per_call)
     # A node that crashed mid-call holds (almost) 20 calls' worth in 5 reservations nothing will ever settle.
     dead = tenant.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
     input_bytes = (4 * per_call - 1) * 1_000_000 // GPT_4O_MINI_IN  # reserves 4 calls' worth less one micro
@@ -173,7 +161,7 @@ def test_paused_tickets_resume_when_a_crashed_nodes_reservations_are_released(pl
     paused, resumed = _budget_paused(platform, ids)
     assert paused == resumed == set(ids)
     assert _budget_changes(platform, tenant) == changes
-    spent, reserved = _usage_of(platform, budget["id"])
+    spent, reserved = budget_usage(platform, budget["id"])
     assert reserved == 0 and spent == _ledger_total(platform, tenant)
     with platform.superuser() as conn:
         statuses = conn.execute("SELECT status FROM reservations WHERE id = ANY(%s)",
@@ -210,12 +198,12 @@ def _finding(platform: Platform, check: str) -> dict[str, Any] | None:
 def test_a_late_result_past_the_limit_is_kept_flagged_and_pauses_its_scope(platform: Platform,
                                                                              model: FakeOpenAI) -> None:
     tenant = make_tenant(platform, "late", role="operator")
-    warm = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
+    warm = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000_000)
     per_call = _call_amount(platform, tenant)
     assert tenant.http.delete(f"/v1/budgets/{warm['id']}").status_code == 204
     before = _ledger_total(platform, tenant)
     limit = 2 * per_call + 50
-    budget = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
+    budget = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
     model.usage = OpenAIUsage(10, 200, 0)  # costs most of what it reserved, within its bound
     model.delay_s = 3.0  # the call outlives its reservation
 
@@ -225,7 +213,7 @@ def test_a_late_result_past_the_limit_is_kept_flagged_and_pauses_its_scope(platf
         conn.execute("UPDATE reservations SET expires_at = now() - interval '1 second' WHERE id = %s",
                      (reservation,))
     platform.on_plane(platform.plane.budgets.expire())
-    assert _usage_of(platform, budget["id"]) == (0, 0)  # released while the call still runs
+    assert budget_usage(platform, budget["id"]) == (0, 0)  # released while the call still runs
 
     # Another call is admitted into the released room: within the limit, as every admission is.
     other = tenant.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
@@ -238,7 +226,7 @@ def test_a_late_result_past_the_limit_is_kept_flagged_and_pauses_its_scope(platf
         [(cost, settled_late)] = conn.execute("SELECT cost_micros, settled_late FROM ledger WHERE ticket_id = %s",
                                               (late,)).fetchall()
     assert settled_late and cost > 0
-    assert _usage_of(platform, budget["id"]) == (cost, admitted.amount)  # its cost is kept: money was spent
+    assert budget_usage(platform, budget["id"]) == (cost, admitted.amount)  # its cost is kept: money was spent
     shown = tenant.http.get(f"/v1/budgets/{budget['id']}").json()
     assert shown["overrun_at"] is not None and shown["overrun_micros"] == cost + admitted.amount - limit
     assert "arrived after its reservation was released" in shown["overrun_reason"]
@@ -259,10 +247,10 @@ def test_a_late_result_past_the_limit_is_kept_flagged_and_pauses_its_scope(platf
     time.sleep(1.5)  # sweeps pass: it fits the room, but nothing resumes under an overrun budget
     ticket = tenant.http.get(f"/v1/tickets/{waiting}").json()
     assert ticket["status"] == "paused" and "overrun" in ticket["status_reason"]
-    spent, reserved = _usage_of(platform, budget["id"])
+    spent, reserved = budget_usage(platform, budget["id"])
     assert spent == _ledger_total(platform, tenant) - before and reserved == 0  # nothing more was admitted
 
-    _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)  # an operator sets it again
+    set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)  # an operator sets it again
     assert wait_done(tenant.http, waiting)["status"] == "done"
     assert tenant.http.get(f"/v1/budgets/{budget['id']}").json()["overrun_at"] is None
     platform.on_plane(platform.plane.security.scan(["ledger"]))
@@ -279,8 +267,8 @@ def _open_reservation(platform: Platform, ticket: str) -> uuid.UUID | None:
 
 def test_usage_above_the_reservations_bound_is_flagged(platform: Platform, model: FakeOpenAI) -> None:
     tenant = make_tenant(platform, "overbound", role="operator")
-    roomy = _budget(tenant, scope="tenant", limit_micros=10_000_000)
-    tight = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000)
+    roomy = set_budget(tenant, scope="tenant", limit_micros=10_000_000)
+    tight = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10_000)
     model.usage = OpenAIUsage(200_000, 5, 0)  # far more prompt tokens than the request's bytes could hold
 
     ticket = tenant.http.post("/v1/tickets", json={"bot": MODEL_BOT, "input": PROMPT}).json()["id"]
@@ -290,7 +278,7 @@ def test_usage_above_the_reservations_bound_is_flagged(platform: Platform, model
             "SELECT l.cost_micros, l.over_reservation_micros, l.settled_late, r.amount FROM ledger l "
             "JOIN reservations r ON r.id = l.reservation_id WHERE l.ticket_id = %s", (ticket,)).fetchall()
     assert cost > amount and over == cost - amount and not late
-    assert _usage_of(platform, tight["id"]) == (cost, 0) == _usage_of(platform, roomy["id"])  # still all counted
+    assert budget_usage(platform, tight["id"]) == (cost, 0) == budget_usage(platform, roomy["id"])  # still all counted
     assert tenant.http.get(f"/v1/budgets/{roomy['id']}").json()["overrun_at"] is None  # within this one
     overrun = tenant.http.get(f"/v1/budgets/{tight['id']}").json()
     assert overrun["overrun_at"] is not None and "more than its reservation held" in overrun["overrun_reason"]
@@ -302,7 +290,7 @@ def test_usage_above_the_reservations_bound_is_flagged(platform: Platform, model
 
 def test_each_call_of_a_job_extends_its_earlier_reservations(platform: Platform) -> None:
     tenant = make_tenant(platform, "long-job", role="operator")
-    _budget(tenant, scope="tenant", limit_micros=1_000_000)
+    set_budget(tenant, scope="tenant", limit_micros=1_000_000)
     ticket = tenant.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]
     first = _reserve(platform, tenant, ticket, 100)
     with platform.superuser() as conn:

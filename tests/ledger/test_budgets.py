@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from budgeting import budget_usage, set_budget
 from conftest import MODEL_BOT, Platform, TenantClient, make_tenant, wait_done
 from external.fake_openai import FakeOpenAI, OpenAIUsage
 from oshal.control.budget_service import BudgetService
@@ -30,19 +31,6 @@ def model(platform: Platform) -> Iterator[FakeOpenAI]:
     yield server
     server.requests.clear()
     server.tool_turns, server.turn_usage = [], []
-
-
-def _budget(tenant: TenantClient, **body: Any) -> dict[str, Any]:
-    response = tenant.http.put("/v1/budgets", json={"subject": "", "period": "month", **body})
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def _usage_of(platform: Platform, budget: str) -> tuple[int, int]:
-    with platform.superuser() as conn:
-        row = conn.execute("SELECT coalesce(sum(spent), 0), coalesce(sum(reserved), 0) FROM budget_usage "
-                           "WHERE budget_id = %s", (budget,)).fetchone()
-    return int(row[0]), int(row[1])
 
 
 def _after_pause(tenant: TenantClient, ticket: str, timeout: float = 15) -> dict[str, Any]:
@@ -89,7 +77,7 @@ def test_fifty_concurrent_calls_against_a_budget_for_ten_admit_ten(platform: Pla
     platform.plane.settings.max_model_calls = 0
     try:
         for run in range(5):  # repeated: the bound must hold every time, not on average
-            budget = _budget(tenant, scope="tenant", period="day" if run % 2 else "month",
+            budget = set_budget(tenant, scope="tenant", period="day" if run % 2 else "month",
                              limit_micros=10 * per_call + run)
             outcome = platform.on_plane(_reserve_many(platform.plane.budgets, uuid.UUID(tenant.tenant_id), ticket,
                                                       50, 1_000_000))
@@ -98,11 +86,11 @@ def test_fifty_concurrent_calls_against_a_budget_for_ten_admit_ten(platform: Pla
             assert len(admitted) == 10 and len(refused) == 40, (run, len(admitted))
             assert all(r.amount == per_call for r in admitted)
             assert "tenant budget" in refused[0].message and "left" in refused[0].message
-            spent, reserved = _usage_of(platform, budget["id"])
+            spent, reserved = budget_usage(platform, budget["id"])
             assert (spent, reserved) == (0, 10 * per_call)
             actual = [per_call - 1000 * n for n in range(10)]  # each call costs less than it reserved
             platform.on_plane(_settle(platform, uuid.UUID(tenant.tenant_id), ticket, admitted, actual))
-            spent, reserved = _usage_of(platform, budget["id"])
+            spent, reserved = budget_usage(platform, budget["id"])
             with platform.superuser() as conn:
                 ledger = conn.execute("SELECT sum(cost_micros) FROM ledger WHERE call_id LIKE 't:%%' AND "
                                       "reservation_id = ANY(%s)", ([r.id for r in admitted],)).fetchone()[0]
@@ -120,7 +108,7 @@ def test_any_budget_admits_at_most_what_it_covers_and_spent_equals_the_ledger(
         platform: Platform, limit: int, cost: int, calls: int, spend: list[int]) -> None:
     tenant = make_tenant(platform, f"h-{uuid.uuid4().hex[:8]}", role="operator")
     ticket = _plain_ticket(platform, tenant)
-    budget = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
+    budget = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=limit)
     input_bytes = -(-cost * 1_000_000 // GPT_4O_MINI_IN)  # the smallest prompt whose reservation is >= cost
     per_call = -(-input_bytes * GPT_4O_MINI_IN // 1_000_000)
     platform.plane.settings.max_model_calls = 0
@@ -133,13 +121,13 @@ def test_any_budget_admits_at_most_what_it_covers_and_spent_equals_the_ledger(
     assert len(admitted) == min(calls, limit // per_call)
     actual = [min(s, per_call) for s in spend[:len(admitted)]]
     platform.on_plane(_settle(platform, uuid.UUID(tenant.tenant_id), ticket, admitted, actual))
-    assert _usage_of(platform, budget["id"]) == (sum(actual), 0)
+    assert budget_usage(platform, budget["id"]) == (sum(actual), 0)
 
 
 def test_a_crashed_calls_reservation_expires_and_is_released(platform: Platform) -> None:
     tenant = make_tenant(platform, "crashy", role="operator")
     ticket = _plain_ticket(platform, tenant)
-    budget = _budget(tenant, scope="tenant", limit_micros=1_000_000)
+    budget = set_budget(tenant, scope="tenant", limit_micros=1_000_000)
     saved = platform.plane.settings.reservation_ttl_s
     platform.plane.settings.reservation_ttl_s = 0.3
     try:
@@ -147,22 +135,22 @@ def test_a_crashed_calls_reservation_expires_and_is_released(platform: Platform)
                                                  1000))
     finally:
         platform.plane.settings.reservation_ttl_s = saved
-    assert _usage_of(platform, budget["id"]) == (0, held.amount)
+    assert budget_usage(platform, budget["id"]) == (0, held.amount)
     deadline = time.monotonic() + 10  # the sweeper (every 0.5 s here) releases it once it has expired
-    while _usage_of(platform, budget["id"])[1] and time.monotonic() < deadline:
+    while budget_usage(platform, budget["id"])[1] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _usage_of(platform, budget["id"]) == (0, 0)
+    assert budget_usage(platform, budget["id"]) == (0, 0)
     with platform.superuser() as conn:
         assert conn.execute("SELECT status FROM reservations WHERE id = %s", (held.id,)).fetchone()[0] == "expired"
     # The call's result arriving late still counts what it cost, once.
     platform.on_plane(_settle(platform, uuid.UUID(tenant.tenant_id), ticket, [held], [400]))
-    assert _usage_of(platform, budget["id"]) == (400, 0)
+    assert budget_usage(platform, budget["id"]) == (400, 0)
 
 
 def test_an_exhausted_budget_pauses_the_ticket_and_raising_it_resumes(platform: Platform,
                                                                       model: FakeOpenAI) -> None:
     tenant = make_tenant(platform, "frugal", role="operator")
-    budget = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10, soft_micros=5)
+    budget = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=10, soft_micros=5)
     paused = tenant.http.post("/v1/tickets", params={"wait": 15}, json={"bot": MODEL_BOT,
                                                                        "input": {"prompt": "hi"}}).json()
     assert paused["status"] == "paused" and paused["status_reason"].startswith("budget: bot writer budget")
@@ -173,7 +161,7 @@ def test_an_exhausted_budget_pauses_the_ticket_and_raising_it_resumes(platform: 
     again = tenant.http.get(f"/v1/tickets/{paused['id']}").json()
     assert again["status"] == "paused" and again["attempts"] == paused["attempts"]
 
-    _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=5_000_000)  # raising it resumes the ticket
+    set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=5_000_000)  # raising it resumes the ticket
     done = _after_pause(tenant, paused["id"])
     assert done["status"] == "done" and len(model.completions) == 1, (done["error"], done["status_reason"])
     with platform.superuser() as conn:
@@ -181,12 +169,12 @@ def test_an_exhausted_budget_pauses_the_ticket_and_raising_it_resumes(platform: 
             "SELECT l.cost_micros, l.reservation_id, r.status FROM ledger l JOIN reservations r "
             "ON r.id = l.reservation_id WHERE l.ticket_id = %s", (paused["id"],)).fetchall()
     assert status == "settled" and cost == round((1000 * GPT_4O_MINI_IN + 100 * GPT_4O_MINI_OUT) / 1_000_000)
-    assert _usage_of(platform, budget["id"]) == (cost, 0)
+    assert budget_usage(platform, budget["id"]) == (cost, 0)
 
 
 def test_new_tickets_wait_paused_while_their_budget_is_empty(platform: Platform) -> None:
     tenant = make_tenant(platform, "empty", role="operator")
-    budget = _budget(tenant, scope="tenant", limit_micros=0)
+    budget = set_budget(tenant, scope="tenant", limit_micros=0)
     held = tenant.http.post("/v1/tickets", json={"bot": "echo", "input": {"n": 1}}).json()
     assert held["status"] == "paused"
     ticket = tenant.http.get(f"/v1/tickets/{held['id']}").json()
@@ -228,14 +216,14 @@ def test_budget_input_is_validated(platform: Platform) -> None:
 
 def test_a_workflow_step_waits_for_its_budget_and_runs_when_it_is_raised(platform: Platform) -> None:
     tenant = make_tenant(platform, "flows-budget", role="operator")
-    budget = _budget(tenant, scope="type", subject="ticket", limit_micros=0)
+    budget = set_budget(tenant, scope="type", subject="ticket", limit_micros=0)
     created = tenant.http.post("/v1/tickets", json={"type": "ticket", "input": {"text": "checkout is down"}}).json()
     held = tenant.http.get(f"/v1/tickets/{created['id']}", params={"wait": 5}).json()
     assert held["status"] == "paused" and held["status_reason"].startswith("budget: type ticket budget (month)")
     with platform.superuser() as conn:  # its first step was held before its lane, attempt unspent
         assert conn.execute("SELECT status, attempt FROM phases WHERE ticket_id = %s",
                             (created["id"],)).fetchall() == [("queued", 0)]
-    _budget(tenant, scope="type", subject="ticket", limit_micros=1_000_000)
+    set_budget(tenant, scope="type", subject="ticket", limit_micros=1_000_000)
     done = _after_pause(tenant, created["id"])
     assert done["status"] == "customer_action" and done["result"]["outcome"] == "solution_proposed"
     assert tenant.http.get(f"/v1/budgets/{budget['id']}").json()["limit_micros"] == 1_000_000
@@ -244,12 +232,12 @@ def test_a_workflow_step_waits_for_its_budget_and_runs_when_it_is_raised(platfor
 def test_a_budget_deleted_while_a_call_is_in_flight_does_not_block_its_settlement(platform: Platform) -> None:
     tenant = make_tenant(platform, "deleted-mid-call", role="operator")
     ticket = _plain_ticket(platform, tenant)
-    gone = _budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=1_000_000)
-    kept = _budget(tenant, scope="tenant", limit_micros=1_000_000)
+    gone = set_budget(tenant, scope="bot", subject=MODEL_BOT, limit_micros=1_000_000)
+    kept = set_budget(tenant, scope="tenant", limit_micros=1_000_000)
     [held] = platform.on_plane(_reserve_many(platform.plane.budgets, uuid.UUID(tenant.tenant_id), ticket, 1, 1000))
     assert tenant.http.delete(f"/v1/budgets/{gone['id']}").status_code == 204
     platform.on_plane(_settle(platform, uuid.UUID(tenant.tenant_id), ticket, [held], [90]))
-    assert _usage_of(platform, kept["id"]) == (90, 0)  # settled against the budget that still exists
+    assert budget_usage(platform, kept["id"]) == (90, 0)  # settled against the budget that still exists
     with platform.superuser() as conn:
         assert conn.execute("SELECT status, actual FROM reservations WHERE id = %s", (held.id,)).fetchone() == (
             "settled", 90)
@@ -268,7 +256,7 @@ async def test_a_refused_model_call_is_asked_once_never_retried_and_fails_with_i
 
     tenant = make_tenant(platform, f"refused-{provider}", role="operator")
     ticket = tenant.http.post("/v1/tickets", json={"bot": "idle", "input": {}}).json()["id"]  # stays in progress
-    _budget(tenant, scope="tenant", limit_micros=0)  # empty from now on: every model call is refused
+    set_budget(tenant, scope="tenant", limit_micros=0)  # empty from now on: every model call is refused
     with platform.superuser() as conn:
         phase = str(conn.execute("SELECT id FROM phases WHERE ticket_id = %s", (ticket,)).fetchone()[0])
     env = Envelope(ticket, phase, 1, tenant.tenant_id, MODEL_BOT, None)

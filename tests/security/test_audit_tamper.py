@@ -147,6 +147,28 @@ def test_the_prune_setting_no_longer_opens_the_log(platform: Platform) -> None:
     assert code == 0, report
 
 
+def test_the_keeper_never_runs_code_the_owner_can_replace(platform: Platform) -> None:
+    """The readers call the owner's tenant-scope check; they stay the owner's, so an owner who rewrites that check
+    to delete entries runs it with its own rights, which the log refuses, not with the keeper's."""
+    record_anchored(platform, 2)
+    signature = "oshal_require_scope(text,uuid)"
+    with platform.superuser() as su:
+        original = su.execute("SELECT pg_get_functiondef(%s::regprocedure)", (signature,)).fetchone()[0]
+    with platform.owner() as conn:
+        conn.execute("CREATE OR REPLACE FUNCTION oshal_require_scope(p_function text, p_tenant uuid) RETURNS void "
+                     "LANGUAGE sql VOLATILE AS $$ DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log) "
+                     "$$")
+    try:
+        with platform.client() as admin:  # the platform's reader runs the replaced check: with the owner's rights
+            refused = admin.get("/v1/audit")
+        assert refused.status_code == 500 and refused.json()["error"] == "internal"
+    finally:
+        with platform.superuser() as su:
+            su.execute(original)
+    code, report = verify_cli(platform)
+    assert code == 0 and report["intact"] is True, report
+
+
 def test_the_owner_cannot_disable_alter_or_drop_the_log(platform: Platform) -> None:
     record_anchored(platform, 1)
     with platform.owner() as conn:

@@ -89,7 +89,7 @@ def test_verify_reports_a_definer_that_answers_without_a_tenant(platform: Platfo
 
 @pytest.fixture
 def victim(platform: Platform) -> Iterator[TenantClient]:
-    """Tenant A with rows every definer could leak: keys, audit entries, a stale queued phase (bot nobody runs)."""
+    """Tenant A with rows every definer could leak: keys, audit entries, a dispatched phase (a bot nobody runs)."""
     tc = make_tenant(platform, "victim", role="operator")
     created = tc.http.post("/v1/tickets", json={"bot": "idle", "input": {"secret": "of A"}})
     assert created.status_code == 201, created.text
@@ -145,7 +145,7 @@ def test_no_definer_returns_another_tenants_rows(platform: Platform, victim: Ten
             assert {str(r["tenant_id"]) for r in _call(conn, name, a, a)} == {a}  # A's own rows: the control
         # The platform's scope (the system tenant) answers: the loops and the Security Center still work.
         platform_rows = _call(conn, name, _system_tenant(platform), None)
-    if name in ("oshal_stale_phases", "oshal_key_inventory", "oshal_audit_entries"):
+    if name in ("oshal_stale_dispatches", "oshal_key_inventory", "oshal_audit_entries"):
         assert a in {str(r["tenant_id"]) for r in platform_rows}  # A's rows exist: the refusals above hid them
 
 

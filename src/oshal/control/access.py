@@ -38,6 +38,7 @@ class Scope(StrEnum):
 class Access:
     audience: Audience
     scope: Scope
+    changes: bool = True  # a POST that only reads (a verification) is not audited as an operator's change
 
     @property
     def tenant_scoped(self) -> bool:
@@ -135,13 +136,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     # security: the audit log is readable per tenant by its operators; everything else is the platform's
     ("GET", "/v1/audit"): _OPERATOR,
     ("GET", "/v1/audit/export"): _OPERATOR,
-    ("POST", "/v1/audit/verify"): _PLATFORM,
+    ("POST", "/v1/audit/verify"): Access(Audience.PLATFORM, Scope.PLATFORM, changes=False),
     ("POST", "/v1/audit/prune"): _PLATFORM,
     ("POST", "/v1/security/scan"): _PLATFORM,
     ("GET", "/v1/security/findings"): _PLATFORM,
     ("POST", "/v1/security/findings/{fingerprint}/assess"): _PLATFORM,
     ("GET", "/v1/security/summary"): _PLATFORM,
-    ("POST", "/v1/security/verify"): _PLATFORM,
+    ("POST", "/v1/security/verify"): Access(Audience.PLATFORM, Scope.PLATFORM, changes=False),
     ("GET", "/v1/kill"): _MEMBER_READS_SHARED,
     ("POST", "/v1/kill"): _PLATFORM,
     ("DELETE", "/v1/kill/{scope}"): _PLATFORM,
@@ -161,8 +162,12 @@ class GuardedRoute:
     enforced: Audience
 
 
-def access_of(method: str, path: str) -> Access | None:
-    return ROUTES.get((method, path))
+def changes_state(method: str, path: str) -> bool:
+    """Whether a request to this route asks for a change (and so is audited before it runs)."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    declared = ROUTES.get((method, path))
+    return declared is None or declared.changes
 
 
 def declaration_problems(served: list[GuardedRoute]) -> list[str]:

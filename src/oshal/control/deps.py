@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import Depends, Header, Request
 
+from oshal.control.access import changes_state
 from oshal.control.auth import Principal, credential_from_headers
 from oshal.control.runtime import ControlPlane
 from oshal.errors import Forbidden
@@ -34,7 +35,8 @@ async def principal(
 
 async def _audit_change(request: Request, who: Principal) -> None:
     """Every change an operator asks for is audited before it runs, so none goes unrecorded."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    route = request.scope.get("route")
+    if changes_state(request.method, getattr(route, "path", request.url.path)):
         cp: ControlPlane = request.app.state.plane
         await audit.record_now(cp.db, audit.Entry(who.tenant_id, who.actor,
                                                   f"operator.{request.method.lower()}", request.url.path, {}))
@@ -62,10 +64,15 @@ def bot_authenticated(endpoint: _F) -> _F:
     return endpoint
 
 
+async def is_platform_operator(cp: ControlPlane, who: Principal) -> bool:
+    """An operator key of the `system` tenant: the one definition of a platform operator."""
+    return who.role is Role.OPERATOR and who.tenant_id == await cp.admin.system_tenant()
+
+
 async def platform_operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
     """An operator of the system tenant: tenants, the shared catalog and platform-wide controls."""
     cp: ControlPlane = request.app.state.plane
-    if who.role is not Role.OPERATOR or who.tenant_id != await cp.admin.system_tenant():
+    if not await is_platform_operator(cp, who):
         raise Forbidden("this is a platform control: it needs an operator key of the system tenant",
                         hint="use the bootstrap admin key, or a key created for tenant 'system'")
     await _audit_change(request, who)
@@ -79,7 +86,7 @@ async def tenant_named(cp: ControlPlane, who: Principal, ref: str | None) -> UUI
     """The tenant a body or query names (default: the caller's). Naming another tenant needs a platform operator."""
     if ref is None:
         return who.tenant_id
-    if who.tenant_id == await cp.admin.system_tenant():
+    if await is_platform_operator(cp, who):
         return await cp.admin.resolve_tenant(ref)
     if ref not in (str(who.tenant_id), await cp.admin.tenant_name(who.tenant_id)):
         # refused without looking the name up, so the answer says nothing about which tenants exist

@@ -3,8 +3,10 @@
 The node host runs bot code. ``oshal up`` writes it a folder of its own under ``$OSHAL_HOME/node`` (its bots' Redis
 ACL URLs and gateway tokens in one file, and the manifests it runs) and starts it with that file's path, not with
 ``OSHAL_HOME``. When the platform runs as root, the node host runs as the unprivileged system user ``oshal_node``,
-which owns that folder and nothing else; the rest of ``$OSHAL_HOME`` (secrets, the Postgres data, the Redis
-configuration, logs, keys) is private to the platform's user.
+which may read that folder (through its group) but not change it: the platform writes there at every start, and a
+folder the bots' user could write would let bot code plant a link that the platform then writes through. The node's
+own writable folder is ``node/work`` (its home and working directory), where the platform never writes. The rest of
+``$OSHAL_HOME`` (secrets, the Postgres data, the Redis configuration, logs, keys) is private to the platform's user.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class NodeFiles:
     dir: Path
     credentials: Path
     fleet_dir: Path
+    work_dir: Path  # the node's home and working directory: the one folder its user may write
 
 
 def node_user() -> SystemUser | None:
@@ -49,9 +52,11 @@ def node_dir(home: Path) -> Path:
 
 def write_node_files(home: Path, fleet: dict[str, BotManifest], redis_urls: dict[str, str],
                      gateway_tokens: dict[str, str]) -> NodeFiles:
-    """The node's folder: its credentials (mode 0600) and the manifests it runs, owned by the node's user."""
+    """The node's folder: its credentials and the manifests it runs, the platform's, readable by the node's user."""
     user = node_user()
     folder = node_dir(home)
+    if folder.exists() and folder.stat().st_uid != os.geteuid():
+        shutil.rmtree(folder)  # left by an earlier layout in which the node's user owned it: trust nothing in it
     fleet_dir = folder / "fleet"
     if fleet_dir.exists():
         shutil.rmtree(fleet_dir)  # exactly the fleet just provisioned, no manifest left from an earlier one
@@ -61,13 +66,18 @@ def write_node_files(home: Path, fleet: dict[str, BotManifest], redis_urls: dict
     credentials = folder / "credentials.json"
     write_private(credentials, json.dumps({"redis": {n: redis_urls[n] for n in fleet},
                                            "gateway_tokens": {n: gateway_tokens[n] for n in fleet}}))
+    work = folder / "work"
+    work.mkdir(mode=0o700, exist_ok=True)
     for path in (folder, fleet_dir, credentials, *fleet_dir.iterdir()):
-        os.chmod(path, 0o700 if path.is_dir() else 0o600)
-        if user:
-            os.chown(path, user.uid, user.gid)
+        if user:  # owned by the platform, readable by the node's group, writable by nobody else
+            os.chown(path, os.geteuid(), user.gid)
+            os.chmod(path, 0o750 if path.is_dir() else 0o640)
+        else:
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
     if user:
+        os.chown(work, user.uid, user.gid)
         make_traversable(folder)
-    return NodeFiles(folder, credentials, fleet_dir)
+    return NodeFiles(folder, credentials, fleet_dir, work)
 
 
 def node_env(settings: Settings, files: NodeFiles, api_url: str, user: SystemUser | None) -> dict[str, str]:
@@ -77,7 +87,7 @@ def node_env(settings: Settings, files: NodeFiles, api_url: str, user: SystemUse
         value = getattr(settings, name)
         env[f"OSHAL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     env.update({"OSHAL_FLEET_DIR": str(files.fleet_dir), "OSHAL_NODE_CREDENTIALS": str(files.credentials),
-                "OSHAL_API_URL": api_url, "HOME": str(files.dir)})
+                "OSHAL_API_URL": api_url, "HOME": str(files.work_dir)})
     if user:
         env.update({"USER": user.name, "LOGNAME": user.name})
     return env

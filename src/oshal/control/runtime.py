@@ -224,16 +224,18 @@ class ControlPlane:
 
     async def _audit_loop(self) -> None:
         """Anchor the audit chain's head every few seconds, and apply retention once a day."""
-        last_prune = 0.0
+        last_prune: float | None = None
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.audit_anchor_interval_s)
             try:
                 await audit.anchor(self.db, self.audit_anchors)
-                if time.monotonic() - last_prune >= 86_400:
+                if last_prune is None or time.monotonic() - last_prune >= 86_400:
+                    # Counted as tried before it runs: a refused prune (an unsealed log) is retried a day later,
+                    # not every few seconds with a new prune record each time.
+                    last_prune = time.monotonic()
                     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.audit_retention_days)
                     removed = await audit.prune(self.db, cutoff, self.audit_anchors)
-                    last_prune = time.monotonic()
                     if removed:
                         log.info("audit retention applied", removed=removed, before=cutoff.isoformat())
             except Exception as e:

@@ -113,7 +113,7 @@ class Supervisor:
         ], control_env)
         self.node = Supervised("node-host", [python, "-m", "oshal.cli.main", "node"],
                                node_env(settings, engines.node, self.url_for(settings), user), user=user,
-                               cwd=engines.node.dir)
+                               cwd=engines.node.work_dir)
         self.children = [self.control, self.node]
         self._stop = threading.Event()
 

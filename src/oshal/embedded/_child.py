@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -10,6 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from oshal.errors import Unavailable
+
+
+def pid_from_file(path: Path) -> int | None:
+    """The live process whose pid is the first word of ``path`` (a server's pid file); None if it is down."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, but another user's process
+        return pid
+    except OSError:
+        return None
+    return pid
 
 
 class Child:

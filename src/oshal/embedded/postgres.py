@@ -7,7 +7,6 @@ import importlib.util
 import os
 import pwd
 import signal
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,9 +15,10 @@ from urllib.parse import quote
 
 import psycopg
 
-from oshal.embedded._child import Child
+from oshal.embedded._child import Child, pid_from_file
 from oshal.errors import Unavailable
 from oshal.secretfiles import read_or_create, secrets_dir
+from oshal.sysusers import ensure_system_user, make_traversable, running_as_root
 
 _SYSTEM_USER = "embedded_postgres"
 _SOCKET_NAME = ".s.PGSQL.5432"
@@ -32,18 +32,9 @@ def _bin_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
-def _ensure_system_user() -> str | None:
+def _system_user() -> str | None:
     """Postgres refuses to run as root; when we are root, run it as a dedicated system user."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam(_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _SYSTEM_USER],
-            check=True, capture_output=True,
-        )
-    return _SYSTEM_USER
+    return ensure_system_user(_SYSTEM_USER).name if running_as_root() else None
 
 
 def _socket_dir(pgdata: Path) -> Path:
@@ -61,7 +52,7 @@ class EmbeddedPostgres:
         self.home = home
         self.pgdata = home / "pg"
         self.password = read_or_create(secrets_dir(home) / "pg-superuser")
-        self.user = _ensure_system_user()
+        self.user = _system_user()
         self.socket_dir = _socket_dir(self.pgdata)
         self.child: Child | None = None
 
@@ -76,18 +67,10 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(self.user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
-    def _ensure_traversable(self) -> None:
-        """The server's system user must be able to reach pgdata: add search (x) permission on its parents."""
-        if not self.user:
-            return
-        for parent in self.pgdata.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(parent, mode | stat.S_IXOTH)
-
     def _initdb(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._ensure_traversable()
+        if self.user:  # the server's system user must be able to reach pgdata
+            make_traversable(self.pgdata.parent)
         self._chown(self.pgdata)
         self._chown(self.socket_dir)
         if (self.pgdata / "PG_VERSION").exists():
@@ -151,17 +134,7 @@ class EmbeddedPostgres:
 
     def server_pid(self) -> int | None:
         """The running postmaster's pid (from ``postmaster.pid``), for any process on this machine; None if down."""
-        try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except PermissionError:  # alive, but another user's process
-            return pid
-        except OSError:
-            return None
-        return pid
+        return pid_from_file(self.pgdata / "postmaster.pid")
 
     def stop(self) -> None:
         if self.child:

@@ -19,7 +19,7 @@ import socket
 from pathlib import Path
 from urllib.parse import quote
 
-from oshal.embedded._child import Child
+from oshal.embedded._child import Child, pid_from_file
 from oshal.errors import Unavailable
 from oshal.secretfiles import read_or_create, secrets_dir, write_private
 from oshal.sysusers import NODE_USER, SystemUser, ensure_system_user, make_traversable, running_as_root
@@ -139,17 +139,7 @@ class EmbeddedRedis:
 
     def server_pid(self) -> int | None:
         """The running redis-server's pid (from its pid file), for any process on this machine; None if down."""
-        try:
-            pid = int(self.pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except PermissionError:  # alive, but another user's process
-            return pid
-        except OSError:
-            return None
-        return pid
+        return pid_from_file(self.pid_file)
 
     def url(self, user: str = "default", password: str | None = None) -> str:
         secret = self.password if password is None else password

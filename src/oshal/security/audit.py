@@ -157,7 +157,7 @@ async def verify(db: Database, anchors: AnchorLog) -> Verification:
     """
     outside = await anchors.read()
     async with db.system() as conn:
-        sealing = [{"seq": None, "problem": p} for p in await seal_problems(conn)]
+        sealing = [{"seq": None, "kind": "seal", "problem": p} for p in await seal_problems(conn)]
     try:
         async with db.system() as conn:
             cur = await conn.execute("SELECT seq, problem FROM oshal_audit_verify()")

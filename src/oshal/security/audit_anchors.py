@@ -89,7 +89,9 @@ class AnchorLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # several processes on one host append to the same file
-            os.write(fd, (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode())
+            data = (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode()
+            while data:  # a short write (a full disk) must not leave half a line for the next one to join
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)

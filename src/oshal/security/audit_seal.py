@@ -33,9 +33,13 @@ AUDIT_TRIGGERS = (("audit_log", "audit_log_append_only"), ("audit_log", "audit_l
 GUARD_SCHEMA = "oshal_guard"
 GUARD_TRIGGER = "oshal_audit_drop_guard"
 _FIRING = ("O", "A")
+# Read-only views of the log stay with the owner: they call the owner's tenant-scope check, and the keeper must
+# never run code the owner can replace (inside it, the append-only trigger would let a DELETE through).
+READERS = ("oshal_audit_entries", "oshal_audit_counts")
 _AUDIT_FUNCTIONS = ("SELECT p.oid::regprocedure::text AS signature, p.proname, r.rolname AS owner FROM pg_proc p "
                     "JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
-                    "WHERE n.nspname = 'public' AND p.proname LIKE 'oshal\\_audit%' ORDER BY 1")
+                    "WHERE n.nspname = 'public' AND p.proname LIKE 'oshal\\_audit%' "
+                    f"AND p.proname NOT IN {READERS!r} ORDER BY 1")
 
 _GUARD_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {GUARD_SCHEMA}.audit_drop_guard() RETURNS event_trigger
@@ -64,11 +68,7 @@ def seal(superuser_url: str) -> None:
                 "WHERE a.roleid = (SELECT oid FROM pg_roles WHERE rolname = %s)", (KEEPER_ROLE,)).fetchall():
             conn.execute(sql.SQL("REVOKE {} FROM {} CASCADE").format(keeper, sql.Identifier(member)))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(keeper))
-        # Its row-returning functions answer every tenant's rows only in the platform's scope: the keeper runs the
-        # scope check, which reads the system tenant's id.
-        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION oshal_platform_scope(), oshal_require_scope(text, uuid) "
-                             "TO {}").format(keeper))
-        conn.execute(sql.SQL("GRANT SELECT (id, name) ON tenants TO {}").format(keeper))
+        owner = _schema_owner(conn)
         if not conn.execute("SELECT 1 FROM pg_policy WHERE polrelid = 'audit_log'::regclass AND polname = "
                             "'keeper_chain'").fetchone():
             # audit_log forces RLS on its owner too, so the keeper needs a policy of its own.
@@ -77,8 +77,15 @@ def seal(superuser_url: str) -> None:
         for table in AUDIT_TABLES:
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), keeper))
         conn.execute("ALTER TABLE audit_log FORCE ROW LEVEL SECURITY")
+        # The readers (left to the owner) read the log: after the hand-over, since the owner's implicit rights go
+        # with the table. Reading does not need the seal.
+        conn.execute(sql.SQL("GRANT SELECT ON audit_log TO {}").format(owner))
         for row in conn.execute(_AUDIT_FUNCTIONS).fetchall():
             conn.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(row[0]), keeper))
+        for (reader,) in conn.execute("SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON "
+                                      "n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.proname = ANY(%s)",
+                                      (list(READERS),)).fetchall():
+            conn.execute(sql.SQL("ALTER FUNCTION {} OWNER TO {}").format(sql.SQL(reader), owner))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(GUARD_SCHEMA)))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(GUARD_SCHEMA)))
         conn.execute(_GUARD_FUNCTION.encode())
@@ -94,6 +101,13 @@ def seal(superuser_url: str) -> None:
                                                                             sql.Identifier(trigger)))
 
 
+def _schema_owner(conn: psycopg.Connection[Any]) -> sql.Identifier:
+    """The role migrations run as (``oshal_owner``, or an external server's own): the owner of the other tables."""
+    row = conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'tickets'"
+                       ).fetchone()
+    return sql.Identifier(str(row[0]) if row else OWNER_ROLE)
+
+
 def unseal(superuser_url: str) -> None:
     """Give the audit objects back to the owner role so migrations can change them (start-up only)."""
     with psycopg.connect(superuser_url, autocommit=True) as conn, conn.transaction():
@@ -101,7 +115,7 @@ def unseal(superuser_url: str) -> None:
             return
         if conn.execute("SELECT 1 FROM pg_event_trigger WHERE evtname = %s", (GUARD_TRIGGER,)).fetchone():
             conn.execute(sql.SQL("ALTER EVENT TRIGGER {} DISABLE").format(sql.Identifier(GUARD_TRIGGER)))
-        owner = sql.Identifier(OWNER_ROLE)
+        owner = _schema_owner(conn)
         for table in AUDIT_TABLES:
             conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), owner))
         for row in conn.execute(_AUDIT_FUNCTIONS).fetchall():

@@ -32,24 +32,31 @@ _NAMED_MAPS = frozenset({"properties", "patternProperties", "definitions", "$def
 _NO_CUT = math.inf
 
 
+MAX_DOCUMENT_DEPTH = 200  # well within Python's recursion limit, wherever the walk starts
+
+
 def plain_json(document: Any) -> Any:
     """A JSON-compatible deep copy: string keys, lists, and every other scalar YAML can produce made JSON: dates and
     times as ISO strings, NaN and infinities as strings, bytes decoded (anything else: its ``str``)."""
     budget = [MAX_DOCUMENT_NODES]
 
-    def walk(node: Any) -> Any:
+    def walk(node: Any, depth: int = 0) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
             raise TooLarge(
                 f"the document expands to more than {MAX_DOCUMENT_NODES:,} nodes",
                 hint="YAML anchors/aliases can multiply a small file; import a de-aliased copy.",
             )
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise Invalid(f"the document nests more than {MAX_DOCUMENT_DEPTH} levels deep",
+                          hint="no real API description nests that deep; check how the document was generated.")
         if isinstance(node, Mapping):
-            return {_key(key): walk(value) for key, value in node.items()}
+            return {_key(key): walk(value, depth + 1) for key, value in node.items()}
         if isinstance(node, list | tuple):
-            return [walk(value) for value in node]
+            return [walk(value, depth + 1) for value in node]
         if isinstance(node, set | frozenset):  # YAML's !!set, in a stable order
-            return sorted((walk(value) for value in node), key=lambda value: json.dumps(value, sort_keys=True))
+            return sorted((walk(value, depth + 1) for value in node),
+                          key=lambda value: json.dumps(value, sort_keys=True))
         if isinstance(node, float) and not math.isfinite(node):
             return str(node)  # JSON has no NaN or infinity (YAML's .nan, .inf)
         if isinstance(node, str | bool | int | float) or node is None:

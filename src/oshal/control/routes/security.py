@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from oshal.control.deps import Caller, Operator, Plane, PlatformOperator
+from oshal.control.deps import Caller, Operator, Plane, PlatformOperator, is_platform_operator
 from oshal.control.inventory import route_declaration_problems
 from oshal.control.validation import INT8_MAX, required_when
 from oshal.errors import Invalid
@@ -112,7 +112,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Audit entries in order: every tenant's for a platform operator, the caller's tenant's otherwise."""
-    platform = who.tenant_id == await cp.admin.system_tenant()
+    platform = await is_platform_operator(cp, who)
     rows = await audit.entries(cp.db, after=after, limit=limit, tenant=None if platform else who.tenant_id)
     return [_entry(r) for r in rows]
 
@@ -121,7 +121,7 @@ async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge
     "description": "One JSON object per line", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
     """The audit log as JSON lines (hashes in hex), streamed."""
-    platform = who.tenant_id == await cp.admin.system_tenant()
+    platform = await is_platform_operator(cp, who)
 
     async def lines() -> AsyncIterator[bytes]:
         async for row in audit.stream(cp.db, tenant=None if platform else who.tenant_id):

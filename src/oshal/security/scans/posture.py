@@ -62,10 +62,10 @@ async def _audit_chain(ctx: ScanContext) -> list[Finding]:
     if ctx.audit_anchors is None:
         return []
     report = await audit.verify(ctx.db, ctx.audit_anchors)
-    entries = [p for p in report.problems if p["seq"] is not None]
-    set_up = [str(p["problem"]) for p in report.problems if p["seq"] is None]
-    findings = [Finding("posture", "audit.seal", Severity.HIGH if "cannot be read" not in problem else
-                        Severity.CRITICAL, f"the audit log is open to its database owner: {problem}",
+    entries = [p for p in report.problems if p.get("kind") != "seal"]  # the chain, its anchors, the anchor file
+    set_up = [str(p["problem"]) for p in report.problems if p.get("kind") == "seal"]
+    findings = [Finding("posture", "audit.seal", Severity.HIGH,
+                        f"the audit log is open to its database owner: {problem}",
                         f"audit-seal:{problem[:120]}",
                         "restart the platform with its superuser connection (it re-seals at start-up) or run "
                         "`oshal audit seal`; then find out who changed it (only a superuser can) and run "
@@ -75,8 +75,8 @@ async def _audit_chain(ctx: ScanContext) -> list[Finding]:
         first = entries[0]
         findings.append(Finding(
             "posture", "audit.chain", Severity.CRITICAL,
-            f"the audit log has been tampered with: {len(entries)} problems, first at entry #{first['seq']} "
-            f"({first['problem']})", "audit-log",
+            f"the audit log has been tampered with or cannot be checked: {len(entries)} problems, first "
+            + (f"at entry #{first['seq']} " if first["seq"] is not None else "") + f"({first['problem']})", "audit-log",
             "treat it as an incident: compare with the last export (`oshal audit export`), find who had owner or "
             "superuser access to the database, and rotate the database credentials",
             {"problems": entries[:20], "entries": report.entries}))

@@ -60,7 +60,7 @@ def _stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> t
 def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _start(home, port)
+    proc = _start(home, port, {"SOME_DEPLOY_TOKEN": "not-for-bots"})
     try:
         key = _ready(proc, url, home / "admin.key")
         assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
@@ -72,6 +72,7 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
                        "OSHAL_DISPATCH_KEY"):
             assert secret not in node_env  # ... but not the platform's home, database, admin Redis or signing keys
         assert "postgresql://" not in "".join(node_env.values())
+        assert "SOME_DEPLOY_TOKEN" not in node_env and "PATH" in node_env  # only the basics and its model keys
         assert (home / "secrets").stat().st_mode & 0o777 == 0o700
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"up": 1}}).json()["id"]

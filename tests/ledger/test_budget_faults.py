@@ -150,7 +150,7 @@ def test_paused_tickets_resume_when_a_crashed_nodes_reservations_are_released(pl
     ids = _create(tenant, 10)
     _wait_for(lambda: set(_statuses(tenant, ids).values()) == {"paused"}, 60, "all 10 tickets to pause")
     _wait_for(lambda: _no_dispatched(platform, ids), 60, "their refused attempts to report")
-    time.sleep(1.5)  # sweeps pass: with nothing released, nothing resumes (and nothing bounces)
+    assert platform.on_plane(platform.plane.budgets.resume()) == 0  # a full pass: with nothing released, none fits
     assert set(_statuses(tenant, ids).values()) == {"paused"}
 
     with platform.superuser() as conn:  # the clock passes the dead calls' TTL (600 s, too long to wait for)
@@ -244,7 +244,7 @@ def test_a_late_result_past_the_limit_is_kept_flagged_and_pauses_its_scope(platf
     assert isinstance(refused, BudgetExceeded) and "overrun" in refused.message
     waiting = tenant.http.post("/v1/tickets", json={"bot": MODEL_BOT, "input": PROMPT}).json()["id"]
     _wait_for(lambda: _statuses(tenant, [waiting])[waiting] == "paused", 30, "the new ticket to pause")
-    time.sleep(1.5)  # sweeps pass: it fits the room, but nothing resumes under an overrun budget
+    assert platform.on_plane(platform.plane.budgets.resume()) == 0  # it fits the room, but an overrun budget holds
     ticket = tenant.http.get(f"/v1/tickets/{waiting}").json()
     assert ticket["status"] == "paused" and "overrun" in ticket["status_reason"]
     spent, reserved = budget_usage(platform, budget["id"])

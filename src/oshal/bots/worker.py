@@ -242,6 +242,7 @@ class BotWorker:
             except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
                 _reraise_if_cancelled()
                 await self._pause(self._beat_retry.failed(e))
+                continue  # beat again after the backoff alone: an expired heartbeat reads as a dead replica
             await self._pause(interval)
 
     async def _touch_long_jobs(self) -> None:

@@ -73,7 +73,7 @@ class BudgetService:
                                     period=period, limit_micros=limit_micros, soft_micros=soft_micros, by=by)
             await audit.record(conn, audit.Entry(tenant, actor, "budget.set", f"{scope}:{subject}:{period}",
                                                  {"limit_micros": limit_micros, "soft_micros": soft_micros}))
-        await self.resume()
+        await self.resume([tenant])
         return row
 
     async def listing(self, tenant: UUID) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ class BudgetService:
             if not await repo.delete(conn, budget_id):
                 raise NotFound(f"budget {budget_id} not found")
             await audit.record(conn, audit.Entry(tenant, actor, "budget.delete", str(budget_id), {}))
-        await self.resume()
+        await self.resume([tenant])
 
     # --- the call path -----------------------------------------------------------------------------------------
 

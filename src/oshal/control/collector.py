@@ -72,8 +72,17 @@ class Collector:
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
         self.consumer = f"collector-{socket.gethostname()}"
+        self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
+        self._room_pass: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            if self._room_pass is not None:
+                await asyncio.gather(self._room_pass, return_exceptions=True)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await lanes.ensure_groups(self.redis, self.bots())
         await self._drain_own_pending()
         backoff = 0.1
@@ -153,7 +162,7 @@ class Collector:
             await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
-        await self._room_may_have_returned(results)
+        self._room_may_have_returned(results)
         await self._advance_runs(changes)
 
     @staticmethod
@@ -167,14 +176,21 @@ class Collector:
                         executions=len(duplicates), tickets=sorted({row.ticket for row in duplicates})[:10])
         return sorted({(bots[row.parent], row.parent) for row in rows if row.parent in bots})
 
-    async def _room_may_have_returned(self, results: list[Result]) -> None:
+    def _room_may_have_returned(self, results: list[Result]) -> None:
         """A call that settled (usually below its reservation) frees room; a failed attempt may be a refused call
-        whose paused ticket could not resume before it reported. One resume pass per such batch, not per ticket."""
+        whose paused ticket could not resume before it reported. The resume runs beside the collector, one pass
+        at a time, each for every tenant noted since the last: never in the way of the next batch."""
         if self.on_room is None:
             return
-        tenants = {UUID(r.envelope.tenant_id) for r in results
-                   if r.outcome == "failed" or any(call.reservation for call in r.calls)}
-        if tenants:
+        self._room_tenants |= {UUID(r.envelope.tenant_id) for r in results
+                               if r.outcome == "failed" or any(call.reservation for call in r.calls)}
+        if self._room_tenants and (self._room_pass is None or self._room_pass.done()):
+            self._room_pass = asyncio.create_task(self._resume_into_room())
+
+    async def _resume_into_room(self) -> None:
+        assert self.on_room is not None
+        while self._room_tenants:
+            tenants, self._room_tenants = self._room_tenants, set()
             await self.on_room(tenants)
 
     async def _advance_runs(self, changes: list[_Change]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -62,13 +63,26 @@ class EngineHealth:
         self._restored_at = 0.0  # ... and when (monotonic)
         self._failed_for: str | None = None  # run_id whose on_new_redis failure was logged
         self._new_redis_lock = asyncio.Lock()
+        self._probing = asyncio.Lock()
+        self._checked_at = -math.inf  # monotonic time of the last probe (never yet)
 
     async def check(self) -> dict[str, EngineState]:
         """Probe both engines now; returns their states (each with the time it last changed)."""
-        results = await asyncio.gather(self._timed(self._probe_postgres()), self._timed(self._probe_redis()))
-        for name, error in zip(ENGINES, results, strict=True):
-            self._record(name, error)
+        async with self._probing:
+            results = await asyncio.gather(self._timed(self._probe_postgres()), self._timed(self._probe_redis()))
+            for name, error in zip(ENGINES, results, strict=True):
+                self._record(name, error)
+            self._checked_at = time.monotonic()
         return dict(self.states)
+
+    async def current(self) -> dict[str, EngineState]:
+        """The states as of the last probe, probing only when that is older than the interval: the public
+        readiness probe answers from here, so a flood of requests costs the engines nothing more."""
+        if time.monotonic() - self._checked_at < self.interval_s:
+            return dict(self.states)
+        async with self._probing:  # concurrent callers wait for the one probe in flight ...
+            fresh = time.monotonic() - self._checked_at < self.interval_s
+        return dict(self.states) if fresh else await self.check()  # ... and use it
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -80,9 +80,18 @@ def write_node_files(home: Path, fleet: dict[str, BotManifest], redis_urls: dict
     return NodeFiles(folder, credentials, fleet_dir, work)
 
 
-def node_env(settings: Settings, files: NodeFiles, api_url: str, user: SystemUser | None) -> dict[str, str]:
-    """The node host's environment: no OSHAL_HOME, no database or admin Redis URL, no platform key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}
+# What the node host inherits of the platform's environment besides its bots' model keys: the basics a process
+# needs (search path, locale, time zone, certificates, proxies). Nothing else reaches bot code.
+_INHERITED = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+def node_env(settings: Settings, files: NodeFiles, api_url: str, user: SystemUser | None,
+             fleet: dict[str, BotManifest]) -> dict[str, str]:
+    """The node host's environment: no OSHAL_HOME, no database or admin Redis URL, no platform key, and of the rest
+    only the basics and the model keys its bots name (``api_key_env``)."""
+    wanted = {*_INHERITED, *(m.api_key_env for m in fleet.values() if m.api_key_env)}
+    env = {k: v for k, v in os.environ.items() if k in wanted or k.startswith("LC_")}
     for name in _NODE_SETTINGS:
         value = getattr(settings, name)
         env[f"OSHAL_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)

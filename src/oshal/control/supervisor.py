@@ -112,7 +112,8 @@ class Supervisor:
             python, "-m", "oshal.cli.main", "serve", "--host", settings.api_host, "--port", str(settings.api_port),
         ], control_env)
         self.node = Supervised("node-host", [python, "-m", "oshal.cli.main", "node"],
-                               node_env(settings, engines.node, self.url_for(settings), user), user=user,
+                               node_env(settings, engines.node, self.url_for(settings), user, engines.fleet),
+                               user=user,
                                cwd=engines.node.work_dir)
         self.children = [self.control, self.node]
         self._stop = threading.Event()

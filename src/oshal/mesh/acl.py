@@ -28,8 +28,7 @@ from oshal.mesh.signing import derive_key
 BOT_COMMANDS = (
     "+xreadgroup", "+xack", "+xdel", "+xadd", "+xautoclaim", "+xclaim", "+xpending", "+xgroup|create",
     "+set", "+del", "+ping", "+client|setname", "+client|id",
-    # The fenced lane read is a script (checked command by command against this ACL) that tests done markers.
-    "+eval", "+evalsha", "+exists",
+    "+exists",  # the fence: whether a re-sent envelope's phase already succeeded (its done marker)
 )
 
 

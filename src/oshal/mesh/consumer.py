@@ -1,7 +1,9 @@
 """A bot's side of its lane: fenced reads, reclaiming from dead replicas, results out, acks, heartbeats.
 
-Every read is fenced: an envelope whose phase already succeeded (its done marker exists, set by the collector
-for phases sent more than once) is acknowledged and deleted unread, so a re-sent copy never runs twice.
+Reads are fenced: an envelope whose phase already succeeded (its done marker exists, set by the collector for
+phases sent more than once) is acknowledged and deleted unrun. Only copies that can have a twin are checked, a
+re-sent envelope (attempt above 1) and one taken over from another replica, so a first delivery costs nothing
+extra. The fence is plain commands in a pipeline: bots get no scripting (a script can block Redis for everyone).
 """
 
 from __future__ import annotations
@@ -15,49 +17,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from oshal.logs import get_logger
-from oshal.mesh.envelopes import Envelope, phase_of
-from oshal.mesh.keys import LANE_GROUP, done_marker_prefix, heartbeat_key, lane_stream, out_stream
-from oshal.mesh.redis import is_nogroup, run_script
+from oshal.mesh.envelopes import Envelope
+from oshal.mesh.keys import LANE_GROUP, done_marker, heartbeat_key, lane_stream, out_stream
+from oshal.mesh.redis import is_nogroup
 
 log = get_logger(__name__)
-
-# Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1]; those whose phase has a done marker
-# (ARGV[4] .. phase) are acknowledged and deleted at once. Returns {kept entries, how many were skipped}.
-_FENCED_READ = """
-local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-if not reply then return {{}, 0} end
-local kept, skipped = {}, {}
-for _, entry in ipairs(reply[1][2]) do
-    local fields, phase = entry[2], nil
-    for j = 1, #fields, 2 do
-        if fields[j] == 'p' then phase = fields[j + 1] end
-    end
-    if phase and redis.call('EXISTS', ARGV[4] .. phase) == 1 then
-        skipped[#skipped + 1] = entry[1]
-    else
-        kept[#kept + 1] = entry
-    end
-end
-if #skipped > 0 then
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(skipped))
-    redis.call('XDEL', KEYS[1], unpack(skipped))
-end
-return {kept, #skipped}
-"""
-
-# The same fence for entries already read (a blocking read, a reclaim): ARGV[3..] are (entry id, phase) pairs;
-# acknowledges and deletes those whose phase has a done marker and returns their ids.
-_FENCE = """
-local skipped = {}
-for i = 3, #ARGV, 2 do
-    if redis.call('EXISTS', ARGV[2] .. ARGV[i + 1]) == 1 then skipped[#skipped + 1] = ARGV[i] end
-end
-if #skipped > 0 then
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(skipped))
-    redis.call('XDEL', KEYS[1], unpack(skipped))
-end
-return skipped
-"""
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
@@ -77,7 +41,6 @@ class LaneConsumer:
         self.lane = lane_stream(bot)
         self.out = out_stream(bot)
         self.fenced = 0  # envelopes skipped because their phase had already succeeded
-        self._backlog = False  # the last read filled its batch: more is probably waiting
 
     async def ensure_group(self) -> None:
         try:
@@ -97,50 +60,43 @@ class LaneConsumer:
             return Delivery(message_id, None, deliveries)
 
     async def read(self, count: int, block_ms: int) -> list[Delivery]:
-        """New messages of this bot's lane, fenced; blocks up to ``block_ms`` when there are none (never polls).
-
-        While the lane has a backlog, one script reads and fences a batch in a single round trip. An idle lane
-        is waited on with a blocking XREADGROUP (a script cannot block), and what it returns is fenced after.
-        """
+        """New messages of this bot's lane, fenced; blocks up to ``block_ms`` when there are none (never polls)."""
         try:
-            if self._backlog:
-                kept, skipped = await self._fenced_read(count)
-                self._backlog = len(kept) + skipped >= count
-                if kept or skipped:
-                    return [self._decode(mid, fields) for mid, fields in kept]
             reply: Any = await self.redis.xreadgroup(
                 LANE_GROUP, self.consumer, {self.lane: ">"}, count=count, block=block_ms
             )
-            entries: list[Entry] = list(reply[0][1]) if reply else []
-            self._backlog = len(entries) >= count
-            entries = await self.fence(entries)
         except ResponseError as e:
             if not is_nogroup(e):
                 raise
             await self.ensure_group()
             return []
-        return [self._decode(mid, fields) for mid, fields in entries]
+        entries: list[Entry] = list(reply[0][1]) if reply else []
+        deliveries = [self._decode(mid, fields) for mid, fields in entries]
+        return await self.fence(deliveries, resent_only=True)
 
-    async def _fenced_read(self, count: int) -> tuple[list[Entry], int]:
-        reply: Any = await run_script(self.redis, _FENCED_READ, [self.lane],
-                                      [LANE_GROUP, self.consumer, count, done_marker_prefix(self.bot)])
-        kept: list[Entry] = [(mid, _pairs(flat)) for mid, flat in reply[0]]
-        skipped = int(reply[1])
-        self._count_fenced(skipped)
-        return kept, skipped
+    async def fence(self, deliveries: list[Delivery], *, resent_only: bool = False) -> list[Delivery]:
+        """Acknowledge and delete (unrun) the deliveries whose phase already succeeded; returns the others.
 
-    async def fence(self, entries: list[Entry]) -> list[Entry]:
-        """Acknowledge (unrun) the entries whose phase already succeeded; returns the others."""
-        args: list[str | bytes | int] = [LANE_GROUP, done_marker_prefix(self.bot)]
-        for mid, fields in entries:
-            phase = phase_of(fields) if fields else None
-            if phase is not None:
-                args += [mid, phase]
-        if len(args) == 2:
-            return entries
-        skipped = set(await run_script(self.redis, _FENCE, [self.lane], args))
+        With ``resent_only``, only re-sent envelopes (attempt above 1) are checked: a first send has a twin only
+        when the sweeper re-sent it, and a re-send's own copy carries the higher attempt.
+        """
+        checked = [d for d in deliveries if d.envelope is not None and (d.envelope.attempt > 1 or not resent_only)]
+        if not checked:
+            return deliveries
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for d in checked:
+                assert d.envelope is not None
+                pipe.exists(done_marker(self.bot, d.envelope.phase_id))
+            marked = await pipe.execute()
+        skipped = {d.message_id for d, found in zip(checked, marked, strict=True) if found}
+        if not skipped:
+            return deliveries
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.lane, LANE_GROUP, *skipped)
+            pipe.xdel(self.lane, *skipped)
+            await pipe.execute()
         self._count_fenced(len(skipped))
-        return [(mid, fields) for mid, fields in entries if mid not in skipped] if skipped else entries
+        return [d for d in deliveries if d.message_id not in skipped]
 
     def _count_fenced(self, n: int) -> None:
         if n:
@@ -168,15 +124,15 @@ class LaneConsumer:
             cursor = reply[0]
             if cursor in (b"0-0", "0-0") or len(messages) >= count:
                 break
-        messages = await self.fence(messages)
-        if not messages:
+        kept = await self.fence([self._decode(mid, fields) for mid, fields in messages])
+        if not kept:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for mid, _ in messages:
-                pipe.xpending_range(self.lane, LANE_GROUP, min=mid, max=mid, count=1)
+            for d in kept:
+                pipe.xpending_range(self.lane, LANE_GROUP, min=d.message_id, max=d.message_id, count=1)
             pending = await pipe.execute()
-        counts = [int(p[0]["times_delivered"]) if p else 1 for p in pending]
-        return [self._decode(mid, fields, n) for (mid, fields), n in zip(messages, counts, strict=True)]
+        return [Delivery(d.message_id, d.envelope, int(p[0]["times_delivered"]) if p else 1)
+                for d, p in zip(kept, pending, strict=True)]
 
     async def complete(self, done: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
         """Publish encoded results, then acknowledge and delete the lane entries, in one round trip."""
@@ -202,7 +158,3 @@ class LaneConsumer:
     async def clear_heartbeat(self) -> None:
         await self.redis.delete(heartbeat_key(self.bot, self.consumer))
 
-
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    """A script returns an entry's fields as a flat [name, value, ...] list."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -23,6 +23,7 @@ from oshal.mesh.keys import (
     lane_stream,
     out_stream,
 )
+from oshal.mesh.redis import run_script
 
 DEAD_STREAM_MAXLEN = 10_000
 
@@ -77,7 +78,7 @@ async def dispatch(redis: Redis, envelopes: Sequence[Envelope]) -> list[Envelope
     args: list[str | bytes] = []
     for env in envelopes:
         args += [env.bot, env.encode()[FIELD], env.phase_id]
-    held = await redis.eval(_GATED_XADD, 2, KILL_SWITCHES, KILL_SWITCHES_LOADED, *args)
+    held = await run_script(redis, _GATED_XADD, [KILL_SWITCHES, KILL_SWITCHES_LOADED], args)
     return [envelopes[int(i) - 1] for i in held]
 
 
@@ -111,7 +112,9 @@ async def _live_phases(redis: Redis, stream: str, group: str) -> set[str]:
     """
     try:
         groups: Any = await redis.xinfo_groups(stream)
-    except ResponseError:
+    except ResponseError as e:
+        if "no such key" not in str(e).lower():
+            raise  # BUSY, OOM, NOPERM: not knowing what is in flight must not read as "nothing is" (re-sends)
         return set()  # no such stream: nothing is in flight on it
     info = next((g for g in groups if g["name"] in (group, group.encode())), None)
     last_read = _stream_id(info["last-delivered-id"]) if info else (0, 0)  # no group yet: nothing was read

@@ -21,11 +21,8 @@ def is_nogroup(error: Exception) -> bool:
 
 
 async def run_script(redis: Redis, text: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
-    """EVALSHA, falling back to EVAL (which caches the script) when the server does not know it yet.
-
-    Needs only EVAL and EVALSHA in a caller's ACL (no SCRIPT LOAD); Redis checks every command the script
-    runs against the caller's ACL, so a script never reaches beyond what its caller may.
-    """
+    """EVALSHA, falling back to EVAL (which caches the script) when the server does not know it yet, so a hot
+    script's text crosses the wire once per server, not once per call. Control plane only: bots run no scripts."""
     sha = _SHAS.get(text)
     if sha is None:
         sha = _SHAS[text] = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()

@@ -210,7 +210,8 @@ async def finish_from_phase(conn: Conn, ticket_id: UUID) -> str | None:
         """
         UPDATE tickets t SET status = p.status, result = a.output, error = a.error, finished_at = now()
         FROM phases p JOIN LATERAL (
-            SELECT output, error FROM attempts WHERE attempts.phase_id = p.id ORDER BY attempt DESC LIMIT 1
+            SELECT output, error FROM attempts WHERE attempts.phase_id = p.id
+            ORDER BY (attempts.outcome = p.status) DESC, attempt DESC, deliveries DESC LIMIT 1
         ) a ON true
         WHERE t.id = %s AND t.status = 'in_progress' AND t.type IS NULL AND p.ticket_id = t.id
           AND p.seq = 0 AND p.status IN ('done', 'failed', 'dead_letter')

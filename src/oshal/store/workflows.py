@@ -107,7 +107,9 @@ async def insert_phases(conn: Conn, tenant: UUID, ticket: UUID,
 async def phase_facts(conn: Conn, phase_ids: Sequence[str]) -> list[dict[str, Any]]:
     cur = await conn.execute(
         "SELECT p.id, p.status, a.output, a.error FROM phases p LEFT JOIN LATERAL ("
-        " SELECT output, error FROM attempts WHERE attempts.phase_id = p.id ORDER BY attempt DESC LIMIT 1"
+        # one row per execution: the one that decided the phase's status (a duplicate run may have failed after it)
+        " SELECT output, error FROM attempts WHERE attempts.phase_id = p.id"
+        " ORDER BY (attempts.outcome = p.status) DESC, attempt DESC, deliveries DESC LIMIT 1"
         ") a ON true WHERE p.id = ANY(%s::uuid[])", (list(phase_ids),))
     return await cur.fetchall()
 

@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(cp: Plane) -> JSONResponse:
     """503 while an engine is down: ``checks`` says which and since when, ``engines`` the same as fields."""
-    states = await cp.health.check()
+    states = await cp.health.current()
     ready = all(state.ready for state in states.values())
     return JSONResponse({"status": "ready" if ready else "unavailable",
                          "checks": {name: state.summary() for name, state in states.items()},

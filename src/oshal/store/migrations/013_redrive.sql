@@ -175,7 +175,7 @@ LEFT JOIN LATERAL (
 ) p ON true
 LEFT JOIN LATERAL (
     SELECT started_at, deliveries, consumer FROM attempts a
-    WHERE a.phase_id = p.id ORDER BY attempt DESC LIMIT 1
+    WHERE a.phase_id = p.id ORDER BY attempt DESC, deliveries DESC LIMIT 1
 ) a ON true
 LEFT JOIN LATERAL (
     SELECT sum(cost_micros) AS cost, count(*) AS calls FROM ledger WHERE ledger.ticket_id = t.id

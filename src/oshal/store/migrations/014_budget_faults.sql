@@ -163,6 +163,7 @@ DECLARE
     v_fits boolean;
     v_ids uuid[];
     v_windows timestamptz[];
+    v_resumed int := 0;
 BEGIN
     PERFORM oshal_require_scope('oshal_budget_resume', NULL);
     SELECT array_agg(DISTINCT t.tenant_id) INTO v_tenants FROM tickets t
@@ -196,7 +197,7 @@ BEGIN
                    AND NOT EXISTS (SELECT 1 FROM phases q WHERE q.ticket_id = t.id AND q.status = 'dispatched')
                    AND NOT EXISTS (SELECT 1 FROM reservations h WHERE h.ticket_id = t.id AND h.status = 'open'
                                                                   AND h.kind = 'hold')) p
-         ORDER BY p.created_at, p.id LIMIT p_limit LOOP
+         ORDER BY p.created_at, p.id LOOP  -- no LIMIT here: tickets that do not fit must not hide those behind
         SELECT coalesce(bool_and(b.overrun_at IS NULL AND u.spent + u.reserved + c.need <= b.limit_micros), true),
                coalesce(array_agg(b.id), '{}'), coalesce(array_agg(u.window_start), '{}')
           INTO v_fits, v_ids, v_windows
@@ -214,6 +215,8 @@ BEGIN
         tenant_id := c.tenant;
         ticket_id := c.ticket;
         RETURN NEXT;
+        v_resumed := v_resumed + 1;
+        EXIT WHEN v_resumed >= p_limit;
     END LOOP;
 END $$;
 
@@ -244,8 +247,8 @@ BEGIN
           FROM judged j WHERE l.call_id = j.call_id AND (j.late OR j.over > 0)
     )
     UPDATE budgets b
-       SET overrun_at = now(), overrun_micros = x.spent + x.reserved - b.limit_micros, overrun_reason = x.why
-      FROM (SELECT DISTINCT ON (bu.id) bu.id, us.spent, us.reserved,
+       SET overrun_at = now(), overrun_micros = x.spent + x.in_flight - b.limit_micros, overrun_reason = x.why
+      FROM (SELECT DISTINCT ON (bu.id) bu.id, us.spent, us.reserved - held.amount AS in_flight,
                    CASE WHEN j.late THEN format('the result of call %s arrived after its reservation was released',
                                                 j.call_id)
                         WHEN j.over > 0 THEN format('call %s cost %s micro-dollars more than its reservation held',
@@ -258,7 +261,12 @@ BEGIN
                         OR (bu.scope = 'ticket' AND bu.subject = j.ticket_id::text)
                         OR (bu.scope = 'type' AND bu.subject = (SELECT t.type FROM tickets t WHERE t.id = j.ticket_id)))
               JOIN budget_usage us ON us.budget_id = bu.id AND us.window_start = oshal_window(bu.period, now())
-             WHERE j.uncovered > 0 AND us.spent + us.reserved > bu.limit_micros AND bu.overrun_at IS NULL
+              -- room held for resumed tickets is not a call in flight: it must not make an overrun of its own
+              CROSS JOIN LATERAL (SELECT coalesce(sum(h.amount), 0) AS amount FROM reservations h
+                                   WHERE h.status = 'open' AND h.kind = 'hold' AND h.tenant_id = bu.tenant_id
+                                     AND bu.id = ANY (h.budgets)) held
+             WHERE j.uncovered > 0 AND us.spent + us.reserved - held.amount > bu.limit_micros
+               AND bu.overrun_at IS NULL
              ORDER BY bu.id, j.late DESC, j.uncovered DESC) x
      WHERE b.id = x.id;
     RETURN NULL;

@@ -343,13 +343,18 @@ def test_ledger_summary_by_bot(platform: Any) -> None:
 
 def test_wide_shows_whole_ids_however_narrow_the_terminal(platform: Any) -> None:
     ticket = run_json(platform, "ticket", "submit", "echo", '{"wide": 1}', "--wait", "10")
-    run_json(platform, "tenant", "create", "widecorp")  # an audited action, by the admin key
     with platform.client() as api:
         admin_key = api.get("/v1/whoami").json()["key_id"]
+        head = 0
+        while page := api.get("/v1/audit", params={"after": head, "limit": 10_000}).json():
+            head = page[-1]["seq"]
+    run_json(platform, "tenant", "create", "widecorp")  # an audited action, by the admin key, after ``head``
     narrow = {"COLUMNS": "40"}
-    cut = run(platform, "audit", "list", env=narrow)
-    assert cut.returncode == 0 and f"key:{admin_key}" not in cut.stdout  # too narrow: the actor's id is cut
-    for args, whole in ((("audit", "list"), f"key:{admin_key}"), (("ticket", "list"), ticket["id"]),
+    recent = ("audit", "list", "--after", str(head))
+    assert f"key:{admin_key}" in run(platform, *recent, "--json").stdout  # the entry is in the listing ...
+    cut = run(platform, *recent, env=narrow)
+    assert cut.returncode == 0 and f"key:{admin_key}" not in cut.stdout  # ... but too narrow: the id is cut
+    for args, whole in ((recent, f"key:{admin_key}"), (("ticket", "list"), ticket["id"]),
                         (("tenant", "list"), run_json(platform, "tenant", "list")[-1]["id"])):
         wide = run(platform, *args, "--wide", env=narrow)
         assert wide.returncode == 0, wide.stderr

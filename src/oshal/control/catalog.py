@@ -178,8 +178,9 @@ class Catalog:
         """Quarantine enabled connectors whose manifest or signer no longer checks out; returns their ids."""
         quarantined = []
         for row, reason in await self.broken():
-            async with self.db.system() as conn:
-                await repo.quarantine(conn, str(row["id"]), reason[:500])
+            async with self.db.system() as conn:  # unless it was re-imported or re-signed since it was checked
+                if not await repo.quarantine_enabled(conn, str(row["id"]), str(row["digest"]), reason[:500]):
+                    continue
             log.warning("connector quarantined", connector=row["id"], reason=reason)
             quarantined.append(str(row["id"]))
         return quarantined

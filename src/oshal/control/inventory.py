@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, Mount, Route
 
 from oshal.control.access import MOUNT, Audience, GuardedRoute, declaration_problems
@@ -56,19 +56,8 @@ def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
 
 
 def live_routes(app: FastAPI) -> list[BaseRoute]:
-    """Every route the running app answers, routes added after start-up included."""
-    found: list[BaseRoute] = []
-
-    def walk(routes: Iterable[BaseRoute]) -> None:
-        for route in routes:
-            included = getattr(route, "original_router", None)  # newer FastAPI keeps an included router whole
-            if included is not None:
-                walk(included.routes)
-            else:
-                found.append(route)
-
-    walk(app.router.routes)
-    return found
+    """Every route the running app answers (included routers flattened), routes added after start-up included."""
+    return [context.original_route for context in iter_route_contexts(app.router.routes)]
 
 
 def route_infos(routes: Iterable[BaseRoute]) -> list[RouteInfo]:

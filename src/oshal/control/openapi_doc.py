@@ -27,7 +27,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import RouteContext, iter_route_contexts
 from pydantic import BaseModel, Field
 
-from oshal.control.deps import BOT_AUTHENTICATED, principal
+from oshal.control.access import ROUTES, Audience
 
 _REF = "#/components/schemas/ErrorOut"
 
@@ -109,11 +109,11 @@ def api_routes(app: FastAPI) -> list[RouteContext]:
 
 def statuses_of(route: RouteContext, method: str) -> set[int]:
     codes = {422, 500, 503}
-    calls = {d.call for d in _dependencies(route.dependant)}
-    if principal in calls:
-        codes |= {401, 403, 429}
-    if route.endpoint in BOT_AUTHENTICATED:
+    audience = _audience(route, method)
+    if audience is Audience.BOT:
         codes |= {401, 403}
+    elif audience is not Audience.PUBLIC:
+        codes |= {401, 403, 429}
     if route.body_field is not None:
         codes.add(413)
     if route.dependant.path_params:
@@ -149,12 +149,11 @@ _AUTH_HEADERS = {"authorization", "x-api-key", "x-oshal-bot-token"}
 def document_security(schema: dict[str, Any], routes: list[RouteContext]) -> None:
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for route in routes:
-        if principal in {d.call for d in _dependencies(route.dependant)}:
-            security: list[dict[str, list[str]]] = [{"apiKey": []}, {"apiKeyHeader": []}]
-        elif route.endpoint in BOT_AUTHENTICATED:
-            security = [{"botToken": []}]
-        else:
+        audience = _audience(route, min(route.methods or {"GET"}))
+        if audience is Audience.PUBLIC:
             continue
+        security: list[dict[str, list[str]]] = (
+            [{"botToken": []}] if audience is Audience.BOT else [{"apiKey": []}, {"apiKeyHeader": []}])
         for operation in _operations(schema, route):
             operation["security"] = security
             parameters = [p for p in operation.get("parameters", [])
@@ -180,10 +179,10 @@ def _response(code: int) -> dict[str, Any]:
     return response
 
 
-def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
-    for dependency in dependant.dependencies:
-        yield dependency
-        yield from _dependencies(dependency)
+def _audience(route: RouteContext, method: str) -> Audience:
+    """Who may call it, from the access table (the routes' one declaration; start-up checks it is complete)."""
+    declared = ROUTES.get((method, route.path_format or ""))
+    return declared.audience if declared is not None else Audience.PUBLIC
 
 
 def _referenced(node: Any, ref: str) -> bool:

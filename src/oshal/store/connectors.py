@@ -62,11 +62,6 @@ async def upsert_connector(conn: Conn, *, connector_id: str, version: str, publi
     return row
 
 
-async def quarantine(conn: Conn, connector_id: str, reason: str) -> None:
-    await conn.execute("UPDATE connectors SET state = 'quarantined', quarantine_reason = %s, updated_at = now() "
-                       "WHERE id = %s", (reason, connector_id))
-
-
 async def quarantine_enabled(conn: Conn, connector_id: str, digest: str, reason: str) -> bool:
     """Quarantine the connector if it is still enabled at ``digest`` (not re-imported or re-signed meanwhile)."""
     cur = await conn.execute(

@@ -122,6 +122,8 @@ async def anchor(db: Database, anchors: AnchorLog) -> int | None:
         if head is None or head["seq"] == 0:
             return None
         seq, digest = int(head["seq"]), bytes(head["hash"])
+        if anchors.anchored(seq, digest):  # the head has not moved: an anchor of it is stored (and a deleted one
+            return seq                     # must stay missing, for verify to see it)
         await conn.execute("SELECT oshal_audit_anchor(%s, %s, %s)",
                            (seq, digest, anchor_mac(anchors.key, seq, digest)))
     await anchors.add(seq, digest)

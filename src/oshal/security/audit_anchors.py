@@ -68,9 +68,13 @@ class AnchorLog:
 
     # --- writing ----------------------------------------------------------------------------------------------
 
+    def anchored(self, seq: int, digest: bytes) -> bool:
+        """Whether this process anchored exactly this head last (nothing new to anchor)."""
+        return (seq, digest) == self._last
+
     async def add(self, seq: int, digest: bytes) -> None:
         """Record the chain head ``seq`` (its hash ``digest``) outside the database."""
-        if (seq, digest) == self._last:
+        if self.anchored(seq, digest):
             return
         line = self._signed({"seq": seq, "hash": digest.hex(), "at": _now()})
         await asyncio.to_thread(self._append, line)

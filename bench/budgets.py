@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from oshal.control.launch import attach
+from oshal.launcher.prepare import attach
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.settings import Settings

@@ -147,8 +147,8 @@ def roundtrip_http(url: str, key: str) -> list[float]:
 
 async def roundtrip_service(home: Path, key: str) -> list[float]:
     """A control-plane process of our own (no collector or sweeper), driving the service layer directly."""
-    from oshal.control.launch import attach
-    from oshal.control.runtime import Components, ControlPlane
+    from oshal.control.plane import Components, ControlPlane
+    from oshal.launcher.prepare import attach
     from oshal.settings import Settings
 
     settings = Settings(home=home)

@@ -22,7 +22,7 @@ import httpx
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
 from oshal.connectors.trust import TrustStore
-from oshal.control.launch import attach
+from oshal.launcher.prepare import attach
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
 from oshal.settings import Settings

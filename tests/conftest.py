@@ -26,13 +26,13 @@ import uvicorn
 
 from external.fake_openai import FakeOpenAI
 from oshal import logs
+from oshal.api.app import create_app
 from oshal.bots.host import NodeHost
 from oshal.bots.manifest import load_fleet
 from oshal.bots.worker import WorkerOptions
-from oshal.control.app import create_app
-from oshal.control.launch import Engines, bootstrap_admin_key, provision_fleet, start_engines
-from oshal.control.runtime import ControlPlane
-from oshal.mesh.keys import lane_stream
+from oshal.control.plane import ControlPlane
+from oshal.launcher.prepare import Engines, bootstrap_admin_key, provision_fleet, start_engines
+from oshal.mesh.redis_keys import lane_stream
 from oshal.settings import Settings
 from oshal.workflows.registry import load_builtin, register_builtin
 

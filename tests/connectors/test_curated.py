@@ -10,7 +10,7 @@ from conftest import REPO, Platform
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import Signature, verify_manifest
 from oshal.connectors.trust import TrustStore
-from oshal.control.launch import install_curated_connectors
+from oshal.launcher.prepare import install_curated_connectors
 from oshal.settings import Settings
 
 FOLDER = REPO / "connectors"

@@ -24,10 +24,10 @@ import pytest
 
 from conftest import Platform, TenantClient, make_tenant
 from external.fake_vault import FakeVault
-from oshal.connectors.secrets import RotationReport, SecretStore, envelope, open_secret_store
-from oshal.connectors.secrets.builtin import BuiltinSecretStore
-from oshal.connectors.secrets.vault import VaultSecretStore
 from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, OshalError, TooLarge, Unavailable
+from oshal.secrets import RotationReport, SecretStore, envelope, open_secret_store
+from oshal.secrets.builtin import BuiltinSecretStore
+from oshal.secrets.vault import VaultSecretStore
 from oshal.settings import Settings
 from oshal.store.db import Database
 

@@ -21,7 +21,7 @@ from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
 from oshal.connectors.trust import TrustStore
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import lane_stream
+from oshal.mesh.redis_keys import lane_stream
 from shopfront import ACCOUNT_PATH, SHOP_SPEC, enable_shop
 
 CANARY = "canary-shop-key-7f3a9c1e5b"

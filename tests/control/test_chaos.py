@@ -26,7 +26,7 @@ import redis as sync_redis
 
 from conftest import REPO, free_port
 from oshal.embedded import EmbeddedPostgres, EmbeddedRedis
-from oshal.mesh.keys import dead_stream
+from oshal.mesh.redis_keys import dead_stream
 
 pytestmark = pytest.mark.chaos
 

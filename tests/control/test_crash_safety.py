@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
-from oshal.mesh.keys import dead_stream, lane_stream, out_stream
+from oshal.mesh.redis_keys import dead_stream, lane_stream, out_stream
 from oshal.mesh.signing import DispatchSigner
 
 

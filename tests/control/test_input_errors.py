@@ -98,7 +98,7 @@ import json
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from oshal import logs
-from oshal.control.fallback import install_fallback_handlers
+from oshal.api.fallback import install_fallback_handlers
 
 logs.configure("info", json=True)
 app = FastAPI()

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import Platform
-from oshal.control.openapi_doc import EXTRA_STATUSES
-from oshal.control.validation import INT8_MAX
+from oshal.api.openapi_doc import EXTRA_STATUSES
+from oshal.api.validation import INT8_MAX
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 METHODS = ("get", "put", "post", "patch", "delete")

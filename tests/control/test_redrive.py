@@ -16,7 +16,7 @@ from cli.test_cli import run as run_cli
 from conftest import Platform, TenantClient, wait_done
 from control.test_crash_safety import _wait_for, node_processes
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
-from oshal.mesh.keys import done_marker, lane_stream, out_stream
+from oshal.mesh.redis_keys import done_marker, lane_stream, out_stream
 from oshal.mesh.signing import DispatchSigner
 
 

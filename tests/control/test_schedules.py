@@ -24,7 +24,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
-from oshal.control.scheduler import Scheduler, tick_key
+from oshal.control.loops.scheduler import Scheduler, tick_key
 from oshal.control.tickets import TicketRequest
 from oshal.store.db import Database
 from oshal.workflows.cron import next_fire

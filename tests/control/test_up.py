@@ -131,7 +131,7 @@ def test_up_refuses_a_half_external_configuration(tmp_path: Path) -> None:
 def test_up_in_prod_mode_runs_on_the_operators_secrets_and_writes_no_key(tmp_path: Path) -> None:
     import base64
 
-    from oshal.control.keys import issue
+    from oshal.control.api_keys import issue
 
     home, port = tmp_path / "home", free_port()
     url = f"http://127.0.0.1:{port}"

@@ -16,8 +16,8 @@ from budgeting import budget_usage, set_budget
 from conftest import MODEL_BOT, Platform, TenantClient, make_tenant, wait_done
 from external.fake_openai import FakeOpenAI, OpenAIUsage
 from oshal.bots.manifest import BotManifest
+from oshal.control.plane import ControlPlane
 from oshal.control.reservation_ttl import check_reservation_ttl, required_ttl_s
-from oshal.control.runtime import ControlPlane
 from oshal.errors import BudgetExceeded, ConfigError
 from oshal.store.results import AttemptRow, LedgerRow, record_results
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from budgeting import budget_usage, set_budget
 from conftest import MODEL_BOT, Platform, TenantClient, make_tenant, wait_done
 from external.fake_openai import FakeOpenAI, OpenAIUsage
-from oshal.control.budget_service import BudgetService
+from oshal.control.budgets import BudgetService
 from oshal.errors import BudgetExceeded
 from oshal.store.results import AttemptRow, LedgerRow, record_results
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from conftest import Platform, make_tenant
-from oshal.security import audit
+from oshal.audit import trail
 
 
 def _entries(platform: Platform, after: int = 0) -> list[dict[str, Any]]:
@@ -79,8 +79,8 @@ def test_security_relevant_actions_are_audited_in_order(platform: Platform) -> N
 
 
 def test_the_log_is_append_only_even_for_its_owner(platform: Platform) -> None:
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "x", {})))
-    platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_anchors))  # rows in each table
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.entry", "x", {})))
+    platform.on_plane(trail.anchor(platform.plane.db, platform.plane.audit_anchors))  # rows in each table
     with platform.owner() as conn:  # the owner no longer owns the audit tables: it may not touch them at all
         for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log",
                           "TRUNCATE audit_log", "DELETE FROM audit_anchors", "UPDATE audit_chain SET seq = 0"):
@@ -96,8 +96,8 @@ def test_the_log_is_append_only_even_for_its_owner(platform: Platform) -> None:
 
 
 def test_an_edited_entry_is_detected(platform: Platform, repaired: None) -> None:
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "x", {"n": 1})))
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "y", {"n": 2})))
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.entry", "x", {"n": 1})))
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.entry", "y", {"n": 2})))
     assert _verify(platform)["intact"] is True
     target = _head(platform) - 1
     with platform.superuser() as conn:
@@ -110,7 +110,7 @@ def test_an_edited_entry_is_detected(platform: Platform, repaired: None) -> None
 
 def test_a_deleted_entry_is_detected(platform: Platform, repaired: None) -> None:
     for n in range(3):
-        platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", str(n), {})))
+        platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.entry", str(n), {})))
     middle = _head(platform) - 1
     with platform.superuser() as conn:
         conn.execute("SET session_replication_role = replica")
@@ -123,8 +123,8 @@ def test_a_deleted_entry_is_detected(platform: Platform, repaired: None) -> None
 def test_a_rewritten_chain_is_caught_by_its_anchor(platform: Platform, repaired: None) -> None:
     """An attacker with database rights who edits an entry and recomputes every hash after it leaves a chain
     that verifies on its own; the anchor, MACed with a key outside the database, no longer matches."""
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.entry", "a", {})))
-    platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_anchors))
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.entry", "a", {})))
+    platform.on_plane(trail.anchor(platform.plane.db, platform.plane.audit_anchors))
     target = _head(platform)
     with platform.superuser() as conn:
         conn.execute("SET session_replication_role = replica")
@@ -143,7 +143,7 @@ def test_a_rewritten_chain_is_caught_by_its_anchor(platform: Platform, repaired:
 def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Platform) -> None:
     cut_off(platform)  # only this test's entries from here on
     for n in range(3):
-        platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.old", str(n), {})))
+        platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.old", str(n), {})))
     cut = _head(platform)
     with platform.superuser() as conn:  # age the first entries (the hash covers the time, so re-hash them)
         conn.execute("SET session_replication_role = replica")
@@ -159,9 +159,9 @@ def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Plat
         conn.execute("DELETE FROM audit_anchors")
     anchors = platform.plane.audit_anchors
     anchors.path.write_text("")  # anchors of the entries before they were aged no longer hold
-    assert platform.on_plane(audit.anchor(platform.plane.db, anchors)) == cut  # an anchor retention will remove
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.new", "kept", {})))
-    platform.on_plane(audit.anchor(platform.plane.db, anchors))
+    assert platform.on_plane(trail.anchor(platform.plane.db, anchors)) == cut  # an anchor retention will remove
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.new", "kept", {})))
+    platform.on_plane(trail.anchor(platform.plane.db, anchors))
     assert _verify(platform)["intact"] is True
     # The floor holds in the database too, whoever calls the function; the owner may not call it at all.
     with psycopg.connect(platform.engines.api_url, autocommit=True) as conn, pytest.raises(
@@ -185,7 +185,7 @@ def test_retention_prunes_old_entries_and_the_rest_still_verifies(platform: Plat
 
 
 def test_export_is_json_lines_that_re_verify_outside_the_platform(platform: Platform) -> None:
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.export", "x",
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.export", "x",
                                                                       {"ü": [1, 2]})))
     with platform.client() as admin:
         response = admin.get("/v1/audit/export")

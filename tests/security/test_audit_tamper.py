@@ -21,9 +21,10 @@ from test_audit import cut_off
 
 from conftest import Platform
 from external.fake_s3 import FakeS3
-from oshal.security import audit, rls
-from oshal.security.audit_anchors import AnchorLog
-from oshal.security.audit_seal import KEEPER_ROLE, migrate_sealed, seal, unseal
+from oshal.audit import trail
+from oshal.audit.anchors import AnchorLog
+from oshal.audit.seal import KEEPER_ROLE, migrate_sealed, seal, unseal
+from oshal.security import rls
 from oshal.store.migrate import API_ROLE, OWNER_ROLE, REPORT_ROLE
 from oshal.store.objects import S3ObjectStore
 
@@ -54,9 +55,9 @@ def record_anchored(platform: Platform, count: int) -> list[int]:
     """Append ``count`` entries, anchoring the head after each (as the platform's loop does); their seqs."""
     seqs = []
     for n in range(count):
-        platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.tamper", str(n),
+        platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.tamper", str(n),
                                                                           {"n": n})))
-        seqs.append(platform.on_plane(audit.anchor(platform.plane.db, platform.plane.audit_anchors)))
+        seqs.append(platform.on_plane(trail.anchor(platform.plane.db, platform.plane.audit_anchors)))
     return seqs
 
 
@@ -116,7 +117,7 @@ def test_verify_writes_no_anchor(platform: Platform) -> None:
     """The route used to anchor the head before checking, which blessed whatever the head had become."""
     anchors = platform.plane.audit_anchors
     for _ in range(3):  # the platform's own loop anchors every few seconds; it must not be what we see
-        platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.unanchored", "x", {})))
+        platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.unanchored", "x", {})))
         with platform.superuser() as conn:
             head = int(conn.execute("SELECT seq FROM audit_chain").fetchone()[0])
         lines_before = anchors.path.read_text() if anchors.path.exists() else ""
@@ -341,17 +342,17 @@ def fake_s3() -> Iterator[FakeS3]:
 
 def test_anchors_also_go_to_the_object_store_and_a_truncated_file_is_caught(platform: Platform, fake_s3: FakeS3,
                                                                             tmp_path: Path) -> None:
-    async def scenario() -> tuple[int | None, audit.Verification, audit.Verification, bytes]:
+    async def scenario() -> tuple[int | None, trail.Verification, trail.Verification, bytes]:
         store = S3ObjectStore(fake_s3.url, fake_s3.bucket, fake_s3.region, fake_s3.access_key,
                               SecretStr(fake_s3.secret_key))
         try:
             anchors = AnchorLog(tmp_path / "anchors.jsonl", platform.plane.audit_key, store)
-            await audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.s3", "x", {}))
-            seq = await audit.anchor(platform.plane.db, anchors)
+            await trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.s3", "x", {}))
+            seq = await trail.anchor(platform.plane.db, anchors)
             stored = await store.get(f"audit/anchors/{seq:020d}.json")
-            clean = await audit.verify(platform.plane.db, anchors)
+            clean = await trail.verify(platform.plane.db, anchors)
             anchors.path.write_text("")  # the local file is emptied; the bucket still has the latest anchor
-            truncated = await audit.verify(platform.plane.db, anchors)
+            truncated = await trail.verify(platform.plane.db, anchors)
             return seq, clean, truncated, stored
         finally:
             await store.aclose()

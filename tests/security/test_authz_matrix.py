@@ -1,6 +1,6 @@
 """The authorization matrix: every route in the access table, called as every kind of caller.
 
-Generated from :data:`oshal.control.access.ROUTES` (which start-up checks against the routes the app really
+Generated from :data:`oshal.api.access.ROUTES` (which start-up checks against the routes the app really
 serves and the guard each one really uses). For each route and caller it asserts the exact outcome at the auth
 gate, then that nothing tenant B's operator can send reads or changes tenant A's data.
 """
@@ -20,9 +20,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from conftest import Platform, make_tenant, wait_done
-from oshal.control.access import ROUTES, Access, Audience, GuardedRoute, check_declarations
-from oshal.control.deps import Caller, Operator, PlatformOperator
-from oshal.control.inventory import guarded_routes
+from oshal.api.access import ROUTES, Access, Audience, GuardedRoute, check_declarations
+from oshal.api.deps import Caller, Operator, PlatformOperator
+from oshal.api.inventory import guarded_routes
 from oshal.errors import ConfigError
 from shopfront import SHOP_SPEC
 

@@ -142,9 +142,9 @@ def test_posture_finds_an_edited_signed_manifest(platform: Platform) -> None:
 
 
 def test_posture_finds_a_tampered_audit_log(platform: Platform) -> None:
-    from oshal.security import audit
+    from oshal.audit import trail
 
-    platform.on_plane(audit.record_now(platform.plane.db, audit.Entry(None, "test", "test.tamper", "x", {})))
+    platform.on_plane(trail.record_now(platform.plane.db, trail.Entry(None, "test", "test.tamper", "x", {})))
     with platform.superuser() as conn:
         seq = conn.execute("SELECT seq FROM audit_chain").fetchone()[0]
         conn.execute("SET session_replication_role = replica")

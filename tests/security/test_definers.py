@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from conftest import Platform, TenantClient, make_tenant
-from oshal.control import keys
+from oshal.control import api_keys
 from oshal.security import rls
 from oshal.security.roles import DEFINERS, Scope
 from oshal.store.migrate import API_ROLE, REPORT_ROLE
@@ -127,12 +127,12 @@ def test_no_definer_returns_another_tenants_rows(platform: Platform, victim: Ten
     scope = DEFINERS[name].scope
     with _api(platform) as conn:
         if scope is Scope.KEY:
-            prefix = keys.parse_prefix(victim.key)
+            prefix = api_keys.parse_prefix(victim.key)
             assert prefix is not None
             wrong = hashlib.sha256(b"not the key").digest()
             assert _call(conn, name, None, None, prefix, wrong) == []
             assert _call(conn, name, b, None, prefix, wrong) == []
-            own = _call(conn, name, None, None, prefix, keys.digest(victim.key))  # proof of possession
+            own = _call(conn, name, None, None, prefix, api_keys.digest(victim.key))  # proof of possession
             assert [str(r["tenant_id"]) for r in own] == [a]
             assert "hash" not in own[0]  # the stored hash never leaves the database
             return
@@ -154,7 +154,7 @@ def test_a_bootstrap_key_is_recognised_by_its_digest_and_a_prefix_clash_refused(
     from oshal.errors import Conflict
 
     platform.on_plane(platform.plane.admin.register_bootstrap_key(platform.admin_key))  # known: nothing to do
-    prefix = keys.parse_prefix(platform.admin_key)
+    prefix = api_keys.parse_prefix(platform.admin_key)
     with pytest.raises(Conflict, match="prefix belongs to a different key"):
         platform.on_plane(platform.plane.admin.register_bootstrap_key(f"osk_{prefix}_{'x' * 43}"))
     with platform.owner() as conn:

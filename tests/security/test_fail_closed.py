@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import Platform, make_tenant
-from oshal.control.keys import issue
+from oshal.control.api_keys import issue
 from oshal.control.ratelimit import KeyRateLimiter
 from oshal.errors import ConfigError, RateLimited
 from oshal.security.startup import require_secrets, secret_problems

@@ -10,7 +10,7 @@ import httpx
 
 from conftest import Platform, make_tenant, wait_done
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import KILL_SWITCHES_LOADED, lane_stream
+from oshal.mesh.redis_keys import KILL_SWITCHES_LOADED, lane_stream
 
 
 def _phase(platform: Platform, ticket: str) -> tuple[str, int]:
@@ -152,7 +152,7 @@ def _phase_id(platform: Platform, ticket: str) -> str:
 
 def test_a_rebuild_from_a_stale_read_cannot_undo_a_switch(platform: Platform) -> None:
     """A replica that read Postgres before another engaged a switch must not rebuild the mirror without it."""
-    from oshal.mesh.keys import KILL_SWITCHES, KILL_SWITCHES_VERSION
+    from oshal.mesh.redis_keys import KILL_SWITCHES, KILL_SWITCHES_VERSION
     from oshal.security.killswitch import _REBUILD
 
     r = platform.redis_admin()

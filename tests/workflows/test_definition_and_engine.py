@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oshal.errors import Conflict, Invalid
-from oshal.lifecycle import TRANSITIONS
+from oshal.transitions import TRANSITIONS
 from oshal.types import TicketStatus
 from oshal.workflows.definition import Condition, load_definition_text, parse_definition
 from oshal.workflows.engine import Checkpoint, Decision, Fact, advance

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oshal.errors import ConfigError, NotFound
-from oshal.mesh.keys import BOT_NAME_PATTERN
+from oshal.mesh.redis_keys import BOT_NAME_PATTERN
 
 Harness = Literal["deterministic", "openai", "anthropic"]
 _DEFAULT_PROVIDER = {"deterministic": "deterministic", "openai": "openai", "anthropic": "anthropic"}

@@ -27,7 +27,7 @@ from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
 from oshal.mesh.consumer import Delivery, LaneConsumer
 from oshal.mesh.envelopes import Result
-from oshal.mesh.keys import LANE_GROUP
+from oshal.mesh.redis_keys import LANE_GROUP
 
 log = get_logger(__name__)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)

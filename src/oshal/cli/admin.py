@@ -54,7 +54,7 @@ def tenant_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
 def key_mint() -> None:
     """Print a new key without contacting the API: use it as OSHAL_BOOTSTRAP_KEY (the first operator key in prod
     mode). Keep it secret; it is registered on the platform's first start."""
-    from oshal.control.keys import issue
+    from oshal.control.api_keys import issue
 
     out.print(issue().plaintext)
 

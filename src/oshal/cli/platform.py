@@ -23,8 +23,8 @@ def up(
     home: Annotated[Path | None, typer.Option(help="Data folder (default ./.oshal or OSHAL_HOME).")] = None,
 ) -> None:
     """Start the whole platform: engines, migrations, control plane and the demo fleet. Ctrl-C stops it."""
-    from oshal.control.launch import prepare
-    from oshal.control.supervisor import Supervisor
+    from oshal.launcher.prepare import prepare
+    from oshal.launcher.supervisor import Supervisor
 
     overrides: dict[str, object] = {}
     if port is not None:
@@ -74,9 +74,9 @@ def serve(
     import uvicorn
 
     from oshal import logs
-    from oshal.control.app import create_app
-    from oshal.control.launch import dispatch_key
-    from oshal.control.runtime import Components, ControlPlane
+    from oshal.api.app import create_app
+    from oshal.control.plane import Components, ControlPlane
+    from oshal.launcher.prepare import dispatch_key
     from oshal.security.startup import require_secrets
 
     settings = Settings()

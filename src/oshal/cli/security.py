@@ -149,8 +149,8 @@ def security_verify(
 def _verify_locally() -> dict[str, Any]:
     """Embedded: the connection details under $OSHAL_HOME. External: OSHAL_DATABASE_URL (the owner) and the
     runtime roles' passwords that `oshal up` keeps under $OSHAL_HOME/secrets (or OSHAL_API_DATABASE_URL)."""
-    from oshal.control.inventory import route_declaration_problems
-    from oshal.control.launch import attach
+    from oshal.api.inventory import route_declaration_problems
+    from oshal.launcher.prepare import attach
     from oshal.secretfiles import secrets_dir
     from oshal.security.rls import verify
     from oshal.store.migrate import API_ROLE, REPORT_ROLE, with_credentials
@@ -212,9 +212,9 @@ def audit_seal(
 ) -> None:
     """Hand the audit log to the oshal_audit_keeper role (nobody logs in as it), so the database owner can neither
     disable its triggers nor edit or drop it. `oshal up` does this itself on the embedded server."""
-    from oshal.control.launch import attach
+    from oshal.audit.seal import seal
     from oshal.embedded import EmbeddedPostgres
-    from oshal.security.audit_seal import seal
+    from oshal.launcher.prepare import attach
     from oshal.store.migrate import DATABASE
 
     settings = load_settings()

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from oshal.audit import trail
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.manifest_cache import ManifestCache
 from oshal.errors import Forbidden, NotFound
-from oshal.security import audit
 from oshal.store import connectors as repo
 from oshal.store.db import Conn, Database
 from oshal.types import new_id
@@ -97,7 +97,7 @@ class Broker:
                                     f"and these arguments (approval {pending_id} is {state})", pending_id)
         await repo.insert_grant(conn, grant_id, request.tenant_id, request.bot, request.ticket_id,
                                 request.connector_id, request.operation, digest, approval_id, expires_at)
-        await audit.record(conn, audit.Entry(
+        await trail.record(conn, trail.Entry(
             request.tenant_id, f"bot:{request.bot}", "tool.grant", f"{request.connector_id}.{request.operation}",
             {"ticket": str(request.ticket_id), "grant": str(grant_id), "mode": mode,
              "approval": str(approval_id) if approval_id else None}))

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import psycopg
 
-from oshal.control import keys
+from oshal.audit import trail
+from oshal.control import api_keys
 from oshal.control.auth import Authenticator
 from oshal.errors import Conflict, Invalid, NotFound
-from oshal.security import audit
 from oshal.store import access
 from oshal.store.db import Database
 from oshal.types import Role, new_id
@@ -31,7 +31,7 @@ class AdminService:
             row = await access.create_tenant(conn, tenant_id, name)
             if row is None:
                 raise Conflict(f"tenant {name!r} already exists", hint="tenant names are unique")
-            await audit.record(conn, audit.Entry(tenant_id, actor, "tenant.create", name, {}))
+            await trail.record(conn, trail.Entry(tenant_id, actor, "tenant.create", name, {}))
         return row
 
     async def list_tenants(self) -> list[dict[str, Any]]:
@@ -59,12 +59,12 @@ class AdminService:
                          expires_in_days: int | None, *, actor: str) -> tuple[str, dict[str, Any]]:
         if expires_in_days is not None and expires_in_days <= 0:
             raise Invalid("expires_in_days must be positive")
-        issued = keys.issue()
+        issued = api_keys.issue()
         expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)) if expires_in_days else None
         async with self.db.tenant(tenant_id) as conn:
             row = await access.insert_key(conn, key_id=new_id(), tenant_id=tenant_id, prefix=issued.prefix,
                                           digest=issued.digest, role=role.value, name=name, expires_at=expires)
-            await audit.record(conn, audit.Entry(tenant_id, actor, "key.create", issued.prefix,
+            await trail.record(conn, trail.Entry(tenant_id, actor, "key.create", issued.prefix,
                                                  {"key_id": str(row["id"]), "role": role.value, "name": name,
                                                   "expires_at": expires.isoformat() if expires else None}))
         return issued.plaintext, row
@@ -78,7 +78,7 @@ class AdminService:
             row = await access.revoke_key(conn, key_id)
             if row is None:
                 raise NotFound(f"key {key_id} not found in this tenant")
-            await audit.record(conn, audit.Entry(tenant_id, actor, "key.revoke", str(row["prefix"]),
+            await trail.record(conn, trail.Entry(tenant_id, actor, "key.revoke", str(row["prefix"]),
                                                  {"key_id": str(key_id)}))
         if self.auth:
             self.auth.forget(key_id)
@@ -99,19 +99,19 @@ class AdminService:
 
     async def register_bootstrap_key(self, plaintext: str) -> None:
         """Register an operator-provided key as the system tenant's operator key, unless it is already known."""
-        prefix = keys.parse_prefix(plaintext)
+        prefix = api_keys.parse_prefix(plaintext)
         if prefix is None:
             raise Invalid("OSHAL_BOOTSTRAP_KEY is not an oshal key", hint="make one with `oshal key mint`")
         async with self.db.system() as conn:
-            if await access.key_check(conn, prefix, keys.digest(plaintext)) is not None:
+            if await access.key_check(conn, prefix, api_keys.digest(plaintext)) is not None:
                 return
         tenant = await self.system_tenant()
         try:
             async with self.db.tenant(tenant) as conn:
                 await access.insert_key(conn, key_id=new_id(), tenant_id=tenant, prefix=prefix,
-                                        digest=keys.digest(plaintext), role=Role.OPERATOR.value,
+                                        digest=api_keys.digest(plaintext), role=Role.OPERATOR.value,
                                         name="bootstrap admin", expires_at=None)
-                await audit.record(conn, audit.Entry(tenant, "platform", "key.create", prefix,
+                await trail.record(conn, trail.Entry(tenant, "platform", "key.create", prefix,
                                                      {"role": "operator", "name": "bootstrap admin"}))
         except psycopg.errors.UniqueViolation as e:  # the prefix is taken, by a key whose digest differs
             raise Conflict("OSHAL_BOOTSTRAP_KEY's prefix belongs to a different key",

@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass
 from uuid import UUID
 
-from oshal.control import keys
+from oshal.audit import trail
+from oshal.control import api_keys
 from oshal.errors import Forbidden, Unauthorized
 from oshal.logs import get_logger
-from oshal.security import audit
 from oshal.store import access
 from oshal.store.db import Database
 from oshal.types import Role
@@ -67,7 +67,7 @@ class Authenticator:
     def __init__(self, db: Database, *, usage_flush_s: float = 30.0) -> None:
         self._db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
-        self.failures = audit.AuditBuffer(db)
+        self.failures = trail.AuditBuffer(db)
         self._used: set[UUID] = set()
         self._usage_flush_s = usage_flush_s
 
@@ -78,8 +78,8 @@ class Authenticator:
         try:
             return await self._authenticate(credential)
         except Unauthorized as refused:
-            prefix = keys.parse_prefix(credential or "") or ""
-            self.failures.add(audit.Entry(None, f"key:{prefix}" if prefix else "anonymous", "auth.failure",
+            prefix = api_keys.parse_prefix(credential or "") or ""
+            self.failures.add(trail.Entry(None, f"key:{prefix}" if prefix else "anonymous", "auth.failure",
                                           refused.message, {"source": source, "prefix": prefix}))
             raise
 
@@ -91,11 +91,11 @@ class Authenticator:
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
-        prefix = keys.parse_prefix(credential)
+        prefix = api_keys.parse_prefix(credential)
         if prefix is None:
             raise Unauthorized("malformed API key", hint="keys look like osk_<12 hex>_<secret>")
         async with self._db.system() as conn:
-            row = await access.key_check(conn, prefix, keys.digest(credential))
+            row = await access.key_check(conn, prefix, api_keys.digest(credential))
         if row is None:
             raise Unauthorized("invalid API key")
         if row["revoked_at"] is not None:

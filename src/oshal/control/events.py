@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from oshal.logs import get_logger
-from oshal.mesh.keys import EVENTS_CHANNEL
+from oshal.mesh.redis_keys import EVENTS_CHANNEL
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from oshal.control.budget_service import BudgetService
+from oshal.control.budgets import BudgetService
 from oshal.errors import Conflict, Forbidden, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.store import recordings as repo

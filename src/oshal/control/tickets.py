@@ -14,7 +14,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from oshal.control.bots import BotRegistry
+from oshal.control.bot_registry import BotRegistry
 from oshal.control.events import EventHub
 from oshal.errors import Conflict, Invalid, NotFound, TooLarge
 from oshal.logs import get_logger

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 
-from oshal.mesh.keys import (
+from oshal.mesh.redis_keys import (
     acl_user,
     done_marker_pattern,
     heartbeat_pattern,

@@ -18,8 +18,8 @@ from redis.exceptions import ResponseError
 
 from oshal.logs import get_logger
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import LANE_GROUP, done_marker, heartbeat_key, lane_stream, out_stream
 from oshal.mesh.redis import is_nogroup
+from oshal.mesh.redis_keys import LANE_GROUP, done_marker, heartbeat_key, lane_stream, out_stream
 
 log = get_logger(__name__)
 

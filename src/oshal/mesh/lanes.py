@@ -12,7 +12,8 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from oshal.mesh.envelopes import FIELD, Envelope, phase_of
-from oshal.mesh.keys import (
+from oshal.mesh.redis import run_script
+from oshal.mesh.redis_keys import (
     COLLECTOR_GROUP,
     KILL_SWITCHES,
     KILL_SWITCHES_LOADED,
@@ -23,7 +24,6 @@ from oshal.mesh.keys import (
     lane_stream,
     out_stream,
 )
-from oshal.mesh.redis import run_script
 
 DEAD_STREAM_MAXLEN = 10_000
 

@@ -20,9 +20,9 @@ from uuid import UUID
 
 import httpx
 
+from oshal.audit import trail
 from oshal.errors import Invalid, NotFound
 from oshal.logs import get_logger
-from oshal.security import audit
 from oshal.security.findings import SCANS, Finding, Severity
 from oshal.security.scans import Scan, ScanContext, access, code, leaks, posture, runtime, spend
 from oshal.store.db import Conn
@@ -124,7 +124,7 @@ class SecurityCenter:
                     await self._fixed(conn, row, scan)
                     fixed += 1
             if opened or fixed:
-                await audit.record(conn, audit.Entry(tenant, actor, "security.scan", scan,
+                await trail.record(conn, trail.Entry(tenant, actor, "security.scan", scan,
                                                      {"found": len(current), "opened": opened, "fixed": fixed}))
         return opened, fixed, filed
 
@@ -173,7 +173,7 @@ class SecurityCenter:
              f"security:{row['fingerprint']}"))
         await conn.execute("UPDATE security_findings SET ticket_id = %s WHERE fingerprint = %s",
                            (ticket, row["fingerprint"]))
-        await audit.record(conn, audit.Entry(tenant, ACTOR, "security.finding.filed", row["fingerprint"],
+        await trail.record(conn, trail.Entry(tenant, ACTOR, "security.finding.filed", row["fingerprint"],
                                              {"ticket": str(ticket), "severity": row["severity"],
                                               "title": row["title"]}))
         return {**row, "ticket_id": ticket}
@@ -243,7 +243,7 @@ class SecurityCenter:
             row = await cur.fetchone()
             if row is None:
                 raise NotFound(f"no finding {fingerprint}", hint="list them with `oshal security findings`")
-            await audit.record(conn, audit.Entry(tenant, actor, f"security.finding.{decision}", fingerprint,
+            await trail.record(conn, trail.Entry(tenant, actor, f"security.finding.{decision}", fingerprint,
                                                  {"reason": reason, "until": until.isoformat() if until else None}))
             if decision == "fix" and row["ticket_id"] is None and row["status"] == "open":
                 row = await self._file(conn, tenant, row)

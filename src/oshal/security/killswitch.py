@@ -16,13 +16,13 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
+from oshal.audit import trail
 from oshal.errors import Conflict, Invalid, NotFound
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.keys import KILL_CHANNEL, KILL_SWITCHES, KILL_SWITCHES_LOADED, KILL_SWITCHES_VERSION
+from oshal.mesh.redis_keys import KILL_CHANNEL, KILL_SWITCHES, KILL_SWITCHES_LOADED, KILL_SWITCHES_VERSION
 from oshal.mesh.signing import DispatchSigner
-from oshal.security import audit
 from oshal.store import tickets as ticket_repo
 from oshal.store.db import Database
 
@@ -97,7 +97,7 @@ class KillSwitches:
             row = await cur.fetchone()
             if row is None:
                 raise Conflict(f"kill switch {scope} is already engaged", hint="release it first to change it")
-            await audit.record(conn, audit.Entry(tenant, actor, "kill_switch.engage", scope, {"reason": reason}))
+            await trail.record(conn, trail.Entry(tenant, actor, "kill_switch.engage", scope, {"reason": reason}))
         await self._mirror_changed(scope, str(row["reason"]))
         log.warning("kill switch engaged", scope=scope, by=actor, reason=reason)
         return row
@@ -109,7 +109,7 @@ class KillSwitches:
             cur = await conn.execute("DELETE FROM kill_switches WHERE scope = %s RETURNING scope", (scope,))
             if await cur.fetchone() is None:
                 raise NotFound(f"kill switch {scope} is not engaged")
-            await audit.record(conn, audit.Entry(tenant, actor, "kill_switch.release", scope, {}))
+            await trail.record(conn, trail.Entry(tenant, actor, "kill_switch.release", scope, {}))
         await self._mirror_changed(scope, None)
         log.warning("kill switch released", scope=scope, by=actor)
         return await self.dispatch_held()

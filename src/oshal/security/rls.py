@@ -16,8 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from oshal.audit.seal import seal_problems
 from oshal.security import definers
-from oshal.security.audit_seal import seal_problems
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
 from oshal.store.migrate import API_ROLE
 

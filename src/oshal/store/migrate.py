@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 
 from oshal.errors import ConfigError
-from oshal.lifecycle import transition_pairs
 from oshal.logs import get_logger
+from oshal.transitions import transition_pairs
 
 log = get_logger(__name__)
 
@@ -116,7 +116,7 @@ def migrate(owner_url: str) -> list[str]:
 
 
 def _sync_transitions(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """The database refuses any ticket transition that :data:`oshal.lifecycle.TRANSITIONS` does not list."""
+    """The database refuses any ticket transition that :data:`oshal.transitions.TRANSITIONS` does not list."""
     pairs = transition_pairs()
     with conn.transaction():
         conn.execute("DELETE FROM ticket_transitions")

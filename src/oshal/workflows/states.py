@@ -1,7 +1,7 @@
 """The ticket state machine: the one transition table, and the operator actions that move tickets.
 
 Postgres enforces the same table (a trigger refuses any other transition and records every one in the
-ticket's timeline); migrations copy :data:`oshal.lifecycle.TRANSITIONS` there, so the two cannot drift.
+ticket's timeline); migrations copy :data:`oshal.transitions.TRANSITIONS` there, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from oshal.errors import Conflict
-from oshal.lifecycle import TRANSITIONS
+from oshal.transitions import TRANSITIONS
 from oshal.types import TicketStatus as S
 
 

@@ -24,7 +24,7 @@ KNOWN_INTENTS = sorted({*PURE_INTENTS, *MEDIA_INTENTS})
 def import_intent(manifest: BotManifest) -> Intent:
     """An operator's own intent, named ``package.module:function`` (a function of the input), from the node's path.
 
-    It runs in the node host, with the node host's rights and nothing more (see ``oshal.control.node_seal``).
+    It runs in the node host, with the node host's rights and nothing more (see ``oshal.launcher.node_seal``).
     """
     module_name, _, function = manifest.intent.partition(":")
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from oshal.security.audit_anchors import AnchorLog
+from oshal.audit.anchors import AnchorLog
 from oshal.security.findings import Finding
 from oshal.settings import Settings
 from oshal.store.db import Database

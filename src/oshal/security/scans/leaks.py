@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from oshal.mesh.keys import PREFIX
+from oshal.mesh.redis_keys import PREFIX
 from oshal.security.findings import Finding
 from oshal.security.scans import ScanContext
 from oshal.security.secretscan import Blob, scan_blobs

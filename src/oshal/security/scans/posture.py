@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from oshal.security import audit
+from oshal.audit import trail
 from oshal.security.findings import Finding, Severity
 from oshal.security.rls import coverage_problems, tenant_tables
 from oshal.security.roles import RUNTIME_ROLES, flags_of, grants_of, privilege_problems, unexpected_grants
@@ -61,7 +61,7 @@ def _role(role: str, flags: dict[str, Any] | None, grants: Any) -> list[Finding]
 async def _audit_chain(ctx: ScanContext) -> list[Finding]:
     if ctx.audit_anchors is None:
         return []
-    report = await audit.verify(ctx.db, ctx.audit_anchors)
+    report = await trail.verify(ctx.db, ctx.audit_anchors)
     entries = [p for p in report.problems if p.get("kind") != "seal"]  # the chain, its anchors, the anchor file
     set_up = [str(p["problem"]) for p in report.problems if p.get("kind") == "seal"]
     findings = [Finding("posture", "audit.seal", Severity.HIGH,

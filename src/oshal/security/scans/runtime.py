@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from oshal.mesh import lanes
-from oshal.mesh.keys import PREFIX, dead_stream
+from oshal.mesh.redis_keys import PREFIX, dead_stream
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
 

@@ -1,0 +1,159 @@
+"""The FastAPI application: routes, the domain-error -> HTTP mapping, auth on docs, and the lifespan."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
+
+import oshal
+from oshal.api.access import check_declarations
+from oshal.api.body_limit import BodyLimit
+from oshal.api.docs_ui import DOCS_PATHS, install_docs_assets
+from oshal.api.fallback import install_fallback_handlers
+from oshal.api.inventory import guarded_routes, live_routes, route_infos
+from oshal.api.openapi_doc import install_openapi_doc
+from oshal.api.routes import (
+    admin,
+    artifacts,
+    budgets,
+    connectors,
+    docs,
+    fleet,
+    gateway,
+    health,
+    schedules,
+    security,
+    tickets,
+    workflows,
+)
+from oshal.api.validation import reject_unstorable
+from oshal.control.plane import ControlPlane
+from oshal.errors import (
+    BudgetExceeded,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    OshalError,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from oshal.logs import get_logger
+
+log = get_logger(__name__)
+
+_STATUS: list[tuple[type[OshalError], int]] = [
+    (TooLarge, 413), (RateLimited, 429), (BudgetExceeded, 402), (Invalid, 422), (Unauthorized, 401),
+    (Forbidden, 403), (NotFound, 404),
+    (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
+]
+_BROWSER_PATHS = (*DOCS_PATHS, "/openapi.json")
+
+
+def _status_of(error: OshalError) -> int:
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:10]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OshalError)
+    async def domain_error(request: Request, error: OshalError) -> JSONResponse:
+        headers = {}
+        if isinstance(error, Unauthorized) and request.url.path in _BROWSER_PATHS:
+            headers["WWW-Authenticate"] = 'Basic realm="oshal", charset="UTF-8"'
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+        return JSONResponse(error.to_dict(), status_code=_status_of(error), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                   for e in error.errors()]
+        body = {"error": "invalid", "message": _describe(list(error.errors())),
+                "hint": "see /docs for the request schema", "details": details}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI's own: a body it could not decode (not UTF-8, ...): invalid input
+            return JSONResponse({"error": "invalid", "message": f"body: {error.detail}",
+                                 "hint": "send UTF-8 encoded JSON"}, status_code=422)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse({"error": code, "message": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RedisError)
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def dependency_down(request: Request, error: Exception) -> JSONResponse:
+        log.warning("dependency unavailable", path=request.url.path, error=type(error).__name__)
+        body = Unavailable("a backing service is unavailable; retry shortly",
+                           hint="check /readyz").to_dict()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
+           connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
+           budgets.router, gateway.models, docs.router)
+
+
+def served_routes() -> list[BaseRoute]:
+    """Every route the app serves, in one flat list (the route inventory)."""
+    return [*gateway.raw_routes, *(route for router in ROUTERS for route in router.routes)]
+
+
+def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await plane.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await plane.stop()
+
+    app = FastAPI(title="oshal", version=oshal.__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None, dependencies=[Depends(reject_unstorable)],
+                  description="Control plane API. Authenticate with `Authorization: Bearer osk_...`.")
+    app.state.plane = plane
+    install_fallback_handlers(app)
+    _install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.router.routes[:0] = gateway.raw_routes  # matched before anything else
+    install_openapi_doc(app)
+
+    install_docs_assets(app)
+
+    if plane.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,
+                           allow_methods=["*"], allow_headers=["Authorization", "Content-Type", "X-API-Key"])
+    check_declarations(guarded_routes(live_routes(app)))
+    plane.app = app
+    plane.routes = lambda: route_infos(live_routes(app))
+    body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024
+    app.add_middleware(BodyLimit, max_bytes=body_limit,
+                       per_prefix={"/v1/artifacts/gateway/": plane.settings.max_artifact_bytes})
+    return app

@@ -1,0 +1,106 @@
+"""/v1/bots (registry + live lane state) and /v1/ledger (captured cost)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from oshal.api.deps import Caller, Plane
+from oshal.api.schemas import (
+    BotOut,
+    LedgerEntry,
+    LedgerPage,
+    LedgerSummary,
+    LedgerSummaryRow,
+    usd,
+)
+from oshal.control.metrics import BOT_REPLICAS, LANE_LENGTH, LANE_PENDING
+from oshal.control.plane import ControlPlane
+from oshal.errors import Invalid
+from oshal.mesh import lanes
+from oshal.mesh.redis_keys import lane_stream
+from oshal.store import access
+from oshal.store import ledger as ledger_repo
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+
+
+async def bot_views(cp: ControlPlane) -> list[BotOut]:
+    await cp.kill.load()
+    async with cp.db.system() as conn:
+        rows = await access.bots(conn)
+    views = []
+    for row in rows:
+        manifest: dict[str, Any] = row["manifest"]
+        name = str(row["name"])
+        stats = await lanes.lane_stats(cp.redis, name)
+        LANE_LENGTH.labels(name).set(stats.length)
+        LANE_PENDING.labels(name).set(stats.pending)
+        BOT_REPLICAS.labels(name).set(stats.replicas)
+        views.append(BotOut(
+            name=name, description=str(row["description"]), harness=str(row["harness"]),
+            provider=str(row["provider"]), model=str(row["model"]),
+            capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
+            status="online" if stats.replicas else "offline", replicas=stats.replicas,
+            replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),
+            pending=stats.pending, lag=stats.lag, kill_switch=cp.kill.blocks(name),
+        ))
+    return views
+
+
+@router.get("/bots", response_model=list[BotOut])
+async def list_bots(cp: Plane, who: Caller) -> list[BotOut]:
+    """Every registered bot with its lane, live status from heartbeats, replicas, pending and lag."""
+    return await bot_views(cp)
+
+
+@router.get("/ledger", response_model=LedgerPage)
+async def ledger_rows(
+    cp: Plane, who: Caller,
+    ticket: Annotated[UUID | None, Query()] = None,
+    bot: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LedgerPage:
+    """One row per model call: tokens, cost in micro-dollars, and whether the price was reported or estimated."""
+    before = _parse_cursor(cursor) if cursor else None
+    async with cp.db.tenant(who.tenant_id) as conn:
+        rows = await ledger_repo.rows(conn, ticket=ticket, bot=bot, since=since, before=before, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return LedgerPage(items=[LedgerEntry.model_validate(r) for r in rows],
+                      next_cursor=f"{last['created_at'].isoformat()}|{last['call_id']}" if more and last else None)
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    stamp, _, call_id = cursor.partition("|")
+    try:
+        return dt.datetime.fromisoformat(stamp), call_id
+    except ValueError as e:
+        raise Invalid(f"cursor {cursor!r} is not a ledger cursor",
+                      hint="pass next_cursor from the previous page") from e
+
+
+@router.get("/ledger/summary", response_model=LedgerSummary)
+async def ledger_summary(
+    cp: Plane, who: Caller,
+    by: Annotated[ledger_repo.SummaryBy, Query()] = "bot",
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
+) -> LedgerSummary:
+    async with cp.db.tenant(who.tenant_id) as conn:
+        rows = await ledger_repo.summary(conn, by, since)
+    out = [LedgerSummaryRow(key=str(r["key"]), calls=int(r["calls"]),
+                            input_tokens=int(r["input_tokens"] or 0),
+                            output_tokens=int(r["output_tokens"] or 0),
+                            cached_read_tokens=int(r["cached_read_tokens"] or 0),
+                            cache_write_tokens=int(r["cache_write_tokens"] or 0),
+                            cost_micros=int(r["cost_micros"] or 0),
+                            cost_usd=usd(int(r["cost_micros"] or 0)))
+           for r in rows]
+    total = sum(r.cost_micros for r in out)
+    return LedgerSummary(by=by, rows=out, total_micros=total, total_usd=usd(total))

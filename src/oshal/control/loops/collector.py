@@ -1,0 +1,278 @@
+"""The result collector: reads every bot's output stream and commits results in batched transactions.
+
+Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
+idempotent on the execution (phase, attempt, delivery) and call id. Only after the commit are stream entries
+acknowledged, so a crash at any point re-reads (and harmlessly re-commits) rather than loses. With the
+acknowledgement go the done markers of phases that succeeded after being sent more than once, which workers
+check before running a copy; a success of a phase that had succeeded already is counted as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from oshal.control.events import EventHub
+from oshal.control.metrics import (
+    COLLECTOR_BATCH,
+    DONE_MARKERS_SET,
+    DUPLICATE_EXECUTIONS,
+    RESULTS_COMMITTED,
+    RESULTS_REJECTED,
+    WORKFLOW_ADVANCE,
+)
+from oshal.ledger import Priced, PriceTable, price_call
+from oshal.logs import get_logger
+from oshal.mesh import lanes
+from oshal.mesh.envelopes import Result
+from oshal.mesh.redis import is_nogroup
+from oshal.mesh.redis_keys import COLLECTOR_GROUP, out_stream
+from oshal.mesh.signing import DispatchSigner
+from oshal.store.db import Database
+from oshal.store.results import AttemptRow, LedgerRow, record_results
+from oshal.store.tickets import dumps
+from oshal.workflows.runner import WorkflowRunner
+
+log = get_logger(__name__)
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+class Collector:
+    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
+                 prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
+                 runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4,
+                 on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None,
+                 done_marker_ttl_s: int = 86_400) -> None:
+        self.runner = runner
+        self.on_room = on_room  # budgets: resume paused work into the room settlements may have freed
+        self.done_marker_ttl_s = done_marker_ttl_s
+        self._advancing = asyncio.Semaphore(advance_concurrency)
+        self.db = db
+        self.redis = redis
+        self.signer = signer
+        self.events = events
+        self.prices = prices
+        self.bots = bots
+        self.batch = batch
+        self.claim_idle_ms = claim_idle_ms
+        self.consumer = f"collector-{socket.gethostname()}"
+        self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
+        self._room_pass: asyncio.Task[None] | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            if self._room_pass is not None:
+                await asyncio.gather(self._room_pass, return_exceptions=True)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        await lanes.ensure_groups(self.redis, self.bots())
+        await self._drain_own_pending()
+        backoff = 0.1
+        next_claim = time.monotonic() + self.claim_idle_ms / 1000
+        while not stop.is_set():
+            try:
+                await self.step(block_ms=1000)
+                if time.monotonic() >= next_claim:
+                    await self.claim_orphans()
+                    next_claim = time.monotonic() + self.claim_idle_ms / 1000
+                backoff = 0.1
+            except _REDIS_DOWN as e:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # a cancel redis-py turned into an error: honour it
+                    raise asyncio.CancelledError from e
+                log.warning("collector cannot reach Redis; retrying", error=str(e), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as e:
+                if not is_nogroup(e):
+                    raise
+                await lanes.ensure_groups(self.redis, self.bots())
+
+    async def _drain_own_pending(self) -> None:
+        """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
+        while await self.step(block_ms=None, start="0"):
+            pass
+
+    async def claim_orphans(self) -> int:
+        """Take over results another collector read but never acknowledged (it died on another host)."""
+        claimed = 0
+        for bot in sorted(self.bots()):
+            stream = out_stream(bot)
+            reply: Any = await self.redis.xautoclaim(stream, COLLECTOR_GROUP, self.consumer, self.claim_idle_ms,
+                                                     start_id="0-0", count=self.batch)
+            entries = [(stream, mid, fields) for mid, fields in reply[1] if mid]
+            if entries:
+                await self.commit(entries)
+                claimed += len(entries)
+        return claimed
+
+    async def step(self, block_ms: int | None, start: str = ">") -> int:
+        bots = self.bots()
+        if not bots:
+            await asyncio.sleep(1)
+            return 0
+        streams = {out_stream(bot): start for bot in sorted(bots)}
+        reply: Any = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
+                                                 count=self.batch, block=block_ms)
+        entries: list[tuple[str, bytes, dict[bytes, bytes] | None]] = [
+            (stream.decode(), mid, fields) for stream, messages in reply or () for mid, fields in messages
+        ]
+        if entries:
+            await self.commit(entries)
+        return len(entries)
+
+    async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
+        results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
+        with COLLECTOR_BATCH.time():
+            recorded = await self._record(results) if results else []
+        changes = [c for c in recorded if c.status not in _FENCES]
+        fences = self._fences(results, [c for c in recorded if c.status in _FENCES])
+        finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
+        dead = {tid for tid, status in finished if status == "dead_letter"}
+        for result in results:
+            if result.envelope.ticket_id in dead:
+                await lanes.dead_letter(self.redis, result.envelope, result.error or "dead letter")
+        by_stream: dict[str, list[bytes]] = defaultdict(list)
+        for stream, mid, _ in entries:
+            by_stream[stream].append(mid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            lanes.queue_done_markers(pipe, fences, self.done_marker_ttl_s)  # before the ack: a retry re-sets them
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, COLLECTOR_GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            self.events.queue_publish(pipe, finished)
+            await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
+        RESULTS_COMMITTED.inc(len(results))
+        DONE_MARKERS_SET.inc(len(fences))
+        self._room_may_have_returned(results)
+        await self._advance_runs(changes)
+
+    @staticmethod
+    def _fences(results: list[Result], rows: list[_Change]) -> list[tuple[str, str]]:
+        """(bot, phase) of each done marker to set; counts and reports the duplicate executions among them."""
+        bots = {r.envelope.phase_id: r.envelope.bot for r in results}
+        duplicates = [row for row in rows if row.status == "duplicate"]
+        if duplicates:
+            DUPLICATE_EXECUTIONS.inc(len(duplicates))
+            log.warning("a phase that had succeeded already ran again (recorded and billed as a duplicate)",
+                        executions=len(duplicates), tickets=sorted({row.ticket for row in duplicates})[:10])
+        return sorted({(bots[row.parent], row.parent) for row in rows if row.parent in bots})
+
+    def _room_may_have_returned(self, results: list[Result]) -> None:
+        """A call that settled (usually below its reservation) frees room; a failed attempt may be a refused call
+        whose paused ticket could not resume before it reported. The resume runs beside the collector, one pass
+        at a time, each for every tenant noted since the last: never in the way of the next batch."""
+        if self.on_room is None:
+            return
+        self._room_tenants |= {UUID(r.envelope.tenant_id) for r in results
+                               if r.outcome == "failed" or any(call.reservation for call in r.calls)}
+        if self._room_tenants and (self._room_pass is None or self._room_pass.done()):
+            self._room_pass = asyncio.create_task(self._resume_into_room())
+
+    async def _resume_into_room(self) -> None:
+        assert self.on_room is not None
+        while self._room_tenants:
+            tenants, self._room_tenants = self._room_tenants, set()
+            await self.on_room(tenants)
+
+    async def _advance_runs(self, changes: list[_Change]) -> None:
+        """Workflow tickets whose step (or child ticket) finished move on, each in its own transaction.
+
+        A crash before this leaves runs waiting on finished work; the sweeper finds and advances them.
+        """
+        runs = {(c.tenant, c.ticket if c.status == "step" else c.parent) for c in changes
+                if c.status == "step" or c.parent}
+        if runs:
+            await asyncio.gather(*(self._advance_one(UUID(tenant), UUID(str(ticket))) for tenant, ticket in runs))
+
+    async def _advance_one(self, tenant: UUID, ticket: UUID) -> None:
+        async with self._advancing:  # runs advance concurrently, bounded so the pool keeps room for the API
+            try:
+                with WORKFLOW_ADVANCE.time():
+                    await self.runner.advance(tenant, ticket)
+            except Exception:
+                log.exception("workflow advance failed; the sweeper retries it", ticket=str(ticket))
+
+    def _accept(self, stream: str, fields: dict[bytes, bytes] | None) -> Result | None:
+        if not fields:
+            return None
+        try:
+            result = Result.decode(fields)
+        except (KeyError, ValueError, TypeError):
+            RESULTS_REJECTED.inc()
+            log.warning("undecodable result dropped", stream=stream)
+            return None
+        if out_stream(result.envelope.bot) != stream or not self.signer.verify(result.envelope):
+            RESULTS_REJECTED.inc()
+            log.warning("result with a bad dispatch signature dropped", stream=stream,
+                        ticket=result.envelope.ticket_id)
+            return None
+        return result
+
+    async def _record(self, results: list[Result]) -> list[_Change]:
+        table = self.prices()
+        now = dt.datetime.now(dt.UTC)
+        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
+        for r in results:
+            env = r.envelope
+            attempts, ledger = per_tenant[env.tenant_id]
+            phase, ticket = UUID(env.phase_id), UUID(env.ticket_id)
+            finished = _when(r.finished_at)
+            attempts.append(AttemptRow(phase, env.attempt, ticket, r.outcome,
+                                       None if r.output is None else dumps(r.output), r.error, r.consumer,
+                                       r.deliveries, _when(r.started_at), finished))
+            for call in r.calls:
+                try:
+                    priced = price_call(table, call, finished or now)
+                except ValueError as e:  # impossible counts from a bot: keep the row, unpriced, and say so
+                    log.warning("usage not priceable", call=call.call_id, error=str(e))
+                    priced = Priced(0, "unpriced", None)
+                ledger.append(LedgerRow(call.call_id, ticket, phase, env.attempt, env.bot, call.provider,
+                                        call.model, call.input_tokens, call.output_tokens,
+                                        call.cached_read_tokens, call.cache_write_tokens, priced.cost_micros,
+                                        priced.source, call.reasoning_tokens, priced.computed_micros,
+                                        call.reported_cost_micros, _reservation(call.reservation)))
+        changes: list[_Change] = []
+        for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
+            rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
+            changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
+                                   None if row["parent"] is None else str(row["parent"])) for row in rows)
+        return changes
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    tenant: str
+    ticket: str
+    # a final status; "step": a workflow's phase ended and its run should advance; "fence" or "duplicate": a
+    # phase sent more than once succeeded (or succeeded again), and ``parent`` holds the phase, not a parent
+    status: str
+    parent: str | None
+
+
+_FENCES = ("fence", "duplicate")
+
+
+def _reservation(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None  # a malformed id settles nothing; the reservation expires and its cost still counts

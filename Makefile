@@ -34,6 +34,7 @@ test: $(DEVSTAMP) lint
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
 bench: $(DEVSTAMP)

@@ -54,9 +54,9 @@ def tenant_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
 def key_mint() -> None:
     """Print a new key without contacting the API: use it as OSHAL_BOOTSTRAP_KEY (the first operator key in prod
     mode). Keep it secret; it is registered on the platform's first start."""
-    from oshal.control.api_keys import issue
+    from oshal.launcher.host import mint_key
 
-    out.print(issue().plaintext)
+    out.print(mint_key())
 
 
 @key_app.command("create")

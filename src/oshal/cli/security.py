@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import sys
 from pathlib import Path
@@ -147,28 +146,9 @@ def security_verify(
 
 
 def _verify_locally() -> dict[str, Any]:
-    """Embedded: the connection details under $OSHAL_HOME. External: OSHAL_DATABASE_URL (the owner) and the
-    runtime roles' passwords that `oshal up` keeps under $OSHAL_HOME/secrets (or OSHAL_API_DATABASE_URL)."""
-    from oshal.api.inventory import route_declaration_problems
-    from oshal.launcher.prepare import attach
-    from oshal.secretfiles import secrets_dir
-    from oshal.security.rls import verify
-    from oshal.store.migrate import API_ROLE, REPORT_ROLE, with_credentials
+    from oshal.launcher.host import verify_security
 
-    settings = load_settings()
-    if settings.database_url is None:
-        engines = attach(settings)
-        owner, urls = engines.owner_url, {API_ROLE: engines.api_url, REPORT_ROLE: str(engines.report_url)}
-    else:
-        owner, folder = settings.database_url, secrets_dir(settings.home)
-        urls = {role: with_credentials(owner, role, (folder / name).read_text().strip())
-                for role, name in ((API_ROLE, "pg-api"), (REPORT_ROLE, "pg-report")) if (folder / name).exists()}
-        if settings.api_database_url:
-            urls[API_ROLE] = settings.api_database_url
-    report = asyncio.run(verify(owner, urls))
-    report.problems += route_declaration_problems()
-    return report.as_dict()
-
+    return verify_security(load_settings())
 
 @security_app.command("vulndb-import")
 def security_vulndb_import(
@@ -176,10 +156,10 @@ def security_vulndb_import(
     force: Annotated[bool, typer.Option(help="Import even if it is older than the current database.")] = False,
 ) -> None:
     """Refresh the offline vulnerability database the code scan checks installed packages against."""
-    from oshal.security.vulndb import import_db
+    from oshal.launcher.host import import_vulndb
 
-    db = import_db(source, load_settings().home, force=force)
-    out.print(f"vulnerability database updated: {len(db.advisories)} advisories, as of {db.updated:%Y-%m-%d}")
+    advisories, as_of = import_vulndb(source, load_settings(), force=force)
+    out.print(f"vulnerability database updated: {advisories} advisories, as of {as_of}")
 
 
 # --- audit --------------------------------------------------------------------------------------------------------
@@ -212,19 +192,9 @@ def audit_seal(
 ) -> None:
     """Hand the audit log to the oshal_audit_keeper role (nobody logs in as it), so the database owner can neither
     disable its triggers nor edit or drop it. `oshal up` does this itself on the embedded server."""
-    from oshal.audit.seal import seal
-    from oshal.embedded import EmbeddedPostgres
-    from oshal.launcher.prepare import attach
-    from oshal.store.migrate import DATABASE
+    from oshal.launcher.host import seal_audit_log
 
-    settings = load_settings()
-    if superuser_url is None:
-        if settings.database_url is not None:
-            raise Invalid("an external database needs --superuser-url (or OSHAL_SUPERUSER_DATABASE_URL)",
-                          hint="only a superuser can hand the audit tables to another role")
-        attach(settings)  # fails clearly when no embedded platform lives under $OSHAL_HOME
-        superuser_url = EmbeddedPostgres(settings.home).url(database=DATABASE)
-    seal(superuser_url)
+    seal_audit_log(load_settings(), superuser_url)
     out.print("[green]sealed[/]: the audit log belongs to oshal_audit_keeper; check with `oshal audit verify`")
 
 

@@ -19,7 +19,7 @@ from oshal.control.batches import TenantBatches
 from oshal.errors import Forbidden, OshalError
 from oshal.logs import get_logger
 from oshal.secrets.builtin import BuiltinSecretStore
-from oshal.secrets.store import SecretStore, not_found
+from oshal.secrets.port import SecretStore, not_found
 from oshal.store import connectors as repo
 from oshal.store.db import Conn, Database
 

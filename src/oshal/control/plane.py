@@ -39,12 +39,13 @@ from oshal.control.tickets import TicketService
 from oshal.control.tool_gateway import ToolGateway
 from oshal.control.workflows import WorkflowService
 from oshal.ledger import PriceTable, load_price_file
+from oshal.ledger.prices import price_from_row
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.acl import ensure_bot_users
 from oshal.mesh.redis import connect
 from oshal.mesh.signing import DispatchSigner, derive_key
-from oshal.secrets.store import open_secret_store
+from oshal.secrets import open_secret_store
 from oshal.security.center import SecurityCenter
 from oshal.security.killswitch import KillSwitches
 from oshal.security.scans import RouteInfo, ScanContext
@@ -207,7 +208,7 @@ class ControlPlane:
 
     async def reload_prices(self) -> None:
         async with self.db.system() as conn:
-            overrides = await ledger_repo.price_overrides(conn)
+            overrides = [price_from_row(row) for row in await ledger_repo.price_overrides(conn)]
         self.prices = PriceTable([*load_price_file(self.settings.prices_file), *overrides])
 
     async def _refresh_loop(self) -> None:

@@ -40,6 +40,14 @@ class Price:
                 "request": self.request}
 
 
+def price_from_row(row: dict[str, Any]) -> Price:
+    """A database override row as a :class:`Price` (``.get()``: the newer per-type columns may be absent)."""
+    return Price(row["provider"], row["model"], row["effective_from"], row["input_micros_per_mtok"],
+                 row["output_micros_per_mtok"], row["cached_read_micros_per_mtok"],
+                 row["cache_write_micros_per_mtok"], reasoning=row.get("reasoning_micros_per_mtok"),
+                 request=row.get("request_micros") or 0, cache_write_1h=row.get("cache_write_1h_micros_per_mtok"))
+
+
 def _as_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

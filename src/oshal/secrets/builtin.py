@@ -49,7 +49,7 @@ from oshal.secrets.encryption import (
     unwrap,
     wrap,
 )
-from oshal.secrets.store import RotationReport, check_name, check_value, not_found, scope
+from oshal.secrets.port import RotationReport, check_name, check_value, not_found, scope
 from oshal.store.db import Conn, Database
 
 _ZERO = "'00000000-0000-0000-0000-000000000000'::uuid"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, Unavailable
-from oshal.secrets.store import RotationReport, check_name, check_value, not_found, scope
+from oshal.secrets.port import RotationReport, check_name, check_value, not_found, scope
 from oshal.settings import Settings
 
 _NOTE = ("Vault encrypts its storage with its own keyring and rotates it itself (`vault operator rotate`); "

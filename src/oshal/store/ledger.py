@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from oshal.ledger.prices import Price
 from oshal.store.db import Conn
 
 SummaryBy = Literal["bot", "model", "tenant", "day"]
@@ -47,17 +46,11 @@ async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dic
     return await cur.fetchall()
 
 
-async def price_overrides(conn: Conn) -> list[Price]:
-    # SELECT * and .get(): the per-type columns (reasoning, request fee, one-hour cache write) are optional,
-    # so this reads the table before and after the migrations that add them.
+async def price_overrides(conn: Conn) -> list[dict[str, Any]]:
+    """Every database price row. SELECT *: the per-type columns (reasoning, request fee, one-hour cache write) are
+    optional, so this reads the table before and after the migrations that add them."""
     cur = await conn.execute("SELECT * FROM prices")
-    return [
-        Price(r["provider"], r["model"], r["effective_from"], r["input_micros_per_mtok"],
-              r["output_micros_per_mtok"], r["cached_read_micros_per_mtok"],
-              r["cache_write_micros_per_mtok"], reasoning=r.get("reasoning_micros_per_mtok"),
-              request=r.get("request_micros") or 0, cache_write_1h=r.get("cache_write_1h_micros_per_mtok"))
-        for r in await cur.fetchall()
-    ]
+    return await cur.fetchall()
 
 
 async def reconciliation(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from oshal.api.deps import Caller, Operator, Plane, PlatformOperator
 from oshal.audit import trail
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.errors import Invalid, NotFound
-from oshal.secrets.store import SecretStore
+from oshal.secrets.port import SecretStore
 from oshal.store import connectors as repo
 
 router = APIRouter(prefix="/v1", tags=["connectors"])

@@ -1,4 +1,4 @@
-"""The secret-store port: what the rest of oshal may do with credentials, and the factory that picks a backend.
+"""The secret-store port: what the rest of oshal may do with credentials.
 
 A credential is addressed by (tenant, name) or, when user-scoped, (tenant, name, user). Values go in and
 come out as text; nothing but :meth:`SecretStore.get` ever returns one, and no error message contains one.
@@ -7,16 +7,14 @@ come out as text; nothing but :meth:`SecretStore.get` ever returns one, and no e
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from oshal.errors import ConfigError, Invalid, NotFound, TooLarge
+from oshal.errors import Invalid, NotFound, TooLarge
 
 if TYPE_CHECKING:
-    from oshal.settings import Settings
-    from oshal.store.db import Conn, Database
+    from oshal.store.db import Conn
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -103,21 +101,3 @@ def scope(name: str, user_id: UUID | None) -> str:
 def not_found(name: str, user_id: UUID | None) -> NotFound:
     return NotFound(f"no {scope(name, user_id)} in this tenant",
                     hint="store it first (put), or check the name and whether it is user-scoped")
-
-
-def open_secret_store(settings: Settings, db: Database | None = None, *,
-                      previous_keks: Sequence[bytes] = ()) -> SecretStore:
-    """The configured backend. ``db`` (opened by the caller, API role) is required for the builtin backend;
-    ``previous_keks`` are KEKs still accepted for unwrapping while a KEK rotation is in progress."""
-    if settings.secrets_backend == "vault":
-        from oshal.secrets.vault import VaultSecretStore
-
-        return VaultSecretStore.from_settings(settings)
-    from oshal.secrets.builtin import BuiltinSecretStore
-    from oshal.secrets.encryption import load_kek
-
-    kek = load_kek(settings)  # first: a missing KEK is the error an operator must see
-    if db is None:
-        raise ConfigError("the builtin secret store needs a database",
-                          hint="pass the API role's Database, or set OSHAL_SECRETS_BACKEND=vault")
-    return BuiltinSecretStore(db, kek, previous_keks=previous_keks)

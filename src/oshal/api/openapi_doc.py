@@ -12,7 +12,7 @@ follow from how a route is built, so they are derived, not written per route:
 * a route with a request body: 413; a route with path parameters: 404.
 
 What only the code behind a route decides (a 409 on a state conflict, a 402 on a budget, a 404 for a name in the
-body, a 400) is listed in :data:`EXTRA_STATUSES`. ``tests/control/test_api_fuzz.py`` calls every operation and fails
+body, a 400) is listed in :data:`EXTRA_STATUSES`. ``tests/api/test_api_fuzz.py`` calls every operation and fails
 on a status that is not documented here, so this table cannot silently fall behind the code.
 """
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import SecretStr
-from test_audit import cut_off
+from test_trail import cut_off
 
 from conftest import Platform
 from external.fake_s3 import FakeS3

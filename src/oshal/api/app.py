@@ -15,29 +15,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
 
 import oshal
 from oshal.api.access import check_declarations
 from oshal.api.body_limit import BodyLimit
 from oshal.api.docs_ui import DOCS_PATHS, install_docs_assets
 from oshal.api.fallback import install_fallback_handlers
-from oshal.api.inventory import guarded_routes, live_routes, route_infos
+from oshal.api.inventory import RAW_ROUTES, ROUTERS
 from oshal.api.openapi_doc import install_openapi_doc
-from oshal.api.routes import (
-    admin,
-    artifacts,
-    budgets,
-    connectors,
-    docs,
-    fleet,
-    gateway,
-    health,
-    schedules,
-    security,
-    tickets,
-    workflows,
-)
+from oshal.api.route_guards import guarded_routes, live_routes, route_infos
 from oshal.api.validation import reject_unstorable
 from oshal.control.plane import ControlPlane
 from oshal.errors import (
@@ -113,16 +99,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
-ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-           connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-           budgets.router, gateway.models, docs.router)
-
-
-def served_routes() -> list[BaseRoute]:
-    """Every route the app serves, in one flat list (the route inventory)."""
-    return [*gateway.raw_routes, *(route for router in ROUTERS for route in router.routes)]
-
-
 def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,7 +118,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.router.routes[:0] = gateway.raw_routes  # matched before anything else
+    app.router.routes[:0] = RAW_ROUTES  # matched before anything else
     install_openapi_doc(app)
 
     install_docs_assets(app)

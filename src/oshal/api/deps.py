@@ -24,9 +24,9 @@ from oshal.control.budgets import BudgetService
 from oshal.control.connector_catalog import Catalog
 from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
-from oshal.control.loops.scheduler import ScheduleService
 from oshal.control.model_gateway import ModelGateway
 from oshal.control.plane import ControlPlane
+from oshal.control.schedules import ScheduleService
 from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketService
 from oshal.control.tool_gateway import ToolGateway

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from oshal.api.deps import Caller, Operator, Schedules
 from oshal.api.validation import exactly_one_of
-from oshal.control.loops.scheduler import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
+from oshal.control.schedules import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
 from oshal.workflows.cron import describe_cron
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])

@@ -17,7 +17,7 @@ from oshal.store.db import Conn, Database
 from oshal.types import new_id
 from oshal.workflows.cron import MissedTickPolicy, next_fire, validate_cron
 
-__all__ = ["UNCHANGED", "Fire", "RunResult", "Schedule", "ScheduleChange", "ScheduleService", "ScheduleSpec"]
+__all__ = ["UNCHANGED", "Fire", "Schedule", "ScheduleChange", "ScheduleService", "ScheduleSpec"]
 
 log = get_logger(__name__)
 UNCHANGED: Any = object()  # "not given" in a change: JSON null is a valid ticket input, so None cannot mean it
@@ -60,12 +60,6 @@ class Fire:
     ticket_id: UUID
     fired_by: str
     fired_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    ticket_id: UUID
-    tick: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +145,7 @@ class ScheduleService:
     async def enable(self, tenant: UUID, name: str) -> Schedule:
         return await self.update(tenant, name, ScheduleChange(enabled=True))
 
-    async def run_now(self, tenant: UUID, principal: UUID | None, name: str) -> RunResult:
+    async def run_now(self, tenant: UUID, principal: UUID | None, name: str) -> Fire:
         """Fire once now, outside the timetable (a disabled schedule too); ``last_tick`` does not move."""
         now = datetime.now(UTC)
         async with self.db.tenant(tenant) as conn:
@@ -159,11 +153,13 @@ class ScheduleService:
         # ":run:" keeps the key apart from every timetable tick's key, so a manual run never stands in for one.
         key = f"schedule:{schedule.id}:run:{now.isoformat()}"
         [created] = await self.tickets.create(tenant, principal, [schedule.ticket_request(key)])
+        fired_by = f"run:key:{principal}" if principal else "run"
         async with self.db.tenant(tenant) as conn:
-            await repo.insert_fire(conn, schedule_id=schedule.id, tick=now, tenant_id=tenant, ticket_id=created.id,
-                                   fired_by=f"run:key:{principal}" if principal else "run")
+            row = await repo.insert_fire(conn, schedule_id=schedule.id, tick=now, tenant_id=tenant,
+                                         ticket_id=created.id, fired_by=fired_by)
         log.info("schedule run by hand", schedule=name, tenant=str(tenant), ticket=str(created.id))
-        return RunResult(created.id, now)
+        # No row: a run at the very same instant recorded it first, with this same ticket (the same key).
+        return Fire(**row) if row is not None else Fire(now, created.id, fired_by, now)
 
     async def _get(self, conn: Conn, name: str, *, lock: bool = False) -> Schedule:
         row = await repo.by_name(conn, name, lock=lock)

@@ -19,6 +19,7 @@ from oshal.store.db import Conn
 COLUMNS = ("id", "tenant_id", "name", "cron", "timezone", "ticket_type", "bot", "input", "policy", "enabled",
            "last_tick", "next_tick", "created_by", "created_at")
 _COLUMNS = ", ".join(COLUMNS)
+_FIRE_COLUMNS = "tick, ticket_id, fired_by, fired_at"
 # The API role may update these columns only; a schedule's name and target never change.
 UPDATABLE = frozenset({"cron", "timezone", "input", "policy", "enabled", "last_tick", "next_tick"})
 
@@ -74,18 +75,18 @@ async def update(conn: Conn, schedule_id: UUID, changes: Mapping[str, Any]) -> d
 
 
 async def insert_fire(conn: Conn, *, schedule_id: UUID, tick: datetime, tenant_id: UUID, ticket_id: UUID,
-                      fired_by: str) -> bool:
-    """Record that ``tick`` fired as ``ticket_id``; False when the tick was recorded already."""
+                      fired_by: str) -> dict[str, Any] | None:
+    """Record that ``tick`` fired as ``ticket_id``: the fire's row, or None when the tick was recorded already."""
     cur = await conn.execute(
         "INSERT INTO schedule_fires (schedule_id, tick, tenant_id, ticket_id, fired_by) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (schedule_id, tick) DO NOTHING RETURNING tick",
+        f"ON CONFLICT (schedule_id, tick) DO NOTHING RETURNING {_FIRE_COLUMNS}",  # nosec B608 - only constant SQL fragments are interpolated
         (schedule_id, tick, tenant_id, ticket_id, fired_by))
-    return await cur.fetchone() is not None
+    return await cur.fetchone()
 
 
 async def recent_fires(conn: Conn, schedule_id: UUID, limit: int) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT tick, ticket_id, fired_by, fired_at FROM schedule_fires WHERE schedule_id = %s "
+        f"SELECT {_FIRE_COLUMNS} FROM schedule_fires WHERE schedule_id = %s "  # nosec B608 - only constant SQL fragments are interpolated
         "ORDER BY tick DESC LIMIT %s", (schedule_id, limit))
     return await cur.fetchall()
 

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, mo
 from pydantic_core import PydanticCustomError
 
 from oshal.api.deps import Caller, Operator, Schedules
-from oshal.api.validation import exactly_one_of
+from oshal.api.validation import exactly_one_of, one_given
 from oshal.control.schedules import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
 from oshal.workflows.cron import describe_cron
 
@@ -56,12 +56,7 @@ class ScheduleCreate(_In):
                             description="Bot the tickets it creates go to; or give type.")
     input: JsonValue = Field(default_factory=dict, description="The input of every ticket it creates.")
     policy: Policy = Field(default="skip", description=_POLICY_HELP)
-
-    @model_validator(mode="after")
-    def _addressed(self) -> ScheduleCreate:
-        if (self.type is None) == (self.bot is None):
-            raise ValueError('give exactly one of "type" (a ticket type) or "bot" (a bot name)')
-        return self
+    _addressed = one_given("type", "bot", 'give exactly one of "type" (a ticket type) or "bot" (a bot name)')
 
 
 class ScheduleUpdate(_In):

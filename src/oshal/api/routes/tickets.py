@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -32,17 +32,12 @@ from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import TooLarge
 from oshal.types import TERMINAL_STATUSES, TicketStatus
-from oshal.workflows.states import Action
+from oshal.workflows.states import OPERATOR_ACTIONS, Action
 
-
-class OperatorAction(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-    PAUSE = "pause"
-    RESUME = "resume"
-    REQUEUE = "requeue"
-    ESCALATE = "escalate"
-    CLOSE = "close"
+if TYPE_CHECKING:
+    OperatorAction = Action
+else:  # the {action} path parameter (and its schema in the OpenAPI document): the operators' part of Action
+    OperatorAction = StrEnum("OperatorAction", {action.name: action.value for action in OPERATOR_ACTIONS})
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -176,7 +171,7 @@ async def act_on_ticket(ticket_id: UUID, action: OperatorAction, tickets: Ticket
                         who: Operator, body: TicketAction | None = None) -> TicketOut:
     """Operator actions: approve, reject, pause, resume, requeue, escalate, close. An action the ticket's
     state does not allow is a 409 that lists the actions it does allow."""
-    return await _act(tickets, lifecycle, who, ticket_id, Action(action.value), body)
+    return await _act(tickets, lifecycle, who, ticket_id, Action(action), body)
 
 
 async def _act(tickets: TicketService, lifecycle: Lifecycle, who: Principal, ticket_id: UUID, action: Action,

@@ -109,7 +109,7 @@ class Scheduler:
         ticket_id = await self._ticket_for(conn, schedule, tick_key(schedule.id, tick))
         recorded = await repo.insert_fire(conn, schedule_id=schedule.id, tick=tick, tenant_id=schedule.tenant_id,
                                           ticket_id=ticket_id, fired_by=self.instance)
-        if not recorded:
+        if recorded is None:
             log.info("schedule tick fired already", schedule=schedule.name, tick=tick.isoformat())
             return 0
         log.info("schedule fired", schedule=schedule.name, tenant=str(schedule.tenant_id), tick=tick.isoformat(),

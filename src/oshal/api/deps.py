@@ -58,12 +58,17 @@ def _part(pick: Callable[[ControlPlane], _T]) -> Provider[_T]:
     return provide
 
 
+# Each provider is typed (mypy checks the part it reads); a route's parameter names the alias beside it.
+
+# the engines (for routes that call a store module themselves) and the settings
 database: Provider[Database] = _part(lambda cp: cp.db)
 Db = Annotated[Database, Depends(database)]
 redis_client: Provider[Redis] = _part(lambda cp: cp.redis)
 RedisClient = Annotated[Redis, Depends(redis_client)]
 plane_settings: Provider[PlaneSettings] = _part(lambda cp: cp.settings)
 Settings = Annotated[PlaneSettings, Depends(plane_settings)]
+
+# tenants, bots and tickets
 admin_service: Provider[AdminService] = _part(lambda cp: cp.admin)
 Admin = Annotated[AdminService, Depends(admin_service)]
 bot_registry: Provider[BotRegistry] = _part(lambda cp: cp.registry)
@@ -78,20 +83,30 @@ workflow_service: Provider[WorkflowService] = _part(lambda cp: cp.workflows)
 Workflows = Annotated[WorkflowService, Depends(workflow_service)]
 schedule_service: Provider[ScheduleService] = _part(lambda cp: cp.schedules)
 Schedules = Annotated[ScheduleService, Depends(schedule_service)]
+artifact_service: Provider[ArtifactService] = _part(lambda cp: cp.artifacts)
+Artifacts = Annotated[ArtifactService, Depends(artifact_service)]
+
+# spend
 budget_service: Provider[BudgetService] = _part(lambda cp: cp.budgets)
 Budgets = Annotated[BudgetService, Depends(budget_service)]
 price_table: Provider[PriceTable] = _part(lambda cp: cp.prices)
 Prices = Annotated[PriceTable, Depends(price_table)]
 price_reload: Provider[Callable[[], Awaitable[None]]] = _part(lambda cp: cp.reload_prices)
 ReloadPrices = Annotated[Callable[[], Awaitable[None]], Depends(price_reload)]
-artifact_service: Provider[ArtifactService] = _part(lambda cp: cp.artifacts)
-Artifacts = Annotated[ArtifactService, Depends(artifact_service)]
+
+# connectors and secrets
 connector_catalog: Provider[Catalog] = _part(lambda cp: cp.catalog)
 ConnectorCatalog = Annotated[Catalog, Depends(connector_catalog)]
 secret_store: Provider[SecretStore] = _part(lambda cp: cp.secrets)
 Secrets = Annotated[SecretStore, Depends(secret_store)]
+
+# the bot gateway
+tool_gateway: Provider[ToolGateway] = _part(lambda cp: cp.gateway)  # also called by the plain tool-call route
+ToolCalls = Annotated[ToolGateway, Depends(tool_gateway)]
 model_gateway: Provider[ModelGateway] = _part(lambda cp: cp.models)
 ModelCalls = Annotated[ModelGateway, Depends(model_gateway)]
+
+# security and health
 kill_switches: Provider[KillSwitches] = _part(lambda cp: cp.kill)
 Kill = Annotated[KillSwitches, Depends(kill_switches)]
 security_center: Provider[SecurityCenter] = _part(lambda cp: cp.security)
@@ -100,8 +115,6 @@ audit_anchor_log: Provider[AnchorLog] = _part(lambda cp: cp.audit_anchors)
 AuditAnchors = Annotated[AnchorLog, Depends(audit_anchor_log)]
 engine_health: Provider[EngineHealth] = _part(lambda cp: cp.health)
 Health = Annotated[EngineHealth, Depends(engine_health)]
-tool_gateway: Provider[ToolGateway] = _part(lambda cp: cp.gateway)  # also called by the plain tool-call route
-ToolCalls = Annotated[ToolGateway, Depends(tool_gateway)]
 
 
 async def principal(

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from conftest import Platform, make_tenant, wait_done
 from oshal.api.access import ROUTES, Access, Audience, GuardedRoute, check_declarations
 from oshal.api.deps import Caller, Operator, PlatformOperator
-from oshal.api.inventory import guarded_routes
+from oshal.api.route_guards import guarded_routes
 from oshal.errors import ConfigError
 from shopfront import SHOP_SPEC
 

@@ -47,9 +47,11 @@ class Access:
 
 _PUBLIC = Access(Audience.PUBLIC, Scope.NONE)
 _MEMBER = Access(Audience.MEMBER, Scope.TENANT)
+_MEMBER_READS_API = Access(Audience.MEMBER, Scope.NONE)  # the API's own descriptions and schemas, alike for all
 _MEMBER_READS_SHARED = Access(Audience.MEMBER, Scope.SHARED)
 _OPERATOR = Access(Audience.OPERATOR, Scope.TENANT)
 _PLATFORM = Access(Audience.PLATFORM, Scope.PLATFORM)
+_PLATFORM_VERIFIES = Access(Audience.PLATFORM, Scope.PLATFORM, changes=False)
 _BOT = Access(Audience.BOT, Scope.ENVELOPE)
 
 ROUTES: dict[tuple[str, str], Access] = {
@@ -57,9 +59,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/healthz"): _PUBLIC,
     ("GET", "/readyz"): _PUBLIC,
     ("GET", "/metrics"): _PUBLIC,
-    ("GET", "/openapi.json"): Access(Audience.MEMBER, Scope.NONE),
-    ("GET", "/docs"): Access(Audience.MEMBER, Scope.NONE),
-    ("GET", "/redoc"): Access(Audience.MEMBER, Scope.NONE),
+    ("GET", "/openapi.json"): _MEMBER_READS_API,
+    ("GET", "/docs"): _MEMBER_READS_API,
+    ("GET", "/redoc"): _MEMBER_READS_API,
     # bots: bot token plus the envelope of the job they run
     ("POST", "/v1/tools/call"): _BOT,
     ("POST", "/v1/tools/list"): _BOT,
@@ -122,7 +124,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/grants"): _MEMBER,
     # workflows and schedules: a tenant's own definitions shadow the built-ins
     ("GET", "/v1/workflows"): _MEMBER,
-    ("GET", "/v1/workflows/schema"): Access(Audience.MEMBER, Scope.NONE),
+    ("GET", "/v1/workflows/schema"): _MEMBER_READS_API,
     ("GET", "/v1/workflows/{name}"): _MEMBER,
     ("POST", "/v1/workflows"): _OPERATOR,
     ("POST", "/v1/workflows/generate"): _OPERATOR,
@@ -136,13 +138,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     # security: the audit log is readable per tenant by its operators; everything else is the platform's
     ("GET", "/v1/audit"): _OPERATOR,
     ("GET", "/v1/audit/export"): _OPERATOR,
-    ("POST", "/v1/audit/verify"): Access(Audience.PLATFORM, Scope.PLATFORM, changes=False),
+    ("POST", "/v1/audit/verify"): _PLATFORM_VERIFIES,
     ("POST", "/v1/audit/prune"): _PLATFORM,
     ("POST", "/v1/security/scan"): _PLATFORM,
     ("GET", "/v1/security/findings"): _PLATFORM,
     ("POST", "/v1/security/findings/{fingerprint}/assess"): _PLATFORM,
     ("GET", "/v1/security/summary"): _PLATFORM,
-    ("POST", "/v1/security/verify"): Access(Audience.PLATFORM, Scope.PLATFORM, changes=False),
+    ("POST", "/v1/security/verify"): _PLATFORM_VERIFIES,
     ("GET", "/v1/kill"): _MEMBER_READS_SHARED,
     ("POST", "/v1/kill"): _PLATFORM,
     ("DELETE", "/v1/kill/{scope}"): _PLATFORM,

@@ -15,75 +15,49 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
 
 import oshal
+from oshal import errors
 from oshal.api.access import check_declarations
 from oshal.api.body_limit import BodyLimit
 from oshal.api.docs_ui import DOCS_PATHS, install_docs_assets
 from oshal.api.fallback import install_fallback_handlers
-from oshal.api.inventory import guarded_routes, live_routes, route_infos
+from oshal.api.inventory import RAW_ROUTES, ROUTERS
 from oshal.api.openapi_doc import install_openapi_doc
-from oshal.api.routes import (
-    admin,
-    artifacts,
-    budgets,
-    connectors,
-    docs,
-    fleet,
-    gateway,
-    health,
-    schedules,
-    security,
-    tickets,
-    workflows,
-)
+from oshal.api.route_guards import guarded_routes, live_routes, route_infos
 from oshal.api.validation import reject_unstorable
 from oshal.control.plane import ControlPlane
-from oshal.errors import (
-    BudgetExceeded,
-    ConfigError,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    OshalError,
-    RateLimited,
-    TooLarge,
-    Unauthorized,
-    Unavailable,
-)
 from oshal.logs import get_logger
 
 log = get_logger(__name__)
 
-_STATUS: list[tuple[type[OshalError], int]] = [
-    (TooLarge, 413), (RateLimited, 429), (BudgetExceeded, 402), (Invalid, 422), (Unauthorized, 401),
-    (Forbidden, 403), (NotFound, 404),
-    (Conflict, 409), (Unavailable, 503), (ConfigError, 500),
+_STATUS: list[tuple[type[errors.OshalError], int]] = [
+    (errors.TooLarge, 413), (errors.RateLimited, 429), (errors.BudgetExceeded, 402), (errors.Invalid, 422),
+    (errors.Unauthorized, 401), (errors.Forbidden, 403), (errors.NotFound, 404), (errors.Conflict, 409),
+    (errors.Unavailable, 503), (errors.ConfigError, 500),
 ]
 _BROWSER_PATHS = (*DOCS_PATHS, "/openapi.json")
 
 
-def _status_of(error: OshalError) -> int:
+def _status_of(error: errors.OshalError) -> int:
     return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
+def _describe(problems: list[dict[str, Any]]) -> str:
     parts = []
-    for err in errors[:10]:
+    for err in problems[:10]:
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(OshalError)
-    async def domain_error(request: Request, error: OshalError) -> JSONResponse:
+    @app.exception_handler(errors.OshalError)
+    async def domain_error(request: Request, error: errors.OshalError) -> JSONResponse:
         headers = {}
-        if isinstance(error, Unauthorized) and request.url.path in _BROWSER_PATHS:
+        if isinstance(error, errors.Unauthorized) and request.url.path in _BROWSER_PATHS:
             headers["WWW-Authenticate"] = 'Basic realm="oshal", charset="UTF-8"'
-        if isinstance(error, RateLimited):
+        if isinstance(error, errors.RateLimited):
             headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
         return JSONResponse(error.to_dict(), status_code=_status_of(error), headers=headers)
 
@@ -108,19 +82,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def dependency_down(request: Request, error: Exception) -> JSONResponse:
         log.warning("dependency unavailable", path=request.url.path, error=type(error).__name__)
-        body = Unavailable("a backing service is unavailable; retry shortly",
+        body = errors.Unavailable("a backing service is unavailable; retry shortly",
                            hint="check /readyz").to_dict()
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
-
-
-ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
-           connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-           budgets.router, gateway.models, docs.router)
-
-
-def served_routes() -> list[BaseRoute]:
-    """Every route the app serves, in one flat list (the route inventory)."""
-    return [*gateway.raw_routes, *(route for router in ROUTERS for route in router.routes)]
 
 
 def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -142,7 +106,7 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.router.routes[:0] = gateway.raw_routes  # matched before anything else
+    app.router.routes[:0] = RAW_ROUTES  # matched before anything else
     install_openapi_doc(app)
 
     install_docs_assets(app)

@@ -1,74 +1,39 @@
-"""The route inventory: every route the app serves, the audience its auth dependency enforces, and its row
-in the access table (:mod:`oshal.api.access`)."""
+"""The route inventory: every router the app serves, in the order it includes them, and the check that each
+route is guarded as the access table declares, for the host (`oshal security verify`) without a running app."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 
-from oshal.api.access import MOUNT, Audience, GuardedRoute, declaration_problems
-from oshal.api.deps import BOT_AUTHENTICATED, operator, platform_operator, principal
-from oshal.security.scans import RouteInfo
+from oshal.api.access import declaration_problems
+from oshal.api.route_guards import guarded_routes, live_route_problems
+from oshal.api.routes import (
+    admin,
+    artifacts,
+    budgets,
+    connectors,
+    docs,
+    fleet,
+    gateway,
+    health,
+    schedules,
+    security,
+    tickets,
+    workflows,
+)
 
-
-def _calls(dependant: Dependant) -> set[Any]:
-    found = set()
-    for dep in dependant.dependencies:
-        found.add(dep.call)
-        found |= _calls(dep)
-    return found
-
-
-def enforced_audience(route: BaseRoute) -> Audience:
-    """The narrowest audience the route's dependencies let through."""
-    endpoint: Any = getattr(route, "endpoint", None)
-    if endpoint in BOT_AUTHENTICATED:
-        return Audience.BOT
-    if not isinstance(route, APIRoute):
-        return Audience.PUBLIC
-    calls = _calls(route.dependant)
-    if platform_operator in calls:
-        return Audience.PLATFORM
-    if operator in calls:
-        return Audience.OPERATOR
-    if principal in calls:
-        return Audience.MEMBER
-    return Audience.PUBLIC
+ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
+           connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
+           budgets.router, gateway.models, docs.router)
+RAW_ROUTES = gateway.raw_routes  # plain Starlette routes, matched before anything else
 
 
-def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
-    out = []
-    for route in routes:
-        if isinstance(route, Mount):
-            out.append(GuardedRoute(MOUNT, route.path, Audience.PUBLIC))
-        if not isinstance(route, Route):  # APIRoute is a Route
-            continue
-        audience = enforced_audience(route)
-        for method in sorted(route.methods or ()):
-            if method != "HEAD":
-                out.append(GuardedRoute(method, route.path, audience))
-    return out
-
-
-def live_routes(app: FastAPI) -> list[BaseRoute]:
-    """Every route the running app answers (included routers flattened), routes added after start-up included."""
-    return [context.original_route for context in iter_route_contexts(app.router.routes)]
-
-
-def route_infos(routes: Iterable[BaseRoute]) -> list[RouteInfo]:
-    """The inventory the Security Center's posture scan reads."""
-    return [RouteInfo(route.path, frozenset(route.methods or ()), enforced_audience(route) is not Audience.PUBLIC)
-            for route in routes if isinstance(route, Route)]
+def served_routes() -> list[BaseRoute]:
+    """Every route the app serves, in one flat list."""
+    return [*RAW_ROUTES, *(route for router in ROUTERS for route in router.routes)]
 
 
 def route_declaration_problems(app: FastAPI | None = None) -> list[str]:
-    """The start-up check again, for `security verify`: every route (of the running app, when given) guarded
-    exactly as declared."""
-    from oshal.api.app import served_routes  # the app imports the route modules, which import this one
-
-    return declaration_problems(guarded_routes(live_routes(app) if app is not None else served_routes()))
+    """The start-up check again: every route (of the running app, when given) guarded exactly as declared."""
+    return live_route_problems(app) if app is not None else declaration_problems(guarded_routes(served_routes()))

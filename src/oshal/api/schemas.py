@@ -6,9 +6,9 @@ import datetime as dt
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from oshal.api.validation import exactly_one_of
+from oshal.api.validation import exactly_one_of, one_given
 from oshal.types import Role, TicketStatus
 
 
@@ -28,12 +28,7 @@ class TicketCreate(_In):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200,
                                         description="Same key + same body returns the same ticket.")
     hold: bool = Field(default=False, description="Typed tickets: wait in backlog until an operator approves.")
-
-    @model_validator(mode="after")
-    def _addressed(self) -> TicketCreate:
-        if (self.bot is None) == (self.type is None):
-            raise ValueError('give exactly one of "bot" (a bot name) or "type" (a workflow name)')
-        return self
+    _addressed = one_given("bot", "type", 'give exactly one of "bot" (a bot name) or "type" (a workflow name)')
 
 
 class TicketAction(_In):

@@ -14,13 +14,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, model_validator
 
 INT4_MAX = 2**31 - 1  # Postgres int / integer
 INT8_MAX = 2**63 - 1  # Postgres bigint
+_Model = TypeVar("_Model", bound=BaseModel)
 
 # A JSON body can only carry a refused character as an escape (raw control characters are invalid JSON), so
 # bodies without one of these escapes, nearly all of them, are not parsed a second time.
@@ -91,6 +93,17 @@ async def reject_unstorable(request: Request) -> None:
 def exactly_one_of(*names: str) -> dict[str, Any]:
     """Exactly one of these fields is given, and not as null."""
     return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
+
+
+def one_given(first: str, second: str, message: str) -> Any:
+    """A model validator (assign it in the class body): exactly one of the two fields is not None, or a 422
+    with ``message``. State the rule in the schema as well, with :func:`exactly_one_of`."""
+    def check(model: _Model) -> _Model:
+        if (getattr(model, first) is None) == (getattr(model, second) is None):
+            raise ValueError(message)
+        return model
+
+    return model_validator(mode="after")(check)
 
 
 def required_when(field: str, value: str, *required: str) -> dict[str, Any]:

@@ -29,11 +29,12 @@ from oshal.control.connector_catalog import Catalog
 from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
 from oshal.control.loops.collector import Collector
-from oshal.control.loops.scheduler import Scheduler, ScheduleService
+from oshal.control.loops.scheduler import Scheduler
 from oshal.control.loops.sweeper import Sweeper
 from oshal.control.model_gateway import ModelGateway
 from oshal.control.ratelimit import KeyRateLimiter
 from oshal.control.reservation_ttl import check_reservation_ttl, registered_manifests
+from oshal.control.schedules import ScheduleService
 from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketService
 from oshal.control.tool_gateway import ToolGateway

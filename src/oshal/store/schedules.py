@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,36 +16,24 @@ from psycopg import sql
 
 from oshal.store.db import Conn
 
-_COLUMNS = ("id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, enabled, last_tick, "
-            "next_tick, created_by, created_at")
+COLUMNS = ("id", "tenant_id", "name", "cron", "timezone", "ticket_type", "bot", "input", "policy", "enabled",
+           "last_tick", "next_tick", "created_by", "created_at")
+_COLUMNS = ", ".join(COLUMNS)
+_FIRE_COLUMNS = "tick, ticket_id, fired_by, fired_at"
 # The API role may update these columns only; a schedule's name and target never change.
 UPDATABLE = frozenset({"cron", "timezone", "input", "policy", "enabled", "last_tick", "next_tick"})
 
 
-@dataclass(frozen=True, slots=True)
-class NewSchedule:
-    id: UUID
-    tenant_id: UUID
-    name: str
-    cron: str
-    timezone: str
-    ticket_type: str | None
-    bot: str | None
-    input: Any
-    policy: str
-    next_tick: datetime
-    created_by: UUID | None
-    created_at: datetime
-
-
-async def insert(conn: Conn, new: NewSchedule) -> dict[str, Any] | None:
-    """The new schedule's row, or None when the tenant already has a schedule of that name."""
+async def insert(conn: Conn, schedule: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Insert a schedule given as column -> value (every one of :data:`COLUMNS`): the new row, or None when the
+    tenant already has a schedule of that name."""
+    if set(schedule) != set(COLUMNS):
+        raise ValueError(f"a new schedule needs exactly the columns {COLUMNS}, got {sorted(schedule)}")
+    placeholders = ", ".join("%s::jsonb" if column == "input" else "%s" for column in COLUMNS)
     cur = await conn.execute(
-        "INSERT INTO schedules (id, tenant_id, name, cron, timezone, ticket_type, bot, input, policy, next_tick, "  # nosec B608 - only constant SQL fragments are interpolated
-        "created_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+        f"INSERT INTO schedules ({_COLUMNS}) VALUES ({placeholders}) "  # nosec B608 - only constant SQL fragments are interpolated
         f"ON CONFLICT (tenant_id, name) DO NOTHING RETURNING {_COLUMNS}",
-        (new.id, new.tenant_id, new.name, new.cron, new.timezone, new.ticket_type, new.bot, json.dumps(new.input),
-         new.policy, new.next_tick, new.created_by, new.created_at))
+        [json.dumps(schedule[column]) if column == "input" else schedule[column] for column in COLUMNS])
     return await cur.fetchone()
 
 
@@ -59,11 +46,6 @@ async def by_name(conn: Conn, name: str, *, lock: bool = False) -> dict[str, Any
     """``lock`` waits for (and takes) the row lock, so an edit never interleaves with a firing scheduler."""
     cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE name = %s{' FOR UPDATE' if lock else ''}",  # nosec B608 - only constant SQL fragments are interpolated
                              (name,))
-    return await cur.fetchone()
-
-
-async def by_id(conn: Conn, schedule_id: UUID) -> dict[str, Any] | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,))  # nosec B608 - only constant SQL fragments are interpolated
     return await cur.fetchone()
 
 
@@ -93,18 +75,18 @@ async def update(conn: Conn, schedule_id: UUID, changes: Mapping[str, Any]) -> d
 
 
 async def insert_fire(conn: Conn, *, schedule_id: UUID, tick: datetime, tenant_id: UUID, ticket_id: UUID,
-                      fired_by: str) -> bool:
-    """Record that ``tick`` fired as ``ticket_id``; False when the tick was recorded already."""
+                      fired_by: str) -> dict[str, Any] | None:
+    """Record that ``tick`` fired as ``ticket_id``: the fire's row, or None when the tick was recorded already."""
     cur = await conn.execute(
         "INSERT INTO schedule_fires (schedule_id, tick, tenant_id, ticket_id, fired_by) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (schedule_id, tick) DO NOTHING RETURNING tick",
+        f"ON CONFLICT (schedule_id, tick) DO NOTHING RETURNING {_FIRE_COLUMNS}",  # nosec B608 - only constant SQL fragments are interpolated
         (schedule_id, tick, tenant_id, ticket_id, fired_by))
-    return await cur.fetchone() is not None
+    return await cur.fetchone()
 
 
 async def recent_fires(conn: Conn, schedule_id: UUID, limit: int) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT tick, ticket_id, fired_by, fired_at FROM schedule_fires WHERE schedule_id = %s "
+        f"SELECT {_FIRE_COLUMNS} FROM schedule_fires WHERE schedule_id = %s "  # nosec B608 - only constant SQL fragments are interpolated
         "ORDER BY tick DESC LIMIT %s", (schedule_id, limit))
     return await cur.fetchall()
 

@@ -15,6 +15,8 @@ from oshal.types import TicketStatus as S
 
 
 class Action(StrEnum):
+    """What a person may do to a ticket: cancel is for any member of its tenant, the rest for operators."""
+
     APPROVE = "approve"
     REJECT = "reject"
     PAUSE = "pause"
@@ -24,6 +26,8 @@ class Action(StrEnum):
     ESCALATE = "escalate"
     CLOSE = "close"
 
+
+OPERATOR_ACTIONS: tuple[Action, ...] = tuple(action for action in Action if action is not Action.CANCEL)
 
 # What each operator action does from each state it is allowed in.
 ACTIONS: Mapping[Action, Mapping[S, S]] = {

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oshal.api.deps import Caller, Operator, Plane, PlatformOperator
+from oshal.api.deps import Budgets, Caller, Db, Operator, PlatformOperator, Prices, Registry, ReloadPrices
 from oshal.audit import trail
 from oshal.errors import Conflict, Invalid
 from oshal.store import ledger as ledger_repo
@@ -42,7 +42,7 @@ class BudgetIn(BaseModel):
 
 
 @router.put("/budgets")
-async def set_budget(body: BudgetIn, cp: Plane, who: Operator) -> dict[str, Any]:
+async def set_budget(body: BudgetIn, budgets: Budgets, registry: Registry, who: Operator) -> dict[str, Any]:
     """Create or change the budget of (scope, subject, period); raising it resumes the work it paused."""
     if body.scope == "ticket":
         try:
@@ -50,26 +50,26 @@ async def set_budget(body: BudgetIn, cp: Plane, who: Operator) -> dict[str, Any]
         except ValueError as e:
             raise Invalid(f"a ticket budget's subject must be a ticket id, not {body.subject!r}") from e
     if body.scope == "bot":
-        await cp.registry.require({body.subject})
-    return await cp.budgets.set(who.tenant_id, scope=body.scope, subject=body.subject, period=body.period,
-                                limit_micros=body.limit_micros, soft_micros=body.soft_micros, by=who.key_id,
-                                actor=who.actor)
+        await registry.require({body.subject})
+    return await budgets.set(who.tenant_id, scope=body.scope, subject=body.subject, period=body.period,
+                             limit_micros=body.limit_micros, soft_micros=body.soft_micros, by=who.key_id,
+                             actor=who.actor)
 
 
 @router.get("/budgets")
-async def list_budgets(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+async def list_budgets(budgets: Budgets, who: Caller) -> list[dict[str, Any]]:
     """Every budget with its current window: spent, reserved (by calls in flight), remaining."""
-    return await cp.budgets.listing(who.tenant_id)
+    return await budgets.listing(who.tenant_id)
 
 
 @router.get("/budgets/{budget_id}")
-async def show_budget(budget_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
-    return await cp.budgets.get(who.tenant_id, budget_id)
+async def show_budget(budget_id: UUID, budgets: Budgets, who: Caller) -> dict[str, Any]:
+    return await budgets.get(who.tenant_id, budget_id)
 
 
 @router.delete("/budgets/{budget_id}", status_code=204)
-async def delete_budget(budget_id: UUID, cp: Plane, who: Operator) -> Response:
-    await cp.budgets.delete(who.tenant_id, budget_id, actor=who.actor)
+async def delete_budget(budget_id: UUID, budgets: Budgets, who: Operator) -> Response:
+    await budgets.delete(who.tenant_id, budget_id, actor=who.actor)
     return Response(status_code=204)
 
 
@@ -93,29 +93,29 @@ class PriceIn(BaseModel):
 
 
 @router.post("/prices", status_code=201)
-async def add_price(body: PriceIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def add_price(body: PriceIn, db: Db, reload_prices: ReloadPrices, who: PlatformOperator) -> dict[str, Any]:
     """Add an effective-dated price (a new row; rows are never changed, so past costs stay as they were)."""
     if body.effective_from.tzinfo is None:
         raise Invalid("effective_from needs a time zone", hint="e.g. 2026-12-01T00:00:00Z")
-    async with cp.db.system() as conn:
+    async with db.system() as conn:
         inserted = await ledger_repo.insert_price(conn, body.model_dump())
         if not inserted:
             raise Conflict(f"{body.provider}/{body.model} already has a price from {body.effective_from.isoformat()}",
                            hint="prices are history: add one with a later effective_from")
         await trail.record(conn, trail.Entry(who.tenant_id, who.actor, "price.add", f"{body.provider}/{body.model}",
                                              body.model_dump(mode="json")))
-    await cp.reload_prices()  # this replica at once; others within a minute
+    await reload_prices()  # this replica at once; others within a minute
     return body.model_dump(mode="json")
 
 
 @router.get("/prices")
-async def list_prices(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+async def list_prices(prices: Prices, who: Caller) -> list[dict[str, Any]]:
     """Every price row in effect or scheduled (bundled and added), oldest first per model."""
-    return [p.as_dict() for p in cp.prices.rows()]
+    return [p.as_dict() for p in prices.rows()]
 
 
 @router.get("/ledger/reconcile")
-async def reconcile(cp: Plane, who: Caller,
+async def reconcile(db: Db, who: Caller,
                     since: Annotated[dt.datetime | None, Query(description="from (default: 30 days ago)")] = None,
                     until: Annotated[dt.datetime | None, Query(description="until (default: now)")] = None,
                     ) -> dict[str, Any]:
@@ -127,7 +127,7 @@ async def reconcile(cp: Plane, who: Caller,
         raise Invalid("since and until need a time zone", hint="e.g. 2026-11-01T00:00:00Z")
     if start >= end:
         raise Invalid("since must be before until")
-    async with cp.db.tenant(who.tenant_id) as conn:
+    async with db.tenant(who.tenant_id) as conn:
         rows = await ledger_repo.reconciliation(conn, start, end)
     report = []
     for row in rows:

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from redis.asyncio import Redis
 
-from oshal.api.deps import Caller, Plane
+from oshal.api.deps import Caller, Db, Kill, RedisClient
 from oshal.api.schemas import (
     BotOut,
     LedgerEntry,
@@ -18,25 +19,26 @@ from oshal.api.schemas import (
     usd,
 )
 from oshal.control.metrics import BOT_REPLICAS, LANE_LENGTH, LANE_PENDING
-from oshal.control.plane import ControlPlane
 from oshal.errors import Invalid
 from oshal.mesh import lanes
 from oshal.mesh.redis_keys import lane_stream
+from oshal.security.killswitch import KillSwitches
 from oshal.store import access
 from oshal.store import ledger as ledger_repo
+from oshal.store.db import Database
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 
 
-async def bot_views(cp: ControlPlane) -> list[BotOut]:
-    await cp.kill.load()
-    async with cp.db.system() as conn:
+async def bot_views(db: Database, redis: Redis, kill: KillSwitches) -> list[BotOut]:
+    await kill.load()
+    async with db.system() as conn:
         rows = await access.bots(conn)
     views = []
     for row in rows:
         manifest: dict[str, Any] = row["manifest"]
         name = str(row["name"])
-        stats = await lanes.lane_stats(cp.redis, name)
+        stats = await lanes.lane_stats(redis, name)
         LANE_LENGTH.labels(name).set(stats.length)
         LANE_PENDING.labels(name).set(stats.pending)
         BOT_REPLICAS.labels(name).set(stats.replicas)
@@ -46,20 +48,20 @@ async def bot_views(cp: ControlPlane) -> list[BotOut]:
             capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
             status="online" if stats.replicas else "offline", replicas=stats.replicas,
             replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),
-            pending=stats.pending, lag=stats.lag, kill_switch=cp.kill.blocks(name),
+            pending=stats.pending, lag=stats.lag, kill_switch=kill.blocks(name),
         ))
     return views
 
 
 @router.get("/bots", response_model=list[BotOut])
-async def list_bots(cp: Plane, who: Caller) -> list[BotOut]:
+async def list_bots(db: Db, redis: RedisClient, kill: Kill, who: Caller) -> list[BotOut]:
     """Every registered bot with its lane, live status from heartbeats, replicas, pending and lag."""
-    return await bot_views(cp)
+    return await bot_views(db, redis, kill)
 
 
 @router.get("/ledger", response_model=LedgerPage)
 async def ledger_rows(
-    cp: Plane, who: Caller,
+    db: Db, who: Caller,
     ticket: Annotated[UUID | None, Query()] = None,
     bot: Annotated[str | None, Query(max_length=40)] = None,
     since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
@@ -68,7 +70,7 @@ async def ledger_rows(
 ) -> LedgerPage:
     """One row per model call: tokens, cost in micro-dollars, and whether the price was reported or estimated."""
     before = _parse_cursor(cursor) if cursor else None
-    async with cp.db.tenant(who.tenant_id) as conn:
+    async with db.tenant(who.tenant_id) as conn:
         rows = await ledger_repo.rows(conn, ticket=ticket, bot=bot, since=since, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -88,11 +90,11 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
 
 @router.get("/ledger/summary", response_model=LedgerSummary)
 async def ledger_summary(
-    cp: Plane, who: Caller,
+    db: Db, who: Caller,
     by: Annotated[ledger_repo.SummaryBy, Query()] = "bot",
     since: Annotated[dt.datetime | None, Query(description="ISO 8601 time")] = None,
 ) -> LedgerSummary:
-    async with cp.db.tenant(who.tenant_id) as conn:
+    async with db.tenant(who.tenant_id) as conn:
         rows = await ledger_repo.summary(conn, by, since)
     out = [LedgerSummaryRow(key=str(r["key"]), calls=int(r["calls"]),
                             input_tokens=int(r["input_tokens"] or 0),

@@ -11,10 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.routing import Route
 
-from oshal.api.deps import Plane, bot_authenticated
+from oshal.api.deps import ModelCalls, ToolCalls, bot_authenticated, tool_gateway
 from oshal.api.validation import INT4_MAX, check_json_body
 from oshal.control.model_gateway import CallEnd, CallStart
-from oshal.control.plane import ControlPlane
 from oshal.control.tool_gateway import ToolCall
 from oshal.mesh.envelopes import Envelope
 
@@ -71,10 +70,10 @@ class ModelEndIn(_In):
 
 @router.post("/list")
 @bot_authenticated
-async def list_tools(body: ToolListIn, cp: Plane,
+async def list_tools(body: ToolListIn, gateway: ToolCalls,
                      x_oshal_bot_token: Annotated[str | None, Header()] = None) -> list[dict[str, Any]]:
     """The tools this bot may use for the ticket in its envelope: connector, operation, JSON schema."""
-    return await cp.gateway.tools(x_oshal_bot_token, body.envelope.envelope())
+    return await gateway.tools(x_oshal_bot_token, body.envelope.envelope())
 
 
 @bot_authenticated
@@ -88,8 +87,8 @@ async def call_tool(request: Request) -> Response:
         body = ToolCallIn.model_validate_json(raw)
     except ValidationError as e:
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from e
-    plane: ControlPlane = request.app.state.plane
-    result = await plane.gateway.call(request.headers.get("x-oshal-bot-token"), ToolCall(
+    gateway = await tool_gateway(request)
+    result = await gateway.call(request.headers.get("x-oshal-bot-token"), ToolCall(
         body.envelope.envelope(), body.connector, body.operation, body.arguments, body.seq))
     # The result is plain JSON already (a normalized API response): serialize once, skip re-encoding.
     return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
@@ -100,21 +99,21 @@ models = APIRouter(prefix="/v1/models", tags=["budgets"])
 
 @models.post("/begin")
 @bot_authenticated
-async def begin_model_call(body: ModelBeginIn, cp: Plane,
+async def begin_model_call(body: ModelBeginIn, model_calls: ModelCalls,
                            x_oshal_bot_token: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """Before a model call: reserves its maximum cost against every budget above the ticket (402 and the ticket
     pauses when a budget cannot cover it), or, for a replay, answers with the recorded response."""
-    return await cp.models.begin(x_oshal_bot_token, CallStart(
+    return await model_calls.begin(x_oshal_bot_token, CallStart(
         body.envelope.envelope(), body.seq, body.provider, body.model, body.input_bytes, body.max_output_tokens,
         body.request_sha256))
 
 
 @models.post("/end", status_code=204)
 @bot_authenticated
-async def end_model_call(body: ModelEndIn, cp: Plane,
+async def end_model_call(body: ModelEndIn, model_calls: ModelCalls,
                          x_oshal_bot_token: Annotated[str | None, Header()] = None) -> Response:
     """After a model call: its request and response are recorded for replay (the cost arrives with the result)."""
-    await cp.models.end(x_oshal_bot_token, CallEnd(body.envelope.envelope(), body.seq, body.request, body.response,
+    await model_calls.end(x_oshal_bot_token, CallEnd(body.envelope.envelope(), body.seq, body.request, body.response,
                                                    body.usage, body.started_at, body.duration_ms))
     return Response(status_code=204)
 

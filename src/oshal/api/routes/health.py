@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from oshal.api.deps import Plane
+from oshal.api.deps import Health
 
 router = APIRouter(tags=["health"])
 
@@ -17,9 +17,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(cp: Plane) -> JSONResponse:
+async def readyz(health: Health) -> JSONResponse:
     """503 while an engine is down: ``checks`` says which and since when, ``engines`` the same as fields."""
-    states = await cp.health.current()
+    states = await health.current()
     ready = all(state.ready for state in states.values())
     return JSONResponse({"status": "ready" if ready else "unavailable",
                          "checks": {name: state.summary() for name, state in states.items()},

@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
-from oshal.api.deps import Caller, Operator, Plane
-from oshal.api.validation import exactly_one_of
-from oshal.control.loops.scheduler import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
+from oshal.api.deps import Caller, Operator, Schedules
+from oshal.api.validation import exactly_one_of, one_given
+from oshal.control.schedules import UNCHANGED, Fire, Schedule, ScheduleChange, ScheduleSpec
 from oshal.workflows.cron import describe_cron
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
@@ -56,12 +56,7 @@ class ScheduleCreate(_In):
                             description="Bot the tickets it creates go to; or give type.")
     input: JsonValue = Field(default_factory=dict, description="The input of every ticket it creates.")
     policy: Policy = Field(default="skip", description=_POLICY_HELP)
-
-    @model_validator(mode="after")
-    def _addressed(self) -> ScheduleCreate:
-        if (self.type is None) == (self.bot is None):
-            raise ValueError('give exactly one of "type" (a ticket type) or "bot" (a bot name)')
-        return self
+    _addressed = one_given("type", "bot", 'give exactly one of "type" (a ticket type) or "bot" (a bot name)')
 
 
 class ScheduleUpdate(_In):
@@ -133,46 +128,46 @@ def _fire_out(fire: Fire) -> FireOut:
 
 
 @router.post("", status_code=201, response_model=ScheduleOut)
-async def create_schedule(body: ScheduleCreate, cp: Plane, who: Operator) -> ScheduleOut:
+async def create_schedule(body: ScheduleCreate, schedules: Schedules, who: Operator) -> ScheduleOut:
     """Create a schedule. The cron, time zone, and the type or bot are checked now, not at the first tick."""
     spec = ScheduleSpec(name=body.name, cron=body.cron, timezone=body.timezone, ticket_type=body.type,
                         bot=body.bot, input=body.input, policy=body.policy)
-    return _out(await cp.schedules.create(who.tenant_id, who.key_id, spec))
+    return _out(await schedules.create(who.tenant_id, who.key_id, spec))
 
 
 @router.get("", response_model=list[ScheduleOut])
-async def list_schedules(cp: Plane, who: Caller) -> list[ScheduleOut]:
+async def list_schedules(schedules: Schedules, who: Caller) -> list[ScheduleOut]:
     """The tenant's schedules, by name."""
-    return [_out(s) for s in await cp.schedules.listing(who.tenant_id)]
+    return [_out(s) for s in await schedules.listing(who.tenant_id)]
 
 
 @router.get("/{name}", response_model=ScheduleDetail)
-async def show_schedule(name: str, cp: Plane, who: Caller) -> ScheduleDetail:
+async def show_schedule(name: str, schedules: Schedules, who: Caller) -> ScheduleDetail:
     """One schedule with its most recent fires."""
-    schedule, fires = await cp.schedules.show(who.tenant_id, name)
+    schedule, fires = await schedules.show(who.tenant_id, name)
     return ScheduleDetail(**_out(schedule).model_dump(), fires=[_fire_out(f) for f in fires])
 
 
 @router.patch("/{name}", response_model=ScheduleOut)
-async def update_schedule(name: str, body: ScheduleUpdate, cp: Plane, who: Operator) -> ScheduleOut:
+async def update_schedule(name: str, body: ScheduleUpdate, schedules: Schedules, who: Operator) -> ScheduleOut:
     """Change cron, time zone, input, policy or enabled. A new timetable starts from now: no catch-up."""
-    return _out(await cp.schedules.update(who.tenant_id, name, body.change()))
+    return _out(await schedules.update(who.tenant_id, name, body.change()))
 
 
 @router.post("/{name}/disable", response_model=ScheduleOut)
-async def disable_schedule(name: str, cp: Plane, who: Operator) -> ScheduleOut:
+async def disable_schedule(name: str, schedules: Schedules, who: Operator) -> ScheduleOut:
     """Stop firing (schedules are never deleted; their fires stay on record)."""
-    return _out(await cp.schedules.disable(who.tenant_id, name))
+    return _out(await schedules.disable(who.tenant_id, name))
 
 
 @router.post("/{name}/enable", response_model=ScheduleOut)
-async def enable_schedule(name: str, cp: Plane, who: Operator) -> ScheduleOut:
+async def enable_schedule(name: str, schedules: Schedules, who: Operator) -> ScheduleOut:
     """Fire again from the next tick on; ticks that passed while disabled are not owed."""
-    return _out(await cp.schedules.enable(who.tenant_id, name))
+    return _out(await schedules.enable(who.tenant_id, name))
 
 
 @router.post("/{name}/run", status_code=201, response_model=RunOut)
-async def run_schedule(name: str, cp: Plane, who: Operator) -> RunOut:
+async def run_schedule(name: str, schedules: Schedules, who: Operator) -> RunOut:
     """Create the schedule's ticket now, outside its timetable (disabled schedules too)."""
-    result = await cp.schedules.run_now(who.tenant_id, who.key_id, name)
+    result = await schedules.run_now(who.tenant_id, who.key_id, name)
     return RunOut(schedule=name, ticket_id=result.ticket_id, tick=result.tick)

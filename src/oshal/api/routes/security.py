@@ -6,12 +6,23 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from oshal.api.deps import Caller, Operator, Plane, PlatformOperator, is_platform_operator
-from oshal.api.inventory import route_declaration_problems
+from oshal.api.deps import (
+    Admin,
+    AuditAnchors,
+    Caller,
+    Db,
+    Kill,
+    Operator,
+    PlatformOperator,
+    Registry,
+    Security,
+    is_platform_operator,
+)
+from oshal.api.route_guards import live_route_problems
 from oshal.api.validation import INT8_MAX, required_when
 from oshal.audit import trail
 from oshal.audit.seal import seal_problems
@@ -53,47 +64,47 @@ class PruneIn(BaseModel):
 
 
 @router.post("/security/scan")
-async def run_scans(cp: Plane, who: PlatformOperator, body: ScanIn | None = None) -> list[dict[str, Any]]:
+async def run_scans(security: Security, who: PlatformOperator, body: ScanIn | None = None) -> list[dict[str, Any]]:
     """Run scans now; each files, updates or closes findings and their tickets."""
-    results = await cp.security.scan((body or ScanIn()).scans, actor=who.actor)
+    results = await security.scan((body or ScanIn()).scans, actor=who.actor)
     return [r.as_dict() for r in results]
 
 
 @router.get("/security/findings")
-async def list_findings(cp: Plane, who: PlatformOperator,
+async def list_findings(security: Security, who: PlatformOperator,
                         status: Annotated[Literal["open", "fixed"] | None, Query()] = "open",
                         scan: Annotated[ScanName | None, Query()] = None,
                         severity: Annotated[Literal["info", "low", "medium", "high", "critical"] | None,
                                             Query(description="this severity and above")] = None,
                         ) -> list[dict[str, Any]]:
-    return await cp.security.findings(status=status, scan=scan,
-                                      min_severity=Severity(severity) if severity else None)
+    return await security.findings(status=status, scan=scan,
+                                   min_severity=Severity(severity) if severity else None)
 
 
 @router.post("/security/findings/{fingerprint}/assess")
-async def assess_finding(fingerprint: str, body: AssessIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def assess_finding(fingerprint: str, body: AssessIn, security: Security, who: PlatformOperator) -> dict[str, Any]:
     """Triage: fix (files a ticket), accept a risk until a date, or mark a false positive."""
     until = body.until
     if until is not None and until.tzinfo is None:
         raise Invalid("until needs a time zone", hint="e.g. 2027-01-31T00:00:00Z")
-    return await cp.security.assess(fingerprint, body.decision, actor=who.actor, reason=body.reason, until=until)
+    return await security.assess(fingerprint, body.decision, actor=who.actor, reason=body.reason, until=until)
 
 
 @router.get("/security/summary")
-async def security_summary(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def security_summary(security: Security, kill: Kill, who: PlatformOperator) -> dict[str, Any]:
     """Open findings by severity and scan, untriaged count, each scan's last run, and the kill switches."""
-    summary = await cp.security.summary()
-    summary["kill_switches"] = sorted(cp.kill.engaged)
+    summary = await security.summary()
+    summary["kill_switches"] = sorted(kill.engaged)
     return summary
 
 
 @router.post("/security/verify")
-async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def verify_from_api(request: Request, db: Db, who: PlatformOperator) -> dict[str, Any]:
     """What the API can prove with its own connection: RLS coverage, runtime role attributes and grants, and that
     the audit log is sealed against the database owner.
     `oshal security verify` on the host adds the cross-tenant canary as every runtime role."""
     problems: list[str] = []
-    async with cp.db.system() as conn:
+    async with db.system() as conn:
         tables = await tenant_tables(conn)
         problems += coverage_problems(tables)
         for role in RUNTIME_ROLES:
@@ -101,7 +112,7 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
             problems += [f"role {role} holds an unexpected grant: {g}"
                          for g in unexpected_grants(role, await grants_of(conn, role))]
         problems += [f"audit log: {p}" for p in await seal_problems(conn)]
-    problems += route_declaration_problems(cp.app)
+    problems += live_route_problems(request.app)
     return {"ok": not problems, "problems": problems, "tenant_tables": [t["name"] for t in tables]}
 
 
@@ -109,39 +120,39 @@ async def verify_from_api(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
 
 
 @router.get("/audit")
-async def audit_entries(cp: Plane, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
+async def audit_entries(db: Db, admin: Admin, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Audit entries in order: every tenant's for a platform operator, the caller's tenant's otherwise."""
-    platform = await is_platform_operator(cp, who)
-    rows = await trail.entries(cp.db, after=after, limit=limit, tenant=None if platform else who.tenant_id)
+    platform = await is_platform_operator(admin, who)
+    rows = await trail.entries(db, after=after, limit=limit, tenant=None if platform else who.tenant_id)
     return [_entry(r) for r in rows]
 
 
 @router.get("/audit/export", response_class=StreamingResponse, responses={200: {
     "description": "One JSON object per line", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}})
-async def export_audit(cp: Plane, who: Operator) -> StreamingResponse:
+async def export_audit(db: Db, admin: Admin, who: Operator) -> StreamingResponse:
     """The audit log as JSON lines (hashes in hex), streamed."""
-    platform = await is_platform_operator(cp, who)
+    platform = await is_platform_operator(admin, who)
 
     async def lines() -> AsyncIterator[bytes]:
-        async for row in trail.stream(cp.db, tenant=None if platform else who.tenant_id):
+        async for row in trail.stream(db, tenant=None if platform else who.tenant_id):
             yield (trail.to_json_line(row) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.post("/audit/verify")
-async def verify_audit(cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def verify_audit(db: Db, anchors: AuditAnchors, who: PlatformOperator) -> dict[str, Any]:
     """Recompute the whole chain and check every anchor, inside the database and outside it, and that the log is
     still sealed: any edited, deleted or rewritten entry is reported. Writes nothing (no anchor before checking)."""
-    return (await trail.verify(cp.db, cp.audit_anchors)).as_dict()
+    return (await trail.verify(db, anchors)).as_dict()
 
 
 @router.post("/audit/prune")
-async def prune_audit(body: PruneIn, cp: Plane, who: PlatformOperator) -> dict[str, int]:
+async def prune_audit(body: PruneIn, db: Db, anchors: AuditAnchors, who: PlatformOperator) -> dict[str, int]:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=body.older_than_days)
-    await trail.record_now(cp.db, trail.Entry(who.tenant_id, who.actor, "audit.prune", before.isoformat(), {}))
-    return {"removed": await trail.prune(cp.db, before, cp.audit_anchors)}
+    await trail.record_now(db, trail.Entry(who.tenant_id, who.actor, "audit.prune", before.isoformat(), {}))
+    return {"removed": await trail.prune(db, before, anchors)}
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -153,22 +164,22 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/kill")
-async def kill_switches(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+async def kill_switches(kill: Kill, who: Caller) -> list[dict[str, Any]]:
     """Engaged kill switches (visible to every caller: work on these bots is held, not failed)."""
-    return list((await cp.kill.load()).values())
+    return list((await kill.load()).values())
 
 
 @router.post("/kill", status_code=201)
-async def engage_kill_switch(body: KillIn, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def engage_kill_switch(body: KillIn, kill: Kill, registry: Registry, who: PlatformOperator) -> dict[str, Any]:
     """Stop new dispatch and tool calls, for one bot or (without a bot) for all, until released."""
     if body.bot is not None:
-        await cp.registry.require({body.bot})
-    return await cp.kill.engage(body.bot, reason=body.reason, actor=who.actor, tenant=who.tenant_id)
+        await registry.require({body.bot})
+    return await kill.engage(body.bot, reason=body.reason, actor=who.actor, tenant=who.tenant_id)
 
 
 @router.delete("/kill/{scope}")
-async def release_kill_switch(scope: str, cp: Plane, who: PlatformOperator) -> dict[str, Any]:
+async def release_kill_switch(scope: str, kill: Kill, who: PlatformOperator) -> dict[str, Any]:
     """Release ``global`` or a bot's switch; the work it held is dispatched."""
     bot = None if scope == GLOBAL else scope
-    dispatched = await cp.kill.release(bot, actor=who.actor, tenant=who.tenant_id)
+    dispatched = await kill.release(bot, actor=who.actor, tenant=who.tenant_id)
     return {"released": scope, "dispatched": dispatched}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from oshal.api.deps import Caller, Operator, Plane
+from oshal.api.deps import Caller, Db, Events, Operator, Settings, TicketLifecycle, Tickets
 from oshal.api.schemas import (
     TicketAction,
     TicketBatchCreate,
@@ -27,22 +27,17 @@ from oshal.api.schemas import (
 )
 from oshal.control.auth import Principal
 from oshal.control.metrics import TICKETS_CREATED
-from oshal.control.plane import ControlPlane
 from oshal.control.replay_diff import replay_diff
-from oshal.control.tickets import TicketRequest
+from oshal.control.ticket_actions import Lifecycle
+from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import TooLarge
 from oshal.types import TERMINAL_STATUSES, TicketStatus
-from oshal.workflows.states import Action
+from oshal.workflows.states import OPERATOR_ACTIONS, Action
 
-
-class OperatorAction(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-    PAUSE = "pause"
-    RESUME = "resume"
-    REQUEUE = "requeue"
-    ESCALATE = "escalate"
-    CLOSE = "close"
+if TYPE_CHECKING:
+    OperatorAction = Action
+else:  # the {action} path parameter (and its schema in the OpenAPI document): the operators' part of Action
+    OperatorAction = StrEnum("OperatorAction", {action.name: action.value for action in OPERATOR_ACTIONS})
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -54,7 +49,7 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 
 @router.post("", status_code=201, response_model=TicketCreated | TicketWaited)
 async def create_ticket(
-    body: TicketCreate, cp: Plane, who: Caller,
+    body: TicketCreate, tickets: Tickets, settings: Settings, who: Caller,
     wait: Annotated[float, Query(ge=0, le=300, description="Also wait up to this many seconds for the result "
                                                          "and return the whole ticket")] = 0,
 ) -> Response:
@@ -62,11 +57,11 @@ async def create_ticket(
     request = TicketRequest(body.bot, body.input, body.idempotency_key, body.type, body.hold)
     result: BaseModel
     if wait > 0:
-        created, row = await cp.tickets.create_and_wait(who.tenant_id, who.key_id, request,
-                                                        min(wait, cp.settings.wait_max_s))
+        created, row = await tickets.create_and_wait(who.tenant_id, who.key_id, request,
+                                                     min(wait, settings.wait_max_s))
         result = TicketWaited(**ticket_out(row).model_dump(), created=created.created)
     else:
-        [created] = await cp.tickets.create(who.tenant_id, who.key_id, [request])
+        [created] = await tickets.create(who.tenant_id, who.key_id, [request])
         result = TicketCreated(id=created.id, status=TicketStatus(created.status), created=created.created)
     if created.created:
         TICKETS_CREATED.inc()
@@ -74,12 +69,13 @@ async def create_ticket(
 
 
 @router.post("/batch", status_code=201, response_model=TicketBatchCreated)
-async def create_batch(body: TicketBatchCreate, cp: Plane, who: Caller) -> TicketBatchCreated:
+async def create_batch(body: TicketBatchCreate, tickets: Tickets, settings: Settings,
+                       who: Caller) -> TicketBatchCreated:
     """Create many tickets in one transaction (all or nothing); up to OSHAL_MAX_BATCH per call."""
-    if len(body.tickets) > cp.settings.max_batch:
-        raise TooLarge(f"{len(body.tickets)} tickets in one batch; the limit is {cp.settings.max_batch}",
+    if len(body.tickets) > settings.max_batch:
+        raise TooLarge(f"{len(body.tickets)} tickets in one batch; the limit is {settings.max_batch}",
                        hint="split the batch")
-    created = await cp.tickets.create(
+    created = await tickets.create(
         who.tenant_id, who.key_id,
         [TicketRequest(t.bot, t.input, t.idempotency_key, t.type, t.hold) for t in body.tickets])
     fresh = sum(1 for c in created if c.created)
@@ -91,45 +87,45 @@ async def create_batch(body: TicketBatchCreate, cp: Plane, who: Caller) -> Ticke
 
 @router.get("", response_model=TicketPage)
 async def list_tickets(
-    cp: Plane, who: Caller,
+    tickets: Tickets, who: Caller,
     status: Annotated[TicketStatus | None, Query()] = None,
     bot: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[UUID | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TicketPage:
     """Newest first, with cursor pagination."""
-    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=status, bot=bot, cursor=cursor, limit=limit)
+    rows, next_cursor = await tickets.list(who.tenant_id, status=status, bot=bot, cursor=cursor, limit=limit)
     return TicketPage(items=[ticket_out(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/counts")
-async def ticket_counts(cp: Plane, who: Caller) -> dict[str, int]:
+async def ticket_counts(tickets: Tickets, who: Caller) -> dict[str, int]:
     """How many of the caller's tickets are in each status."""
-    counts = await cp.tickets.counts(who.tenant_id)
+    counts = await tickets.counts(who.tenant_id)
     return {status.value: counts.get(status.value, 0) for status in TicketStatus}
 
 
 @router.get("/{ticket_id}", response_model=TicketOut)
 async def get_ticket(
-    ticket_id: UUID, cp: Plane, who: Caller,
+    ticket_id: UUID, tickets: Tickets, settings: Settings, who: Caller,
     wait: Annotated[float, Query(ge=0, le=300, description="Block up to this many seconds for a terminal state")] = 0,
 ) -> Response:
     if wait > 0:
-        row = await cp.tickets.wait(who.tenant_id, ticket_id, min(wait, cp.settings.wait_max_s))
+        row = await tickets.wait(who.tenant_id, ticket_id, min(wait, settings.wait_max_s))
     else:
-        row = await cp.tickets.get(who.tenant_id, ticket_id)
+        row = await tickets.get(who.tenant_id, ticket_id)
     return _json(ticket_out(row))
 
 
 @router.get("/{ticket_id}/events", response_class=StreamingResponse, responses={200: {
     "description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
-async def ticket_events(ticket_id: UUID, cp: Plane, who: Caller) -> StreamingResponse:
+async def ticket_events(ticket_id: UUID, tickets: Tickets, events: Events, who: Caller) -> StreamingResponse:
     """Server-sent events: the current state, then every change, ending at a terminal state."""
-    await cp.tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is a 404 before the stream starts
+    await tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is a 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
-        async with cp.events.watch(str(ticket_id)) as changes:
-            row = await cp.tickets.get(who.tenant_id, ticket_id)
+        async with events.watch(str(ticket_id)) as changes:
+            row = await tickets.get(who.tenant_id, ticket_id)
             yield _sse(row)
             while row["status"] not in TERMINAL_STATUSES:  # resting states still change: keep streaming
                 try:
@@ -137,7 +133,7 @@ async def ticket_events(ticket_id: UUID, cp: Plane, who: Caller) -> StreamingRes
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                row = await cp.tickets.get(who.tenant_id, ticket_id)
+                row = await tickets.get(who.tenant_id, ticket_id)
                 yield _sse(row)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
@@ -150,44 +146,45 @@ def _sse(row: dict[str, object]) -> bytes:
 
 
 @router.post("/{ticket_id}/cancel", response_model=TicketOut)
-async def cancel_ticket(ticket_id: UUID, cp: Plane, who: Caller, body: TicketAction | None = None) -> TicketOut:
+async def cancel_ticket(ticket_id: UUID, tickets: Tickets, lifecycle: TicketLifecycle, who: Caller,
+                        body: TicketAction | None = None) -> TicketOut:
     """Cancel a ticket that has not finished (its open work and child tickets too)."""
-    return await _act(cp, who, ticket_id, Action.CANCEL, body)
+    return await _act(tickets, lifecycle, who, ticket_id, Action.CANCEL, body)
 
 
 @router.post("/{ticket_id}/replay", status_code=201)
-async def replay_ticket(ticket_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
+async def replay_ticket(ticket_id: UUID, tickets: Tickets, who: Caller) -> dict[str, Any]:
     """Re-run a finished ticket offline: recorded model and tool responses stand in for the providers and
     external APIs, so it spends nothing and touches nothing outside. Compare with GET .../replay-diff."""
-    created = await cp.tickets.replay(who.tenant_id, who.key_id, ticket_id)
+    created = await tickets.replay(who.tenant_id, who.key_id, ticket_id)
     return {"id": str(created.id), "status": created.status, "replay_of": str(ticket_id)}
 
 
 @router.get("/{ticket_id}/replay-diff")
-async def diff_replay(ticket_id: UUID, cp: Plane, who: Caller) -> dict[str, Any]:
+async def diff_replay(ticket_id: UUID, db: Db, who: Caller) -> dict[str, Any]:
     """For a replay ticket: the calls whose requests differ from the original's, the results, and the spend."""
-    return await replay_diff(cp.db, who.tenant_id, ticket_id)
+    return await replay_diff(db, who.tenant_id, ticket_id)
 
 
 @router.post("/{ticket_id}/{action}", response_model=TicketOut)
-async def act_on_ticket(ticket_id: UUID, action: OperatorAction, cp: Plane, who: Operator,
-                        body: TicketAction | None = None) -> TicketOut:
+async def act_on_ticket(ticket_id: UUID, action: OperatorAction, tickets: Tickets, lifecycle: TicketLifecycle,
+                        who: Operator, body: TicketAction | None = None) -> TicketOut:
     """Operator actions: approve, reject, pause, resume, requeue, escalate, close. An action the ticket's
     state does not allow is a 409 that lists the actions it does allow."""
-    return await _act(cp, who, ticket_id, Action(action.value), body)
+    return await _act(tickets, lifecycle, who, ticket_id, Action(action), body)
 
 
-async def _act(cp: ControlPlane, who: Principal, ticket_id: UUID, action: Action,
+async def _act(tickets: TicketService, lifecycle: Lifecycle, who: Principal, ticket_id: UUID, action: Action,
                body: TicketAction | None) -> TicketOut:
-    await cp.lifecycle.act(who.tenant_id, ticket_id, action, actor=f"key:{who.key_id}",
-                           reason=body.reason if body else None)
-    return ticket_out(await cp.tickets.get(who.tenant_id, ticket_id))
+    await lifecycle.act(who.tenant_id, ticket_id, action, actor=f"key:{who.key_id}",
+                        reason=body.reason if body else None)
+    return ticket_out(await tickets.get(who.tenant_id, ticket_id))
 
 
 @router.get("/{ticket_id}/timeline", response_model=Timeline)
-async def ticket_timeline(ticket_id: UUID, cp: Plane, who: Caller) -> Timeline:
+async def ticket_timeline(ticket_id: UUID, tickets: Tickets, who: Caller) -> Timeline:
     """Every transition (who, when, why), the phases dispatched, the workflow run and the artifacts."""
-    return Timeline(**await cp.tickets.timeline(who.tenant_id, ticket_id))
+    return Timeline(**await tickets.timeline(who.tenant_id, ticket_id))
 
 
 dead_letters = APIRouter(tags=["tickets"])
@@ -195,14 +192,14 @@ dead_letters = APIRouter(tags=["tickets"])
 
 @dead_letters.get("/v1/dead-letters", response_model=TicketPage)
 async def list_dead_letters(
-    cp: Plane, who: Caller,
+    tickets: Tickets, who: Caller,
     bot: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TicketPage:
     """Tickets in dead letter, with their last error; requeue with POST /v1/tickets/{id}/requeue."""
-    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=TicketStatus.DEAD_LETTER, bot=bot,
-                                              cursor=cursor, limit=limit)
+    rows, next_cursor = await tickets.list(who.tenant_id, status=TicketStatus.DEAD_LETTER, bot=bot,
+                                           cursor=cursor, limit=limit)
     return TicketPage(items=[ticket_out(r) for r in rows], next_cursor=next_cursor)
 
 

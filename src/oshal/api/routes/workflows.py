@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from oshal.api.deps import Caller, Operator, Plane
+from oshal.api.deps import Caller, Operator, Registry, Workflows
 from oshal.api.validation import INT4_MAX
 from oshal.workflows.definition import definition_schema
 
@@ -31,9 +31,9 @@ class GenerateIn(_In):
 
 
 @router.get("")
-async def list_workflows(cp: Plane, who: Caller) -> list[dict[str, Any]]:
+async def list_workflows(workflows: Workflows, who: Caller) -> list[dict[str, Any]]:
     """Every ticket type with its newest version (a tenant's own definitions shadow built-ins)."""
-    return await cp.workflows.list(who.tenant_id)
+    return await workflows.list(who.tenant_id)
 
 
 @router.get("/schema")
@@ -43,21 +43,22 @@ async def workflow_schema(who: Caller) -> dict[str, Any]:
 
 
 @router.get("/{name}")
-async def show_workflow(name: str, cp: Plane, who: Caller,
+async def show_workflow(name: str, workflows: Workflows, who: Caller,
                         version: Annotated[int | None, Query(ge=1, le=INT4_MAX)] = None) -> dict[str, Any]:
-    return await cp.workflows.show(who.tenant_id, name, version)
+    return await workflows.show(who.tenant_id, name, version)
 
 
 @router.post("", status_code=201)
-async def publish_workflow(body: PublishIn, cp: Plane, who: Operator) -> dict[str, Any]:
+async def publish_workflow(body: PublishIn, workflows: Workflows, who: Operator) -> dict[str, Any]:
     """Publish a definition as the next version of its name; tickets already running stay on theirs."""
-    return await cp.workflows.publish(who.tenant_id, who.key_id, body.definition)
+    return await workflows.publish(who.tenant_id, who.key_id, body.definition)
 
 
 @router.post("/generate")
-async def generate_workflow(body: GenerateIn, cp: Plane, who: Operator) -> dict[str, Any]:
+async def generate_workflow(body: GenerateIn, workflows: Workflows, registry: Registry,
+                            who: Operator) -> dict[str, Any]:
     """Generate a definition from a description: validated, previewed with a diff, published only on request."""
     if body.bot is not None:
-        await cp.registry.require({body.bot})
-    return await cp.workflows.generate(who.tenant_id, who.key_id, body.description, name=body.name,
+        await registry.require({body.bot})
+    return await workflows.generate(who.tenant_id, who.key_id, body.description, name=body.name,
                                        publish=body.publish, bot=body.bot)

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from oshal.connectors.manifest import ConnectorManifest
-from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
+from oshal.connectors.publisher_keys import generate_keypair, private_key_pem, public_key_text
+from oshal.connectors.signing import sign_manifest
 from oshal.connectors.trust import TrustStore
 from oshal.launcher.prepare import attach
 from oshal.mesh.envelopes import Envelope

@@ -8,7 +8,8 @@ from typing import Any
 from conftest import Platform
 from external.fake_shop import FakeShop
 from oshal.connectors.manifest import ConnectorManifest
-from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
+from oshal.connectors.publisher_keys import generate_keypair, private_key_pem, public_key_text
+from oshal.connectors.signing import sign_manifest
 from oshal.connectors.trust import TrustStore
 
 SHOP_SPEC: dict[str, Any] = {

@@ -12,7 +12,7 @@ import pytest
 from external.fake_anthropic import FakeAnthropic, presented_key
 from external.fake_openai import FakeOpenAI, OpenAIUsage
 from oshal.bots.harnesses import HarnessError, Job, Outcome, build_harness
-from oshal.bots.harnesses.base import count_tokens
+from oshal.bots.harnesses.deterministic import count_tokens
 from oshal.bots.harnesses.intents import INTENTS
 from oshal.bots.manifest import BotManifest
 from oshal.errors import ConfigError

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from oshal.bots.harnesses.base import count_tokens
+from oshal.bots.harnesses.deterministic import count_tokens
 from oshal.bots.manifest import load_fleet
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

@@ -21,8 +21,7 @@ import yaml
 
 from oshal.cli.connectors import load_manifest
 from oshal.connectors.manifest import ConnectorManifest
-from oshal.connectors.signing import (
-    Signature,
+from oshal.connectors.publisher_keys import (
     generate_keypair,
     key_id,
     load_private_key,
@@ -30,6 +29,9 @@ from oshal.connectors.signing import (
     private_key_pem,
     public_key_text,
     public_raw_of,
+)
+from oshal.connectors.signing import (
+    Signature,
     require_valid,
     sign_manifest,
     verify_manifest,

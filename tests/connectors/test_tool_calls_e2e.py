@@ -18,7 +18,8 @@ import redis as sync_redis
 from conftest import Platform, TenantClient, make_tenant, wait_done
 from external.fake_shop import FakeShop, echoed_encodings
 from oshal.connectors.manifest import ConnectorManifest
-from oshal.connectors.signing import generate_keypair, private_key_pem, public_key_text, sign_manifest
+from oshal.connectors.publisher_keys import generate_keypair, private_key_pem, public_key_text
+from oshal.connectors.signing import sign_manifest
 from oshal.connectors.trust import TrustStore
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.redis_keys import lane_stream

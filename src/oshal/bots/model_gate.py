@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.tools import ToolSession
+from oshal.errors import HarnessError
 from oshal.logs import get_logger
 
 log = get_logger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from oshal.bots.harnesses.base import HarnessError
+from oshal.errors import HarnessError
 from oshal.mesh.envelopes import Envelope
 
 MAX_TOOL_CALLS = 20

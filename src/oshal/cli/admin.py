@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table, when
+from oshal.cli.client import JsonFlag, WideFlag, emit_json, err, out, print_rows, report, request, when
 from oshal.types import Role
 
 tenant_app = typer.Typer(name="tenant", no_args_is_help=True, help="Create and list tenants (operator only).")
@@ -26,28 +26,18 @@ def tenant_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a tenant. Give it a key with `oshal key create --tenant NAME`."""
-    with Client.from_settings() as api:
-        tenant: dict[str, Any] = api.post("/v1/tenants", {"name": name})
-    if as_json:
-        emit_json(tenant)
-        return
-    out.print(f"tenant [bold]{tenant['name']}[/] created: {tenant['id']}")
-    err.print(f"[dim]next: oshal key create --tenant {tenant['name']!r} --role member[/]")
+    tenant: dict[str, Any] = request("POST", "/v1/tenants", {"name": name})
+    report(tenant, as_json, f"tenant [bold]{tenant['name']}[/] created: {tenant['id']}",
+           f"next: oshal key create --tenant {tenant['name']!r} --role member")
 
 
 @tenant_app.command("list")
 def tenant_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List every tenant."""
-    with Client.from_settings() as api:
-        tenants: list[dict[str, Any]] = api.get("/v1/tenants")
-    if as_json:
-        emit_json(tenants)
-        return
+    tenants: list[dict[str, Any]] = request("GET", "/v1/tenants")
     table = Table(Column("id", no_wrap=True), "name", "created",
                   title=f"tenants ({len(tenants)})", title_justify="left")
-    for t in tenants:
-        table.add_row(str(t["id"]), t["name"], when(t["created_at"]))
-    print_table(table, wide)
+    print_rows(tenants, table, lambda t: (str(t["id"]), t["name"], when(t["created_at"])), wide=wide, as_json=as_json)
 
 
 @key_app.command("mint")
@@ -73,8 +63,7 @@ def key_create(
     """Create an API key. The key itself is printed once and cannot be shown again."""
     body: dict[str, Any] = {"tenant": tenant, "role": role.value, "name": name,
                             "expires_in_days": expires_in_days}
-    with Client.from_settings() as api:
-        created: dict[str, Any] = api.post("/v1/keys", {k: v for k, v in body.items() if v is not None})
+    created: dict[str, Any] = request("POST", "/v1/keys", {k: v for k, v in body.items() if v is not None})
     if as_json:
         emit_json(created)
         return
@@ -88,18 +77,16 @@ def key_create(
 @key_app.command("list")
 def key_list(tenant: TenantOpt = None, wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """List the keys of a tenant (prefixes only; keys themselves are never shown again)."""
-    with Client.from_settings() as api:
-        keys: list[dict[str, Any]] = api.get("/v1/keys", tenant=tenant)
-    if as_json:
-        emit_json(keys)
-        return
+    keys: list[dict[str, Any]] = request("GET", "/v1/keys", tenant=tenant)
     table = Table(Column("id", no_wrap=True), "prefix", "role", "name", "created", "expires", "revoked",
                   title=f"keys ({len(keys)})", title_justify="left")
-    for k in keys:
-        revoked = f"[red]{when(k['revoked_at'])}[/]" if k.get("revoked_at") else "-"
-        table.add_row(str(k["id"]), k["prefix"], k["role"], escape(k["name"]) or "-", when(k["created_at"]),
-                      when(k["expires_at"]) if k.get("expires_at") else "never", revoked)
-    print_table(table, wide)
+    print_rows(keys, table, _key_cells, wide=wide, as_json=as_json)
+
+
+def _key_cells(k: dict[str, Any]) -> tuple[str, ...]:
+    revoked = f"[red]{when(k['revoked_at'])}[/]" if k.get("revoked_at") else "-"
+    return (str(k["id"]), k["prefix"], k["role"], escape(k["name"]) or "-", when(k["created_at"]),
+            when(k["expires_at"]) if k.get("expires_at") else "never", revoked)
 
 
 @key_app.command("revoke")
@@ -109,12 +96,8 @@ def key_revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    with Client.from_settings() as api:
-        key: dict[str, Any] = api.delete(f"/v1/keys/{key_id}", tenant=tenant)
-    if as_json:
-        emit_json(key)
-        return
-    out.print(f"key [bold]{key['prefix']}[/] ({key['id']}) revoked at {key['revoked_at']}")
+    key: dict[str, Any] = request("DELETE", f"/v1/keys/{key_id}", tenant=tenant)
+    report(key, as_json, f"key [bold]{key['prefix']}[/] ({key['id']}) revoked at {key['revoked_at']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, out, print_table, usd
+from oshal.cli.client import JsonFlag, WideFlag, emit_json, out, print_rows, report, request, usd
 from oshal.errors import Invalid
 
 budget_app = typer.Typer(name="budget", no_args_is_help=True,
@@ -42,39 +42,32 @@ def budget_set(
     """Create or change a budget. Raising one resumes the tickets it paused."""
     body = {"scope": scope, "subject": subject, "period": period, "limit_micros": micros(limit, "--limit"),
             "soft_micros": micros(soft, "--soft") if soft is not None else None}
-    with Client.from_settings() as api:
-        row = api.call("PUT", "/v1/budgets", body=body)
-    if as_json:
-        emit_json(row)
-        return
-    out.print(f"budget {_label(row)}: {usd(row['limit_micros'])} per {row['period']}, {usd(row['remaining'])} left "
-              f"(id {row['id']})")
+    row = request("PUT", "/v1/budgets", body)
+    report(row, as_json, f"budget {_label(row)}: {usd(row['limit_micros'])} per {row['period']}, "
+                         f"{usd(row['remaining'])} left (id {row['id']})")
 
 
 @budget_app.command("list")
 def budget_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Spend against every budget in its current window (day, month or lifetime)."""
-    with Client.from_settings() as api:
-        rows: list[dict[str, Any]] = api.get("/v1/budgets")
-    if as_json:
-        emit_json(rows)
-        return
+    rows: list[dict[str, Any]] = request("GET", "/v1/budgets")
     table = Table("budget", "period", "limit", "spent", "reserved", "left", "soft", Column("id", no_wrap=True),
                   title=f"budgets ({len(rows)})", title_justify="left")
-    for r in rows:
-        left = "overrun (paused)" if r.get("overrun_at") else usd(r["remaining"])
-        table.add_row(escape(_label(r)), r["period"], usd(r["limit_micros"]), usd(r["spent"]), usd(r["reserved"]),
-                      f"[red]{left}[/]" if r["remaining"] == 0 or r.get("overrun_at") else left,
-                      usd(r["soft_micros"]) if r["soft_micros"] is not None else "", str(r["id"]))
-    print_table(table, wide)
+    print_rows(rows, table, _budget_cells, wide=wide, as_json=as_json)
+
+
+def _budget_cells(r: dict[str, Any]) -> tuple[str, ...]:
+    left = "overrun (paused)" if r.get("overrun_at") else usd(r["remaining"])
+    return (escape(_label(r)), r["period"], usd(r["limit_micros"]), usd(r["spent"]), usd(r["reserved"]),
+            f"[red]{left}[/]" if r["remaining"] == 0 or r.get("overrun_at") else left,
+            usd(r["soft_micros"]) if r["soft_micros"] is not None else "", str(r["id"]))
 
 
 @budget_app.command("show")
 def budget_show(budget_id: Annotated[str, typer.Argument(help="The budget's id (see `oshal budget list`).")],
                 as_json: JsonFlag = False) -> None:
     """One budget and its current window."""
-    with Client.from_settings() as api:
-        row: dict[str, Any] = api.get(f"/v1/budgets/{budget_id}")
+    row: dict[str, Any] = request("GET", f"/v1/budgets/{budget_id}")
     if as_json:
         emit_json(row)
         return
@@ -90,8 +83,7 @@ def budget_show(budget_id: Annotated[str, typer.Argument(help="The budget's id (
 @budget_app.command("delete")
 def budget_delete(budget_id: Annotated[str, typer.Argument(help="The budget's id.")]) -> None:
     """Remove a budget (the tickets it paused resume)."""
-    with Client.from_settings() as api:
-        api.delete(f"/v1/budgets/{budget_id}")
+    request("DELETE", f"/v1/budgets/{budget_id}")
     out.print(f"budget {budget_id} deleted")
 
 
@@ -112,34 +104,28 @@ def price_add(
     = "0",
     reasoning: Annotated[str | None, typer.Option("--reasoning", help="Dollars per million reasoning tokens "
                                                   "(default: the output price).")] = None,
-    request: Annotated[str, typer.Option("--request", help="Dollars per request.")] = "0",
+    request_usd: Annotated[str, typer.Option("--request", help="Dollars per request.")] = "0",
 ) -> None:
     """Add a price from a time on; calls before it keep the price they had."""
     body = {"provider": provider, "model": model, "effective_from": effective_from,
             "input": micros(input_usd, "--input"), "output": micros(output_usd, "--output"),
             "cached_read": micros(cached_read, "--cached-read"), "cache_write": micros(cache_write, "--cache-write"),
             "reasoning": micros(reasoning, "--reasoning") if reasoning is not None else None,
-            "request": micros(request, "--request")}
-    with Client.from_settings() as api:
-        api.post("/v1/prices", body)
+            "request": micros(request_usd, "--request")}
+    request("POST", "/v1/prices", body)
     out.print(f"price of {provider}/{model} from {effective_from} added")
 
 
 @price_app.command("list")
 def price_list(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every price row (bundled and added), per model oldest first; amounts per million tokens."""
-    with Client.from_settings() as api:
-        rows: list[dict[str, Any]] = api.get("/v1/prices")
-    if as_json:
-        emit_json(rows)
-        return
+    rows: list[dict[str, Any]] = request("GET", "/v1/prices")
     table = Table("provider/model", "from", "input", "cached", "cache write", "output", "reasoning", "request",
                   title=f"prices ({len(rows)})", title_justify="left")
-    for r in rows:
-        table.add_row(escape(f"{r['provider']}/{r['model']}"), r["effective_from"][:19], usd(r["input"]),
-                      usd(r["cached_read"]), usd(r["cache_write"]), usd(r["output"]),
-                      usd(r["reasoning"]) if r["reasoning"] is not None else "= output", usd(r["request"]))
-    print_table(table, wide)
+    print_rows(rows, table, lambda r: (
+        escape(f"{r['provider']}/{r['model']}"), r["effective_from"][:19], usd(r["input"]), usd(r["cached_read"]),
+        usd(r["cache_write"]), usd(r["output"]), usd(r["reasoning"]) if r["reasoning"] is not None else "= output",
+        usd(r["request"])), wide=wide, as_json=as_json)
 
 
 def _label(row: dict[str, Any]) -> str:

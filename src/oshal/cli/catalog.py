@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from oshal.cli.client import Client, JsonFlag, WideFlag, cut, emit_json, out, print_table
+from oshal.cli.client import JsonFlag, WideFlag, cut, emit_json, out, print_rows, print_table, report, request
 from oshal.cli.connectors import connector_app
 from oshal.connectors.importer import load_document
 from oshal.errors import Invalid
@@ -23,13 +23,6 @@ connection_app = typer.Typer(name="connection", no_args_is_help=True, help="Tena
 
 _PUBLISHER_HELP = ("Publisher recorded in the manifest: whose key will sign it (a signature by any other publisher "
                    "is refused).")
-
-
-def _report(row: Any, as_json: bool, message: str) -> None:
-    if as_json:
-        emit_json(row)
-    else:
-        out.print(message)
 
 
 def _show(row: dict[str, Any], as_json: bool) -> None:
@@ -53,9 +46,8 @@ def import_connector(
 ) -> None:
     """Import an API description as a draft connector (every operation disabled) and print its id."""
     document, origin = load_document(source)
-    with Client.from_settings() as api:
-        row = api.post("/v1/connectors/import", {"document": document, "origin": origin, "id": connector_id,
-                                                 "publisher": publisher, "category": category, "replace": replace})
+    row = request("POST", "/v1/connectors/import", {"document": document, "origin": origin, "id": connector_id,
+                                                    "publisher": publisher, "category": category, "replace": replace})
     _show(row, as_json)
 
 
@@ -80,25 +72,18 @@ def import_mcp_server(
         raise Invalid("give exactly one of --url or --stdio")
     target = McpTarget.http(url) if url else McpTarget.stdio(*shlex.split(stdio or ""))
     manifest = asyncio.run(import_mcp(target, connector_id=connector_id, publisher=publisher, category=category))
-    with Client.from_settings() as api:
-        row = api.post("/v1/connectors", {"manifest": manifest.model_dump(mode="json", by_alias=True),
-                                          "replace": replace})
+    row = request("POST", "/v1/connectors", {"manifest": manifest.model_dump(mode="json", by_alias=True),
+                                             "replace": replace})
     _show(row, as_json)
 
 
 @connector_app.command("list")
 def list_connectors(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """The catalog: every connector with its state and operation counts."""
-    with Client.from_settings() as api:
-        rows = api.get("/v1/connectors")
-    if as_json:
-        emit_json(rows)
-        return
     table = Table("id", "version", "publisher", "category", "state", "ops", "enabled", title="connectors")
-    for r in rows:
-        table.add_row(escape(r["id"]), escape(r["version"]), escape(r["publisher"]), r["category"], r["state"],
-                      str(r["operations"]), str(r["enabled_operations"]))
-    print_table(table, wide)
+    print_rows(request("GET", "/v1/connectors"), table, lambda r: (
+        escape(r["id"]), escape(r["version"]), escape(r["publisher"]), r["category"], r["state"],
+        str(r["operations"]), str(r["enabled_operations"])), wide=wide, as_json=as_json)
 
 
 @connector_app.command("show")
@@ -110,8 +95,7 @@ def show_connector(
     as_json: JsonFlag = False,
 ) -> None:
     """One connector with its operations and their risk (--manifest: its exact current manifest, to sign)."""
-    with Client.from_settings() as api:
-        row = api.get(f"/v1/connectors/{connector_id}")
+    row = request("GET", f"/v1/connectors/{connector_id}")
     if manifest:
         emit_json(row["manifest"])
         return
@@ -135,8 +119,7 @@ def enable_operations(
 ) -> None:
     """Enable (or disable) operations; the connector returns to draft until its new manifest is signed."""
     body = {"disable" if disable else "enable": operations, "allow_risky": allow_risky}
-    with Client.from_settings() as api:
-        _show(api.post(f"/v1/connectors/{connector_id}/operations", body), as_json)
+    _show(request("POST", f"/v1/connectors/{connector_id}/operations", body), as_json)
 
 
 @connector_app.command("publish")
@@ -150,8 +133,7 @@ def publish_signature(
         body = json.loads(signature.read_text())
     except (OSError, ValueError) as e:
         raise Invalid(f"cannot read signature {signature}: {e}") from e
-    with Client.from_settings() as api:
-        _show(api.post(f"/v1/connectors/{connector_id}/signature", {"signature": body}), as_json)
+    _show(request("POST", f"/v1/connectors/{connector_id}/signature", {"signature": body}), as_json)
 
 
 @connector_app.command("policy")
@@ -161,10 +143,8 @@ def set_policy(
     as_json: JsonFlag = False,
 ) -> None:
     """Set a bot's tool policy for one operation (default off; ask needs an approval per call)."""
-    with Client.from_settings() as api:
-        row = api.call("PUT", f"/v1/bots/{bot}/tools",
-                       body={"connector": connector_id, "operation": operation, "mode": mode})
-    _report(row, as_json, f"{escape(bot)}: {escape(connector_id)}.{escape(operation)} = {mode}")
+    row = request("PUT", f"/v1/bots/{bot}/tools", {"connector": connector_id, "operation": operation, "mode": mode})
+    report(row, as_json, f"{escape(bot)}: {escape(connector_id)}.{escape(operation)} = {mode}")
 
 
 @approval_app.command("list")
@@ -178,38 +158,30 @@ def list_approvals(
     as_json: JsonFlag = False,
 ) -> None:
     """Approval requests for `ask` tool calls."""
-    with Client.from_settings() as api:
-        rows = api.get("/v1/approvals", status=status)
+    rows = request("GET", "/v1/approvals", status=status)
     if ticket is not None:
         rows = [r for r in rows if str(r["ticket_id"]) == ticket]
     if quiet:
         sys.stdout.write("".join(f"{r['id']}\n" for r in rows))
         return
-    if as_json:
-        emit_json(rows)
-        return
     table = Table(Column("id", no_wrap=True), Column("ticket", no_wrap=True), "bot", "call", "arguments", "status")
-    for r in rows:
-        table.add_row(str(r["id"]), str(r["ticket_id"]), r["bot"], f"{r['connector_id']}.{r['operation']}",
-                      escape(cut(json.dumps(r["arguments"]), 80, wide)), r["status"])
-    print_table(table, wide)
+    print_rows(rows, table, lambda r: (
+        str(r["id"]), str(r["ticket_id"]), r["bot"], f"{r['connector_id']}.{r['operation']}",
+        escape(cut(json.dumps(r["arguments"]), 80, wide)), r["status"]), wide=wide, as_json=as_json)
 
 
 @approval_app.command("approve")
 def approve(approval_id: str, as_json: JsonFlag = False) -> None:
     """Approve one pending tool call (its ticket can then be requeued)."""
-    with Client.from_settings() as api:
-        row = api.post(f"/v1/approvals/{approval_id}/approve", {})
-    _report(row, as_json, f"approved {approval_id}")
+    report(request("POST", f"/v1/approvals/{approval_id}/approve", {}), as_json, f"approved {approval_id}")
 
 
 @approval_app.command("reject")
 def reject(approval_id: str, reason: Annotated[str, typer.Option(help="Why, for the record.")],
            as_json: JsonFlag = False) -> None:
     """Reject one pending tool call, with a reason."""
-    with Client.from_settings() as api:
-        row = api.post(f"/v1/approvals/{approval_id}/reject", {"reason": reason})
-    _report(row, as_json, f"rejected {approval_id}")
+    report(request("POST", f"/v1/approvals/{approval_id}/reject", {"reason": reason}), as_json,
+           f"rejected {approval_id}")
 
 
 @connection_app.command("add")
@@ -233,24 +205,17 @@ def add_connection(
         raise Invalid(f"cannot read {secret_file}: {e.strerror}") from e
     body = {"connector": connector_id, "secret": secret, "client_id": client_id, "expires_at": expires_at,
             "user": user}
-    with Client.from_settings() as api:
-        row = api.post("/v1/connections", body)
-    _report(row, as_json, f"connected {escape(connector_id)}")
+    report(request("POST", "/v1/connections", body), as_json, f"connected {escape(connector_id)}")
 
 
 @connection_app.command("list")
 def list_connections(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Connections with credential health (never the credential)."""
-    with Client.from_settings() as api:
-        rows = api.get("/v1/connections")
-    if as_json:
-        emit_json(rows)
-        return
     table = Table("connector", "health", "expires", "user credentials", "last success", "last error", "error")
-    for r in rows:
-        table.add_row(r["connector_id"], r["health"], str(r["expires_at"] or "-"), str(r["user_credentials"]),
-                      str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"), escape(r["last_error"] or ""))
-    print_table(table, wide)
+    print_rows(request("GET", "/v1/connections"), table, lambda r: (
+        r["connector_id"], r["health"], str(r["expires_at"] or "-"), str(r["user_credentials"]),
+        str(r["last_success_at"] or "-"), str(r["last_error_at"] or "-"), escape(r["last_error"] or "")),
+        wide=wide, as_json=as_json)
 
 
 secrets_app = typer.Typer(name="secrets", no_args_is_help=True, help="The encrypted credential store.")
@@ -259,11 +224,9 @@ secrets_app = typer.Typer(name="secrets", no_args_is_help=True, help="The encryp
 @secrets_app.command("rotate")
 def rotate_secrets(as_json: JsonFlag = False) -> None:
     """Re-wrap every tenant's data key under the current key-encryption key; prints counts, never keys."""
-    with Client.from_settings() as api:
-        report = api.post("/v1/secrets/rotate", {})
-    _report(report, as_json, f"{report['data_keys_rewrapped']} data keys re-wrapped, "
-                             f"{report['data_keys_current']} already current, {report['tenants']} tenants "
-                             f"(KEK {report['kek_id']})")
+    counts = request("POST", "/v1/secrets/rotate", {})
+    report(counts, as_json, f"{counts['data_keys_rewrapped']} data keys re-wrapped, {counts['data_keys_current']} "
+                            f"already current, {counts['tenants']} tenants (KEK {counts['kek_id']})")
 
 
 def register(app: typer.Typer) -> None:

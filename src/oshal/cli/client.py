@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console, RenderableType
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from oshal.errors import (
     ConfigError,
@@ -81,6 +82,28 @@ def cut(text: str, limit: int, wide: bool) -> str:
 def print_table(table: RenderableType, wide: bool = False) -> None:
     """Print a table to fit the terminal, or with --wide at its natural width so no id or value is cut."""
     (Console(width=_UNLIMITED) if wide else out).print(table)
+
+
+def report(document: Any, as_json: bool, text: RenderableType, next_step: str | None = None) -> None:
+    """A command's answer: ``document`` as JSON with --json; else ``text`` on stdout and, dimmed on stderr, what
+    to do next."""
+    if as_json:
+        emit_json(document)
+        return
+    out.print(text)
+    if next_step:
+        err.print(f"[dim]{next_step}[/]")
+
+
+def print_rows(rows: list[dict[str, Any]], table: Table, cells: Callable[[dict[str, Any]], Sequence[RenderableType]],
+               *, wide: bool, as_json: bool) -> None:
+    """A list command's answer: ``rows`` as JSON with --json; else ``table`` with the ``cells`` of each row."""
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        table.add_row(*cells(row))
+    print_table(table, wide)
 
 
 def load_settings() -> Settings:
@@ -194,6 +217,12 @@ class Client:
                 on_change(ticket)
             if ticket["status"] in TERMINAL or deadline - time.monotonic() <= 0:
                 return ticket
+
+
+def request(method: str, path: str, body: Any = None, **params: Any) -> Any:
+    """A command's one API call, with the configured URL and key: its JSON body, or the OshalError it means."""
+    with Client.from_settings() as api:
+        return api.call(method, path, params=params, body=body)
 
 
 @contextmanager

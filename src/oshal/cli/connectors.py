@@ -6,6 +6,7 @@ Everything here is local files: keys in ``$OSHAL_HOME/keys`` (or ``--out``), sig
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -134,7 +135,7 @@ def verify(
     signature = Signature.from_json(_read(sig_file, "signature").decode("utf-8", errors="replace"))
     result = verify_manifest(manifest, signature, _store())
     if as_json:
-        emit_json({**result.to_dict(), "manifest": str(manifest_path), "signature_file": str(sig_file)})
+        emit_json({**dataclasses.asdict(result), "manifest": str(manifest_path), "signature_file": str(sig_file)})
     elif result.ok:
         out.print(f"[bold green]ok[/] {escape(result.message)}")
         out.print(f"  digest  {result.digest}")

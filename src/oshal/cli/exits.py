@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from oshal.errors import (
-    ConfigError,
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    OshalError,
-    Unauthorized,
-    Unavailable,
-)
+from oshal.errors import ConfigError, Conflict, Forbidden, Invalid, NotFound, OshalError, Unauthorized, Unavailable
 
 
 class Exit(IntEnum):

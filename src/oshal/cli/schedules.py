@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from oshal.cli import client
-from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table
+from oshal.cli.client import JsonFlag, WideFlag, emit_json, out, print_rows, report, request
 from oshal.errors import Invalid
 
 schedule_app = typer.Typer(name="schedule", no_args_is_help=True,
@@ -72,13 +72,6 @@ def _fires_table(fires: list[dict[str, Any]]) -> Table | str:
     return table
 
 
-def _show(schedule: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json(schedule)
-    else:
-        _render(schedule)
-
-
 @schedule_app.command()
 def create(
     name: NameArg,
@@ -102,72 +95,53 @@ def create(
     body: dict[str, Any] = {"name": name, "cron": cron, "timezone": tz, "policy": policy.value,
                             "input": _parse_input(input_json) if input_json is not None else {}}
     body.update({"type": ticket_type} if ticket_type else {"bot": bot})
-    with Client.from_settings() as api:
-        schedule: dict[str, Any] = api.post("/v1/schedules", body)
-    if as_json:
-        emit_json(schedule)
-        return
-    out.print(f"schedule [bold]{escape(name)}[/] created: {escape(schedule['summary'])}, "
-              f"creates {escape(_target(schedule))}")
-    err.print(f"[dim]next tick at {client.when(schedule['next_tick'])} UTC; fire it now with "
-              f"`oshal schedule run {name}`[/]")
+    schedule: dict[str, Any] = request("POST", "/v1/schedules", body)
+    report(schedule, as_json, f"schedule [bold]{escape(name)}[/] created: {escape(schedule['summary'])}, "
+                              f"creates {escape(_target(schedule))}",
+           f"next tick at {client.when(schedule['next_tick'])} UTC; fire it now with `oshal schedule run {name}`")
 
 
 @schedule_app.command("list")
 def list_cmd(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """The tenant's schedules, by name, with their next and last ticks."""
-    with Client.from_settings() as api:
-        schedules: list[dict[str, Any]] = api.get("/v1/schedules")
-    if as_json:
-        emit_json(schedules)
-        return
+    schedules: list[dict[str, Any]] = request("GET", "/v1/schedules")
     table = Table("name", "when", "creates", "missed ticks", "state", "next tick (UTC)", "last tick (UTC)",
                   title=f"schedules ({len(schedules)})", title_justify="left")
-    for s in schedules:
-        table.add_row(escape(s["name"]), escape(s["summary"]), escape(_target(s)), s["policy"], _enabled_text(s),
-                      client.when(s["next_tick"]), client.when(s["last_tick"]))
-    print_table(table, wide)
+    print_rows(schedules, table, lambda s: (
+        escape(s["name"]), escape(s["summary"]), escape(_target(s)), s["policy"], _enabled_text(s),
+        client.when(s["next_tick"]), client.when(s["last_tick"])), wide=wide, as_json=as_json)
 
 
 @schedule_app.command()
 def show(name: NameArg, as_json: JsonFlag = False) -> None:
     """One schedule: its timetable, target, input and most recent fires."""
-    with Client.from_settings() as api:
-        _show(api.get(f"/v1/schedules/{name}"), as_json)
+    schedule: dict[str, Any] = request("GET", f"/v1/schedules/{name}")
+    if as_json:
+        emit_json(schedule)
+    else:
+        _render(schedule)
 
 
 @schedule_app.command()
 def disable(name: NameArg, as_json: JsonFlag = False) -> None:
     """Operator only: stop a schedule firing (it is kept, with its fires; enable it again any time)."""
-    with Client.from_settings() as api:
-        schedule: dict[str, Any] = api.post(f"/v1/schedules/{name}/disable")
-    if as_json:
-        emit_json(schedule)
-    else:
-        out.print(f"schedule [bold]{escape(name)}[/] disabled")
+    report(request("POST", f"/v1/schedules/{name}/disable"), as_json, f"schedule [bold]{escape(name)}[/] disabled")
 
 
 @schedule_app.command()
 def enable(name: NameArg, as_json: JsonFlag = False) -> None:
     """Operator only: fire again from the next tick on (ticks missed while disabled do not fire)."""
-    with Client.from_settings() as api:
-        schedule: dict[str, Any] = api.post(f"/v1/schedules/{name}/enable")
-    if as_json:
-        emit_json(schedule)
-    else:
-        out.print(f"schedule [bold]{escape(name)}[/] enabled; next tick at {client.when(schedule['next_tick'])} UTC")
+    schedule: dict[str, Any] = request("POST", f"/v1/schedules/{name}/enable")
+    report(schedule, as_json,
+           f"schedule [bold]{escape(name)}[/] enabled; next tick at {client.when(schedule['next_tick'])} UTC")
 
 
 @schedule_app.command()
 def run(name: NameArg, as_json: JsonFlag = False) -> None:
     """Operator only: create the schedule's ticket now, outside its timetable."""
-    with Client.from_settings() as api:
-        result: dict[str, Any] = api.post(f"/v1/schedules/{name}/run")
-    if as_json:
-        emit_json(result)
-        return
-    out.print(f"schedule [bold]{escape(name)}[/] fired: ticket [bold]{result['ticket_id']}[/]")
-    err.print(f"[dim]follow it with `oshal ticket wait {result['ticket_id']}`[/]")
+    result: dict[str, Any] = request("POST", f"/v1/schedules/{name}/run")
+    report(result, as_json, f"schedule [bold]{escape(name)}[/] fired: ticket [bold]{result['ticket_id']}[/]",
+           f"follow it with `oshal ticket wait {result['ticket_id']}`")
 
 
 def register(app: typer.Typer) -> None:

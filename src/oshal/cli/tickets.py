@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from oshal.cli.client import (
     err,
     out,
     print_table,
+    request,
     short,
     spinner,
 )
@@ -248,57 +250,29 @@ def list_cmd(
 ReasonOpt = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded in the timeline.")]
 
 
-def _act(ticket_id: str, action: str, reason: str | None, as_json: bool) -> None:
-    with Client.from_settings() as api:
-        show_ticket(api.post(f"/v1/tickets/{ticket_id}/{action}", {"reason": reason}), as_json)
+# What each action on one ticket does: ``oshal ticket ACTION ID [--reason WHY]`` posts to /v1/tickets/ID/ACTION.
+_ACTIONS = {
+    "cancel": "Cancel a ticket that has not finished, with its open work (exit 6 if it has already finished).",
+    "requeue": "Operator only: run a failed, dead-lettered or escalated ticket again (a workflow retries its step).",
+    "approve": "Operator only: approve a ticket at an approval gate (or in backlog); its run resumes.",
+    "reject": "Operator only: reject at an approval gate; the workflow ends or reroutes as its definition says.",
+    "pause": "Operator only: pause a ticket; work in flight finishes but nothing new starts until resume.",
+    "resume": "Operator only: resume a paused ticket where it stood.",
+    "escalate": "Operator only: hand a ticket to a human (escalated); requeue or close it later.",
+    "close": "Operator only: close a ticket waiting on the customer or escalated, as done.",
+}
 
 
-@ticket_app.command()
-def cancel(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Cancel a ticket that has not finished, with its open work (exit 6 if it has already finished)."""
-    _act(ticket_id, "cancel", reason, as_json)
+def _action_command(action: str, doc: str) -> Callable[..., None]:
+    def command(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+        show_ticket(request("POST", f"/v1/tickets/{ticket_id}/{action}", {"reason": reason}), as_json)
+
+    command.__doc__ = doc
+    return command
 
 
-@ticket_app.command()
-def requeue(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: run a failed, dead-lettered or escalated ticket again (a workflow retries its step)."""
-    _act(ticket_id, "requeue", reason, as_json)
-
-
-@ticket_app.command()
-def approve(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: approve a ticket at an approval gate (or in backlog); its run resumes."""
-    _act(ticket_id, "approve", reason, as_json)
-
-
-@ticket_app.command()
-def reject(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: reject at an approval gate; the workflow ends or reroutes as its definition says."""
-    _act(ticket_id, "reject", reason, as_json)
-
-
-@ticket_app.command()
-def pause(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: pause a ticket; work in flight finishes but nothing new starts until resume."""
-    _act(ticket_id, "pause", reason, as_json)
-
-
-@ticket_app.command()
-def resume(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: resume a paused ticket where it stood."""
-    _act(ticket_id, "resume", reason, as_json)
-
-
-@ticket_app.command()
-def escalate(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: hand a ticket to a human (escalated); requeue or close it later."""
-    _act(ticket_id, "escalate", reason, as_json)
-
-
-@ticket_app.command()
-def close(ticket_id: IdArg, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
-    """Operator only: close a ticket waiting on the customer or escalated, as done."""
-    _act(ticket_id, "close", reason, as_json)
+for _action, _doc in _ACTIONS.items():
+    ticket_app.command(_action)(_action_command(_action, _doc))
 
 
 @ticket_app.command()

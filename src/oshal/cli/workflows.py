@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_table
+from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, err, out, print_rows, report, request
 from oshal.errors import Invalid
 
 workflow_app = typer.Typer(name="workflow", no_args_is_help=True,
@@ -24,24 +24,17 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Workflow (ticket t
 @workflow_app.command("list")
 def list_cmd(wide: WideFlag = False, as_json: JsonFlag = False) -> None:
     """Every ticket type with its newest version."""
-    with Client.from_settings() as api:
-        rows: list[dict[str, Any]] = api.get("/v1/workflows")
-    if as_json:
-        emit_json(rows)
-        return
-    table = Table("name", "version", "source", "title")
-    for row in rows:
-        table.add_row(row["name"], str(row["version"]), "built-in" if row["builtin"] else "tenant",
-                      escape(row.get("title") or ""))
-    print_table(table, wide)
+    rows: list[dict[str, Any]] = request("GET", "/v1/workflows")
+    print_rows(rows, Table("name", "version", "source", "title"), lambda row: (
+        row["name"], str(row["version"]), "built-in" if row["builtin"] else "tenant", escape(row.get("title") or "")),
+        wide=wide, as_json=as_json)
 
 
 @workflow_app.command()
 def show(name: NameArg, version: Annotated[int | None, typer.Option("--version", min=1)] = None,
          as_json: JsonFlag = False) -> None:
     """One definition: its steps as a preview and as YAML, and the versions published."""
-    with Client.from_settings() as api:
-        data: dict[str, Any] = api.get(f"/v1/workflows/{name}", **({"version": version} if version else {}))
+    data: dict[str, Any] = request("GET", f"/v1/workflows/{name}", **({"version": version} if version else {}))
     if as_json:
         emit_json(data)
         return
@@ -59,14 +52,9 @@ def publish(path: Annotated[Path, typer.Argument(metavar="FILE", help="A YAML de
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise Invalid(f"cannot read {path}: {e}") from e
-    with Client.from_settings() as api:
-        result: dict[str, Any] = api.post("/v1/workflows", {"definition": document})
-    if as_json:
-        emit_json(result)
-    elif result["published"]:
-        out.print(f"published [bold]{result['name']}[/] version {result['version']}")
-    else:
-        out.print(f"not published: {result.get('reason')}")
+    result: dict[str, Any] = request("POST", "/v1/workflows", {"definition": document})
+    report(result, as_json, f"published [bold]{result['name']}[/] version {result['version']}"
+           if result["published"] else f"not published: {result.get('reason')}")
 
 
 @workflow_app.command()

@@ -5,12 +5,8 @@ a schema, an auth scope, an ``enabled`` flag or the base URL changes those bytes
 manifest that was edited afterwards no longer verifies. Reformatting the file (key order, whitespace, JSON vs
 YAML) does not change them.
 
-Key files:
-
-* private key: PEM PKCS8, unencrypted, mode 0600 (``NAME.key``);
-* public key: one line ``ed25519:<base64 of the 32 raw bytes>`` (``NAME.pub``), safe to share.
-
-A key's id is the first 16 hex digits of the sha256 of its 32 raw public bytes.
+Key files (their forms: :mod:`oshal.connectors.publisher_keys`): the private key ``NAME.key``, mode 0600, and
+the public key ``NAME.pub``, safe to share.
 
 Verification never raises for a bad signature: :func:`verify_manifest` returns a :class:`Verification` saying why.
 Callers that must fail closed use :func:`require_valid`, which raises :class:`~oshal.errors.Forbidden`.
@@ -26,23 +22,24 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from oshal.connectors.manifest import ConnectorManifest
+from oshal.connectors.publisher_keys import (
+    ALGORITHM,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    private_key_pem,
+    public_key_text,
+    public_raw_of,
+)
+from oshal.connectors.trust import TrustStore, validate_publisher
 from oshal.errors import Conflict, Forbidden, Invalid
 from oshal.secretfiles import write_private
-
-if TYPE_CHECKING:
-    from oshal.connectors.trust import TrustStore
-
-ALGORITHM = "ed25519"
-PUBLIC_KEY_PREFIX = "ed25519:"
-RAW_KEY_BYTES = 32
-KEY_ID_HEX = 16
 
 Reason = Literal["untrusted_publisher", "unknown_key", "publisher_mismatch", "digest_mismatch", "bad_signature",
                  "revoked_key"]
@@ -52,71 +49,7 @@ DEFAULT_IMPORT_PUBLISHER = "imported"  # what an import without --publisher reco
 _SIGNATURE_FIELDS = ("publisher", "key_id", "algorithm", "digest", "value", "signed_at")
 
 
-# --- keys ---------------------------------------------------------------------------------------------------
-
-
-def generate_keypair() -> tuple[bytes, bytes]:
-    """A fresh Ed25519 key pair as (raw private 32 bytes, raw public 32 bytes)."""
-    private = Ed25519PrivateKey.generate()
-    private_raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                        serialization.NoEncryption())
-    public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return private_raw, public_raw
-
-
-def key_id(public_raw: bytes) -> str:
-    """First 16 hex digits of sha256(raw public key): short enough to read, long enough not to collide."""
-    return hashlib.sha256(public_raw).hexdigest()[:KEY_ID_HEX]
-
-
-def private_key_pem(private_raw: bytes) -> bytes:
-    """The raw private key as unencrypted PEM PKCS8 (what ``NAME.key`` holds)."""
-    if len(private_raw) != RAW_KEY_BYTES:
-        raise Invalid(f"an Ed25519 private key is {RAW_KEY_BYTES} bytes, not {len(private_raw)}")
-    private = Ed25519PrivateKey.from_private_bytes(private_raw)
-    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-
-
-def public_key_text(public_raw: bytes) -> str:
-    """The one-line text form of a public key: ``ed25519:<base64 raw>``."""
-    if len(public_raw) != RAW_KEY_BYTES:
-        raise Invalid(f"an Ed25519 public key is {RAW_KEY_BYTES} bytes, not {len(public_raw)}")
-    return PUBLIC_KEY_PREFIX + base64.b64encode(public_raw).decode("ascii")
-
-
-def parse_public_key(text: str) -> bytes:
-    """The raw 32 bytes of a public key in its one-line text form; Invalid if it is anything else."""
-    line = text.strip()
-    hint = "a public key file holds one line `ed25519:<base64>`, as `oshal connector keygen` writes it"
-    if not line.startswith(PUBLIC_KEY_PREFIX):
-        raise Invalid("the public key does not start with 'ed25519:'", hint=hint)
-    try:
-        raw = base64.b64decode(line[len(PUBLIC_KEY_PREFIX):], validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise Invalid("the public key after 'ed25519:' is not valid base64", hint=hint) from e
-    if len(raw) != RAW_KEY_BYTES:
-        raise Invalid(f"the public key is {len(raw)} bytes; an Ed25519 public key is {RAW_KEY_BYTES}", hint=hint)
-    return raw
-
-
-def load_private_key(pem: bytes) -> Ed25519PrivateKey:
-    """Parse an unencrypted PEM PKCS8 Ed25519 private key; Invalid if it is not one."""
-    hint = "use the NAME.key file that `oshal connector keygen` wrote"
-    try:
-        private = serialization.load_pem_private_key(pem, password=None)
-    except TypeError as e:  # encrypted, and no password given
-        raise Invalid("the private key is encrypted; oshal signs with unencrypted PKCS8 keys", hint=hint) from e
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise Invalid("the private key is not a PEM PKCS8 key", hint=hint) from e
-    if not isinstance(private, Ed25519PrivateKey):
-        raise Invalid(f"the private key is a {type(private).__name__.removeprefix('_')}, not an Ed25519 key",
-                      hint=hint)
-    return private
-
-
-def public_raw_of(private: Ed25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+# --- key files ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -140,8 +73,6 @@ def write_keypair(directory: Path, publisher: str, *, force: bool = False) -> Ke
     Refuses (Conflict) to replace an existing key file unless ``force``: losing a private key means re-signing
     everything it signed and re-trusting its successor everywhere.
     """
-    from oshal.connectors.trust import validate_publisher
-
     validate_publisher(publisher)
     private_path, public_path = directory / f"{publisher}.key", directory / f"{publisher}.pub"
     existing = [p for p in (private_path, public_path) if p.exists()]
@@ -233,8 +164,6 @@ def sign_manifest(manifest: ConnectorManifest, private_key_pem: bytes, publisher
         raise Invalid(f"cannot sign as {publisher!r}: manifest {manifest.id!r} names publisher "
                       f"{manifest.publisher!r}",
                       hint="sign with the key of the manifest's publisher, or fix the manifest's publisher")
-    from oshal.connectors.trust import validate_publisher
-
     validate_publisher(publisher)  # a name no trust store can hold would make a signature nobody can verify
     private = load_private_key(private_key_pem)
     body = manifest.canonical_bytes()
@@ -264,9 +193,6 @@ class Verification:
     key_id: str
     digest: str
     signed_digest: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def verify_manifest(manifest: ConnectorManifest, signature: Signature, trust: TrustStore) -> Verification:

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from oshal.connectors.signing import KEY_ID_HEX, key_id, parse_public_key
-from oshal.connectors.signing import public_key_text as format_public_key
+from oshal.connectors.publisher_keys import KEY_ID_HEX, key_id, parse_public_key
+from oshal.connectors.publisher_keys import public_key_text as format_public_key
 from oshal.errors import Conflict, Invalid, NotFound
+from oshal.secretfiles import write_private
 
 PUBLISHER_PATTERN = r"[a-z0-9][a-z0-9._-]{0,99}"
 _PUBLISHER = re.compile(PUBLISHER_PATTERN)
@@ -84,14 +85,6 @@ def _private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def _write(path: Path, value: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    os.replace(tmp, path)
-
-
 class TrustStore:
     """Publisher public keys under ``root`` (normally ``<home>/trust``; see :meth:`in_home`)."""
 
@@ -135,7 +128,7 @@ class TrustStore:
             return existing
         _private_dir(self.root)
         _private_dir(folder)
-        _write(folder / f"{kid}.pub", format_public_key(raw) + "\n")
+        write_private(folder / f"{kid}.pub", format_public_key(raw) + "\n")
         loaded = self._load(publisher, kid)
         assert loaded is not None
         return loaded
@@ -150,7 +143,7 @@ class TrustStore:
                            hint="list the keys with `oshal connector trust --list`")
         if key.revoked:
             return key
-        _write(folder / f"{kid}.revoked", _now() + "\n")
+        write_private(folder / f"{kid}.revoked", _now() + "\n")
         revoked = self._load(publisher, kid)
         assert revoked is not None
         return revoked

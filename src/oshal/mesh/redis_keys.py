@@ -22,37 +22,42 @@ def valid_bot_name(name: str) -> bool:
     return bool(_BOT_NAME.match(name))
 
 
+def _bot_key(kind: str, bot: str, *rest: str) -> str:
+    """``oshal:<kind>:<bot>[:<rest>...]``: the one form of every per-bot key, which bot ACLs grant by pattern."""
+    return ":".join((PREFIX, kind, bot, *rest))
+
+
 def lane_stream(bot: str) -> str:
-    return f"{PREFIX}:lane:{bot}"
+    return _bot_key("lane", bot)
 
 
 def out_stream(bot: str) -> str:
-    return f"{PREFIX}:out:{bot}"
+    return _bot_key("out", bot)
+
+
+def dead_stream(bot: str) -> str:
+    return _bot_key("dead", bot)
 
 
 def heartbeat_key(bot: str, consumer: str) -> str:
-    return f"{PREFIX}:hb:{bot}:{consumer}"
+    return _bot_key("hb", bot, consumer)
 
 
 def heartbeat_pattern(bot: str) -> str:
-    return f"{PREFIX}:hb:{bot}:*"
+    return heartbeat_key(bot, "*")
 
 
 def done_marker_prefix(bot: str) -> str:
     """Done markers: ``{prefix}{phase_id}`` exists once a phase sent more than once has succeeded."""
-    return f"{PREFIX}:done:{bot}:"
+    return _bot_key("done", bot, "")
 
 
 def done_marker(bot: str, phase_id: str) -> str:
-    return f"{done_marker_prefix(bot)}{phase_id}"
+    return done_marker_prefix(bot) + phase_id
 
 
 def done_marker_pattern(bot: str) -> str:
-    return f"{done_marker_prefix(bot)}*"
-
-
-def dead_stream(bot: str) -> str:
-    return f"{PREFIX}:dead:{bot}"
+    return done_marker(bot, "*")
 
 
 def acl_user(bot: str) -> str:

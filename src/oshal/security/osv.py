@@ -14,22 +14,16 @@ from packaging.version import Version
 
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
-from oshal.security.vulnmodel import (
-    SEVERITIES,
-    Advisory,
-    AffectedRange,
-    Malformed,
-    VulnDb,
-    parse_timestamp,
-    parse_version,
-)
+from oshal.security.findings import Severity
+from oshal.security.vulnmodel import Advisory, AffectedRange, Malformed, VulnDb, parse_timestamp, parse_version
 
 __all__ = ["read_osv"]
 
 log = get_logger(__name__)
 
 # GitHub's advisories say MODERATE where we say medium.
-_OSV_SEVERITIES = {"LOW": "low", "MODERATE": "medium", "MEDIUM": "medium", "HIGH": "high", "CRITICAL": "critical"}
+_OSV_SEVERITIES = {"LOW": Severity.LOW, "MODERATE": Severity.MEDIUM, "MEDIUM": Severity.MEDIUM, "HIGH": Severity.HIGH,
+                   "CRITICAL": Severity.CRITICAL}
 
 
 def read_osv(source: Path) -> VulnDb:
@@ -92,11 +86,12 @@ def _osv_advisories(raw: dict[str, Any], name: str) -> list[Advisory]:
         # Old PyPI entries sometimes carry versions PEP 440 cannot read; losing one beats refusing the dump.
         log.warning("vulndb.osv_entry_skipped", advisory=raw["id"], reason=str(e))
         return []
-    severity = _OSV_SEVERITIES.get(str(_as_dict(raw.get("database_specific")).get("severity", "")).upper(), "medium")
+    label = str(_as_dict(raw.get("database_specific")).get("severity", "")).upper()
+    severity = _OSV_SEVERITIES.get(label, Severity.MEDIUM)
     summary = str(raw.get("summary") or raw.get("details") or "")[:300]
     references = tuple(str(r["url"]) for r in raw.get("references") or [] if isinstance(r, dict) and "url" in r)
     aliases = tuple(str(a) for a in raw.get("aliases") or [])
-    return [Advisory(id=raw["id"], package=package, summary=summary, severity=SEVERITIES[severity],
+    return [Advisory(id=raw["id"], package=package, summary=summary, severity=severity,
                      affected=tuple(ranges), aliases=aliases, references=references)
             for package, ranges in ranges_by_package.items() if ranges]
 

@@ -114,9 +114,15 @@ class Definer:
     why: str  # why it must bypass row-level security
     scope: Scope
     roles: frozenset[str] = frozenset({API_ROLE})  # who may execute it (besides its owner)
-    # For KEY, PLATFORM and TENANT: a call that would return other tenants' rows were the scope check missing.
-    # ``{tenant}`` is replaced by the tenant argument; the key check gets ``%(prefix)s`` and ``%(digest)s``.
-    probe: str | None = None
+    # For KEY, PLATFORM and TENANT: the arguments of a call that would return other tenants' rows were the scope
+    # check missing. ``{tenant}`` is replaced by the tenant argument; the key check gets ``%(prefix)s`` and
+    # ``%(digest)s``.
+    probe_args: str | None = None
+
+    @property
+    def probe(self) -> str | None:
+        """The probing query: every row the function returns for ``probe_args``."""
+        return None if self.probe_args is None else f"SELECT * FROM {self.name}({self.probe_args})"
 
     @property
     def returns_rows(self) -> bool:
@@ -134,30 +140,29 @@ DEFINERS: dict[str, Definer] = _definers(
     Definer("oshal_key_check", "authenticates a request before its tenant is known (api_keys is tenant data); "
             "returns the key's id, tenant, role and validity only to a caller that presents the key's digest, so "
             "the stored hash never leaves the database", Scope.KEY,
-            probe="SELECT * FROM oshal_key_check(%(prefix)s, %(digest)s)"),
+            probe_args="%(prefix)s, %(digest)s"),
     Definer("oshal_stale_dispatches", "the sweeper finds dispatched phases without progress in every tenant, "
             "checks Redis for their copies, then re-sends the lost ones inside their own tenant", Scope.PLATFORM,
-            probe="SELECT * FROM oshal_stale_dispatches(interval '0', '-infinity', "
-                  "'00000000-0000-0000-0000-000000000000', 1000)"),
+            probe_args="interval '0', '-infinity', '00000000-0000-0000-0000-000000000000', 1000"),
     Definer("oshal_stalled_runs", "the sweeper finds workflow runs of every tenant that lost their advance",
-            Scope.PLATFORM, probe="SELECT * FROM oshal_stalled_runs(interval '0', 1000)"),
+            Scope.PLATFORM, probe_args="interval '0', 1000"),
     Definer("oshal_due_schedules", "the scheduler finds due schedules of every tenant, then fires each inside its "
-            "own tenant", Scope.PLATFORM, probe="SELECT * FROM oshal_due_schedules(1000)"),
+            "own tenant", Scope.PLATFORM, probe_args="1000"),
     Definer("oshal_held_phases", "when a kill switch is released, the queued phases it held in every tenant are "
-            "dispatched", Scope.PLATFORM, probe="SELECT * FROM oshal_held_phases(1000)"),
+            "dispatched", Scope.PLATFORM, probe_args="1000"),
     Definer("oshal_budget_resume", "the collector and sweeper resume budget-paused tickets of every tenant that fit "
             "their budgets' room again, holding that room for each", Scope.PLATFORM,
-            probe="SELECT * FROM oshal_budget_resume(NULL, 1000, 60)"),
+            probe_args="NULL, 1000, 60"),
     Definer("oshal_budget_overruns", "the sweeper finds budgets of every tenant marked overrun, for the spend scan",
-            Scope.PLATFORM, probe="SELECT * FROM oshal_budget_overruns('-infinity')"),
+            Scope.PLATFORM, probe_args="'-infinity'"),
     Definer("oshal_key_inventory", "the Security Center's access scan reviews the keys of every tenant (unused, "
             "never expiring, operators who never log in)", Scope.TENANT,
-            probe="SELECT * FROM oshal_key_inventory({tenant})"),
+            probe_args="{tenant}"),
     Definer("oshal_audit_counts", "the runtime scan counts refused logins and denied tool calls across the "
             "platform; the API role reads the audit log only per tenant", Scope.PLATFORM,
-            probe="SELECT * FROM oshal_audit_counts('-infinity')"),
+            probe_args="'-infinity'"),
     Definer("oshal_audit_entries", "the platform operator's audit export reads the one chain across tenants",
-            Scope.TENANT, probe="SELECT * FROM oshal_audit_entries({tenant}, 0, 1000)"),
+            Scope.TENANT, probe_args="{tenant}, 0, 1000"),
     Definer("oshal_audit", "appends entries of any tenant to the one hash chain, serialised on its head; the API "
             "role cannot write audit_log or audit_chain itself, so it cannot forge or reorder entries",
             Scope.NONE),

@@ -10,32 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError, Job, Outcome, import_sdk, model_key, render_prompt
+from oshal.bots.harnesses.ports import Job, Outcome
+from oshal.bots.harnesses.provider import SdkHarness, call_usage, import_sdk, model_key, render_prompt, sdk_errors
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
-from oshal.bots.model_gate import gated_http_client, last_call, model_calls, raise_if_refused
+from oshal.errors import HarnessError
 from oshal.ledger.usage import anthropic_usage
 from oshal.mesh.envelopes import CallUsage
 
 
-class AnthropicHarness:
+class AnthropicHarness(SdkHarness):
     def __init__(self, manifest: BotManifest) -> None:
-        anthropic = import_sdk(manifest, "anthropic")
-        env = manifest.api_key_env or "ANTHROPIC_API_KEY"
-        key = model_key(manifest, env)
-        self._anthropic = anthropic
-        self._manifest = manifest
-        self._env = env
-        self._client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=manifest.base_url, timeout=manifest.timeout_s,
-            max_retries=manifest.max_retries,
-            http_client=gated_http_client(anthropic, manifest.timeout_s),
-        )
-
-    async def run(self, job: Job) -> Outcome:
-        m = self._manifest
-        with model_calls(job.tools, m.provider_name, m.model, m.max_tokens):
-            return await self._run(job)
+        self._env = manifest.api_key_env or "ANTHROPIC_API_KEY"
+        super().__init__(manifest, import_sdk(manifest, "anthropic"), "AsyncAnthropic", model_key(manifest, self._env))
 
     async def _run(self, job: Job) -> Outcome:
         messages: list[Any] = [{"role": "user", "content": render_prompt(job.input)}]
@@ -79,43 +66,17 @@ class AnthropicHarness:
         # SDK 1.x dropped the `temperature` keyword (newer models reject non-default values), so it goes
         # on the wire through extra_body, and only when the manifest sets it.
         sampling = {"temperature": m.temperature} if "temperature" in m.model_fields_set else None
-        try:
+        with sdk_errors(self._sdk, m, "anthropic", f"check the key in ${self._env}"):
             return await self._client.messages.create(
                 model=m.model, max_tokens=m.max_tokens,
-                system=m.persona or self._anthropic.omit,
+                system=m.persona or self._sdk.omit,
                 messages=messages,
-                tools=tools or self._anthropic.omit,
+                tools=tools or self._sdk.omit,
                 extra_body=sampling,
             )
-        except self._anthropic.AuthenticationError as e:
-            raise HarnessError(f"anthropic rejected the credentials for bot {m.name!r} (HTTP 401)",
-                               hint=f"check the key in ${self._env}") from e
-        except (self._anthropic.APITimeoutError, self._anthropic.APIConnectionError,
-                self._anthropic.RateLimitError, self._anthropic.InternalServerError) as e:
-            raise HarnessError(f"anthropic call failed after {m.max_retries} retries: {type(e).__name__}",
-                               retryable=True) from e
-        except self._anthropic.APIStatusError as e:
-            raise_if_refused()  # the control plane refused it (budget, kill switch, replay), not the provider
-            raise HarnessError(f"anthropic refused the request (HTTP {e.status_code})") from e
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:
-        m = self._manifest
-        try:
-            counts = anthropic_usage(response.usage)
-        except ValueError as e:
-            raise HarnessError(f"anthropic answered bot {m.name!r} with impossible usage: {e}") from e
-        # Record the configured model, which is what prices are keyed by: the API answers an alias
-        # ("claude-3-5-haiku-latest") with a dated model ("claude-3-5-haiku-20241022").
-        reservation, replayed = last_call()
-        return CallUsage(
-            call_id, m.provider_name, m.model,
-            input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
-            cached_read_tokens=counts.cached_read_tokens, cache_write_tokens=counts.cache_write_tokens,
-            cache_write_1h_tokens=counts.cache_write_1h_tokens, reservation=reservation, replayed=replayed,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.close()
+        return call_usage(self._manifest, "anthropic", call_id, response.usage, anthropic_usage)
 
 
 def _echo(block: Any) -> dict[str, Any]:

@@ -5,20 +5,27 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError, Job, Outcome, count_tokens
 from oshal.bots.harnesses.intents import INTENTS, Intent
 from oshal.bots.harnesses.media_intents import MEDIA_INTENTS
 from oshal.bots.harnesses.pipeline_intents import PIPELINE_INTENTS
+from oshal.bots.harnesses.ports import Job, Outcome
 from oshal.bots.manifest import BotManifest
 from oshal.bots.media import make_storyboard, write_script
-from oshal.errors import ConfigError
+from oshal.errors import ConfigError, HarnessError
 from oshal.mesh.envelopes import CallUsage
 
 PURE_INTENTS: dict[str, Intent] = {**INTENTS, **PIPELINE_INTENTS, "script": write_script,
                                    "storyboard": make_storyboard}
 KNOWN_INTENTS = sorted({*PURE_INTENTS, *MEDIA_INTENTS})
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """The deterministic harness's tokenizer: words and punctuation marks, counted exactly."""
+    return len(_TOKEN.findall(text))
 
 
 def import_intent(manifest: BotManifest) -> Intent:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
+from oshal.errors import HarnessError
 
 Intent = Callable[[Any], Any]
 

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.media import RenderedFrame, assemble_mp4, probe_mp4, render_frames
 from oshal.bots.tools import ToolSession
+from oshal.errors import HarnessError
 
 MediaIntent = Callable[[Any, ToolSession], Awaitable[Any]]
 

@@ -9,40 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from oshal.bots.harnesses.base import (
-    HarnessError,
-    Job,
-    Outcome,
+from oshal.bots.harnesses.ports import Job, Outcome
+from oshal.bots.harnesses.provider import (
+    SdkHarness,
+    call_usage,
     import_sdk,
     model_key,
     parse_json_answer,
     render_prompt,
+    sdk_errors,
     structured_output,
 )
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
-from oshal.bots.model_gate import gated_http_client, last_call, model_calls, raise_if_refused
+from oshal.errors import HarnessError
 from oshal.ledger.usage import openai_chat_usage
 from oshal.mesh.envelopes import CallUsage
 
 
-class OpenAIHarness:
+class OpenAIHarness(SdkHarness):
     def __init__(self, manifest: BotManifest) -> None:
         openai = import_sdk(manifest, "openai")
         # Local servers (Ollama, llama.cpp) need no key; the SDK insists on one, so any placeholder works.
         key = model_key(manifest, manifest.api_key_env) if manifest.api_key_env else "unused"
-        self._openai = openai
-        self._manifest = manifest
-        self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=manifest.base_url,
-            timeout=manifest.timeout_s, max_retries=manifest.max_retries,
-            http_client=gated_http_client(openai, manifest.timeout_s),
-        )
-
-    async def run(self, job: Job) -> Outcome:
-        m = self._manifest
-        with model_calls(job.tools, m.provider_name, m.model, m.max_tokens):
-            return await self._run(job)
+        super().__init__(manifest, openai, "AsyncOpenAI", key)
 
     async def _run(self, job: Job) -> Outcome:
         m = self._manifest
@@ -98,41 +88,16 @@ class OpenAIHarness:
         if schema is not None:  # structured output: the answer must be JSON meeting this schema
             name, body = schema
             extra["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": body}}
-        try:
+        hint = (f"check the key in ${m.api_key_env}" if m.api_key_env
+                else "this endpoint wants a key: set api_key_env in the bot manifest")
+        with sdk_errors(self._sdk, m, m.provider_name, hint):
             return await self._client.chat.completions.create(
                 model=m.model, messages=messages, max_tokens=m.max_tokens, temperature=m.temperature, **extra,
             )
-        except self._openai.AuthenticationError as e:
-            hint = (f"check the key in ${m.api_key_env}" if m.api_key_env
-                    else "this endpoint wants a key: set api_key_env in the bot manifest")
-            raise HarnessError(f"{m.provider_name} rejected the credentials for bot {m.name!r} (HTTP 401)",
-                               hint=hint) from e
-        except (self._openai.APITimeoutError, self._openai.APIConnectionError,
-                self._openai.RateLimitError, self._openai.InternalServerError) as e:
-            raise HarnessError(f"{m.provider_name} call failed after {m.max_retries} retries: "
-                               f"{type(e).__name__}", retryable=True) from e
-        except self._openai.APIStatusError as e:
-            raise_if_refused()  # the control plane refused it (budget, kill switch, replay), not the provider
-            raise HarnessError(f"{m.provider_name} refused the request (HTTP {e.status_code})") from e
 
     def _usage(self, call_id: str, response: Any) -> CallUsage:
         m = self._manifest
-        try:
-            counts = openai_chat_usage(response.usage)
-        except ValueError as e:
-            raise HarnessError(f"{m.provider_name} answered bot {m.name!r} with impossible usage: {e}") from e
-        # Record the configured model, which is what prices are keyed by: the API answers an alias
-        # ("gpt-4o-mini") with a dated snapshot ("gpt-4o-mini-2024-07-18") that no price row names.
-        reservation, replayed = last_call()
-        return CallUsage(
-            call_id, m.provider_name, m.model,
-            input_tokens=counts.input_tokens, output_tokens=counts.output_tokens,
-            cached_read_tokens=counts.cached_read_tokens, reasoning_tokens=counts.reasoning_tokens,
-            reservation=reservation, replayed=replayed,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.close()
+        return call_usage(m, m.provider_name, call_id, response.usage, openai_chat_usage)
 
 
 def _echo(call: Any) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import json
 import re
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.harnesses.intents import classify
+from oshal.errors import HarnessError
 
 _CLAUSE = re.compile(r"\s*(?:;|\bthen\b|\band\b|,|\n|\.\s+)\s*", re.IGNORECASE)
 _OPEN_MARKERS = ("todo", "draft", "tbd")

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError, Job
+from oshal.bots.harnesses.ports import Job
+from oshal.errors import HarnessError
 from oshal.mesh.envelopes import CallUsage
 
 NAME_MAX = 64

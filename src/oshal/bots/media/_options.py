@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
+from oshal.errors import HarnessError
 
 
 def bounded_int(options: dict[str, Any], key: str, default: int | None, low: int, high: int, *,

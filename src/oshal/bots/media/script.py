@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.media._options import bounded_float, bounded_int
+from oshal.errors import HarnessError
 
 MAX_CAPTION = 80
 _HINT = 'submit e.g. {"topic": "How tides work", "scenes": 3, "seconds_per_scene": 1.5}'

@@ -7,8 +7,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.media._options import bounded_float, bounded_int
+from oshal.errors import HarnessError
 
 _HINT = 'submit a script from write_script, e.g. {"script": {...}, "width": 320, "height": 180, "fps": 12}'
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")

@@ -20,8 +20,8 @@ from typing import IO
 import imageio_ffmpeg  # type: ignore[import-untyped]
 from PIL import Image
 
-from oshal.bots.harnesses.base import HarnessError
 from oshal.bots.media.frames import RenderedFrame
+from oshal.errors import HarnessError
 
 ENCODE_TIMEOUT = 120.0
 _STDERR_LINES = 6

@@ -14,6 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 from oshal.errors import Unavailable
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+# A plain owner connection (tuple rows) for what start-up registers before the pool exists (bots, workflows).
+OwnerConn = psycopg.Connection[tuple[Any, ...]]
 Rows = list[dict[str, Any]]
 Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"

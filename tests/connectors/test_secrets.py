@@ -25,7 +25,7 @@ import pytest
 from conftest import Platform, TenantClient, make_tenant
 from external.fake_vault import FakeVault
 from oshal.errors import ConfigError, Forbidden, Invalid, NotFound, OshalError, TooLarge, Unavailable
-from oshal.secrets import RotationReport, SecretStore, envelope, open_secret_store
+from oshal.secrets import RotationReport, SecretStore, encryption, open_secret_store
 from oshal.secrets.builtin import BuiltinSecretStore
 from oshal.secrets.vault import VaultSecretStore
 from oshal.settings import Settings
@@ -84,30 +84,30 @@ def _rows(platform: Platform, table: str, tenant: UUID) -> list[dict[str, Any]]:
 
 # -- envelope ----------------------------------------------------------------------------------------
 def test_envelope_round_trip_and_bindings() -> None:
-    kek, dek = _kek(), envelope.new_data_key()
-    wrapped = envelope.wrap(kek, dek)
+    kek, dek = _kek(), encryption.new_data_key()
+    wrapped = encryption.wrap(kek, dek)
     assert len(wrapped) == 1 + 12 + 32 + 16 and dek not in wrapped
-    assert envelope.unwrap(kek, wrapped) == dek
-    assert envelope.kek_id(kek) == hashlib.sha256(kek).hexdigest()[:16]
+    assert encryption.unwrap(kek, wrapped) == dek
+    assert encryption.kek_id(kek) == hashlib.sha256(kek).hexdigest()[:16]
 
-    aad = envelope.credential_aad("0b6e3c1a-0000-4000-8000-000000000001", "github")
+    aad = encryption.credential_aad("0b6e3c1a-0000-4000-8000-000000000001", "github")
     assert aad == b"0b6e3c1a-0000-4000-8000-000000000001|github"
-    blob = envelope.encrypt(dek, b"the-value", aad)
-    assert envelope.decrypt(dek, blob, aad) == b"the-value"
-    assert envelope.encrypt(dek, b"the-value", aad) != blob  # random nonce
+    blob = encryption.encrypt(dek, b"the-value", aad)
+    assert encryption.decrypt(dek, blob, aad) == b"the-value"
+    assert encryption.encrypt(dek, b"the-value", aad) != blob  # random nonce
 
     other_kek = _kek()
     with pytest.raises(ConfigError) as wrong_kek:
-        envelope.unwrap(other_kek, wrapped)
-    assert envelope.kek_id(other_kek) in str(wrong_kek.value)
+        encryption.unwrap(other_kek, wrapped)
+    assert encryption.kek_id(other_kek) in str(wrong_kek.value)
     assert kek.hex() not in _text(wrong_kek.value) and dek.hex() not in _text(wrong_kek.value)
 
     for bad_aad, bad_blob in ((b"other|github", blob), (aad, blob[:-1] + bytes([blob[-1] ^ 1])), (aad, b"\x01x")):
         with pytest.raises(Forbidden) as denied:
-            envelope.decrypt(dek, bad_blob, bad_aad)
+            encryption.decrypt(dek, bad_blob, bad_aad)
         assert "the-value" not in _text(denied.value)
     with pytest.raises(ConfigError, match="32 bytes"):
-        envelope.wrap(b"short", dek)
+        encryption.wrap(b"short", dek)
 
 
 # -- KEK loading -------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_prod_mode_without_a_kek_refuses_and_says_how_to_make_one(tmp_path: Path
     monkeypatch.delenv("OSHAL_SECRETS_KEK", raising=False)
     settings = Settings(mode="prod", home=tmp_path)
     with pytest.raises(ConfigError) as missing:
-        envelope.load_kek(settings)
+        encryption.load_kek(settings)
     assert "OSHAL_SECRETS_KEK" in str(missing.value)
     assert missing.value.hint is not None and "base64.b64encode(os.urandom(32))" in missing.value.hint
     assert not (tmp_path / "secrets" / "kek").exists()  # fail closed: nothing generated
@@ -127,27 +127,27 @@ def test_prod_mode_without_a_kek_refuses_and_says_how_to_make_one(tmp_path: Path
     garbage = "not base64 at all!!"
     for bad in (short, garbage):
         with pytest.raises(ConfigError) as invalid:
-            envelope.load_kek(Settings(mode="prod", home=tmp_path, secrets_kek=bad))
+            encryption.load_kek(Settings(mode="prod", home=tmp_path, secrets_kek=bad))
         assert "OSHAL_SECRETS_KEK" in str(invalid.value) and bad not in _text(invalid.value)
 
     good = _kek()
-    assert envelope.load_kek(Settings(mode="prod", home=tmp_path,
+    assert encryption.load_kek(Settings(mode="prod", home=tmp_path,
                                       secrets_kek=base64.b64encode(good).decode())) == good
 
 
 def test_dev_mode_generates_a_private_kek_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OSHAL_SECRETS_KEK", raising=False)
     settings = Settings(mode="dev", home=tmp_path)
-    first = envelope.load_kek(settings)
+    first = encryption.load_kek(settings)
     path = tmp_path / "secrets" / "kek"
     assert len(first) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert base64.b64decode(path.read_text().strip()) == first
-    assert envelope.load_kek(settings) == first
+    assert encryption.load_kek(settings) == first
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".kek")] == []  # no temp file left
     path.write_text("tampered")
     with pytest.raises(ConfigError) as broken:
-        envelope.load_kek(settings)
+        encryption.load_kek(settings)
     assert str(path) in str(broken.value)
 
 
@@ -201,7 +201,7 @@ async def test_plaintext_and_data_keys_never_reach_the_database(platform: Platfo
     keys = _rows(platform, "data_keys", tenant)
     creds = _rows(platform, "credentials", tenant)
     assert len(keys) == 1 and len(creds) == 2
-    dek = envelope.unwrap(kek, keys[0]["wrapped"])
+    dek = encryption.unwrap(kek, keys[0]["wrapped"])
     with platform.superuser() as conn:
         dump = b"".join(
             row[0].encode() for table in SECRET_TABLES
@@ -212,7 +212,7 @@ async def test_plaintext_and_data_keys_never_reach_the_database(platform: Platfo
         for needle in (value.encode(), value.encode().hex().encode(), dek, dek.hex().encode(), kek,
                        kek.hex().encode(), base64.b64encode(kek)):
             assert needle not in haystack
-    assert keys[0]["kek_id"] == envelope.kek_id(kek) and keys[0]["active"] is True
+    assert keys[0]["kek_id"] == encryption.kek_id(kek) and keys[0]["active"] is True
     assert {c["data_key_id"] for c in creds} == {keys[0]["id"]}
     assert all(len(c["ciphertext"]) == 1 + 12 + len(value) + 16 for c in creds)
     assert await store.get(tenant, "api-key") == value
@@ -330,26 +330,26 @@ async def test_kek_rotation_rewraps_every_data_key_and_leaves_ciphertexts(
     new_only = BuiltinSecretStore(db, new_kek)
     with pytest.raises(ConfigError) as missing:
         await new_only.get(a, "token")
-    assert envelope.kek_id(old_kek) in str(missing.value) and values[a] not in _text(missing.value)
+    assert encryption.kek_id(old_kek) in str(missing.value) and values[a] not in _text(missing.value)
 
     rotating = BuiltinSecretStore(db, new_kek, previous_keks=[old_kek])
-    assert rotating.kek_ids == [envelope.kek_id(new_kek), envelope.kek_id(old_kek)]
+    assert rotating.kek_ids == [encryption.kek_id(new_kek), encryption.kek_id(old_kek)]
     assert await rotating.get(a, "token") == values[a]  # reads work mid-rotation
     await rotating.put(empty, "fresh", "new-kek-value")  # new keys come wrapped by the new KEK
     report = await rotating.rotate()
-    assert report.backend == "builtin" and report.kek_id == envelope.kek_id(new_kek)
+    assert report.backend == "builtin" and report.kek_id == encryption.kek_id(new_kek)
     assert (report.data_keys_rewrapped, report.data_keys_current) == (2, 1)
     assert report.tenants >= 3
 
     for tenant in (a, b, empty):
-        assert {k["kek_id"] for k in _rows(platform, "data_keys", tenant)} == {envelope.kek_id(new_kek)}
+        assert {k["kek_id"] for k in _rows(platform, "data_keys", tenant)} == {encryption.kek_id(new_kek)}
     for tenant, value in values.items():
         assert [bytes(r["ciphertext"]) for r in _rows(platform, "credentials", tenant)] == before[tenant]
         assert await new_only.get(tenant, "token") == value
         assert await new_only.get(tenant, "token", user_id=tenant) == value + "-user"
         with pytest.raises(ConfigError) as stale:
             await old_store.get(tenant, "token")
-        assert envelope.kek_id(new_kek) in str(stale.value) and value not in _text(stale.value)
+        assert encryption.kek_id(new_kek) in str(stale.value) and value not in _text(stale.value)
     assert await new_only.get(empty, "fresh") == "new-kek-value"
     again = await new_only.rotate()
     assert (again.data_keys_rewrapped, again.data_keys_current) == (0, 3)

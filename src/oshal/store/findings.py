@@ -12,6 +12,11 @@ from uuid import UUID
 
 from oshal.store.db import Conn
 
+_INSERT = (
+    "INSERT INTO security_findings (fingerprint, tenant_id, scan, check_id, severity, title, subject, "
+    "remediation, evidence, status, triage) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', 'new') "
+    "RETURNING *")
+
 # -- findings ---------------------------------------------------------------------------------------------------
 
 
@@ -24,11 +29,8 @@ async def lock_of_scan(conn: Conn, scan: str) -> list[dict[str, Any]]:
 async def insert(conn: Conn, tenant: UUID, *, fingerprint: str, scan: str, check: str, severity: str, title: str,
                  subject: str, remediation: str, evidence_json: str) -> dict[str, Any]:
     """A new open, untriaged finding."""
-    cur = await conn.execute(
-        "INSERT INTO security_findings (fingerprint, tenant_id, scan, check_id, severity, title, subject, "
-        "remediation, evidence, status, triage) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', 'new') "
-        "RETURNING *",
-        (fingerprint, tenant, scan, check, severity, title, subject, remediation, evidence_json))
+    cur = await conn.execute(_INSERT, (fingerprint, tenant, scan, check, severity, title, subject, remediation,
+                                       evidence_json))
     row = await cur.fetchone()
     assert row is not None
     return row

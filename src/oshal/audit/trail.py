@@ -23,10 +23,10 @@ from oshal.audit.anchors import Anchor, AnchorLog
 from oshal.audit.seal import seal_problems
 from oshal.errors import Unavailable
 from oshal.logs import get_logger
+from oshal.store import audit as repo
 from oshal.store.db import Conn, Database
 
 log = get_logger(__name__)
-_APPEND = "SELECT oshal_audit(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::jsonb[])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +47,9 @@ async def record_many(conn: Conn, entries: Sequence[Entry]) -> None:
     if not entries:
         return
     try:
-        cur = await conn.execute(_APPEND, (
-            [e.tenant_id for e in entries], [e.actor for e in entries], [e.action for e in entries],
-            [e.target for e in entries], [json.dumps(e.detail, default=str) for e in entries]))
-        await cur.fetchone()  # in pipeline mode this waits for the append, so a refusal surfaces here
+        await repo.append(conn, [e.tenant_id for e in entries], [e.actor for e in entries],
+                          [e.action for e in entries], [e.target for e in entries],
+                          [json.dumps(e.detail, default=str) for e in entries])
     except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction,
             psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.DiskFull) as e:
         raise Unavailable(f"the audit log cannot be written ({type(e).__name__}), so the action was refused",
@@ -117,15 +116,13 @@ async def anchor(db: Database, anchors: AnchorLog) -> int | None:
     """MAC the chain's current head and store it in the database, then outside it (in that order, so every
     anchor outside has its twin inside); returns the anchored seq (None for an empty chain)."""
     async with db.system() as conn:
-        cur = await conn.execute("SELECT seq, hash FROM oshal_audit_head()")
-        head = await cur.fetchone()
+        head = await repo.head(conn)
         if head is None or head["seq"] == 0:
             return None
         seq, digest = int(head["seq"]), bytes(head["hash"])
         if anchors.anchored(seq, digest):  # the head has not moved: an anchor of it is stored (and a deleted one
             return seq                     # must stay missing, for verify to see it)
-        await conn.execute("SELECT oshal_audit_anchor(%s, %s, %s)",
-                           (seq, digest, anchor_mac(anchors.key, seq, digest)))
+        await repo.insert_anchor(conn, seq, digest, anchor_mac(anchors.key, seq, digest))
     await anchors.add(seq, digest)
     return seq
 
@@ -162,17 +159,13 @@ async def verify(db: Database, anchors: AnchorLog) -> Verification:
         sealing = [{"seq": None, "kind": "seal", "problem": p} for p in await seal_problems(conn)]
     try:
         async with db.system() as conn:
-            cur = await conn.execute("SELECT seq, problem FROM oshal_audit_verify()")
-            problems = [{"seq": r["seq"], "problem": r["problem"]} for r in await cur.fetchall()]
-            cur = await conn.execute("SELECT seq, hash, pruned_seq, entries FROM oshal_audit_head()")
-            head = await cur.fetchone()
-            cur = await conn.execute("SELECT seq, hash, mac FROM oshal_audit_anchors()")
-            inside = await cur.fetchall()
+            problems = [{"seq": r["seq"], "problem": r["problem"]} for r in await repo.chain_problems(conn)]
+            head = await repo.head(conn)
+            inside = await repo.anchors(conn)
             wanted = {int(a["seq"]) for a in inside} | {a.seq for a in outside.anchors}
             if outside.remote_latest is not None:
                 wanted.add(outside.remote_latest.seq)
-            cur = await conn.execute("SELECT seq, hash FROM oshal_audit_hashes(%s)", (sorted(wanted),))
-            stored = {int(r["seq"]): bytes(r["hash"]) for r in await cur.fetchall()}
+            stored = await repo.hashes(conn, sorted(wanted))
     except psycopg.Error as e:
         problems = [{"seq": None, "problem": f"the audit log cannot be read ({type(e).__name__}: "
                                              f"{str(e).strip()[:200]}): dropped or its rights changed"}]
@@ -245,11 +238,9 @@ async def entries(db: Database, *, after: int = 0, limit: int = 1000,
     """Entries after ``after`` in order: every tenant's (platform view) or, with ``tenant``, that tenant's only."""
     if tenant is None:
         async with db.platform() as conn:
-            cur = await conn.execute("SELECT * FROM oshal_audit_entries(NULL, %s, %s)", (after, limit))
-            return await cur.fetchall()
+            return await repo.entries_of_all(conn, after, limit)
     async with db.tenant(tenant) as conn:
-        cur = await conn.execute("SELECT * FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit))
-        return await cur.fetchall()
+        return await repo.entries(conn, after, limit)
 
 
 async def stream(db: Database, *, tenant: UUID | None = None, page: int = 1000) -> AsyncIterator[dict[str, Any]]:
@@ -277,12 +268,9 @@ async def prune(db: Database, before: Any, anchors: AnchorLog) -> int:
     """Retention: remove entries older than ``before``. How far it may go is recorded outside the database
     first, so a verifier can tell retention from a deleted prefix."""
     async with db.system() as conn:
-        cur = await conn.execute("SELECT oshal_audit_prune_point(%s) AS seq", (before,))
-        point = await cur.fetchone()
-    if not point or not point["seq"]:
+        point = await repo.prune_point(conn, before)
+    if point is None:
         return 0
-    await anchors.allow_prune(int(point["seq"]))
+    await anchors.allow_prune(point)
     async with db.system() as conn:
-        cur = await conn.execute("SELECT oshal_audit_prune(%s) AS n", (before,))
-        row = await cur.fetchone()
-    return int(row["n"]) if row else 0
+        return await repo.prune(conn, before)

@@ -21,6 +21,7 @@ from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.manifest_cache import ManifestCache
 from oshal.errors import Forbidden, NotFound
 from oshal.store import connectors as repo
+from oshal.store import killswitches
 from oshal.store.db import Conn, Database
 from oshal.types import new_id
 
@@ -190,10 +191,7 @@ class Broker:
 
 
 async def _refuse_if_killed(conn: Conn, bot: str) -> None:
-    cur = await conn.execute(
-        "SELECT scope, reason FROM kill_switches WHERE scope IN ('global', 'bot:' || %s) ORDER BY scope LIMIT 1",
-        (bot,))
-    row = await cur.fetchone()
+    row = await killswitches.engaged_for_bot(conn, bot)
     if row is not None:
         raise Forbidden(f"kill switch {row['scope']} is engaged: {row['reason']}",
                         hint="an operator releases it with `oshal kill release`")

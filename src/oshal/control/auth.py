@@ -114,7 +114,7 @@ class Authenticator:
         used, self._used = self._used, set()
         if used:
             async with self._db.system() as conn:
-                await conn.execute("SELECT oshal_keys_used(%s)", (list(used),))
+                await access.mark_keys_used(conn, list(used))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Write audited refusals in batches and key usage every ``usage_flush_s``."""

@@ -14,11 +14,9 @@ from oshal.store.db import Database
 
 def register_fleet(owner_url: str, fleet: dict[str, BotManifest]) -> None:
     """Upsert every manifest into the ``bots`` table (owner connection; the API role can only read it)."""
-    rows = access.bot_rows(
-        {**m.model_dump(mode="json"), "provider": m.provider_name} for m in fleet.values()
-    )
     with psycopg.connect(owner_url) as conn:
-        conn.cursor().executemany(access.register_bots_sql(), rows)
+        access.register_bots(conn, ({**m.model_dump(mode="json"), "provider": m.provider_name}
+                                    for m in fleet.values()))
 
 
 class BotRegistry:

@@ -26,6 +26,7 @@ from oshal.ledger.budgets import max_call_cost
 from oshal.logs import get_logger
 from oshal.settings import Settings
 from oshal.store import budgets as repo
+from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
 from oshal.types import new_id
 
@@ -134,9 +135,7 @@ class BudgetService:
     async def expire(self, limit: int = 1000) -> int:
         """Release what calls that never reported still hold (the sweeper runs this)."""
         async with self.db.system() as conn:
-            cur = await conn.execute("SELECT oshal_expire_reservations(%s) AS n", (limit,))
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
+            return await repo.expire_reservations(conn, limit)
 
     async def resume(self, tenants: Iterable[UUID] | None = None, limit: int = _RESUME_BATCH) -> int:
         """Resume budget-paused tickets (of ``tenants``, or all) that fit the room their budgets have now, oldest
@@ -190,9 +189,7 @@ class BudgetService:
         """Fold per-call ledger rows older than the retention into daily totals."""
         before = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.ledger_retention_days)
         async with self.db.system() as conn:
-            cur = await conn.execute("SELECT oshal_rollup_ledger(%s) AS n", (before,))
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
+            return await ledger_repo.roll_up(conn, before)
 
 
 _HINTS = {

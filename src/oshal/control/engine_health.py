@@ -102,19 +102,15 @@ class EngineHealth:
 
     async def _probe_postgres(self) -> None:
         try:
-            started = await self._postgres_started()
+            started = await self.db.server_started()
         except Exception:
             # Idle connections from before a server restart are broken: drop them all, then ask again.
             await self.db.drop_broken()
-            started = await self._postgres_started()
+            started = await self.db.server_started()
         if started != self._postgres_server:
             if self._postgres_server is not None:  # restarted since the last probe: check the idle connections
                 await self.db.drop_broken()
             self._postgres_server = started
-
-    async def _postgres_started(self) -> object:
-        rows = await self.db.call(("SELECT pg_postmaster_start_time() AS started", ()))
-        return rows[0]["started"]
 
     async def _probe_redis(self) -> None:
         await self.redis.ping()

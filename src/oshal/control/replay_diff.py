@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from oshal.errors import Invalid, NotFound
+from oshal.store import ledger as ledger_repo
 from oshal.store import recordings as recordings_repo
 from oshal.store import tickets as tickets_repo
 from oshal.store.db import Database
@@ -23,11 +24,7 @@ async def replay_diff(db: Database, tenant: UUID, replay: UUID) -> dict[str, Any
         [original] = await _ticket(conn, original_id)
         ours = {_key(r): r for r in await recordings_repo.of_ticket(conn, replay)}
         theirs = {_key(r): r for r in await recordings_repo.of_ticket(conn, original_id)}
-        cur = await conn.execute("SELECT count(*) AS calls, coalesce(sum(cost_micros), 0) AS cost, "
-                                 "count(*) FILTER (WHERE price_source <> 'replay') AS live FROM ledger "
-                                 "WHERE ticket_id = %s", (replay,))
-        spend = await cur.fetchone()
-        assert spend is not None
+        spend = await ledger_repo.ticket_spend(conn, replay)
     calls = []
     for key in sorted(set(ours) | set(theirs)):
         a, b = theirs.get(key), ours.get(key)
@@ -51,9 +48,7 @@ async def _ticket(conn: Any, ticket: UUID) -> list[dict[str, Any]]:
     row = await tickets_repo.replay_source(conn, ticket)
     if row is None:
         raise NotFound(f"ticket {ticket} not found")
-    cur = await conn.execute("SELECT result FROM tickets WHERE id = %s", (ticket,))
-    extra = await cur.fetchone()
-    return [{**row, "result": extra["result"] if extra else None}]
+    return [{**row, "result": await recordings_repo.ticket_result(conn, ticket)}]
 
 
 def _key(row: dict[str, Any]) -> tuple[int, str, str, int]:

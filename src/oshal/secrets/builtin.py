@@ -50,13 +50,9 @@ from oshal.secrets.encryption import (
     wrap,
 )
 from oshal.secrets.port import RotationReport, check_name, check_value, not_found, scope
+from oshal.store import access
+from oshal.store import secrets as repo
 from oshal.store.db import Conn, Database
-
-_ZERO = "'00000000-0000-0000-0000-000000000000'::uuid"
-_SAME_USER = f"coalesce(user_id, {_ZERO}) = coalesce(%s::uuid, {_ZERO})"
-# Rotations of one tenant's keys take this transaction lock first, so the row locks and reads that follow
-# see whatever an earlier rotation committed (a second rotation then works on the first one's result).
-_ROTATION_LOCK = "SELECT pg_advisory_xact_lock(1869834100, hashtext(%s))"
 
 
 def _uuid(value: UUID | str) -> UUID:
@@ -111,17 +107,11 @@ class BuiltinSecretStore:
     async def _active_key(self, conn: Conn, tenant_id: UUID) -> tuple[UUID, bytes]:
         """The tenant's active DEK (created on first use), share-locked until the transaction ends."""
         for _ in range(3):
-            cur = await conn.execute(
-                "SELECT id, wrapped, kek_id FROM data_keys WHERE tenant_id = %s AND active FOR SHARE", (tenant_id,))
-            row = await cur.fetchone()
+            row = await repo.active_key(conn, tenant_id)
             if row is not None:
                 return row["id"], self._unwrap(row)
             key_id, dek = uuid4(), new_data_key()
-            cur = await conn.execute(
-                "INSERT INTO data_keys (id, tenant_id, wrapped, kek_id) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (tenant_id) WHERE active DO NOTHING RETURNING id",
-                (key_id, tenant_id, wrap(self._kek, dek), self._kek_id))
-            if await cur.fetchone() is not None:
+            if await repo.insert_active_key(conn, key_id, tenant_id, wrap(self._kek, dek), self._kek_id):
                 return key_id, dek
             # Another writer created (or a rotation replaced) the active key meanwhile: read it again.
         raise Unavailable("could not obtain this tenant's data key under concurrent rotation",
@@ -136,13 +126,7 @@ class BuiltinSecretStore:
             async with self._db.tenant(tenant) as conn:
                 key_id, dek = await self._active_key(conn, tenant)
                 ciphertext = encrypt(dek, data, credential_aad(tenant, name, user))
-                await conn.execute(
-                    "INSERT INTO credentials (tenant_id, name, user_id, ciphertext, data_key_id) "  # nosec B608 - only constant SQL fragments are interpolated
-                    "VALUES (%s, %s, %s, %s, %s) "
-                    f"ON CONFLICT (tenant_id, name, coalesce(user_id, {_ZERO})) DO UPDATE SET "
-                    "ciphertext = EXCLUDED.ciphertext, data_key_id = EXCLUDED.data_key_id, "
-                    "version = credentials.version + 1, updated_at = now()",
-                    (tenant, name, user, ciphertext, key_id))
+                await repo.upsert_credential(conn, tenant, name, user, ciphertext, key_id)
         except psycopg.errors.ForeignKeyViolation:
             raise NotFound(f"tenant {tenant} not found", hint="create the tenant first") from None
 
@@ -153,12 +137,7 @@ class BuiltinSecretStore:
     async def get_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None = None) -> str:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         check_name(name)
-        cur = await conn.execute(
-            "SELECT c.ciphertext, k.id, k.wrapped, k.kek_id FROM credentials c "  # nosec B608 - only constant SQL fragments are interpolated
-            "JOIN data_keys k ON k.id = c.data_key_id "
-            f"WHERE c.tenant_id = %s AND c.name = %s AND {_SAME_USER}",
-            (tenant, name, user))
-        row = await cur.fetchone()
+        row = await repo.credential(conn, tenant, name, user)
         if row is None:
             raise not_found(name, user)
         return self._decrypt(row["ciphertext"], self._unwrap(row), tenant, name, user).decode()
@@ -166,13 +145,7 @@ class BuiltinSecretStore:
     async def resolve_in(self, conn: Conn, tenant_id: UUID, name: str, *, user_id: UUID | None) -> str:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         check_name(name)
-        cur = await conn.execute(  # one round trip for both scopes: the user's row sorts first
-            "SELECT c.ciphertext, c.user_id, k.id, k.wrapped, k.kek_id FROM credentials c "
-            "JOIN data_keys k ON k.id = c.data_key_id "
-            "WHERE c.tenant_id = %s AND c.name = %s AND (c.user_id IS NULL OR c.user_id = %s::uuid) "
-            "ORDER BY c.user_id NULLS LAST LIMIT 1",
-            (tenant, name, user))
-        row = await cur.fetchone()
+        row = await repo.resolve_credential(conn, tenant, name, user)
         if row is None:
             raise not_found(name, None)
         found_user = row["user_id"]
@@ -195,42 +168,28 @@ class BuiltinSecretStore:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         check_name(name)
         async with self._db.tenant(tenant) as conn:
-            cur = await conn.execute(
-                f"DELETE FROM credentials WHERE tenant_id = %s AND name = %s AND {_SAME_USER} RETURNING name",  # nosec B608 - only constant SQL fragments are interpolated
-                (tenant, name, user))
-            return bool(await cur.fetchall())
+            return await repo.delete_credential(conn, tenant, name, user)
 
     async def names(self, tenant_id: UUID, *, user_id: UUID | None = None) -> list[str]:
         tenant, user = _uuid(tenant_id), _opt_uuid(user_id)
         async with self._db.tenant(tenant) as conn:
-            cur = await conn.execute(
-                f"SELECT name FROM credentials WHERE tenant_id = %s AND {_SAME_USER} ORDER BY name", (tenant, user))  # nosec B608 - only constant SQL fragments are interpolated
-            return [row["name"] for row in await cur.fetchall()]
+            return await repo.credential_names(conn, tenant, user)
 
     # -- rotation -------------------------------------------------------------------------------------
     async def rotate(self) -> RotationReport:
         """Re-wrap every tenant's data keys under the current KEK (see the module docstring)."""
         async with self._db.system() as conn:
-            cur = await conn.execute("SELECT id FROM tenants ORDER BY created_at, id")
-            tenants = [row["id"] for row in await cur.fetchall()]
+            tenants = await access.tenant_ids(conn)
         rewrapped = current = 0
         for tenant in tenants:
             async with self._db.tenant(tenant) as conn:
-                await conn.execute(_ROTATION_LOCK, (str(tenant),))
-                cur = await conn.execute(
-                    "SELECT count(*) AS n FROM data_keys WHERE tenant_id = %s AND kek_id = %s "
-                    "AND length(wrapped) > 0", (tenant, self._kek_id))
-                count = await cur.fetchone()
-                current += int(count["n"]) if count else 0
-                cur = await conn.execute(
-                    "SELECT id, wrapped, kek_id FROM data_keys WHERE tenant_id = %s AND kek_id <> %s "
-                    "AND length(wrapped) > 0 ORDER BY id FOR UPDATE", (tenant, self._kek_id))
-                stale = await cur.fetchall()
+                await repo.lock_rotation(conn, tenant)
+                current += await repo.count_keys_wrapped_by(conn, tenant, self._kek_id)
+                stale = await repo.lock_keys_not_wrapped_by(conn, tenant, self._kek_id)
                 if not stale:
                     continue
                 updates = [(wrap(self._kek, self._unwrap(row)), self._kek_id, row["id"]) for row in stale]
-                await conn.cursor().executemany(
-                    "UPDATE data_keys SET wrapped = %s, kek_id = %s WHERE id = %s", updates)
+                await repo.rewrap_keys(conn, updates)
                 rewrapped += len(updates)
         return RotationReport(backend="builtin", kek_id=self._kek_id, tenants=len(tenants),
                               data_keys_rewrapped=rewrapped, data_keys_current=current,
@@ -240,21 +199,12 @@ class BuiltinSecretStore:
         """New DEK for one tenant; its credentials re-encrypted under it; the old DEKs destroyed."""
         tenant = _uuid(tenant_id)
         async with self._db.tenant(tenant) as conn:
-            await conn.execute(_ROTATION_LOCK, (str(tenant),))
-            cur = await conn.execute(
-                "SELECT id, wrapped, kek_id FROM data_keys WHERE tenant_id = %s AND length(wrapped) > 0 "
-                "ORDER BY id FOR UPDATE", (tenant,))
-            old = {row["id"]: self._unwrap(row) for row in await cur.fetchall()}
+            await repo.lock_rotation(conn, tenant)
+            old = {row["id"]: self._unwrap(row) for row in await repo.lock_live_keys(conn, tenant)}
             new_id, new_dek = uuid4(), new_data_key()
-            await conn.execute("UPDATE data_keys SET active = false WHERE tenant_id = %s AND active", (tenant,))
-            await conn.execute(
-                "INSERT INTO data_keys (id, tenant_id, wrapped, kek_id) VALUES (%s, %s, %s, %s)",
-                (new_id, tenant, wrap(self._kek, new_dek), self._kek_id))
-            cur = await conn.execute(
-                "SELECT name, user_id, ciphertext, data_key_id FROM credentials WHERE tenant_id = %s "
-                "ORDER BY name, user_id FOR UPDATE", (tenant,))
-            updates: list[tuple[Any, ...]] = []
-            for row in await cur.fetchall():
+            await repo.replace_active_key(conn, new_id, tenant, wrap(self._kek, new_dek), self._kek_id)
+            updates: list[tuple[bytes, UUID, UUID, str, UUID | None]] = []
+            for row in await repo.lock_credentials(conn, tenant):
                 name, user = row["name"], row["user_id"]
                 dek = old.get(row["data_key_id"])
                 if dek is None:
@@ -264,12 +214,8 @@ class BuiltinSecretStore:
                 plaintext = self._decrypt(row["ciphertext"], dek, tenant, name, user)
                 updates.append((encrypt(new_dek, plaintext, aad), new_id, tenant, name, user))
             if updates:
-                await conn.cursor().executemany(
-                    "UPDATE credentials SET ciphertext = %s, data_key_id = %s "  # nosec B608 - only constant SQL fragments are interpolated
-                    f"WHERE tenant_id = %s AND name = %s AND {_SAME_USER}", updates)
-            await conn.execute(
-                "UPDATE data_keys SET wrapped = ''::bytea WHERE tenant_id = %s AND id <> %s AND length(wrapped) > 0",
-                (tenant, new_id))
+                await repo.reencrypt_credentials(conn, updates)
+            await repo.retire_keys_except(conn, tenant, new_id)
         return RotationReport(backend="builtin", kek_id=self._kek_id, tenants=1, data_keys_created=1,
                               credentials_reencrypted=len(updates),
                               note=f"{len(old)} previous data key(s) retired and erased")

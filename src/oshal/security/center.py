@@ -25,6 +25,8 @@ from oshal.errors import Invalid, NotFound
 from oshal.logs import get_logger
 from oshal.security.findings import SCANS, Finding, Severity
 from oshal.security.scans import Scan, ScanContext, access, code, leaks, posture, runtime, spend
+from oshal.store import findings as repo
+from oshal.store import tickets as tickets_repo
 from oshal.store.db import Conn
 from oshal.types import new_id
 
@@ -105,9 +107,8 @@ class SecurityCenter:
         opened = fixed = 0
         filed: list[dict[str, Any]] = []
         async with self.db.tenant(tenant) as conn:
-            await conn.execute("SELECT set_config('oshal.actor', %s, true)", (ACTOR,))
-            cur = await conn.execute("SELECT * FROM security_findings WHERE scan = %s FOR UPDATE", (scan,))
-            known = {r["fingerprint"]: r for r in await cur.fetchall()}
+            await tickets_repo.set_actor(conn, ACTOR, None)
+            known = {r["fingerprint"]: r for r in await repo.lock_of_scan(conn, scan)}
             for fp, finding in current.items():
                 row = known.get(fp)
                 if row is None:
@@ -129,28 +130,17 @@ class SecurityCenter:
         return opened, fixed, filed
 
     async def _insert(self, conn: Conn, tenant: UUID, f: Finding) -> dict[str, Any]:
-        cur = await conn.execute(
-            "INSERT INTO security_findings (fingerprint, tenant_id, scan, check_id, severity, title, subject, "
-            "remediation, evidence, status, triage) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', 'new') "
-            "RETURNING *",
-            (f.fingerprint, tenant, f.scan, f.check, f.severity.value, f.title, f.subject, f.remediation,
-             json.dumps(f.evidence, default=str)))
-        row = await cur.fetchone()
-        assert row is not None
-        return row
+        return await repo.insert(conn, tenant, fingerprint=f.fingerprint, scan=f.scan, check=f.check,
+                                 severity=f.severity.value, title=f.title, subject=f.subject,
+                                 remediation=f.remediation, evidence_json=json.dumps(f.evidence, default=str))
 
     async def _seen_again(self, conn: Conn, f: Finding, row: dict[str, Any], reopened: bool) -> dict[str, Any]:
         triage = row["triage"]
         if triage == "accepted" and row["accepted_until"] and row["accepted_until"] <= dt.datetime.now(dt.UTC):
             triage = "new"  # the accepted risk expired: it needs a decision again
-        cur = await conn.execute(
-            "UPDATE security_findings SET severity = %s, title = %s, remediation = %s, evidence = %s, status = 'open', "
-            "triage = %s, last_seen = now(), seen_count = seen_count + 1, fixed_at = NULL, "
-            "reopened = reopened + %s WHERE fingerprint = %s RETURNING *",
-            (f.severity.value, f.title, f.remediation, json.dumps(f.evidence, default=str), triage, int(reopened),
-             f.fingerprint))
-        updated = await cur.fetchone()
-        assert updated is not None
+        updated = await repo.seen_again(conn, f.fingerprint, severity=f.severity.value, title=f.title,
+                                        remediation=f.remediation, evidence_json=json.dumps(f.evidence, default=str),
+                                        triage=triage, reopened=reopened)
         if reopened and updated["ticket_id"] is not None:
             await _move_ticket(conn, updated["ticket_id"], "escalated",
                                f"regression: {f.title} (seen again by the {f.scan} scan)")
@@ -166,31 +156,24 @@ class SecurityCenter:
         ticket = new_id()
         body = {k: row[k] for k in ("fingerprint", "scan", "check_id", "severity", "title", "subject",
                                     "remediation", "evidence")}
-        await conn.execute(
-            "INSERT INTO tickets (id, tenant_id, bot, type, status, input, status_reason, idempotency_key) "
-            "VALUES (%s, %s, NULL, %s, 'escalated', %s, %s, %s)",
-            (ticket, tenant, TICKET_TYPE, json.dumps(body, default=str), f"[{row['severity']}] {row['title']}"[:500],
-             f"security:{row['fingerprint']}"))
-        await conn.execute("UPDATE security_findings SET ticket_id = %s WHERE fingerprint = %s",
-                           (ticket, row["fingerprint"]))
+        await repo.file_ticket(conn, ticket, tenant, row["fingerprint"], ticket_type=TICKET_TYPE,
+                               body_json=json.dumps(body, default=str),
+                               reason=f"[{row['severity']}] {row['title']}"[:500])
         await trail.record(conn, trail.Entry(tenant, ACTOR, "security.finding.filed", row["fingerprint"],
                                              {"ticket": str(ticket), "severity": row["severity"],
                                               "title": row["title"]}))
         return {**row, "ticket_id": ticket}
 
     async def _fixed(self, conn: Conn, row: dict[str, Any], scan: str) -> None:
-        await conn.execute("UPDATE security_findings SET status = 'fixed', fixed_at = now() WHERE fingerprint = %s",
-                           (row["fingerprint"],))
+        await repo.mark_fixed(conn, row["fingerprint"])
         if row["ticket_id"] is not None:
             await _move_ticket(conn, row["ticket_id"], "done", f"fixed: the {scan} scan no longer finds it")
 
     async def _save_run(self, result: ScanResult, started: dt.datetime) -> None:
         tenant = await self.tenant()
         async with self.db.tenant(tenant) as conn:
-            await conn.execute(
-                "INSERT INTO security_scans (id, tenant_id, scan, started_at, found, opened, fixed, error) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (new_id(), tenant, result.scan, started, result.found, result.opened, result.fixed, result.error))
+            await repo.insert_run(conn, new_id(), tenant, scan=result.scan, started_at=started, found=result.found,
+                                  opened=result.opened, fixed=result.fixed, error=result.error)
 
     async def _notify(self, row: dict[str, Any]) -> None:
         """HIGH and CRITICAL findings: a log line, a Redis message and (if configured) a webhook POST."""
@@ -212,11 +195,7 @@ class SecurityCenter:
     async def findings(self, *, status: str | None = None, scan: str | None = None,
                        min_severity: Severity | None = None) -> list[dict[str, Any]]:
         async with self.db.tenant(await self.tenant()) as conn:
-            cur = await conn.execute(
-                "SELECT * FROM security_findings WHERE (%(status)s::text IS NULL OR status = %(status)s) "
-                "AND (%(scan)s::text IS NULL OR scan = %(scan)s) ORDER BY last_seen DESC",
-                {"status": status, "scan": scan})
-            rows = await cur.fetchall()
+            rows = await repo.listing(conn, status=status, scan=scan)
         if min_severity is not None:
             rows = [r for r in rows if Severity(r["severity"]).rank >= min_severity.rank]
         rows.sort(key=lambda r: (r["status"] != "open", -Severity(r["severity"]).rank))
@@ -235,12 +214,9 @@ class SecurityCenter:
         tenant = await self.tenant()
         triage = {"fix": "fix", "accept": "accepted", "false_positive": "false_positive"}[decision]
         async with self.db.tenant(tenant) as conn:
-            await conn.execute("SELECT set_config('oshal.actor', %s, true)", (actor,))
-            cur = await conn.execute(
-                "UPDATE security_findings SET triage = %s, accepted_until = %s, assessed_by = %s, assessment = %s "
-                "WHERE fingerprint = %s RETURNING *", (triage, until if decision == "accept" else None, actor,
-                                                      reason.strip()[:1000], fingerprint))
-            row = await cur.fetchone()
+            await tickets_repo.set_actor(conn, actor, None)
+            row = await repo.assess(conn, fingerprint, triage=triage, until=until if decision == "accept" else None,
+                                    by=actor, assessment=reason.strip()[:1000])
             if row is None:
                 raise NotFound(f"no finding {fingerprint}", hint="list them with `oshal security findings`")
             await trail.record(conn, trail.Entry(tenant, actor, f"security.finding.{decision}", fingerprint,
@@ -255,12 +231,8 @@ class SecurityCenter:
         """Open findings by severity and by scan, and each scan's last run: what the console shows."""
         tenant = await self.tenant()
         async with self.db.tenant(tenant) as conn:
-            cur = await conn.execute("SELECT scan, severity, triage, count(*) AS n FROM security_findings "
-                                     "WHERE status = 'open' GROUP BY scan, severity, triage")
-            groups = await cur.fetchall()
-            cur = await conn.execute("SELECT DISTINCT ON (scan) scan, finished_at, found, opened, fixed, error "
-                                     "FROM security_scans ORDER BY scan, finished_at DESC")
-            runs = await cur.fetchall()
+            groups = await repo.open_counts(conn)
+            runs = await repo.last_runs(conn)
         by_severity = {s.value: 0 for s in Severity}
         by_scan = {s: 0 for s in SCANS}
         untriaged = 0
@@ -287,9 +259,7 @@ class SecurityCenter:
                    time.monotonic() - self._last_run.get(n, -_CODE_SCAN_EVERY_S) >= _CODE_SCAN_EVERY_S]
             try:
                 async with self.db.system() as conn:
-                    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS mine", (_LOCK,))
-                    row = await cur.fetchone()
-                    if not row or not row["mine"]:
+                    if not await repo.try_lock_scans(conn, _LOCK):
                         continue
                     await self.scan(due)
             except Exception:
@@ -297,7 +267,4 @@ class SecurityCenter:
 
 
 async def _move_ticket(conn: Conn, ticket: UUID, status: str, reason: str) -> None:
-    await conn.execute("SELECT set_config('oshal.reason', %s, true)", (reason[:500],))
-    await conn.execute(
-        "UPDATE tickets SET status = %s, status_reason = %s, finished_at = CASE WHEN %s = 'done' THEN now() END "
-        "WHERE id = %s AND status <> %s", (status, reason[:500], status, ticket, status))
+    await repo.move_ticket(conn, ticket, status, reason[:500])

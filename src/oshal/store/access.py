@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from oshal.store.db import Conn
+from oshal.store.db import Conn, OwnerConn
 
 
 async def create_tenant(conn: Conn, tenant_id: UUID, name: str) -> dict[str, Any] | None:
@@ -33,6 +33,12 @@ async def list_tenants(conn: Conn) -> list[dict[str, Any]]:
     return await cur.fetchall()
 
 
+async def tenant_ids(conn: Conn) -> list[UUID]:
+    """Every tenant's id, oldest first (the API role may read ``tenants``)."""
+    cur = await conn.execute("SELECT id FROM tenants ORDER BY created_at, id")
+    return [row["id"] for row in await cur.fetchall()]
+
+
 async def insert_key(conn: Conn, *, key_id: UUID, tenant_id: UUID, prefix: str, digest: bytes, role: str,
                      name: str, expires_at: datetime | None) -> dict[str, Any]:
     cur = await conn.execute(
@@ -49,6 +55,17 @@ async def key_check(conn: Conn, prefix: str, digest: bytes) -> dict[str, Any] | 
     """The key with ``prefix`` whose stored hash is ``digest`` (its id, tenant, role and validity), or None."""
     cur = await conn.execute("SELECT * FROM oshal_key_check(%s, %s)", (prefix, digest))
     return await cur.fetchone()
+
+
+async def mark_keys_used(conn: Conn, key_ids: Sequence[UUID]) -> None:
+    """Record that these keys (of any tenant) authenticated just now."""
+    await conn.execute("SELECT oshal_keys_used(%s)", (list(key_ids),))
+
+
+async def live_key_inventory(conn: Conn) -> list[dict[str, Any]]:
+    """Every tenant's unrevoked keys with their use (platform scope): what the access scan reviews."""
+    cur = await conn.execute("SELECT * FROM oshal_key_inventory(NULL) WHERE revoked_at IS NULL")
+    return await cur.fetchall()
 
 
 async def list_keys(conn: Conn) -> list[dict[str, Any]]:
@@ -84,19 +101,17 @@ async def stale_dispatches(conn: Conn, older_than_s: float, after: tuple[datetim
     return await cur.fetchall()
 
 
-def register_bots_sql() -> str:
-    return (
-        "INSERT INTO bots (name, description, harness, provider, model, replicas, concurrency, manifest, "
-        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
-        "description = EXCLUDED.description, harness = EXCLUDED.harness, provider = EXCLUDED.provider, "
-        "model = EXCLUDED.model, replicas = EXCLUDED.replicas, concurrency = EXCLUDED.concurrency, "
-        "manifest = EXCLUDED.manifest, updated_at = now()"
-    )
-
-
-def bot_rows(manifests: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
+def register_bots(conn: OwnerConn, manifests: Iterable[dict[str, Any]]) -> None:
+    """Upsert bots from their manifests (as JSON values) on an owner connection: the API role can only read
+    ``bots``."""
+    rows = [
         (m["name"], m.get("description", ""), m["harness"], m["provider"], m["model"], m["replicas"],
          m["concurrency"], json.dumps(m))
         for m in manifests
     ]
+    conn.cursor().executemany(
+        "INSERT INTO bots (name, description, harness, provider, model, replicas, concurrency, manifest, "
+        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (name) DO UPDATE SET "
+        "description = EXCLUDED.description, harness = EXCLUDED.harness, provider = EXCLUDED.provider, "
+        "model = EXCLUDED.model, replicas = EXCLUDED.replicas, concurrency = EXCLUDED.concurrency, "
+        "manifest = EXCLUDED.manifest, updated_at = now()", rows)

@@ -83,3 +83,19 @@ async def exhausted_for(conn: Conn, ticket: UUID, ticket_type: str | None, bots:
         "OR (b.scope = 'ticket' AND b.subject = %s)) LIMIT 1", (bots, ticket_type, str(ticket)))
     row = await cur.fetchone()
     return None if row is None else str(row["why"])
+
+
+async def overrun(conn: Conn) -> list[dict[str, Any]]:
+    """Budgets that cost no reservation covered (a late result, usage above its reservation) took past their limit:
+    open (and their scope paused) until an operator sets the budget again."""
+    cur = await conn.execute(
+        "SELECT id, scope, subject, period, limit_micros, overrun_at, overrun_micros, overrun_reason "
+        "FROM budgets WHERE overrun_at IS NOT NULL")
+    return await cur.fetchall()
+
+
+async def expire_reservations(conn: Conn, limit: int) -> int:
+    """Release what calls that never reported still hold (at most ``limit`` reservations); returns how many."""
+    cur = await conn.execute("SELECT oshal_expire_reservations(%s) AS n", (limit,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0

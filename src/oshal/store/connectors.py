@@ -190,11 +190,8 @@ async def request_approval(conn: Conn, approval_id: UUID, tenant_id: UUID, ticke
 
 
 async def approvals(conn: Conn, status: str | None) -> list[dict[str, Any]]:
-    if status:
-        cur = await conn.execute("SELECT * FROM approvals WHERE status = %s ORDER BY requested_at", (status,))
-    else:
-        cur = await conn.execute("SELECT * FROM approvals ORDER BY requested_at")
-    return await cur.fetchall()
+    return await _all(conn, ("SELECT * FROM approvals WHERE status = %s ORDER BY requested_at", (status,)) if status
+                      else ("SELECT * FROM approvals ORDER BY requested_at", ()))
 
 
 async def decide(conn: Conn, approval_id: UUID, status: str, by: UUID, reason: str | None) -> dict[str, Any] | None:
@@ -226,8 +223,10 @@ async def grant_outcome(conn: Conn, grant_id: UUID, outcome: str) -> None:
 
 
 async def grants(conn: Conn, ticket_id: UUID | None) -> list[dict[str, Any]]:
-    if ticket_id:
-        cur = await conn.execute("SELECT * FROM grants WHERE ticket_id = %s ORDER BY issued_at", (ticket_id,))
-    else:
-        cur = await conn.execute("SELECT * FROM grants ORDER BY issued_at DESC LIMIT 500")
+    return await _all(conn, ("SELECT * FROM grants WHERE ticket_id = %s ORDER BY issued_at", (ticket_id,)) if ticket_id
+                      else ("SELECT * FROM grants ORDER BY issued_at DESC LIMIT 500", ()))
+
+
+async def _all(conn: Conn, statement: Statement) -> list[dict[str, Any]]:
+    cur = await conn.execute(*statement)
     return await cur.fetchall()

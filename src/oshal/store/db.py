@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 from oshal.errors import Unavailable
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+# A plain owner connection (tuple rows) for what start-up registers before the pool exists (bots, workflows).
+OwnerConn = psycopg.Connection[tuple[Any, ...]]
 Rows = list[dict[str, Any]]
 Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
@@ -91,6 +94,12 @@ class Database:
     async def ping(self) -> None:
         async with self.system() as conn:
             await conn.execute("SELECT 1")
+
+    async def server_started(self) -> datetime:
+        """When the Postgres server started: a new value means it restarted (every old session is gone)."""
+        rows = await self.call(("SELECT pg_postmaster_start_time() AS started", ()))
+        started: datetime = rows[0]["started"]
+        return started
 
     async def drop_broken(self) -> None:
         """Test the idle connections and replace those that broke (e.g. when the server restarted)."""

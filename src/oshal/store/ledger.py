@@ -71,3 +71,65 @@ async def insert_price(conn: Conn, price: dict[str, Any]) -> bool:
         "%(output)s, %(cached_read)s, %(cache_write)s, %(cache_write_1h)s, %(reasoning)s, %(request)s) "
         "ON CONFLICT DO NOTHING RETURNING provider", price)
     return await cur.fetchone() is not None
+
+
+# Per bot: the last hour's spend against the hourly average of the 7 days before it.
+_HOURLY_SPEND = """
+SELECT bot,
+       coalesce(sum(cost_micros) FILTER (WHERE created_at >= now() - interval '1 hour'), 0) AS last_hour,
+       coalesce(sum(cost_micros) FILTER (WHERE created_at < now() - interval '1 hour'), 0) / 168.0 AS baseline
+  FROM ledger WHERE created_at >= now() - interval '169 hours' GROUP BY bot
+"""
+_PRICE_SOURCES = """
+SELECT provider, model, count(*) FILTER (WHERE price_source = 'estimated') AS estimated,
+       count(*) FILTER (WHERE price_source = 'provider') AS reported
+  FROM ledger WHERE created_at >= now() - interval '24 hours' GROUP BY provider, model
+"""
+# Per bot and model over the last week: calls that cost more than their reservation held, and late results.
+_UNCOVERED = """
+SELECT bot, provider, model,
+       count(*) FILTER (WHERE over_reservation_micros > 0) AS over_calls,
+       coalesce(sum(over_reservation_micros), 0) AS over_micros,
+       coalesce(max(over_reservation_micros), 0) AS largest_over,
+       count(*) FILTER (WHERE settled_late) AS late_calls,
+       coalesce(sum(cost_micros) FILTER (WHERE settled_late), 0) AS late_micros
+  FROM ledger WHERE created_at >= now() - interval '7 days' AND (over_reservation_micros > 0 OR settled_late)
+ GROUP BY bot, provider, model
+"""
+
+
+async def hourly_spend_by_bot(conn: Conn) -> list[dict[str, Any]]:
+    """Per bot: ``last_hour`` (micros spent in the last hour) and ``baseline`` (the hourly average of the week
+    before)."""
+    cur = await conn.execute(_HOURLY_SPEND)
+    return await cur.fetchall()
+
+
+async def price_sources(conn: Conn) -> list[dict[str, Any]]:
+    """Per provider and model over the last 24 hours: calls priced by ``estimated`` and by the provider
+    (``reported``)."""
+    cur = await conn.execute(_PRICE_SOURCES)
+    return await cur.fetchall()
+
+
+async def uncovered_cost(conn: Conn) -> list[dict[str, Any]]:
+    """Per bot, provider and model over the last 7 days: cost above reservations and results settled late."""
+    cur = await conn.execute(_UNCOVERED)
+    return await cur.fetchall()
+
+
+async def ticket_spend(conn: Conn, ticket: UUID) -> dict[str, Any]:
+    """A ticket's calls, their cost, and how many were live (not answered from a recording)."""
+    cur = await conn.execute("SELECT count(*) AS calls, coalesce(sum(cost_micros), 0) AS cost, "
+                             "count(*) FILTER (WHERE price_source <> 'replay') AS live FROM ledger "
+                             "WHERE ticket_id = %s", (ticket,))
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def roll_up(conn: Conn, before: datetime) -> int:
+    """Fold per-call rows older than ``before`` into daily totals; returns how many rows were folded."""
+    cur = await conn.execute("SELECT oshal_rollup_ledger(%s) AS n", (before,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0

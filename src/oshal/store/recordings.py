@@ -74,3 +74,10 @@ async def of_ticket(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+async def ticket_result(conn: Conn, ticket: UUID) -> Any:
+    """A ticket's result (None when it has none or does not exist): what a replay is compared by."""
+    cur = await conn.execute("SELECT result FROM tickets WHERE id = %s", (ticket,))
+    row = await cur.fetchone()
+    return row["result"] if row else None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from oshal.store.db import Conn
+from oshal.store.db import Conn, OwnerConn
 
 
 def _json(value: Any) -> str:
@@ -37,6 +37,21 @@ async def versions(conn: Conn, name: str) -> list[dict[str, Any]]:
     return await cur.fetchall()
 
 
+def builtin_digest(conn: OwnerConn, name: str, version: int) -> str | None:
+    """The digest of the built-in definition registered under this name and version (None: not registered)."""
+    row = conn.execute(
+        "SELECT digest FROM workflow_definitions WHERE tenant_id IS NULL AND name = %s AND version = %s",
+        (name, version)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def insert_builtin(conn: OwnerConn, ident: UUID, name: str, version: int, document_json: str, digest: str) -> None:
+    """Register a built-in definition (tenant-less, on the owner connection start-up uses)."""
+    conn.execute(
+        "INSERT INTO workflow_definitions (id, tenant_id, name, version, document, digest) "
+        "VALUES (%s, NULL, %s, %s, %s::jsonb, %s)", (ident, name, version, document_json, digest))
+
+
 async def insert_definition(conn: Conn, ident: UUID, tenant: UUID | None, name: str, version: int,
                             document: dict[str, Any], digest: str, by: UUID | None) -> None:
     await conn.execute(
@@ -54,6 +69,19 @@ async def insert_ticket(conn: Conn, tenant: UUID, ident: UUID, *, type_: str | N
         "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
         (ident, tenant, bot, type_, status, input_json, by, parent, key, request_hash, replay_of))
     return await cur.fetchone() is not None
+
+
+async def replay_origin(conn: Conn, ticket: UUID) -> dict[str, Any] | None:
+    """The ticket this one replays (``replay_of``, None if it is no replay) and how many children it ``made``."""
+    cur = await conn.execute("SELECT replay_of, (SELECT count(*) FROM tickets c WHERE c.parent_id = t.id) AS made "
+                             "FROM tickets t WHERE t.id = %s", (ticket,))
+    return await cur.fetchone()
+
+
+async def child_ids(conn: Conn, parent: UUID) -> list[UUID]:
+    """A ticket's children, in creation order (ids are time-ordered)."""
+    cur = await conn.execute("SELECT id FROM tickets WHERE parent_id = %s ORDER BY id", (parent,))
+    return [r["id"] for r in await cur.fetchall()]
 
 
 async def insert_run(conn: Conn, tenant: UUID, ticket: UUID, workflow: str, version: int,

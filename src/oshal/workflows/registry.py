@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 
 from oshal.errors import ConfigError, Invalid
+from oshal.store import workflows as repo
 from oshal.types import new_id
 from oshal.workflows.definition import WorkflowDefinition, canonical_json, load_definition_text
 
@@ -36,19 +37,14 @@ def register_builtin(owner_url: str, definitions: list[WorkflowDefinition]) -> l
     added = []
     with psycopg.connect(owner_url) as conn:
         for definition in definitions:
-            row = conn.execute(
-                "SELECT digest FROM workflow_definitions WHERE tenant_id IS NULL AND name = %s AND version = %s",
-                (definition.name, definition.version)).fetchone()
-            if row is not None:
-                if row[0] != definition.digest():
+            digest = repo.builtin_digest(conn, definition.name, definition.version)
+            if digest is not None:
+                if digest != definition.digest():
                     raise ConfigError(
                         f"built-in workflow {definition.name} version {definition.version} changed since it was "
                         "registered", hint="definitions are immutable: bump its version to publish the change")
                 continue
-            conn.execute(
-                "INSERT INTO workflow_definitions (id, tenant_id, name, version, document, digest) "
-                "VALUES (%s, NULL, %s, %s, %s::jsonb, %s)",
-                (new_id(), definition.name, definition.version, canonical_json(definition.to_document()),
-                 definition.digest()))
+            repo.insert_builtin(conn, new_id(), definition.name, definition.version,
+                                canonical_json(definition.to_document()), definition.digest())
             added.append(f"{definition.name}@{definition.version}")
     return added

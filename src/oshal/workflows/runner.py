@@ -191,13 +191,10 @@ class WorkflowRunner:
     async def _replayed_children(conn: Conn, ticket: UUID, count: int) -> list[UUID]:
         """For a replay's fan-out: the original's children these new ones stand for, in creation order. A child
         with no counterpart still replays (the original parent), so it can only fail, never call out."""
-        cur = await conn.execute("SELECT replay_of, (SELECT count(*) FROM tickets c WHERE c.parent_id = t.id) AS made "
-                                 "FROM tickets t WHERE t.id = %s", (ticket,))
-        row = await cur.fetchone()
+        row = await repo.replay_origin(conn, ticket)
         if row is None or row["replay_of"] is None:
             return []
-        cur = await conn.execute("SELECT id FROM tickets WHERE parent_id = %s ORDER BY id", (row["replay_of"],))
-        originals = [r["id"] for r in await cur.fetchall()][int(row["made"]):]
+        originals = (await repo.child_ids(conn, row["replay_of"]))[int(row["made"]):]
         return [originals[n] if n < len(originals) else row["replay_of"] for n in range(count)]
 
     def envelope(self, tenant: UUID, ticket: UUID, phase: UUID, bot: str, value: Any, attempt: int = 1) -> Envelope:

@@ -6,6 +6,7 @@ import datetime as dt
 
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
+from oshal.store import access
 
 UNUSED_AFTER = dt.timedelta(days=30)
 OPERATOR_GRACE = dt.timedelta(days=7)
@@ -13,8 +14,7 @@ OPERATOR_GRACE = dt.timedelta(days=7)
 
 async def scan(ctx: ScanContext) -> list[Finding]:
     async with ctx.db.platform() as conn:
-        keys = await (await conn.execute("SELECT * FROM oshal_key_inventory(NULL) WHERE revoked_at IS NULL")
-                      ).fetchall()
+        keys = await access.live_key_inventory(conn)
     now = dt.datetime.now(dt.UTC)
     findings = []
     for key in keys:

@@ -13,6 +13,7 @@ from oshal.security.scans import ScanContext
 from oshal.security.secretscan import Blob, scan_blobs
 from oshal.security.secretsources import file_blobs, text_blob
 from oshal.store import access
+from oshal.store import findings as findings_repo
 
 STREAM_TAIL = 500  # newest entries read from each stream
 TICKETS_PER_TENANT = 2000  # newest tickets' inputs, results and errors read per tenant
@@ -53,9 +54,7 @@ async def _tickets_and_manifests(ctx: ScanContext) -> list[Blob]:
             blobs.append(text_blob("manifests", f"bot {bot['name']} manifest", bot["manifest"]))
     for tenant in tenants:
         async with ctx.db.tenant(tenant["id"]) as conn:
-            cur = await conn.execute("SELECT id, input, result, error FROM tickets ORDER BY id DESC LIMIT %s",
-                                     (TICKETS_PER_TENANT,))
-            for row in await cur.fetchall():
+            for row in await findings_repo.recent_tickets(conn, TICKETS_PER_TENANT):
                 blobs.append(text_blob("tickets", f"ticket {row['id']}", _ticket_text(row)))
     return blobs
 

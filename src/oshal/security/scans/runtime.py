@@ -11,6 +11,7 @@ from oshal.mesh import lanes
 from oshal.mesh.redis_keys import PREFIX, dead_stream
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
+from oshal.store import audit as audit_repo
 
 WINDOW = dt.timedelta(minutes=15)
 AUTH_FAILURE_BURST = 20
@@ -21,8 +22,7 @@ LANE_LAG_LIMIT = 10_000
 async def scan(ctx: ScanContext) -> list[Finding]:
     since = dt.datetime.now(dt.UTC) - WINDOW
     async with ctx.db.platform() as conn:
-        cur = await conn.execute("SELECT action, actor, n FROM oshal_audit_counts(%s)", (since,))
-        counts = await cur.fetchall()
+        counts = await audit_repo.action_counts(conn, since)
     findings = _bursts(counts)
     findings += await _lanes(ctx)
     findings += await _heartbeats(ctx)

@@ -9,40 +9,11 @@ from typing import Any
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
 from oshal.store import access
+from oshal.store import budgets as budgets_repo
+from oshal.store import ledger as ledger_repo
 
 SPIKE_FACTOR = 5
 SPIKE_FLOOR_MICROS = 1_000_000  # a spike under a dollar an hour is not worth a finding
-
-# Per tenant and bot: the last hour's spend against the hourly average of the 7 days before it.
-_SPIKES = """
-SELECT bot,
-       coalesce(sum(cost_micros) FILTER (WHERE created_at >= now() - interval '1 hour'), 0) AS last_hour,
-       coalesce(sum(cost_micros) FILTER (WHERE created_at < now() - interval '1 hour'), 0) / 168.0 AS baseline
-  FROM ledger WHERE created_at >= now() - interval '169 hours' GROUP BY bot
-"""
-_ESTIMATED = """
-SELECT provider, model, count(*) FILTER (WHERE price_source = 'estimated') AS estimated,
-       count(*) FILTER (WHERE price_source = 'provider') AS reported
-  FROM ledger WHERE created_at >= now() - interval '24 hours' GROUP BY provider, model
-"""
-
-# Budgets that cost no reservation covered (a late result, usage above its reservation) took past their limit: open
-# (and their scope paused) until an operator sets the budget again.
-_OVERRUNS = """
-SELECT id, scope, subject, period, limit_micros, overrun_at, overrun_micros, overrun_reason
-  FROM budgets WHERE overrun_at IS NOT NULL
-"""
-# Per bot and model over the last week: calls that cost more than their reservation held, and late results.
-_UNCOVERED = """
-SELECT bot, provider, model,
-       count(*) FILTER (WHERE over_reservation_micros > 0) AS over_calls,
-       coalesce(sum(over_reservation_micros), 0) AS over_micros,
-       coalesce(max(over_reservation_micros), 0) AS largest_over,
-       count(*) FILTER (WHERE settled_late) AS late_calls,
-       coalesce(sum(cost_micros) FILTER (WHERE settled_late), 0) AS late_micros
-  FROM ledger WHERE created_at >= now() - interval '7 days' AND (over_reservation_micros > 0 OR settled_late)
- GROUP BY bot, provider, model
-"""
 
 
 async def scan(ctx: ScanContext) -> list[Finding]:
@@ -51,10 +22,10 @@ async def scan(ctx: ScanContext) -> list[Finding]:
     findings: list[Finding] = []
     for tenant in tenants:
         async with ctx.db.tenant(tenant["id"]) as conn:
-            spikes = await (await conn.execute(_SPIKES)).fetchall()
-            mixed = await (await conn.execute(_ESTIMATED)).fetchall()
-            overruns = await (await conn.execute(_OVERRUNS)).fetchall()
-            uncovered = await (await conn.execute(_UNCOVERED)).fetchall()
+            spikes = await ledger_repo.hourly_spend_by_bot(conn)
+            mixed = await ledger_repo.price_sources(conn)
+            overruns = await budgets_repo.overrun(conn)
+            uncovered = await ledger_repo.uncovered_cost(conn)
         findings.extend(_overrun(tenant, row) for row in overruns)
         for row in uncovered:
             findings.extend(_uncovered(tenant, row))

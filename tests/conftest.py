@@ -7,22 +7,25 @@ for ``tenant_client`` so nothing one test leaves behind can be seen by another.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import psycopg
 import pytest
 import redis as sync_redis
 import uvicorn
+from redis.asyncio import Redis
 
 from external.fake_openai import FakeOpenAI
 from oshal import logs
@@ -32,8 +35,11 @@ from oshal.bots.manifest import load_fleet
 from oshal.bots.worker import WorkerOptions
 from oshal.control.plane import ControlPlane
 from oshal.launcher.prepare import Engines, bootstrap_admin_key, provision_fleet, start_engines
+from oshal.mesh.redis import connect
 from oshal.mesh.redis_keys import lane_stream
+from oshal.mesh.signing import DispatchSigner
 from oshal.settings import Settings
+from oshal.store.db import Database
 from oshal.workflows.registry import load_builtin, register_builtin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -305,3 +311,98 @@ def wait_done(http: httpx.Client, ticket_id: str, timeout: float = 30) -> dict[s
         ticket: dict[str, Any] = response.json()
         if ticket["status"] not in ("in_progress", "approved") or time.monotonic() >= deadline:
             return ticket
+
+
+# --- Engines without a platform: module tests of one component (dispatcher, collector, sweeper, worker) ---------
+
+# Bots only the module tests know; no node runs them, so a test's own worker (or nothing) reads their lanes.
+MODULE_BOTS = {
+    "unit-a": "name: unit-a\nintent: classify\nconcurrency: 4\nreplicas: 1\n",
+    "unit-b": "name: unit-b\nintent: echo\nconcurrency: 4\nreplicas: 1\n",
+}
+
+
+@dataclass
+class Core:
+    """Real Postgres and Redis, migrated, with the module bots registered and their ACL users made; no control
+    plane, no node host. ``db`` connects as the API's role (RLS applies) and ``redis`` as the admin."""
+
+    engines: Engines
+    home: Path
+    db: Database
+    redis: Redis
+    signer: DispatchSigner
+
+    def superuser(self) -> psycopg.Connection[Any]:
+        assert self.engines.postgres is not None
+        return psycopg.connect(self.engines.postgres.url(database="oshal"), autocommit=True)
+
+    def bot_redis_url(self, bot: str) -> str:
+        """The bot's own ACL identity, as its node host would connect."""
+        urls: dict[str, str] = json.loads((self.home / "run" / "bot-credentials.json").read_text())
+        return urls[bot]
+
+    async def dispatched(self, tenant: UUID, bot: str, inputs: list[Any]) -> list[tuple[UUID, UUID]]:
+        """Plain tickets committed with their first phase dispatched (attempt 1), as the ticket service commits them;
+        nothing is appended to a lane. Returns their (ticket, phase) ids."""
+        from oshal.store import tickets as repo
+        from oshal.types import new_id
+
+        rows = [repo.NewTicket(new_id(), new_id(), bot, repo.dumps(value), None, None) for value in inputs]
+        inserted = await self.db.call(repo.insert_dispatched(tenant, None, rows))
+        assert {r["id"] for r in inserted} == {r.id for r in rows}
+        return [(r.id, r.phase_id) for r in rows]
+
+    def row(self, sql: str, *params: Any) -> dict[str, Any]:
+        """One row read past RLS (test housekeeping only)."""
+        with self.superuser() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            found = cur.execute(sql, params).fetchone()
+        assert found is not None, f"no row for {sql} {params}"
+        return found
+
+    async def new_tenant(self, name: str) -> UUID:
+        from oshal.control.admin import AdminService
+
+        tenant: UUID = (await AdminService(self.db).create_tenant(name, actor="test"))["id"]
+        return tenant
+
+
+@pytest.fixture(scope="session")
+async def core_engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Core]:
+    home = tmp_path_factory.mktemp("oshal-core")
+    fleet_dir = home / "fleet"
+    fleet_dir.mkdir()
+    for name, text in MODULE_BOTS.items():
+        (fleet_dir / f"{name}.yaml").write_text(text)
+    settings = Settings(home=home, fleet_dir=fleet_dir, mode="dev")
+    engines = start_engines(settings)
+    try:
+        await provision_fleet(engines, fleet_dir, home)
+        await bootstrap_admin_key(engines, settings.admin_key_file)  # and with it the system tenant
+        db = Database(engines.api_url, min_size=1, max_size=8, name="oshal-core-tests")
+        await db.open()
+        redis = connect(engines.redis_url)
+        try:
+            yield Core(engines, home, db, redis, DispatchSigner(engines.dispatch_key))
+        finally:
+            await redis.aclose()
+            await db.close()
+    finally:
+        engines.stop()
+
+
+@pytest.fixture
+async def core(core_engines: Core) -> Core:
+    """The engines as a fresh start: empty tables and an empty Redis, whose lane groups and kill-switch mirror
+    are made again the way the control plane makes them."""
+    from oshal.mesh import lanes
+    from oshal.mesh.kill_gate import KillGate
+
+    with core_engines.superuser() as conn:
+        _truncate(conn)
+        conn.execute("DELETE FROM api_keys WHERE tenant_id <> (SELECT id FROM tenants WHERE name = 'system')")
+        conn.execute("DELETE FROM tenants WHERE name <> 'system'")
+    await core_engines.redis.flushall()  # keys only: the bots' ACL users stay
+    await lanes.ensure_groups(core_engines.redis, MODULE_BOTS)
+    await KillGate(core_engines.db, core_engines.redis).rebuild()
+    return core_engines

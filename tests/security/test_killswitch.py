@@ -152,8 +152,8 @@ def _phase_id(platform: Platform, ticket: str) -> str:
 
 def test_a_rebuild_from_a_stale_read_cannot_undo_a_switch(platform: Platform) -> None:
     """A replica that read Postgres before another engaged a switch must not rebuild the mirror without it."""
+    from oshal.mesh.kill_gate import _REBUILD
     from oshal.mesh.redis_keys import KILL_SWITCHES, KILL_SWITCHES_VERSION
-    from oshal.security.killswitch import _REBUILD
 
     r = platform.redis_admin()
     try:

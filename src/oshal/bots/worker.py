@@ -27,7 +27,6 @@ from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
 from oshal.mesh.consumer import Delivery, LaneConsumer
 from oshal.mesh.envelopes import Result
-from oshal.mesh.redis_keys import LANE_GROUP
 
 log = get_logger(__name__)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -250,5 +249,4 @@ class BotWorker:
         horizon = time.monotonic() - self.options.claim_idle_ms / 2000
         long_running = [mid for mid, since in self._inflight.items() if since < horizon]
         if long_running:
-            await self.lane.redis.xclaim(self.lane.lane, LANE_GROUP, self.consumer_name, 0,
-                                         list[bytes | str | int | memoryview](long_running), justid=True)
+            await self.lane.touch(long_running)

@@ -44,7 +44,9 @@ from oshal.ledger.prices import price_from_row
 from oshal.logs import get_logger
 from oshal.mesh import lanes
 from oshal.mesh.acl import ensure_bot_users
+from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.redis import connect
+from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner, derive_key
 from oshal.secrets import open_secret_store
 from oshal.security.center import SecurityCenter
@@ -89,10 +91,10 @@ class ControlPlane:
         self.auth = Authenticator(self.db)
         self.rate_limits = KeyRateLimiter(s.rate_limit_per_s, s.rate_limit_burst)
         self.admin = AdminService(self.db, self.auth)
-        self.kill = KillSwitches(self.db, self.redis, self.signer)
-        self.runner = WorkflowRunner(self.db, self.redis, self.signer, self.registry.resolve, self.events.publish,
-                                     self.kill.dispatch)
-        self.tickets = TicketService(self.db, self.redis, self.registry, self.events, self.signer, self.runner,
+        self.dispatcher = Dispatcher(self.db, self.redis, self.signer)
+        self.kill = KillSwitches(self.db, self.dispatcher)
+        self.runner = WorkflowRunner(self.db, self.dispatcher, self.registry.resolve, self.events.publish)
+        self.tickets = TicketService(self.db, self.registry, self.events, self.dispatcher, self.runner,
                                      max_input_bytes=s.max_input_bytes)
         self.scheduler = Scheduler(self.db, self.tickets, interval_s=s.scheduler_interval_s)
         self.schedules = ScheduleService(self.db, self.tickets)
@@ -115,10 +117,10 @@ class ControlPlane:
         self.budgets = BudgetService(self.db, self.redis, lambda: self.prices, self.lifecycle, s)
         self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
-        self.collector = Collector(self.db, self.redis, self.signer, self.events, lambda: self.prices,
+        self.collector = Collector(self.db, ResultStreams(self.redis), self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner,
                                    on_room=self.budgets.after_settlement, done_marker_ttl_s=s.done_marker_ttl_s)
-        self.sweeper = Sweeper(self.db, self.redis, self.signer, lambda: self.registry.names,
+        self.sweeper = Sweeper(self.db, self.redis, self.dispatcher, lambda: self.registry.names,
                                runner=self.runner, kill=self.kill, budgets=self.budgets,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s)
         self.audit_key = derive_key(self.dispatch_key, "audit")

@@ -11,23 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from oshal.control.bot_registry import BotRegistry
 from oshal.control.events import EventHub
 from oshal.errors import Conflict, Invalid, NotFound, TooLarge
-from oshal.logs import get_logger
+from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as repo
 from oshal.store import workflows as workflow_repo
 from oshal.store.db import Database
 from oshal.types import TicketStatus, new_id
 from oshal.workflows.runner import Outcome, WorkflowRunner
 from oshal.workflows.states import RESTING
-
-log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +41,14 @@ class Created:
 
 
 class TicketService:
-    def __init__(self, db: Database, redis: Redis, registry: BotRegistry, events: EventHub,
-                 signer: DispatchSigner, runner: WorkflowRunner, *, max_input_bytes: int) -> None:
+    def __init__(self, db: Database, registry: BotRegistry, events: EventHub, dispatcher: Dispatcher,
+                 runner: WorkflowRunner, *, max_input_bytes: int) -> None:
         self.runner = runner
         self.db = db
-        self.redis = redis
         self.registry = registry
         self.events = events
-        self.signer = signer
+        self.dispatcher = dispatcher
         self.max_input_bytes = max_input_bytes
-
-    def _envelope(self, tenant: UUID, ticket: UUID, phase: UUID, attempt: int, bot: str, value: Any) -> Envelope:
-        env = Envelope(str(ticket), str(phase), attempt, str(tenant), bot, value)
-        return Envelope(env.ticket_id, env.phase_id, attempt, env.tenant_id, bot, value, self.signer.sign(env))
 
     async def create(self, tenant: UUID, principal: UUID | None, requests: Sequence[TicketRequest]) -> list[Created]:
         """Commit tickets and their dispatch records in one transaction, then append them to their lanes.
@@ -79,7 +68,7 @@ class TicketService:
 
             return list(await asyncio.gather(*(one(n, r) for n, r in enumerate(requests))))
         created, envelopes = await self._commit(tenant, principal, requests)
-        await self._dispatch(envelopes)
+        await self.dispatcher.send_committed(envelopes)
         return created
 
     async def create_and_wait(self, tenant: UUID, principal: UUID | None, request: TicketRequest,
@@ -97,7 +86,7 @@ class TicketService:
         if not created.created:
             return created, await self.wait(tenant, created.id, timeout_s)
         async with self.events.watch(str(created.id)) as changes:
-            await self._dispatch(envelopes)
+            await self.dispatcher.send_committed(envelopes)
             return created, await self._until_terminal(tenant, created.id, changes, timeout_s, None)
 
     def _body(self, n: int, value: Any) -> str:
@@ -161,7 +150,7 @@ class TicketService:
             await workflow_repo.insert_ticket(conn, tenant, ticket, type_=None, bot=bot, input_json=repo.dumps(
                 row["input"]), status=TicketStatus.IN_PROGRESS, by=principal, replay_of=source)
             await workflow_repo.insert_phases(conn, tenant, ticket, [(phase, 0, "", bot, None)])
-        await self._dispatch([self._envelope(tenant, ticket, phase, 1, bot, row["input"])])
+        await self.dispatcher.send_committed([self.dispatcher.envelope(tenant, ticket, phase, bot, row["input"])])
         return Created(ticket, TicketStatus.IN_PROGRESS, True)
 
     async def _commit(self, tenant: UUID, principal: UUID | None,
@@ -201,7 +190,7 @@ class TicketService:
                     result.append(Created(row.id, TicketStatus.PAUSED, True))
                     continue
                 result.append(Created(row.id, TicketStatus.IN_PROGRESS, True))
-                envelopes.append(self._envelope(tenant, row.id, row.phase_id, 1, row.bot, request.input))
+                envelopes.append(self.dispatcher.envelope(tenant, row.id, row.phase_id, row.bot, request.input))
                 continue
             assert row.idempotency_key is not None
             prior = existing[row.idempotency_key]
@@ -211,13 +200,6 @@ class TicketService:
                     hint="use a new key for a new request; resend the same body to get the same ticket")
             result.append(Created(prior["id"], str(prior["status"]), False))
         return result, envelopes
-
-    async def _dispatch(self, envelopes: Sequence[Envelope]) -> None:
-        try:
-            await self.runner.dispatch(envelopes)
-        except RedisError as e:
-            # Committed already: the sweeper re-drives these once Redis is back. Accepted work is kept.
-            log.warning("dispatch deferred to sweeper", tickets=len(envelopes), error=str(e))
 
     async def get(self, tenant: UUID, ticket_id: UUID) -> dict[str, Any]:
         rows = await self.db.call(repo.get(tenant, ticket_id))

@@ -152,6 +152,11 @@ class LaneConsumer:
             if isinstance(reply, Exception):
                 raise reply
 
+    async def touch(self, message_ids: Sequence[bytes]) -> None:
+        """Reset the idle time of entries still running here, so no live replica reclaims them."""
+        await self.redis.xclaim(self.lane, LANE_GROUP, self.consumer, 0,
+                                list[bytes | str | int | memoryview](message_ids), justid=True)
+
     async def heartbeat(self, ttl_s: float, info: dict[str, object]) -> None:
         await self.redis.set(heartbeat_key(self.bot, self.consumer), json.dumps(info), px=int(ttl_s * 1000))
 

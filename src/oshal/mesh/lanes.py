@@ -1,9 +1,9 @@
-"""The control plane's side of the lanes: consumer groups, dispatch, what is in flight, done markers, dead
-letters and lane statistics."""
+"""The control plane's side of the lanes: consumer groups, what is in flight, done markers, dead letters and lane
+statistics. Appending to lanes is the dispatcher's (:mod:`oshal.mesh.dispatcher`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +11,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from oshal.mesh.envelopes import FIELD, Envelope, phase_of
-from oshal.mesh.redis import run_script
+from oshal.mesh.envelopes import Envelope, phase_of
 from oshal.mesh.redis_keys import (
     COLLECTOR_GROUP,
-    KILL_SWITCHES,
-    KILL_SWITCHES_LOADED,
     LANE_GROUP,
     dead_stream,
     done_marker,
@@ -49,37 +46,6 @@ async def ensure_groups(redis: Redis, bots: Iterable[str]) -> None:
     for bot in bots:
         await _create_group(redis, lane_stream(bot), LANE_GROUP)
         await _create_group(redis, out_stream(bot), COLLECTOR_GROUP)
-
-
-# Appends each envelope (bot, body, phase) to its lane unless a kill switch holds its bot; returns the 1-based
-# positions held. Without the loaded marker (Redis lost its data, or the switches were never mirrored) everything
-# is held: a kill switch the gate cannot see must not let work through.
-_GATED_XADD = """
-local held = {}
-local everything = redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[1], 'global') == 1
-local n = 0
-for i = 1, #ARGV, 3 do
-    n = n + 1
-    local bot = ARGV[i]
-    if everything or redis.call('HEXISTS', KEYS[1], 'bot:' .. bot) == 1 then
-        held[#held + 1] = n
-    else
-        redis.call('XADD', 'oshal:lane:' .. bot, '*', 'e', ARGV[i + 1], 'p', ARGV[i + 2])
-    end
-end
-return held
-"""
-
-
-async def dispatch(redis: Redis, envelopes: Sequence[Envelope]) -> list[Envelope]:
-    """Append every envelope to its bot's lane in one atomic round trip; returns those a kill switch held."""
-    if not envelopes:
-        return []
-    args: list[str | bytes] = []
-    for env in envelopes:
-        args += [env.bot, env.encode()[FIELD], env.phase_id]
-    held = await run_script(redis, _GATED_XADD, [KILL_SWITCHES, KILL_SWITCHES_LOADED], args)
-    return [envelopes[int(i) - 1] for i in held]
 
 
 _SCAN_CHUNK = 1000

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from oshal.errors import Conflict, NotFound
 from oshal.logs import get_logger
+from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import Envelope
-from oshal.mesh.signing import DispatchSigner
 from oshal.store import budgets as budgets_repo
 from oshal.store import tickets as ticket_repo
 from oshal.store import workflows as repo
@@ -32,7 +29,6 @@ from oshal.workflows.states import RESTING
 
 log = get_logger(__name__)
 Publish = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
-Dispatch = Callable[[Sequence[Envelope]], Awaitable[int]]  # appends to lanes; returns how many were held
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +38,9 @@ class Outcome:
 
 
 class WorkflowRunner:
-    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, resolve_bot: BotResolver,
-                 publish: Publish, dispatch: Dispatch) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, resolve_bot: BotResolver, publish: Publish) -> None:
         self.db = db
-        self.redis = redis
-        self.dispatch = dispatch
-        self.signer = signer
+        self.dispatcher = dispatcher
         self.resolve_bot = resolve_bot
         self.publish = publish
         self._definitions: dict[tuple[str, int, str], WorkflowDefinition] = {}
@@ -96,10 +89,7 @@ class WorkflowRunner:
     async def deliver(self, outcome: Outcome) -> None:
         """After the commit: append to lanes (the sweeper re-drives on failure) and wake waiters."""
         if outcome.envelopes:
-            try:
-                await self.dispatch(outcome.envelopes)
-            except RedisError as e:
-                log.warning("workflow dispatch deferred to sweeper", phases=len(outcome.envelopes), error=str(e))
+            await self.dispatcher.send_committed(outcome.envelopes)
         if outcome.changes:
             await self.publish(outcome.changes)
 
@@ -198,8 +188,7 @@ class WorkflowRunner:
         return [originals[n] if n < len(originals) else row["replay_of"] for n in range(count)]
 
     def envelope(self, tenant: UUID, ticket: UUID, phase: UUID, bot: str, value: Any, attempt: int = 1) -> Envelope:
-        env = Envelope(str(ticket), str(phase), attempt, str(tenant), bot, value)
-        return Envelope(env.ticket_id, env.phase_id, attempt, env.tenant_id, bot, value, self.signer.sign(env))
+        return self.dispatcher.envelope(tenant, ticket, phase, bot, value, attempt)
 
     async def decide(self, tenant: UUID, ticket: UUID, decision: Decision) -> Outcome:
         """An operator approves or rejects the gate a run waits at."""

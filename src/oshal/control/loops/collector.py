@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,10 +32,10 @@ from oshal.control.metrics import (
 )
 from oshal.ledger import Priced, PriceTable, price_call
 from oshal.logs import get_logger
-from oshal.mesh import lanes
 from oshal.mesh.envelopes import Result
 from oshal.mesh.redis import is_nogroup
-from oshal.mesh.redis_keys import COLLECTOR_GROUP, out_stream
+from oshal.mesh.redis_keys import out_stream
+from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database
 from oshal.store.results import AttemptRow, LedgerRow, record_results
@@ -54,7 +51,7 @@ def _when(ts: float | None) -> dt.datetime | None:
 
 
 class Collector:
-    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, events: EventHub,
+    def __init__(self, db: Database, streams: ResultStreams, signer: DispatchSigner, events: EventHub,
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
                  runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4,
                  on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None,
@@ -64,14 +61,13 @@ class Collector:
         self.done_marker_ttl_s = done_marker_ttl_s
         self._advancing = asyncio.Semaphore(advance_concurrency)
         self.db = db
-        self.redis = redis
+        self.streams = streams
         self.signer = signer
         self.events = events
         self.prices = prices
         self.bots = bots
         self.batch = batch
         self.claim_idle_ms = claim_idle_ms
-        self.consumer = f"collector-{socket.gethostname()}"
         self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
         self._room_pass: asyncio.Task[None] | None = None
 
@@ -83,7 +79,7 @@ class Collector:
                 await asyncio.gather(self._room_pass, return_exceptions=True)
 
     async def _run(self, stop: asyncio.Event) -> None:
-        await lanes.ensure_groups(self.redis, self.bots())
+        await self.streams.ensure_groups(self.bots())
         await self._drain_own_pending()
         backoff = 0.1
         next_claim = time.monotonic() + self.claim_idle_ms / 1000
@@ -104,7 +100,7 @@ class Collector:
             except ResponseError as e:
                 if not is_nogroup(e):
                     raise
-                await lanes.ensure_groups(self.redis, self.bots())
+                await self.streams.ensure_groups(self.bots())
 
     async def _drain_own_pending(self) -> None:
         """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
@@ -115,10 +111,7 @@ class Collector:
         """Take over results another collector read but never acknowledged (it died on another host)."""
         claimed = 0
         for bot in sorted(self.bots()):
-            stream = out_stream(bot)
-            reply: Any = await self.redis.xautoclaim(stream, COLLECTOR_GROUP, self.consumer, self.claim_idle_ms,
-                                                     start_id="0-0", count=self.batch)
-            entries = [(stream, mid, fields) for mid, fields in reply[1] if mid]
+            entries = await self.streams.claim(bot, self.claim_idle_ms, self.batch)
             if entries:
                 await self.commit(entries)
                 claimed += len(entries)
@@ -129,17 +122,12 @@ class Collector:
         if not bots:
             await asyncio.sleep(1)
             return 0
-        streams = {out_stream(bot): start for bot in sorted(bots)}
-        reply: Any = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
-                                                 count=self.batch, block=block_ms)
-        entries: list[tuple[str, bytes, dict[bytes, bytes] | None]] = [
-            (stream.decode(), mid, fields) for stream, messages in reply or () for mid, fields in messages
-        ]
+        entries = await self.streams.read(bots, self.batch, block_ms, start)
         if entries:
             await self.commit(entries)
         return len(entries)
 
-    async def commit(self, entries: list[tuple[str, bytes, dict[bytes, bytes] | None]]) -> None:
+    async def commit(self, entries: list[Entry]) -> None:
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
             recorded = await self._record(results) if results else []
@@ -149,17 +137,9 @@ class Collector:
         dead = {tid for tid, status in finished if status == "dead_letter"}
         for result in results:
             if result.envelope.ticket_id in dead:
-                await lanes.dead_letter(self.redis, result.envelope, result.error or "dead letter")
-        by_stream: dict[str, list[bytes]] = defaultdict(list)
-        for stream, mid, _ in entries:
-            by_stream[stream].append(mid)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            lanes.queue_done_markers(pipe, fences, self.done_marker_ttl_s)  # before the ack: a retry re-sets them
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, COLLECTOR_GROUP, *ids)
-                pipe.xdel(stream, *ids)
-            self.events.queue_publish(pipe, finished)
-            await pipe.execute(raise_on_error=False)  # committed already; a lost group lost its entries too
+                await self.streams.dead_letter(result.envelope, result.error or "dead letter")
+        await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
+                                       also=lambda pipe: self.events.queue_publish(pipe, finished))
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)

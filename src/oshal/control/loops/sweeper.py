@@ -30,8 +30,7 @@ from oshal.control.budgets import BudgetService
 from oshal.control.metrics import PHASES_REDRIVEN, STALE_IN_FLIGHT
 from oshal.logs import get_logger
 from oshal.mesh import lanes
-from oshal.mesh.envelopes import Envelope
-from oshal.mesh.signing import DispatchSigner
+from oshal.mesh.dispatcher import Dispatcher
 from oshal.security.killswitch import KillSwitches
 from oshal.store import access
 from oshal.store import tickets as repo
@@ -45,7 +44,7 @@ _RESENDS_WORTH_A_WARNING = 3  # a phase whose copies keep vanishing (results ref
 
 
 class Sweeper:
-    def __init__(self, db: Database, redis: Redis, signer: DispatchSigner, bots: Callable[[], frozenset[str]], *,
+    def __init__(self, db: Database, redis: Redis, dispatcher: Dispatcher, bots: Callable[[], frozenset[str]], *,
                  runner: WorkflowRunner, kill: KillSwitches, budgets: BudgetService, stale_after_s: float,
                  interval_s: float, batch: int = 500, page: int = 5000, max_per_pass: int = 100_000,
                  chunk: int = 1000) -> None:
@@ -55,7 +54,7 @@ class Sweeper:
         self._rolled_up_at = 0.0
         self.db = db
         self.redis = redis
-        self.signer = signer
+        self.dispatcher = dispatcher
         self.bots = bots
         self.stale_after_s = stale_after_s
         self.interval_s = interval_s
@@ -80,7 +79,7 @@ class Sweeper:
         await lanes.ensure_groups(self.redis, self.bots())  # recreates groups after Redis lost its data
         await self.kill.refresh()  # and the kill-switch mirror
         moved = await self.redrive_lost()
-        moved += await self.kill.dispatch_held()
+        moved += await self.dispatcher.resume_held(self.kill.blocks)
         # What crashed calls still hold goes back to their budgets, and paused work resumes into the room.
         moved += await self.budgets.sweep()
         if time.monotonic() - self._rolled_up_at >= _ROLLUP_EVERY_S:
@@ -131,16 +130,13 @@ class Sweeper:
     async def _resend(self, tenant: UUID, phases: list[UUID]) -> int:
         async with self.db.tenant(tenant) as conn:
             rows = await repo.resend(conn, phases, self.stale_after_s)
-        envelopes: list[Envelope] = []
-        for r in rows:
-            env = Envelope(str(r["ticket_id"]), str(r["phase_id"]), int(r["attempt"]), str(tenant), str(r["bot"]),
-                           r["input"])
-            envelopes.append(env.signed(self.signer.sign(env)))
-            if int(r["attempt"]) > _RESENDS_WORTH_A_WARNING:
+        envelopes = self.dispatcher.envelopes(tenant, rows)
+        for env in envelopes:
+            if env.attempt > _RESENDS_WORTH_A_WARNING:
                 log.warning("phase re-sent again: its copies keep vanishing without a result",
                             ticket=env.ticket_id, phase=env.phase_id, attempt=env.attempt,
                             hint="check the collector's log for refused results and the bot's for errors")
-        await self.runner.dispatch(envelopes)
+        await self.dispatcher.send(envelopes)
         PHASES_REDRIVEN.inc(len(envelopes))
         return len(envelopes)
 

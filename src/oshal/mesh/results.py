@@ -1,0 +1,62 @@
+"""The collector's side of the output streams: group reads across every bot's stream, claims of what a dead
+collector left unacknowledged, and acknowledgements (with done markers) after the results are committed."""
+
+from __future__ import annotations
+
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from oshal.mesh import lanes
+from oshal.mesh.envelopes import Envelope
+from oshal.mesh.redis_keys import COLLECTOR_GROUP, out_stream
+
+Entry = tuple[str, bytes, dict[bytes, bytes] | None]  # (stream, message id, fields; None once deleted)
+
+
+class ResultStreams:
+    def __init__(self, redis: Redis, consumer: str | None = None) -> None:
+        self.redis = redis
+        self.consumer = consumer or f"collector-{socket.gethostname()}"  # one per host: a restart reclaims its own
+
+    async def ensure_groups(self, bots: Iterable[str]) -> None:
+        await lanes.ensure_groups(self.redis, bots)
+
+    async def read(self, bots: Iterable[str], count: int, block_ms: int | None, start: str = ">") -> list[Entry]:
+        """Up to ``count`` entries from the bots' output streams in one XREADGROUP; ``start`` "0" re-reads what this
+        consumer read and never acknowledged. Blocks up to ``block_ms`` when there are none (None: no blocking)."""
+        streams = {out_stream(bot): start for bot in sorted(bots)}
+        reply: Any = await self.redis.xreadgroup(COLLECTOR_GROUP, self.consumer, streams,  # type: ignore[arg-type]
+                                                 count=count, block=block_ms)
+        return [(stream.decode(), mid, fields) for stream, messages in reply or () for mid, fields in messages]
+
+    async def claim(self, bot: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Take over entries of ``bot``'s output stream that another collector read and left idle (it died)."""
+        stream = out_stream(bot)
+        reply: Any = await self.redis.xautoclaim(stream, COLLECTOR_GROUP, self.consumer, min_idle_ms,
+                                                 start_id="0-0", count=count)
+        return [(stream, mid, fields) for mid, fields in reply[1] if mid]
+
+    async def acknowledge(self, entries: Iterable[Entry], done: Iterable[tuple[str, str]], done_ttl_s: int,
+                          also: Callable[[Pipeline], object] | None = None) -> None:
+        """After the commit, in one round trip: set the done markers of (bot, phase), acknowledge and delete the
+        entries, and whatever ``also`` adds to the pipeline. Errors are ignored: the results are committed
+        already, and a group Redis lost took its entries with it."""
+        by_stream: dict[str, list[bytes]] = defaultdict(list)
+        for stream, mid, _ in entries:
+            by_stream[stream].append(mid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            lanes.queue_done_markers(pipe, done, done_ttl_s)  # before the ack: a retry re-sets them
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, COLLECTOR_GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            if also is not None:
+                also(pipe)
+            await pipe.execute(raise_on_error=False)
+
+    async def dead_letter(self, envelope: Envelope, reason: str) -> None:
+        await lanes.dead_letter(self.redis, envelope, reason)

@@ -1,0 +1,186 @@
+"""The collector on real engines: a batch of results from an output stream becomes attempt, phase, ticket and
+ledger rows in one pass; redelivered and duplicate results change nothing twice; results with a bad dispatch
+signature are refused; what a dead collector read is claimed; a phase sent twice gets its done marker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from uuid import UUID
+
+from conftest import Core
+from oshal.control.bot_registry import BotRegistry
+from oshal.control.events import EventHub
+from oshal.control.loops.collector import Collector
+from oshal.ledger import PriceTable, load_price_file, price_call
+from oshal.mesh.dispatcher import Dispatcher
+from oshal.mesh.envelopes import CallUsage, Envelope, Result
+from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
+from oshal.mesh.results import ResultStreams
+from oshal.mesh.signing import DispatchSigner
+from oshal.workflows.runner import WorkflowRunner
+
+PRICES = PriceTable(load_price_file())
+
+
+def _collector(core: Core, events: EventHub | None = None) -> Collector:
+    events = events or EventHub(core.redis)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    runner = WorkflowRunner(core.db, dispatcher, BotRegistry(core.db).resolve, events.publish)
+    return Collector(core.db, ResultStreams(core.redis, "collector-test"), core.signer, events, lambda: PRICES,
+                     lambda: frozenset({"unit-a", "unit-b"}), batch=100, runner=runner, done_marker_ttl_s=600)
+
+
+def _result(env: Envelope, outcome: str, output: Any = None, *, calls: tuple[CallUsage, ...] = (),
+            deliveries: int = 1) -> Result:
+    finished = time.time()
+    return Result(env, outcome, output, None if outcome == "done" else "it broke", calls, finished - 0.01, finished,
+                  "replica-1", deliveries)
+
+
+async def _publish(core: Core, *results: Result, stream: str | None = None) -> None:
+    """What a bot writes to its own output stream."""
+    for result in results:
+        await core.redis.xadd(stream or out_stream(result.envelope.bot), result.encode())  # type: ignore[arg-type]
+
+
+def _counts(core: Core, ticket: UUID) -> tuple[int, int]:
+    attempts = core.row("SELECT count(*) AS n FROM attempts WHERE ticket_id = %s", ticket)["n"]
+    ledger = core.row("SELECT count(*) AS n FROM ledger WHERE ticket_id = %s", ticket)["n"]
+    return int(attempts), int(ledger)
+
+
+async def _stream_is_empty(core: Core, bot: str) -> bool:
+    pending = await core.redis.xpending(out_stream(bot), COLLECTOR_GROUP)
+    return int(await core.redis.xlen(out_stream(bot))) == 0 and int(pending["pending"]) == 0
+
+
+async def test_a_batch_of_results_becomes_attempts_phases_tickets_and_priced_ledger_rows(core: Core) -> None:
+    events = EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-batch")
+    done_a, done_b, failed = await core.dispatched(tenant, "unit-a", [{"text": "a"}, {"text": "b"}, {"text": "c"}])
+    envs = [dispatcher.envelope(tenant, t, p, "unit-a", None) for t, p in (done_a, done_b, failed)]
+    calls = [CallUsage(f"call-{n}", "openai", "gpt-4o-mini", 1000 * (n + 1), 200) for n in range(2)]
+    results = [_result(envs[0], "done", {"label": "a"}, calls=(calls[0],)),
+               _result(envs[1], "done", {"label": "b"}, calls=(calls[1],)),
+               _result(envs[2], "failed")]
+    await _publish(core, *results)
+
+    async with events.watch(str(done_a[0])) as changes:
+        assert await collector.step(block_ms=None) == 3
+        assert changes.get_nowait() == "done"  # waiters are woken by the same pass
+
+    for (ticket, phase), result in zip((done_a, done_b, failed), results, strict=True):
+        status = result.outcome
+        attempt = core.row("SELECT outcome, output, error, consumer, deliveries FROM attempts "
+                           "WHERE phase_id = %s AND attempt = 1", phase)
+        assert attempt == {"outcome": status, "output": result.output, "error": result.error,
+                           "consumer": "replica-1", "deliveries": 1}
+        assert core.row("SELECT status FROM phases WHERE id = %s", phase)["status"] == status
+        row = core.row("SELECT status, result, error FROM tickets WHERE id = %s", ticket)
+        assert row == {"status": status, "result": result.output, "error": result.error}
+    for call, (ticket, phase), result in zip(calls, (done_a, done_b), results[:2], strict=True):
+        assert result.finished_at is not None
+        priced = price_call(PRICES, call, dt.datetime.fromtimestamp(result.finished_at, dt.UTC))
+        ledger = core.row("SELECT ticket_id, phase_id, attempt, bot, model, input_tokens, output_tokens, cost_micros, "
+                          "price_source FROM ledger WHERE call_id = %s", call.call_id)
+        assert priced.cost_micros > 0
+        assert ledger == {"ticket_id": ticket, "phase_id": phase, "attempt": 1, "bot": "unit-a",
+                          "model": "gpt-4o-mini", "input_tokens": call.input_tokens, "output_tokens": 200,
+                          "cost_micros": priced.cost_micros, "price_source": priced.source}
+    assert _counts(core, failed[0]) == (1, 0)
+    assert await _stream_is_empty(core, "unit-a")  # acknowledged and deleted after the commit
+
+
+async def test_a_redelivered_result_changes_nothing_twice(core: Core) -> None:
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-redelivered")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-b", [{"n": 1}])
+    env = dispatcher.envelope(tenant, ticket, phase, "unit-b", None)
+    result = _result(env, "done", {"n": 1}, calls=(CallUsage("call-once", "openai", "gpt-4o-mini", 10, 10),))
+    await _publish(core, result)
+    assert await collector.step(block_ms=None) == 1
+    assert _counts(core, ticket) == (1, 1)
+
+    await _publish(core, result)  # the same execution's result again (a bot that crashed before its ack)
+    assert await collector.step(block_ms=None) == 1
+    assert _counts(core, ticket) == (1, 1)
+    assert core.row("SELECT status, result FROM tickets WHERE id = %s", ticket) == {"status": "done",
+                                                                                    "result": {"n": 1}}
+    assert await _stream_is_empty(core, "unit-b")
+
+
+async def test_a_second_execution_of_a_finished_phase_is_recorded_as_a_duplicate_and_fenced(core: Core) -> None:
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-duplicate")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-b", [{"n": 1}])
+    env = dispatcher.envelope(tenant, ticket, phase, "unit-b", None)
+    await _publish(core, _result(env, "done", {"first": True}))
+    await collector.step(block_ms=None)
+    assert await core.redis.exists(done_marker("unit-b", phase)) == 0  # sent once: no copy can be waiting
+
+    # Another replica ran the same envelope (it was reclaimed), with its own model call: recorded and billed.
+    again = _result(env, "done", {"first": False}, deliveries=2,
+                    calls=(CallUsage("call-again", "openai", "gpt-4o-mini", 10, 10),))
+    await _publish(core, again)
+    await collector.step(block_ms=None)
+    assert _counts(core, ticket) == (2, 1)
+    assert core.row("SELECT result FROM tickets WHERE id = %s", ticket)["result"] == {"first": True}
+    assert await core.redis.exists(done_marker("unit-b", phase)) == 1  # workers now skip any copy left
+
+
+async def test_a_phase_sent_twice_gets_its_done_marker_when_it_succeeds(core: Core) -> None:
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-fence")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-b", [{"n": 1}])
+    with core.superuser() as conn:  # the sweeper re-sent it: attempt 2 is in the lane
+        conn.execute("UPDATE phases SET attempt = 2 WHERE id = %s", (phase,))
+    await _publish(core, _result(dispatcher.envelope(tenant, ticket, phase, "unit-b", None), "done", {"n": 1}))
+    await collector.step(block_ms=None)
+    assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
+    assert 0 < await core.redis.ttl(done_marker("unit-b", phase)) <= 600
+
+
+async def test_results_with_a_bad_dispatch_signature_are_refused(core: Core) -> None:
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-forged")
+    other = await core.new_tenant("collect-victim")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-a", [{"text": "x"}])
+    [(victim, victim_phase)] = await core.dispatched(other, "unit-a", [{"text": "y"}])
+    genuine = dispatcher.envelope(tenant, ticket, phase, "unit-a", None)
+    forged_key = Dispatcher(core.db, core.redis, DispatchSigner(b"not the control plane's key")).envelope(
+        tenant, ticket, phase, "unit-a", None)
+    unsigned = Envelope(str(victim), str(victim_phase), 1, str(other), "unit-a", None, "")
+    moved = Envelope(str(victim), str(victim_phase), 1, str(other), "unit-a", None, genuine.sig)  # another's sig
+    await _publish(core, _result(forged_key, "done", "forged"), _result(unsigned, "done", "forged"),
+                   _result(moved, "done", "forged"))
+    await _publish(core, _result(genuine, "done", "right stream only"), stream=out_stream("unit-b"))
+    await core.redis.xadd(out_stream("unit-a"), {b"e": b"not json"})
+
+    assert await collector.step(block_ms=None) == 5  # read, and all refused
+    for t in (ticket, victim):
+        assert _counts(core, t) == (0, 0)
+        assert core.row("SELECT status FROM tickets WHERE id = %s", t)["status"] == "in_progress"
+    assert await _stream_is_empty(core, "unit-a") and await _stream_is_empty(core, "unit-b")  # dropped, not retried
+
+
+async def test_results_a_dead_collector_read_are_claimed_and_committed(core: Core) -> None:
+    collector = _collector(core)
+    collector.claim_idle_ms = 0
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-orphans")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-b", [{"n": 1}])
+    await _publish(core, _result(dispatcher.envelope(tenant, ticket, phase, "unit-b", None), "done", {"n": 1}))
+    await core.redis.xreadgroup(COLLECTOR_GROUP, "collector-dead-host", {out_stream("unit-b"): ">"}, count=10)
+    assert await collector.step(block_ms=None) == 0  # read by the other collector: not new to this one
+
+    assert await collector.claim_orphans() == 1
+    assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
+    assert await _stream_is_empty(core, "unit-b")

@@ -52,8 +52,8 @@ def done_marker_prefix(bot: str) -> str:
     return _bot_key("done", bot, "")
 
 
-def done_marker(bot: str, phase_id: str) -> str:
-    return done_marker_prefix(bot) + phase_id
+def done_marker(bot: str, phase_id: object) -> str:
+    return f"{done_marker_prefix(bot)}{phase_id}"
 
 
 def done_marker_pattern(bot: str) -> str:

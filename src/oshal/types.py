@@ -60,6 +60,11 @@ class PhaseStatus(StrEnum):
 TERMINAL_STATUSES = frozenset(
     {TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.DEAD_LETTER, TicketStatus.CANCELLED}
 )
+# Where a ticket waits for a person (or is finished): `?wait=` returns and events fire at these.
+RESTING_STATUSES = TERMINAL_STATUSES | {TicketStatus.BACKLOG, TicketStatus.APPROVAL_REQUIRED,
+                                        TicketStatus.CUSTOMER_ACTION, TicketStatus.PAUSED, TicketStatus.ESCALATED}
+# A phase still on its way to a bot.
+OPEN_PHASE_STATUSES = (PhaseStatus.QUEUED, PhaseStatus.DISPATCHED)
 
 
 class Role(StrEnum):

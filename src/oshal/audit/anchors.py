@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oshal import jsontext
 from oshal.errors import NotFound
 from oshal.store.objects import ObjectStore
 
@@ -93,7 +94,7 @@ class AnchorLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # several processes on one host append to the same file
-            data = (json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n").encode()
+            data = (jsontext.canonical(line) + "\n").encode()
             while data:  # a short write (a full disk) must not leave half a line for the next one to join
                 data = data[os.write(fd, data):]
             os.fsync(fd)
@@ -104,7 +105,7 @@ class AnchorLog:
         return {**fields, "mac": self._mac(fields)}
 
     def _mac(self, fields: dict[str, Any]) -> str:
-        body = json.dumps({k: v for k, v in fields.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))
+        body = jsontext.canonical({k: v for k, v in fields.items() if k != "mac"})
         return hmac.new(self.key, b"oshal-audit-anchor\x00" + body.encode(), hashlib.sha256).hexdigest()
 
     # --- reading ----------------------------------------------------------------------------------------------

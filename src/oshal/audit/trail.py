@@ -19,6 +19,7 @@ from uuid import UUID
 
 import psycopg
 
+from oshal import jsontext
 from oshal.audit.anchors import Anchor, AnchorLog
 from oshal.audit.seal import seal_problems
 from oshal.errors import Unavailable
@@ -261,7 +262,7 @@ def to_json_line(row: dict[str, Any]) -> str:
         "actor": row["actor"], "action": row["action"], "target": row["target"], "detail": row["detail"],
         "prev_hash": bytes(row["prev_hash"]).hex(), "hash": bytes(row["hash"]).hex(),
     }
-    return json.dumps(out, separators=(",", ":"), sort_keys=True)
+    return jsontext.canonical(out)
 
 
 async def prune(db: Database, before: Any, anchors: AnchorLog) -> int:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from oshal import jsontext
 from oshal.bots.tools import ToolSession
 from oshal.errors import HarnessError
 from oshal.logs import get_logger
@@ -81,7 +82,7 @@ def last_call() -> tuple[str | None, bool]:
 
 
 def digest(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(jsontext.canonical(body).encode()).hexdigest()
 
 
 def gated_http_client(sdk: Any, timeout_s: float) -> Any:

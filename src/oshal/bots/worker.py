@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.bots.harnesses import Harness, HarnessError, Job
 from oshal.bots.manifest import BotManifest
@@ -27,9 +25,9 @@ from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
 from oshal.mesh.consumer import Delivery, LaneConsumer
 from oshal.mesh.envelopes import Result
+from oshal.mesh.redis import REDIS_DOWN
 
 log = get_logger(__name__)
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 _LOOP_EXIT_S = 5.0
@@ -94,7 +92,7 @@ class BotWorker:
             _, stuck = await asyncio.wait([writer, *side], timeout=_LOOP_EXIT_S)
             if stuck:
                 log.warning("worker loops did not end in time; leaving them", loops=len(stuck))
-            with contextlib.suppress(*_REDIS_DOWN):
+            with contextlib.suppress(*REDIS_DOWN):
                 await self.lane.clear_heartbeat()
             log.info("worker stopped", processed=self.processed)
 
@@ -127,7 +125,7 @@ class BotWorker:
             try:
                 deliveries = await self.lane.read(self._free, self.options.block_ms)
                 self._read_retry.succeeded()
-            except _REDIS_DOWN as e:
+            except REDIS_DOWN as e:
                 _reraise_if_cancelled()
                 await asyncio.sleep(self._read_retry.failed(e))
                 continue
@@ -196,7 +194,7 @@ class BotWorker:
                     await self.lane.complete(batch)
                     self._flush_retry.succeeded()
                     break
-                except (*_REDIS_DOWN, ResponseError) as e:
+                except (*REDIS_DOWN, ResponseError) as e:
                     _reraise_if_cancelled()
                     if self._closing.is_set():
                         return  # unflushed results: their messages stay pending and are re-run elsewhere
@@ -217,7 +215,7 @@ class BotWorker:
             try:
                 claimed = await self.lane.claim(self.options.claim_idle_ms, self._free)
                 self._claim_retry.succeeded()
-            except (*_REDIS_DOWN, ResponseError) as e:
+            except (*REDIS_DOWN, ResponseError) as e:
                 _reraise_if_cancelled()
                 await self._pause(self._claim_retry.failed(e))
                 continue
@@ -238,7 +236,7 @@ class BotWorker:
                 })
                 await self._touch_long_jobs()
                 self._beat_retry.succeeded()
-            except (*_REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
+            except (*REDIS_DOWN, ResponseError) as e:  # e.g. NOGROUP after Redis lost its data: keep beating
                 _reraise_if_cancelled()
                 await self._pause(self._beat_retry.failed(e))
                 continue  # beat again after the backoff alone: an expired heartbeat reads as a dead replica

@@ -32,11 +32,10 @@ from oshal.errors import (
     Unavailable,
 )
 from oshal.settings import Settings
+from oshal.types import RESTING_STATUSES, TERMINAL_STATUSES, TicketStatus
 
-# Where a ticket rests: finished, or waiting for a person (a wait ends at these).
-TERMINAL = frozenset({"done", "failed", "dead_letter", "cancelled", "escalated", "customer_action",
-                      "approval_required", "paused", "backlog"})
-FAILED = frozenset({"failed", "dead_letter", "cancelled"})
+TERMINAL = RESTING_STATUSES  # where a ticket rests: finished, or waiting for a person (a wait ends at these)
+FAILED = TERMINAL_STATUSES - {TicketStatus.DONE}
 SERVER_WAIT_CAP_S = 60.0
 _TIMEOUT_S = 30.0
 

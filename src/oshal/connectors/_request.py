@@ -15,6 +15,7 @@ from urllib.parse import quote
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
+from oshal import jsontext
 from oshal.connectors._validation import describe
 from oshal.connectors.manifest import ConnectorManifest, Operation, Parameter
 from oshal.errors import ConfigError, Invalid
@@ -150,7 +151,7 @@ def _validator(schema_json: str) -> Draft202012Validator | SchemaError:
 def _validate(schema: Mapping[str, Any], value: Any, label: str, what: str) -> None:
     if not schema:
         return
-    validator = _validator(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    validator = _validator(jsontext.canonical(schema))
     if isinstance(validator, SchemaError):
         raise ConfigError(f"{what}: the JSON schema for {label} is invalid ({validator.message[:200]})",
                           hint="fix the connector manifest")

@@ -10,16 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from oshal import jsontext
 from oshal.audit import trail
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.manifest_cache import ManifestCache
 from oshal.errors import Forbidden, NotFound
+from oshal.mesh.signing import checked_key
 from oshal.store import connectors as repo
 from oshal.store import killswitches
 from oshal.store.db import Conn, Database
@@ -29,7 +30,7 @@ DEFAULT_TTL_S = 60.0
 
 
 def arguments_hash(arguments: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(arguments, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(jsontext.canonical(arguments).encode()).hexdigest()
 
 
 class ApprovalRequired(Forbidden):
@@ -66,10 +67,8 @@ class Grant:
 class Broker:
     def __init__(self, db: Database, key: bytes, *, ttl_s: float = DEFAULT_TTL_S,
                  manifests: ManifestCache | None = None) -> None:
-        if len(key) < 16:
-            raise ValueError("broker signing key must be at least 16 bytes")
         self._db = db
-        self._key = key
+        self._key = checked_key(key, "broker signing")
         self.ttl_s = ttl_s
         self.manifests = manifests or ManifestCache()
 

@@ -7,12 +7,12 @@ signs; any change to an operation, description, schema, scope or enabled flag ch
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from oshal import jsontext
 from oshal.errors import Forbidden, NotFound
 
 Risk = Literal["read", "write", "money", "destructive"]
@@ -126,7 +126,7 @@ class ConnectorManifest(_Frozen):
     def canonical_bytes(self) -> bytes:
         """The exact bytes a publisher signs."""
         body = self.model_dump(mode="json", by_alias=True)
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsontext.canonical(body, ascii_only=False).encode()
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_bytes()).hexdigest()

@@ -51,7 +51,7 @@ import httpx
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
-from oshal import __version__
+from oshal import __version__, jsontext
 from oshal.connectors._ssrf import check_url, private_ok_hosts, url_host
 from oshal.connectors._validation import describe
 from oshal.connectors.manifest import ConnectorManifest, Operation
@@ -198,8 +198,8 @@ def tool_hash(tool: Mapping[str, Any] | Any) -> str:
         schema = tool.get("inputSchema", tool.get("input_schema"))
     else:
         name, description, schema = tool.name, tool.description, tool.input_schema
-    canonical = json.dumps({"name": name, "description": description or "", "inputSchema": schema},
-                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = jsontext.canonical({"name": name, "description": description or "", "inputSchema": schema},
+                                   ascii_only=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -444,7 +444,7 @@ class McpRuntime:
         return result
 
     def _limit(self, data: Any) -> tuple[Any, bool]:
-        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = data if isinstance(data, str) else jsontext.compact(data, ascii_only=False)
         if len(text.encode()) <= self.max_result_bytes:
             return data, False
         return text.encode()[: self.max_result_bytes].decode("utf-8", "ignore"), True

@@ -10,13 +10,12 @@ import hashlib
 import hmac
 
 from oshal.errors import Unauthorized
+from oshal.mesh.signing import checked_key
 
 
 class BotTokens:
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("bot token key must be at least 16 bytes")
-        self._key = key
+        self._key = checked_key(key, "bot token")
 
     def issue(self, bot: str) -> str:
         return f"{bot}.{hmac.new(self._key, f'bot:{bot}'.encode(), hashlib.sha256).hexdigest()[:40]}"

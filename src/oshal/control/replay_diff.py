@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
+from oshal import jsontext
 from oshal.errors import Invalid, NotFound
 from oshal.store import ledger as ledger_repo
 from oshal.store import recordings as recordings_repo
 from oshal.store import tickets as tickets_repo
 from oshal.store.db import Database
+from oshal.types import TERMINAL_STATUSES, TicketStatus
 
 _SHOWN = 2000  # characters of a differing request shown in the diff
 
@@ -33,7 +34,7 @@ async def replay_diff(db: Database, tenant: UUID, replay: UUID) -> dict[str, Any
                           "original": _shown(a["request"]) if a else None,
                           "replay": _shown(b["request"]) if b else None})
     same_result = mine["status"] == original["status"] and _canonical(mine["result"]) == _canonical(original["result"])
-    finished = mine["status"] in ("done", "failed", "dead_letter", "cancelled", "escalated", "customer_action")
+    finished = mine["status"] in TERMINAL_STATUSES | {TicketStatus.ESCALATED, TicketStatus.CUSTOMER_ACTION}
     return {
         "replay": str(replay), "original": str(original_id), "finished": finished,
         "identical": finished and same_result and not calls,
@@ -56,7 +57,7 @@ def _key(row: dict[str, Any]) -> tuple[int, str, str, int]:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return jsontext.canonical(value)
 
 
 def _shown(value: Any) -> str:

@@ -3,12 +3,12 @@ run by hand). The loop that fires them is :class:`oshal.control.loops.scheduler.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from oshal import jsontext
 from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import Conflict, Invalid, NotFound, TooLarge
 from oshal.logs import get_logger
@@ -193,7 +193,7 @@ class ScheduleService:
         return columns
 
     def _check_size(self, value: Any) -> None:
-        size = len(json.dumps(value, separators=(",", ":")))
+        size = len(jsontext.compact(value))
         if size > self.tickets.max_input_bytes:
             raise TooLarge(f"the schedule's input is {size} bytes; a ticket's input may be at most "
                            f"{self.tickets.max_input_bytes}", hint="pass large payloads by reference")

@@ -14,6 +14,7 @@ from oshal.errors import Conflict, NotFound
 from oshal.store import tickets as repo
 from oshal.store import workflows as runs
 from oshal.store.db import Conn, Database
+from oshal.types import PhaseStatus
 from oshal.types import TicketStatus as S
 from oshal.workflows.engine import Decision
 from oshal.workflows.runner import Outcome, WorkflowRunner
@@ -89,7 +90,8 @@ class Lifecycle:
             retry = [UUID(p) for p in (waiting.get("phases") or {}).values()]
         if not retry and phase is not None:
             retry = [phase["id"]]
-        rows = await repo.redispatch(conn, retry, from_status=["failed", "dead_letter", "queued"])
+        rows = await repo.redispatch(conn, retry,
+                                     from_status=[PhaseStatus.FAILED, PhaseStatus.DEAD_LETTER, PhaseStatus.QUEUED])
         envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
                                           int(r["attempt"])) for r in rows]
         return Outcome(envelopes, [(str(ticket), S.IN_PROGRESS)])
@@ -122,7 +124,8 @@ class Lifecycle:
     async def _rerun_latest_phase(self, conn: Conn, tenant: UUID, ticket: UUID, current: str,
                                   reason: str | None) -> Outcome:
         phase = await repo.phase_of(conn, ticket)
-        rows = await repo.redispatch(conn, [phase["id"]], from_status=["failed", "dead_letter"]) if phase else []
+        rows = await repo.redispatch(conn, [phase["id"]], from_status=[PhaseStatus.FAILED, PhaseStatus.DEAD_LETTER]
+                                     ) if phase else []
         if current == S.APPROVAL_REQUIRED:
             await self._move(conn, ticket, current, S.IN_PROGRESS, reason or "tool call approved")
         envelopes = [self.runner.envelope(tenant, r["ticket_id"], r["phase_id"], str(r["bot"]), r["input"],
@@ -198,7 +201,7 @@ class Lifecycle:
         phase = await repo.phase_of(conn, ticket)
         if phase is None:
             raise NotFound(f"ticket {ticket} has no phase to requeue")
-        rows = await repo.redispatch(conn, [phase["id"]], from_status=["dead_letter", "failed"])
+        rows = await repo.redispatch(conn, [phase["id"]], from_status=[PhaseStatus.DEAD_LETTER, PhaseStatus.FAILED])
         if not rows:
             raise Conflict(f"ticket {ticket}'s work is still {phase['status']}; requeue it once that ends")
         if current == S.ESCALATED:

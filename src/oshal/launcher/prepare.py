@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -92,6 +94,16 @@ def dispatch_key(settings: Settings) -> bytes:
     return read_or_create(secrets_dir(settings.home) / "dispatch-key", 32).encode()
 
 
+@contextmanager
+def stopped_on_failure(engines: Engines) -> Iterator[None]:
+    """Stop the engines this start-up began when a later step fails, then let the failure through."""
+    try:
+        yield
+    except Exception:
+        engines.stop()
+        raise
+
+
 def start_engines(settings: Settings) -> Engines:
     """Start embedded servers (unless external URLs are configured), then roles and migrations."""
     require_secrets(settings)
@@ -127,13 +139,10 @@ def start_engines(settings: Settings) -> Engines:
             api_url = with_credentials(owner_url, API_ROLE, api_password)
         engines = Engines(owner_url, api_url, settings.redis_url, dispatch_key(settings),
                           report_url=with_credentials(owner_url, REPORT_ROLE, report_password))
-    try:
+    with stopped_on_failure(engines):
         applied = migrate_sealed(engines.owner_url, superuser_url)
         if applied:
             log.info("schema migrated", versions=applied)
-    except Exception:
-        engines.stop()
-        raise
     return engines
 
 
@@ -216,7 +225,7 @@ def prepare(settings: Settings) -> Engines:
     require_secrets(settings)  # fail closed first: a prod platform without its secrets says so before anything
     check_reservation_ttl(settings.reservation_ttl_s, load_fleet(settings.fleet_dir).values())
     engines = start_engines(settings)
-    try:
+    with stopped_on_failure(engines):
         asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
         register_builtin(engines.owner_url, load_builtin(settings.workflows_dir))
         provided = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
@@ -224,9 +233,6 @@ def prepare(settings: Settings) -> Engines:
         installed = asyncio.run(install_curated_connectors(engines, settings))
         if installed:
             log.info("curated connectors installed", connectors=installed)
-    except Exception:
-        engines.stop()
-        raise
     return engines
 
 

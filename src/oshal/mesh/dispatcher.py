@@ -23,6 +23,7 @@ from oshal.mesh.signing import DispatchSigner
 from oshal.store import killswitches as kill_repo
 from oshal.store import tickets as ticket_repo
 from oshal.store.db import Database
+from oshal.types import PhaseStatus
 
 log = get_logger(__name__)
 
@@ -83,6 +84,7 @@ class Dispatcher:
         envelopes: list[Envelope] = []
         for tenant, phases in by_tenant.items():
             async with self.db.tenant(tenant) as conn:
-                envelopes += self.envelopes(tenant, await ticket_repo.redispatch(conn, phases, from_status=["queued"]))
+                rows = await ticket_repo.redispatch(conn, phases, from_status=[PhaseStatus.QUEUED])
+                envelopes += self.envelopes(tenant, rows)
         held = await self.send(envelopes)
         return len(envelopes) - held

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from oshal import jsontext
+
 FIELD = b"e"
 PHASE_FIELD = b"p"  # the phase id again, outside the JSON: fence checks and lane scans read it without decoding
 
@@ -40,7 +42,7 @@ class Envelope:
     def encode(self) -> dict[bytes, bytes]:
         body = {"t": self.ticket_id, "p": self.phase_id, "a": self.attempt, "n": self.tenant_id,
                 "b": self.bot, "i": self.input, "g": self.sig}
-        return {FIELD: json.dumps(body, separators=(",", ":")).encode(), PHASE_FIELD: self.phase_id.encode()}
+        return {FIELD: jsontext.compact(body).encode(), PHASE_FIELD: self.phase_id.encode()}
 
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Envelope:
@@ -108,7 +110,7 @@ class Result:
                 "g": env.sig, "o": self.outcome, "out": self.output, "err": self.error,
                 "c": [c.to_wire() for c in self.calls], "s": self.started_at, "f": self.finished_at,
                 "by": self.consumer, "d": self.deliveries}
-        return {FIELD: json.dumps(body, separators=(",", ":")).encode(), PHASE_FIELD: env.phase_id.encode()}
+        return {FIELD: jsontext.compact(body).encode(), PHASE_FIELD: env.phase_id.encode()}
 
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Result:

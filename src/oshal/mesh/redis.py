@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What an unreachable or restarting Redis raises: wait and retry, the work is not at fault.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:

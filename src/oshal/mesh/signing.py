@@ -11,12 +11,19 @@ import hmac
 
 from oshal.mesh.envelopes import Envelope
 
+MIN_KEY_BYTES = 16
+
+
+def checked_key(key: bytes, purpose: str) -> bytes:
+    """An HMAC key long enough to sign with; refuses a short one, naming what it was for."""
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"{purpose} key must be at least {MIN_KEY_BYTES} bytes")
+    return key
+
 
 class DispatchSigner:
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("dispatch signing key must be at least 16 bytes")
-        self._key = key
+        self._key = checked_key(key, "dispatch signing")
 
     def sign(self, envelope: Envelope) -> str:
         return hmac.new(self._key, envelope.routing(), hashlib.sha256).hexdigest()[:32]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from oshal import jsontext
 from oshal.store.db import Conn
 
 
@@ -73,7 +73,7 @@ async def of_ticket(conn: Conn, ticket: UUID) -> list[dict[str, Any]]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return jsontext.compact(value, default=str)
 
 
 async def ticket_result(conn: Conn, ticket: UUID) -> Any:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from oshal import jsontext
 from oshal.store.db import Conn, Statement
+from oshal.types import OPEN_PHASE_STATUSES, PhaseStatus
 
-OPEN = ("queued", "dispatched")
-_STATUSES = ("queued", "dispatched", "done", "failed", "dead_letter", "cancelled")
+OPEN = tuple(s.value for s in OPEN_PHASE_STATUSES)
 
 
 def _other_than(statuses: Sequence[str]) -> list[str]:
     """Phase lookups by id say "status <> ALL(others)" so the partial open-phase index stays out of the plan."""
-    return [s for s in _STATUSES if s not in statuses]
+    return [s.value for s in PhaseStatus if s not in statuses]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,7 @@ async def resend(conn: Conn, phase_ids: Sequence[UUID], stale_after_s: float) ->
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return jsontext.compact(value)
 
 
 async def counts(conn: Conn) -> dict[str, int]:

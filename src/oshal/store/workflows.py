@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from oshal.jsontext import compact
 from oshal.store.db import Conn, OwnerConn
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 async def definition(conn: Conn, name: str, version: int | None) -> dict[str, Any] | None:
@@ -56,7 +52,7 @@ async def insert_definition(conn: Conn, ident: UUID, tenant: UUID | None, name: 
                             document: dict[str, Any], digest: str, by: UUID | None) -> None:
     await conn.execute(
         "INSERT INTO workflow_definitions (id, tenant_id, name, version, document, digest, created_by) "
-        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)", (ident, tenant, name, version, _json(document), digest, by))
+        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)", (ident, tenant, name, version, compact(document), digest, by))
 
 
 async def insert_ticket(conn: Conn, tenant: UUID, ident: UUID, *, type_: str | None, bot: str | None,
@@ -87,7 +83,7 @@ async def child_ids(conn: Conn, parent: UUID) -> list[UUID]:
 async def insert_run(conn: Conn, tenant: UUID, ticket: UUID, workflow: str, version: int,
                      state: dict[str, Any]) -> None:
     await conn.execute("INSERT INTO workflow_runs (ticket_id, tenant_id, workflow, version, state) "
-                       "VALUES (%s, %s, %s, %s, %s::jsonb)", (ticket, tenant, workflow, version, _json(state)))
+                       "VALUES (%s, %s, %s, %s, %s::jsonb)", (ticket, tenant, workflow, version, compact(state)))
 
 
 async def lock_ticket_and_run(conn: Conn, ticket: UUID) -> dict[str, Any] | None:
@@ -112,7 +108,7 @@ async def run(conn: Conn, ticket: UUID) -> dict[str, Any] | None:
 
 async def save_run(conn: Conn, ticket: UUID, state: dict[str, Any], finished: bool) -> None:
     await conn.execute("UPDATE workflow_runs SET state = %s::jsonb, finished = %s, updated_at = now() "
-                       "WHERE ticket_id = %s", (_json(state), finished, ticket))
+                       "WHERE ticket_id = %s", (compact(state), finished, ticket))
 
 
 async def next_seq(conn: Conn, ticket: UUID) -> int:
@@ -156,7 +152,7 @@ async def checkpoint(conn: Conn, ticket: UUID, *, state: dict[str, Any], run_fin
         "WHERE ticket_id = %s) "
         "UPDATE tickets SET status = %s, phase = %s, status_reason = %s, result = %s::jsonb, error = %s, "
         "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
-        (_json(state), run_finished, ticket, status, phase, reason, None if result is None else _json(result),
+        (compact(state), run_finished, ticket, status, phase, reason, None if result is None else compact(result),
          error, run_finished, ticket))
 
 

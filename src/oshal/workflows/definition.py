@@ -8,7 +8,6 @@ where to go (``next``, a decision's cases, a loop's ``goto``). A jump backwards 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from oshal import jsontext
 from oshal.errors import Invalid
 
 STEP_ID = r"^[a-z][a-z0-9_]{0,39}$"
@@ -206,7 +206,7 @@ class WorkflowDefinition(_Frozen):
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return jsontext.canonical(value, ascii_only=False)
 
 
 def _targets(step: Any) -> list[tuple[str, str]]:

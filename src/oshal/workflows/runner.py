@@ -8,13 +8,13 @@ tickets, so a crash after the commit is re-driven by the sweeper and a crash bef
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from oshal.errors import Conflict, NotFound
+from oshal.jsontext import compact
 from oshal.logs import get_logger
 from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import Envelope
@@ -162,14 +162,14 @@ class WorkflowRunner:
             for offset, phase in enumerate(effects.phases):
                 ident = new_id()
                 state.wait["phases"][phase.key] = str(ident)
-                rows.append((ident, seq + offset, phase.step, phase.bot, _dumps(phase.input)))
+                rows.append((ident, seq + offset, phase.step, phase.bot, compact(phase.input)))
                 envelopes.append(self.envelope(tenant, ticket, ident, phase.bot, phase.input))
             await repo.insert_phases(conn, tenant, ticket, rows)
         originals = await self._replayed_children(conn, ticket, len(effects.children)) if effects.children else []
         for n, child in enumerate(effects.children):
             assert state.wait is not None
             child_id, phase_id = new_id(), new_id()
-            await repo.insert_ticket(conn, tenant, child_id, type_=None, bot=child.bot, input_json=_dumps(child.input),
+            await repo.insert_ticket(conn, tenant, child_id, type_=None, bot=child.bot, input_json=compact(child.input),
                                      status="in_progress", by=None, parent=ticket,
                                      replay_of=originals[n] if originals else None)
             await repo.insert_phases(conn, tenant, child_id, [(phase_id, 0, "", child.bot, None)])
@@ -229,6 +229,3 @@ class WorkflowRunner:
         await repo.save_run(conn, ticket, state.to_json(), False)
         return True
 
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

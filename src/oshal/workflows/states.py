@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from oshal.errors import Conflict
 from oshal.transitions import TRANSITIONS
+from oshal.types import RESTING_STATUSES
 from oshal.types import TicketStatus as S
 
 
@@ -43,9 +44,7 @@ ACTIONS: Mapping[Action, Mapping[S, S]] = {
     Action.CLOSE: {S.CUSTOMER_ACTION: S.DONE, S.ESCALATED: S.DONE},
 }
 
-# Where a ticket waits for a person (or is finished): `?wait=` returns and events fire at these.
-RESTING = frozenset({S.BACKLOG, S.APPROVAL_REQUIRED, S.CUSTOMER_ACTION, S.PAUSED, S.ESCALATED, S.DONE, S.FAILED,
-                     S.DEAD_LETTER, S.CANCELLED})
+RESTING = RESTING_STATUSES
 
 
 def allowed(current: str) -> frozenset[S]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -11,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.routing import Route
 
+from oshal import jsontext
 from oshal.api.deps import ModelCalls, ToolCalls, bot_authenticated, tool_gateway
 from oshal.api.validation import INT4_MAX, check_json_body
 from oshal.control.model_gateway import CallEnd, CallStart
@@ -91,7 +91,7 @@ async def call_tool(request: Request) -> Response:
     result = await gateway.call(request.headers.get("x-oshal-bot-token"), ToolCall(
         body.envelope.envelope(), body.connector, body.operation, body.arguments, body.seq))
     # The result is plain JSON already (a normalized API response): serialize once, skip re-encoding.
-    return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
+    return Response(jsontext.compact(result), media_type="application/json")
 
 
 models = APIRouter(prefix="/v1/models", tags=["budgets"])

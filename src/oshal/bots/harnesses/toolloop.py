@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from oshal import jsontext
 from oshal.bots.harnesses.ports import Job
 from oshal.errors import HarnessError
 from oshal.mesh.envelopes import CallUsage
@@ -190,4 +191,4 @@ class ToolLoop:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return jsontext.compact(value, ascii_only=False, default=str)

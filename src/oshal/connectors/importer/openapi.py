@@ -20,6 +20,7 @@ import httpx
 import yaml
 from pydantic import ValidationError
 
+from oshal import jsontext
 from oshal.connectors.importer._errors import errors, manifest_hint
 from oshal.connectors.importer._refs import Dialect, RefResolver, plain_json
 from oshal.connectors.manifest import (
@@ -207,7 +208,7 @@ def import_openapi(
 
 def document_sha256(document: Mapping[str, Any]) -> str:
     """SHA-256 of the document's canonical JSON (sorted keys, no whitespace): equal documents, equal hashes."""
-    canonical = json.dumps(plain_json(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = jsontext.canonical(plain_json(document), ascii_only=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

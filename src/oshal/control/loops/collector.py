@@ -17,9 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from oshal.control.events import EventHub
 from oshal.control.metrics import (
@@ -33,7 +31,7 @@ from oshal.control.metrics import (
 from oshal.ledger import Priced, PriceTable, price_call
 from oshal.logs import get_logger
 from oshal.mesh.envelopes import Result
-from oshal.mesh.redis import is_nogroup
+from oshal.mesh.redis import REDIS_DOWN, is_nogroup
 from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
@@ -43,7 +41,6 @@ from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
 
 log = get_logger(__name__)
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _when(ts: float | None) -> dt.datetime | None:
@@ -90,7 +87,7 @@ class Collector:
                     await self.claim_orphans()
                     next_claim = time.monotonic() + self.claim_idle_ms / 1000
                 backoff = 0.1
-            except _REDIS_DOWN as e:
+            except REDIS_DOWN as e:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():  # a cancel redis-py turned into an error: honour it
                     raise asyncio.CancelledError from e

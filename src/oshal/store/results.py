@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from uuid import UUID
 
 from oshal.store.db import Statement
@@ -45,23 +46,14 @@ class LedgerRow:
     reservation_id: UUID | None = None
 
 
+# Each row goes to the database as a record of oshal_attempt_row or oshal_ledger_row (migration 015), whose
+# fields are these dataclasses' fields in this order (tests/store/test_function_files.py holds them to it).
+_ATTEMPT_FIELDS = attrgetter(*(f.name for f in fields(AttemptRow)))
+_LEDGER_FIELDS = attrgetter(*(f.name for f in fields(LedgerRow)))
+
+
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
     """One tenant's share of a collector batch, as one call; its rows name the tickets that finished."""
-    return (
-        "SELECT finished_ticket AS id, finished_status AS status, parent FROM oshal_record_results(%s, %s::uuid[], "
-        "%s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], "
-        "%s::timestamptz[], %s::text[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], "
-        "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], "
-        "%s::bigint[], %s::bigint[], %s::uuid[])",
-        (tenant, [a.phase_id for a in attempts], [a.attempt for a in attempts], [a.ticket_id for a in attempts],
-         [a.outcome for a in attempts], [a.output_json for a in attempts], [a.error for a in attempts],
-         [a.consumer for a in attempts], [a.deliveries for a in attempts], [a.started_at for a in attempts],
-         [a.finished_at for a in attempts],
-         [r.call_id for r in ledger], [r.ticket_id for r in ledger], [r.phase_id for r in ledger],
-         [r.attempt for r in ledger], [r.bot for r in ledger], [r.provider for r in ledger],
-         [r.model for r in ledger], [r.input_tokens for r in ledger], [r.output_tokens for r in ledger],
-         [r.cached_read_tokens for r in ledger], [r.cache_write_tokens for r in ledger],
-         [r.cost_micros for r in ledger], [r.price_source for r in ledger], [r.reasoning_tokens for r in ledger],
-         [r.computed_cost_micros for r in ledger], [r.reported_cost_micros for r in ledger],
-         [r.reservation_id for r in ledger]),
-    )
+    return ("SELECT finished_ticket AS id, finished_status AS status, parent "
+            "FROM oshal_record_results(%s, %s::oshal_attempt_row[], %s::oshal_ledger_row[])",
+            (tenant, [_ATTEMPT_FIELDS(a) for a in attempts], [_LEDGER_FIELDS(r) for r in ledger]))

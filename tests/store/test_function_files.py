@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from oshal.embedded import EmbeddedPostgres
+from oshal.security.audit_seal import KEEPER_ROLE, migrate_sealed
 from oshal.store.migrate import (
     API_ROLE,
     FUNCTIONS,
@@ -82,14 +84,13 @@ class Server:
             conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         return with_credentials(with_database(self.superuser_url, name), OWNER_ROLE, _OWNER_PASSWORD)
 
+    def superuser(self, owner_url: str) -> str:
+        """The superuser's URL for the database of ``owner_url``."""
+        return with_database(self.superuser_url, urlsplit(owner_url).path.lstrip("/"))
+
     def load(self, owner_url: str, dump: Path) -> None:
-        with psycopg.connect(with_credentials(owner_url, "postgres", _superuser_password(self.superuser_url)),
-                             autocommit=True) as conn:
+        with psycopg.connect(self.superuser(owner_url), autocommit=True) as conn:
             conn.execute(dump.read_text().encode())
-
-
-def _superuser_password(url: str) -> str:
-    return url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +156,27 @@ def test_function_files_apply_again_only_when_something_changed(server: Server) 
         migrate(owner)
         comment = conn.execute("SELECT obj_description('oshal_window(text, timestamptz)'::regprocedure)").fetchone()
     assert comment == ("not applied again",)
+
+
+def _owner_of_audit(owner_url: str) -> str:
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'oshal_audit'").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_sealed_audit_log_is_unsealed_to_apply_changed_function_files_and_sealed_again(server: Server) -> None:
+    owner = server.create_database()
+    migrate_sealed(owner, server.superuser(owner))
+    assert _owner_of_audit(owner) == KEEPER_ROLE
+    assert migrate_sealed(owner, server.superuser(owner)) == [] and _owner_of_audit(owner) == KEEPER_ROLE
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("UPDATE schema_functions SET digest = 'changed'")
+    # The owner alone may not replace what the keeper owns: that is why nothing is re-applied unless it changed.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        migrate(owner)
+    assert migrate_sealed(owner, server.superuser(owner)) == []
+    assert pending_migrations(owner) == [] and _owner_of_audit(owner) == KEEPER_ROLE
 
 
 def test_migrations_hold_schema_changes_and_each_function_has_one_file() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from operator import attrgetter
+from typing import Any
 from uuid import UUID
 
 from oshal.store.db import Statement
@@ -46,14 +47,23 @@ class LedgerRow:
     reservation_id: UUID | None = None
 
 
-# Each row goes to the database as a record of oshal_attempt_row or oshal_ledger_row (migration 015), whose
-# fields are these dataclasses' fields in this order (tests/store/test_function_files.py holds them to it).
-_ATTEMPT_FIELDS = attrgetter(*(f.name for f in fields(AttemptRow)))
-_LEDGER_FIELDS = attrgetter(*(f.name for f in fields(LedgerRow)))
+# The rows go to oshal_record_results as JSON arrays of records of oshal_attempt_row and oshal_ledger_row
+# (migration 015), keyed by these fields' names (output_json's text goes as the JSON value "output");
+# tests/store/test_function_files.py holds the names to the types. JSON rather than arrays of the composite types,
+# which psycopg writes field by field in Python: those cost the collector more per batch (bench/record_results.py).
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRow) if f.name != "output_json")
+_LEDGER_FIELDS = tuple(f.name for f in fields(LedgerRow))
+
+
+def _attempt(row: AttemptRow) -> dict[str, Any]:
+    record = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
+    record["output"] = None if row.output_json is None else json.loads(row.output_json)
+    return record
 
 
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
     """One tenant's share of a collector batch, as one call; its rows name the tickets that finished."""
     return ("SELECT finished_ticket AS id, finished_status AS status, parent "
-            "FROM oshal_record_results(%s, %s::oshal_attempt_row[], %s::oshal_ledger_row[])",
-            (tenant, [_ATTEMPT_FIELDS(a) for a in attempts], [_LEDGER_FIELDS(r) for r in ledger]))
+            "FROM oshal_record_results(%s, %s::jsonb, %s::jsonb)",
+            (tenant, json.dumps([_attempt(a) for a in attempts], default=str),
+             json.dumps([{name: getattr(r, name) for name in _LEDGER_FIELDS} for r in ledger], default=str)))

@@ -2,8 +2,8 @@
 -- (store/migrate.py); migrations hold schema changes only. Their old versions were applied by the migrations that
 -- defined them; a signature that changed is dropped here, and its file creates the new one.
 
--- oshal_record_results takes one array of records per kind (the fields of store/results.py's AttemptRow and
--- LedgerRow, in their order) instead of 28 parallel arrays.
+-- oshal_record_results takes one JSON array of records per kind, of these types (the fields of store/results.py's
+-- AttemptRow and LedgerRow), instead of 28 parallel arrays.
 CREATE TYPE oshal_attempt_row AS (
     phase_id     uuid,
     attempt      int,

@@ -1,7 +1,7 @@
 -- One tenant's share of a collector batch: for each result, its attempt row, then the phase and ticket it ends;
 -- then every model call's ledger row, which settles the call's reservation and counts against the budgets above
--- it. The records' fields are those of oshal_attempt_row and oshal_ledger_row (migration 015), in the order of
--- store/results.py's AttemptRow and LedgerRow.
+-- it. p_results and p_calls are JSON arrays of records with the fields of oshal_attempt_row and oshal_ledger_row
+-- (migration 015), which store/results.py's AttemptRow and LedgerRow send.
 --
 -- Returns the tickets whose state the collector must follow up: a final status (the ticket finished); 'step' (a
 -- workflow's phase ended and its run should advance); 'fence' or 'duplicate' (a phase sent more than once
@@ -19,8 +19,7 @@
 --   recorded set-based here; oshal.events = 'bulk' keeps the per-row trigger out of the way.
 -- * A call's reservation settles to its cost (what was held is released); a cost with no open reservation still
 --   counts as spent. Usage rows are written in (budget, window) order, the order oshal_reserve locks in.
-CREATE OR REPLACE FUNCTION oshal_record_results(p_tenant uuid, p_results oshal_attempt_row[],
-                                                p_calls oshal_ledger_row[])
+CREATE OR REPLACE FUNCTION oshal_record_results(p_tenant uuid, p_results jsonb, p_calls jsonb)
 RETURNS TABLE (finished_ticket uuid, finished_status text, parent uuid)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -36,7 +35,7 @@ DECLARE
 BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     PERFORM set_config('oshal.events', 'bulk', true);
-    FOREACH a IN ARRAY p_results LOOP
+    FOR a IN SELECT * FROM jsonb_populate_recordset(NULL::oshal_attempt_row, p_results) LOOP
         INSERT INTO attempts (phase_id, attempt, tenant_id, ticket_id, outcome, output, error, consumer,
                               deliveries, started_at, finished_at)
         VALUES (a.phase_id, a.attempt, p_tenant, a.ticket_id, a.outcome, a.output, a.error, a.consumer,
@@ -105,7 +104,7 @@ BEGIN
         SELECT c.call_id, p_tenant, c.ticket_id, c.phase_id, c.attempt, c.bot, c.provider, c.model, c.input_tokens,
                c.output_tokens, c.cached_read_tokens, c.cache_write_tokens, c.cost_micros, c.price_source,
                c.reasoning_tokens, c.computed_cost_micros, c.reported_cost_micros, c.reservation_id
-          FROM unnest(p_calls) AS c
+          FROM jsonb_populate_recordset(NULL::oshal_ledger_row, p_calls) AS c
         ON CONFLICT (call_id) DO NOTHING
         RETURNING ledger.ticket_id, ledger.bot, ledger.cost_micros, ledger.reservation_id
     ), settled AS (
@@ -136,5 +135,5 @@ BEGIN
     ON CONFLICT (budget_id, window_start) DO UPDATE
         SET spent = u.spent + EXCLUDED.spent, reserved = greatest(u.reserved + EXCLUDED.reserved, 0);
 END $$;
-REVOKE ALL ON FUNCTION oshal_record_results(uuid, oshal_attempt_row[], oshal_ledger_row[]) FROM PUBLIC, oshal_api;
-GRANT EXECUTE ON FUNCTION oshal_record_results(uuid, oshal_attempt_row[], oshal_ledger_row[]) TO oshal_api;
+REVOKE ALL ON FUNCTION oshal_record_results(uuid, jsonb, jsonb) FROM PUBLIC, oshal_api;
+GRANT EXECUTE ON FUNCTION oshal_record_results(uuid, jsonb, jsonb) TO oshal_api;

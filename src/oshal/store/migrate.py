@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
+from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -24,6 +25,9 @@ REPORT_TABLES = ("tenants", "bots", "prices", "tickets", "ticket_events", "ledge
 _RUNTIME_ATTRS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION"
 DATABASE = "oshal"
 _LOCK_KEY = 0x05A1_0001
+# What pending_migrations() lists when the function files would be applied.
+FUNCTIONS = "sql/functions"
+_REQUIRES = "-- requires:"
 
 
 def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str, password: str, *, attrs: str) -> None:
@@ -74,23 +78,81 @@ def ensure_api_role(owner_url: str, api_password: str, report_password: str | No
             )
 
 
-def _migrations() -> list[tuple[str, str]]:
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: str
+    text: str
+    requires: tuple[str, ...]  # function files (sql/functions/NAME.sql) applied before it, in its transaction
+
+
+def _header(text: str) -> list[str]:
+    lines = text.splitlines()
+    return lines[:next((i for i, line in enumerate(lines) if not line.startswith("--")), len(lines))]
+
+
+def migrations() -> list[Migration]:
+    """Every migration in version order, with the function files its header names (``-- requires: a, b``)."""
     folder = resources.files("oshal.store") / "migrations"
-    files = sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))
-    return [(re.sub(r"\.sql$", "", name), text) for name, text in files]
+    found = []
+    for name, text in sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")):
+        requires = [n.strip() for line in _header(text) if line.startswith(_REQUIRES)
+                    for n in line.removeprefix(_REQUIRES).split(",")]
+        found.append(Migration(name.removesuffix(".sql"), text, tuple(n for n in requires if n)))
+    return found
+
+
+def functions() -> list[tuple[str, str]]:
+    """(name, text) of every function file, in the order sql/functions/ORDER lists them."""
+    folder = resources.files("oshal.store") / "sql" / "functions"
+    order = [line.strip() for line in (folder / "ORDER").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    present = {f.name.removesuffix(".sql") for f in folder.iterdir() if f.name.endswith(".sql")}
+    problems = [f"{name} is listed twice" for name in sorted({n for n in order if order.count(n) > 1})]
+    problems += [f"{name} is listed but {name}.sql does not exist" for name in sorted(set(order) - present)]
+    problems += [f"{name}.sql is not listed" for name in sorted(present - set(order))]
+    if problems:
+        raise ConfigError(f"store/sql/functions/ORDER does not match the files beside it: {'; '.join(problems)}",
+                          hint="list every NAME.sql exactly once, each after the functions its body calls")
+    return [(name, (folder / f"{name}.sql").read_text()) for name in order]
+
+
+def _digest(files: list[tuple[str, str]]) -> str:
+    return hashlib.sha256("\0".join(f"{name}\0{text}" for name, text in files).encode()).hexdigest()
+
+
+def _stored_digest(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
+    if conn.execute("SELECT to_regclass('schema_functions')").fetchone() == (None,):
+        return None
+    row = conn.execute("SELECT digest FROM schema_functions").fetchone()
+    return str(row[0]) if row else None
 
 
 def pending_migrations(owner_url: str) -> list[str]:
-    """The versions :func:`migrate` would apply now."""
+    """The versions :func:`migrate` would apply now, and ``FUNCTIONS`` if it would apply the function files."""
+    files = functions()
     with psycopg.connect(owner_url, autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
-            return [version for version, _ in _migrations()]
+            return [*(m.version for m in migrations()), FUNCTIONS]
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
-    return [version for version, _ in _migrations() if version not in done]
+        stored = _stored_digest(conn)
+    pending = [m.version for m in migrations() if m.version not in done]
+    return [*pending, FUNCTIONS] if pending or stored != _digest(files) else pending
 
 
 def migrate(owner_url: str) -> list[str]:
-    """Apply pending migrations in order, under an advisory lock; returns the versions applied."""
+    """Apply pending migrations in order, then the function files, under an advisory lock; returns the versions
+    applied.
+
+    Migrations change the schema; every SQL function is defined once, in sql/functions/NAME.sql, and those files
+    are applied all together, in ORDER, after the last migration, whenever a migration was applied or any file
+    changed (``schema_functions`` keeps their digest; a migration clears it): so every database, however far it
+    came, ends with the functions a fresh one has. Between changes nothing is re-created (no locks on live tables
+    for their triggers, and the audit functions a sealed log's keeper owns stay untouched). A migration that needs
+    a function while it runs names it in its header (``-- requires: NAME``), and that file is applied first, in the
+    migration's transaction.
+    """
+    files = functions()
+    by_name = dict(files)
     applied: list[str] = []
     with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -99,20 +161,50 @@ def migrate(owner_url: str) -> list[str]:
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_functions (id boolean PRIMARY KEY DEFAULT true "
+                         "CHECK (id), digest text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
-            for version, text in _migrations():
-                if version in done:
+            for migration in migrations():
+                if migration.version in done:
                     continue
+                unknown = [name for name in migration.requires if name not in by_name]
+                if unknown:
+                    raise ConfigError(f"migration {migration.version} requires {', '.join(unknown)}, which "
+                                      "store/sql/functions/ORDER does not list", hint="add the function file")
                 with conn.transaction():
-                    conn.execute(text.encode())
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-                log.info("migration applied", version=version)
-                applied.append(version)
+                    for name in migration.requires:
+                        _apply_function(conn, name, by_name[name])
+                    conn.execute(migration.text.encode())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
+                    conn.execute("DELETE FROM schema_functions")  # the files follow, even if this run stops here
+                log.info("migration applied", version=migration.version)
+                applied.append(migration.version)
+            _apply_functions(conn, files)
             _sync_transitions(conn)
             _grant_reporting(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def _apply_functions(conn: psycopg.Connection[tuple[object, ...]], files: list[tuple[str, str]]) -> None:
+    digest = _digest(files)
+    if _stored_digest(conn) == digest:
+        return
+    with conn.transaction():
+        for name, text in files:
+            _apply_function(conn, name, text)
+        conn.execute("INSERT INTO schema_functions (digest) VALUES (%s) ON CONFLICT (id) DO UPDATE "
+                     "SET digest = EXCLUDED.digest, applied_at = EXCLUDED.applied_at", (digest,))
+    log.info("sql functions applied", files=len(files))
+
+
+def _apply_function(conn: psycopg.Connection[tuple[object, ...]], name: str, text: str) -> None:
+    try:
+        conn.execute(text.encode())
+    except psycopg.Error as e:
+        e.add_note(f"in store/sql/functions/{name}.sql")
+        raise
 
 
 def _sync_transitions(conn: psycopg.Connection[tuple[object, ...]]) -> None:

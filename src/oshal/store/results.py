@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from oshal.store.db import Statement
@@ -45,23 +47,23 @@ class LedgerRow:
     reservation_id: UUID | None = None
 
 
+# The rows go to oshal_record_results as JSON arrays of records of oshal_attempt_row and oshal_ledger_row
+# (migration 015), keyed by these fields' names (output_json's text goes as the JSON value "output");
+# tests/store/test_function_files.py holds the names to the types. JSON rather than arrays of the composite types,
+# which psycopg writes field by field in Python: those cost the collector more per batch (bench/record_results.py).
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRow) if f.name != "output_json")
+_LEDGER_FIELDS = tuple(f.name for f in fields(LedgerRow))
+
+
+def _attempt(row: AttemptRow) -> dict[str, Any]:
+    record = {name: getattr(row, name) for name in _ATTEMPT_FIELDS}
+    record["output"] = None if row.output_json is None else json.loads(row.output_json)
+    return record
+
+
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
     """One tenant's share of a collector batch, as one call; its rows name the tickets that finished."""
-    return (
-        "SELECT finished_ticket AS id, finished_status AS status, parent FROM oshal_record_results(%s, %s::uuid[], "
-        "%s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], "
-        "%s::timestamptz[], %s::text[], %s::uuid[], %s::uuid[], %s::int[], %s::text[], %s::text[], %s::text[], "
-        "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[], "
-        "%s::bigint[], %s::bigint[], %s::uuid[])",
-        (tenant, [a.phase_id for a in attempts], [a.attempt for a in attempts], [a.ticket_id for a in attempts],
-         [a.outcome for a in attempts], [a.output_json for a in attempts], [a.error for a in attempts],
-         [a.consumer for a in attempts], [a.deliveries for a in attempts], [a.started_at for a in attempts],
-         [a.finished_at for a in attempts],
-         [r.call_id for r in ledger], [r.ticket_id for r in ledger], [r.phase_id for r in ledger],
-         [r.attempt for r in ledger], [r.bot for r in ledger], [r.provider for r in ledger],
-         [r.model for r in ledger], [r.input_tokens for r in ledger], [r.output_tokens for r in ledger],
-         [r.cached_read_tokens for r in ledger], [r.cache_write_tokens for r in ledger],
-         [r.cost_micros for r in ledger], [r.price_source for r in ledger], [r.reasoning_tokens for r in ledger],
-         [r.computed_cost_micros for r in ledger], [r.reported_cost_micros for r in ledger],
-         [r.reservation_id for r in ledger]),
-    )
+    return ("SELECT finished_ticket AS id, finished_status AS status, parent "
+            "FROM oshal_record_results(%s, %s::jsonb, %s::jsonb)",
+            (tenant, json.dumps([_attempt(a) for a in attempts], default=str),
+             json.dumps([{name: getattr(r, name) for name in _LEDGER_FIELDS} for r in ledger], default=str)))

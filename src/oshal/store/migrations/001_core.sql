@@ -1,3 +1,4 @@
+-- requires: oshal_isolate_tenants
 -- Core schema: tenants, keys, bot registry, tickets, phases, attempts, ledger, prices.
 -- Runs as the owner role. Tenant-owned tables get RLS enabled AND forced, keyed on the
 -- per-transaction setting oshal.tenant_id; the API role owns nothing and cannot bypass it.
@@ -118,36 +119,11 @@ CREATE TABLE prices (
 );
 
 -- Row-level security: enabled and forced on every table that holds tenant data.
+SELECT oshal_isolate_tenants('api_keys', 'tickets', 'phases', 'attempts', 'ledger');
 DO $$
-DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['api_keys', 'tickets', 'phases', 'attempts', 'ledger'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid) '
-            'WITH CHECK (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid)', t);
-    END LOOP;
-    -- The owner (migrations and the two SECURITY DEFINER functions below) may read across tenants.
+    -- The owner (migrations, and SECURITY DEFINER functions such as the key check and the sweeper's) may read
+    -- across tenants.
     EXECUTE format('CREATE POLICY owner_lookup ON api_keys FOR SELECT TO %I USING (true)', current_user);
     EXECUTE format('CREATE POLICY owner_sweep ON phases FOR SELECT TO %I USING (true)', current_user);
 END $$;
-
--- Authentication happens before a tenant is known: a narrow definer function looks a key up by prefix.
-CREATE FUNCTION oshal_key_by_prefix(p_prefix text)
-RETURNS TABLE (id uuid, tenant_id uuid, role text, hash bytea, expires_at timestamptz, revoked_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT id, tenant_id, role, hash, expires_at, revoked_at FROM api_keys WHERE prefix = p_prefix
-$$;
-
--- The sweeper finds open phases without progress across tenants, then acts on each inside its tenant.
-CREATE FUNCTION oshal_stale_phases(p_older_than interval, p_limit int)
-RETURNS TABLE (tenant_id uuid, phase_id uuid, ticket_id uuid, bot text, attempt int)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT tenant_id, id, ticket_id, bot, attempt FROM phases
-    WHERE status IN ('queued', 'dispatched') AND updated_at < now() - p_older_than
-    ORDER BY updated_at LIMIT p_limit
-$$;
-
-REVOKE ALL ON FUNCTION oshal_key_by_prefix(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION oshal_stale_phases(interval, int) FROM PUBLIC;

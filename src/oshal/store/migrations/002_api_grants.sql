@@ -6,4 +6,3 @@ GRANT SELECT ON bots, prices TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (status, result, error, finished_at) ON tickets TO oshal_api;
 GRANT SELECT, INSERT, UPDATE (status, attempt, dispatched_at, updated_at) ON phases TO oshal_api;
 GRANT SELECT, INSERT ON attempts, ledger TO oshal_api;
-GRANT EXECUTE ON FUNCTION oshal_key_by_prefix(text), oshal_stale_phases(interval, int) TO oshal_api;

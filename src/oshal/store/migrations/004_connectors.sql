@@ -1,3 +1,4 @@
+-- requires: oshal_isolate_tenants
 -- The integration layer: the connector catalog (global, operator-managed), and per tenant the connections,
 -- per-bot tool policies, approvals and the broker's grants. Tenant tables: RLS enabled and forced.
 
@@ -72,17 +73,7 @@ CREATE TABLE grants (
 );
 CREATE INDEX grants_ticket ON grants (tenant_id, ticket_id);
 
-DO $$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['connections', 'tool_policies', 'approvals', 'grants'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid) '
-            'WITH CHECK (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid)', t);
-    END LOOP;
-END $$;
+SELECT oshal_isolate_tenants('connections', 'tool_policies', 'approvals', 'grants');
 
 GRANT SELECT, INSERT, UPDATE ON connectors TO oshal_api;
 GRANT SELECT, INSERT, UPDATE ON connections, tool_policies TO oshal_api;

@@ -1,4 +1,5 @@
--- Credentials encrypted at rest (envelope encryption, see oshal.connectors.secrets).
+-- requires: oshal_isolate_tenants
+-- Credentials encrypted at rest (envelope encryption, see oshal.secrets).
 -- data_keys holds each tenant's data keys, wrapped by a key-encryption key (KEK) that never reaches the
 -- database; kek_id is only the KEK's public fingerprint. credentials holds AES-256-GCM ciphertexts bound to
 -- (tenant, name, user). Both tables get RLS enabled AND forced, with the same tenant_isolation policy as 001.
@@ -32,17 +33,7 @@ CREATE UNIQUE INDEX credentials_key
     ON credentials (tenant_id, name, coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid));
 CREATE INDEX credentials_data_key ON credentials (data_key_id);
 
-DO $$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['data_keys', 'credentials'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid) '
-            'WITH CHECK (tenant_id = NULLIF(current_setting(''oshal.tenant_id'', true), '''')::uuid)', t);
-    END LOOP;
-END $$;
+SELECT oshal_isolate_tenants('data_keys', 'credentials');
 
 -- Least privilege: KEK rotation walks the tenants (SELECT on tenants is granted already) and re-wraps each
 -- tenant's keys inside that tenant's transaction, so no definer function is needed and RLS stays in force.

@@ -1,0 +1,37 @@
+-- Fold per-call rows older than ``p_before`` into daily totals (and each ticket's own totals), then drop them.
+CREATE OR REPLACE FUNCTION oshal_rollup_ledger(p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE v_count bigint;
+BEGIN
+    PERFORM set_config('oshal.events', 'bulk', true);  -- a ticket's totals changing is not a transition
+    CREATE TEMP TABLE rolled ON COMMIT DROP AS
+        SELECT * FROM ledger WHERE created_at < p_before FOR UPDATE;
+    INSERT INTO ledger_daily AS d
+    SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, bot, provider, model, price_source, count(*),
+           sum(input_tokens), sum(output_tokens), sum(cached_read_tokens), sum(cache_write_tokens),
+           sum(reasoning_tokens), sum(cost_micros), sum(coalesce(computed_cost_micros, 0)),
+           sum(coalesce(reported_cost_micros, 0)),
+           count(*) FILTER (WHERE computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL),
+           coalesce(sum(computed_cost_micros) FILTER (WHERE reported_cost_micros IS NOT NULL), 0),
+           coalesce(sum(reported_cost_micros) FILTER (WHERE computed_cost_micros IS NOT NULL), 0)
+      FROM rolled GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
+        calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+        cached_read_tokens = d.cached_read_tokens + EXCLUDED.cached_read_tokens,
+        cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
+        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
+        cost_micros = d.cost_micros + EXCLUDED.cost_micros,
+        computed_cost_micros = d.computed_cost_micros + EXCLUDED.computed_cost_micros,
+        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros,
+        both_calls = d.both_calls + EXCLUDED.both_calls, both_computed = d.both_computed + EXCLUDED.both_computed,
+        both_reported = d.both_reported + EXCLUDED.both_reported;
+    UPDATE tickets t SET rolled_cost_micros = t.rolled_cost_micros + r.cost, rolled_calls = t.rolled_calls + r.calls
+      FROM (SELECT ticket_id, sum(cost_micros) AS cost, count(*) AS calls FROM rolled GROUP BY ticket_id) r
+     WHERE t.id = r.ticket_id;
+    DELETE FROM ledger l USING rolled r WHERE l.call_id = r.call_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+REVOKE ALL ON FUNCTION oshal_rollup_ledger(timestamptz) FROM PUBLIC, oshal_api;
+GRANT EXECUTE ON FUNCTION oshal_rollup_ledger(timestamptz) TO oshal_api;

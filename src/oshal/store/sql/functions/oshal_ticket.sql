@@ -1,0 +1,9 @@
+-- What GET /v1/tickets/{id} shows, in one statement that sets the tenant (RLS applies through the view).
+CREATE OR REPLACE FUNCTION oshal_ticket(p_tenant uuid, p_ticket uuid) RETURNS SETOF ticket_view
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
+    RETURN QUERY SELECT * FROM ticket_view v WHERE v.id = p_ticket;
+END $$;
+REVOKE ALL ON FUNCTION oshal_ticket(uuid, uuid) FROM PUBLIC, oshal_api;
+GRANT EXECUTE ON FUNCTION oshal_ticket(uuid, uuid) TO oshal_api;

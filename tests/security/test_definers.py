@@ -143,8 +143,9 @@ def test_no_definer_returns_another_tenants_rows(platform: Platform, victim: Ten
         if scope is Scope.TENANT:
             assert {str(r["tenant_id"]) for r in _call(conn, name, b, b)} <= {b}  # B asking for itself: no A
             assert {str(r["tenant_id"]) for r in _call(conn, name, a, a)} == {a}  # A's own rows: the control
-        # The platform's scope (the system tenant) answers: the loops and the Security Center still work.
-        platform_rows = _call(conn, name, _system_tenant(platform), None)
+        # The platform's scope (the system tenant) answers: the loops and the Security Center still work. A
+        # tenant-scoped definer is asked for A's rows by name: across all tenants, A's may lie past the page.
+        platform_rows = _call(conn, name, _system_tenant(platform), a if scope is Scope.TENANT else None)
     if name in ("oshal_stale_dispatches", "oshal_key_inventory", "oshal_audit_entries"):
         assert a in {str(r["tenant_id"]) for r in platform_rows}  # A's rows exist: the refusals above hid them
 

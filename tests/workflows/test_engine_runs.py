@@ -147,7 +147,9 @@ def test_a_bot_killed_mid_run_is_taken_over_and_no_step_runs_twice(platform: Pla
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         results = [wait_done(operator.http, t, timeout=60) for t in tickets]
-    assert all(r["status"] == "done" for r in results), [r["status"] for r in results]
+    unfinished = [(r["id"], r["status"], r.get("status_reason"), r.get("error")) for r in results
+                  if r["status"] != "done"]
+    assert not unfinished, f"{len(unfinished)} of {len(results)} not done: {unfinished[:5]}"
     with platform.superuser() as conn:
         per_step = conn.execute("SELECT ticket_id, step, count(*) FROM phases WHERE ticket_id = ANY(%s::uuid[]) "
                                 "GROUP BY 1, 2", (tickets,)).fetchall()
@@ -210,7 +212,9 @@ def test_a_control_plane_killed_mid_run_loses_no_step_and_repeats_none(platform:
             plane.wait()
     tickets = [t["id"] for t in created.json()["tickets"]]
     results = [wait_done(operator.http, t, timeout=60) for t in tickets]
-    assert all(r["status"] == "done" for r in results), [r["status"] for r in results]
+    unfinished = [(r["id"], r["status"], r.get("status_reason"), r.get("error")) for r in results
+                  if r["status"] != "done"]
+    assert not unfinished, f"{len(unfinished)} of {len(results)} not done: {unfinished[:5]}"
     assert {r["result"]["after"] for r in results} >= {"Step b. Of 0."}
     with platform.superuser() as conn:
         per_step = conn.execute("SELECT ticket_id, step, count(*) FROM phases WHERE ticket_id = ANY(%s::uuid[]) "

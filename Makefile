@@ -41,4 +41,4 @@ bench: $(DEVSTAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .oshal .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .oshal .pytest_cache .mypy_cache .ruff_cache .grimp_cache .import_linter_cache

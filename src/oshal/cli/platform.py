@@ -68,8 +68,9 @@ def _print_banner(settings: Settings, url: str, engines: Engines) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8800,
-    no_collector: Annotated[bool, typer.Option(help="Do not run the result collector here.")] = False,
-    no_sweeper: Annotated[bool, typer.Option(help="Do not run the sweeper here.")] = False,
+    no_collector: Annotated[bool, typer.Option("--no-collector", help="Do not run the result collector here.")
+                            ] = False,
+    no_sweeper: Annotated[bool, typer.Option("--no-sweeper", help="Do not run the sweeper here.")] = False,
 ) -> None:
     """Run the control plane (API, collector, sweeper). Needs OSHAL_API_DATABASE_URL and OSHAL_REDIS_URL."""
     from oshal.launcher.host import serve as serve_control_plane

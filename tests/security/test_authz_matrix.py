@@ -98,7 +98,7 @@ def world(platform: Platform) -> World:
     }
     values = {"ticket_id": ticket.json()["id"], "budget_id": budget.json()["id"], "key_id": a_member_id,
               "name": schedule_name, "connector_id": "shop", "bot": "echo", "approval_id": _HARMLESS_ID,
-              "fingerprint": "f" * 16, "scope": "echo", "action": "pause"}
+              "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment"}
     secrets = {a_ops.tenant_id, ticket.json()["id"], budget.json()["id"], a_member_id, _key_id(a), marker,
                schedule_name, workflow_name, a_ops.name}
     return World(headers, values, secrets, a_ops.tenant_id)

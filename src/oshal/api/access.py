@@ -145,6 +145,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/v1/security/findings/{fingerprint}/assess"): _PLATFORM,
     ("GET", "/v1/security/summary"): _PLATFORM,
     ("POST", "/v1/security/verify"): _PLATFORM_VERIFIES,
+    ("GET", "/v1/topology/{view}"): _PLATFORM,
     ("GET", "/v1/kill"): _MEMBER_READS_SHARED,
     ("POST", "/v1/kill"): _PLATFORM,
     ("DELETE", "/v1/kill/{scope}"): _PLATFORM,

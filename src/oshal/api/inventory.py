@@ -20,12 +20,13 @@ from oshal.api.routes import (
     schedules,
     security,
     tickets,
+    topology,
     workflows,
 )
 
 ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
            connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-           budgets.router, gateway.models, docs.router)
+           budgets.router, gateway.models, docs.router, topology.router)
 RAW_ROUTES = gateway.raw_routes  # plain Starlette routes, matched before anything else
 
 

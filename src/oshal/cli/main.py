@@ -14,6 +14,7 @@ from oshal.cli import (
     budgets,
     catalog,
     connectors,
+    diagram,
     fleet,
     platform,
     schedules,
@@ -40,6 +41,7 @@ workflows.register(app)
 schedules.register(app)
 security.register(app)
 budgets.register(app)
+diagram.register(app)
 
 
 def main() -> None:

@@ -133,3 +133,25 @@ async def lane_stats(redis: Redis, bot: str) -> LaneStats:
     async for _ in redis.scan_iter(match=heartbeat_pattern(bot), count=100):
         replicas += 1
     return LaneStats(length=length, pending=pending, lag=max(length - pending, 0), replicas=replicas)
+
+
+async def live_replicas(redis: Redis) -> dict[str, int]:
+    """Replicas with a live heartbeat, per bot, for every bot that beats (declared or not)."""
+    found: dict[str, int] = {}
+    async for key in redis.scan_iter(match=heartbeat_pattern("*"), count=1000):
+        bot = (key.decode() if isinstance(key, bytes) else str(key)).split(":")[2]
+        found[bot] = found.get(bot, 0) + 1
+    return found
+
+
+async def consumed(redis: Redis, bots: Iterable[str]) -> set[str]:
+    """The bots whose lane has the bots' consumer group (a lane without it is read by nobody)."""
+    found = set()
+    for bot in bots:
+        try:
+            groups = await redis.xinfo_groups(lane_stream(bot))
+        except ResponseError:  # no such stream yet
+            continue
+        if any(g["name"] in (LANE_GROUP, LANE_GROUP.encode()) for g in groups):
+            found.add(bot)
+    return found

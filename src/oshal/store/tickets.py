@@ -219,3 +219,10 @@ async def finish_from_phase(conn: Conn, ticket_id: UUID) -> str | None:
         """, (ticket_id,))
     row = await cur.fetchone()
     return None if row is None else str(row["status"])
+
+
+async def type_counts(conn: Conn) -> list[dict[str, Any]]:
+    """Typed (workflow) tickets per (type, status), as ``n``."""
+    cur = await conn.execute("SELECT type, status, count(*) AS n FROM tickets WHERE type IS NOT NULL "
+                             "GROUP BY type, status ORDER BY type, status")
+    return await cur.fetchall()

@@ -1,0 +1,88 @@
+"""The topology views drawn from a running platform: its live bots, stores, controls and drift, over the API
+and the CLI, for platform operators only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from conftest import Platform, make_tenant
+from oshal.topology.render import MEDIA_TYPES
+from oshal.topology.views import VIEWS
+
+
+def _view(platform: Platform, name: str, fmt: str = "json") -> Any:
+    with platform.client() as admin:
+        response = admin.get(f"/v1/topology/{name}", params={"format": fmt})
+    assert response.status_code == 200, response.text
+    return json.loads(response.text) if fmt == "json" else response
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_a_platform_operator_draws_every_view_in_every_format(platform: Platform, name: str) -> None:
+    for fmt, media_type in MEDIA_TYPES.items():
+        response = _view(platform, name, fmt) if fmt != "json" else None
+        if response is not None:
+            assert response.headers["content-type"].startswith(media_type.split(";")[0]) and response.text.strip()
+    diagram = _view(platform, name)
+    assert diagram["view"] == name and (diagram["nodes"] or diagram["notes"])
+
+
+def test_the_deployment_view_shows_live_bots_stores_and_drift(platform: Platform) -> None:
+    redis = platform.redis_admin()
+    redis.set("oshal:hb:stray:replica-1", "{}", px=30_000)  # a bot that beats but no manifest declares
+    try:
+        diagram = _view(platform, "deployment")
+    finally:
+        redis.delete("oshal:hb:stray:replica-1")
+    health = {n["id"]: n["health"] for n in diagram["nodes"]}
+    assert health["bot_echo"] == "ok" and health["store_postgres"] == "ok" and health["store_redis"] == "ok"
+    assert health["bot_idle"] == "down"  # declared in the test fleet, never run
+    assert health["bot_stray"] == "degraded"
+    assert any(note.startswith("bot idle is declared") for note in diagram["notes"])
+    assert "bot stray runs but is not declared in the fleet" in diagram["notes"]
+
+
+def test_the_security_view_shows_forced_rls_and_the_kill_switches(platform: Platform) -> None:
+    diagram = _view(platform, "security")
+    labels = {n["id"]: (n["label"], n["health"]) for n in diagram["nodes"]}
+    label, health = labels["control_enforced_row-level_security"]
+    forced, _, total = label.split(": ")[1].split()[:3]
+    assert health == "ok" and forced == total and int(total) > 10
+    assert labels["control_enforced_kill_switches"] == ("kill switches: none engaged", "ok")
+
+
+def test_the_workflows_view_draws_the_lifecycle_and_each_workflow(platform: Platform) -> None:
+    diagram = _view(platform, "workflows")
+    ids = {n["id"] for n in diagram["nodes"]}
+    assert {"state_in_progress", "state_done", "wf_build"} <= ids
+    assert {"source": "state_in_progress", "target": "state_done", "label": ""} in diagram["edges"]
+
+
+def test_tenants_are_refused_and_bad_names_are_422(platform: Platform) -> None:
+    member, operator = make_tenant(platform, "topo-a"), make_tenant(platform, "topo-b", role="operator")
+    for client in (member, operator):
+        assert client.http.get("/v1/topology/system").status_code == 403
+    with platform.client() as admin:
+        assert admin.get("/v1/topology/marketing").status_code == 422
+        assert admin.get("/v1/topology/system", params={"format": "png"}).status_code == 422
+
+
+def _oshal(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key,
+           "OSHAL_HOME": str(platform.home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "oshal.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_cli_draws_a_view_and_names_a_wrong_one(platform: Platform) -> None:
+    drawn = _oshal(platform, "diagram", "deployment", "--format", "dot")
+    assert drawn.returncode == 0, drawn.stderr
+    assert drawn.stdout.startswith("digraph deployment {") and "bot_echo [label=" in drawn.stdout
+    wrong = _oshal(platform, "diagram", "marketing")
+    assert wrong.returncode != 0 and "marketing" in wrong.stderr

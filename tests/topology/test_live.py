@@ -86,3 +86,25 @@ def test_the_cli_draws_a_view_and_names_a_wrong_one(platform: Platform) -> None:
     assert drawn.stdout.startswith("digraph deployment {") and "bot_echo [label=" in drawn.stdout
     wrong = _oshal(platform, "diagram", "marketing")
     assert wrong.returncode != 0 and "marketing" in wrong.stderr
+
+
+def test_with_redis_unreachable_the_bots_are_drawn_unknown_not_down(platform: Platform) -> None:
+    from conftest import free_port
+    from oshal.control.topology import TopologySource
+    from oshal.mesh.redis import connect
+    from oshal.topology.views import view
+
+    async def build() -> Any:
+        plane = platform.plane
+        unreachable = connect(f"redis://127.0.0.1:{free_port()}/0")
+        try:
+            source = TopologySource(plane.db, unreachable, plane.kill, plane.health, plane.settings)
+            return await source.build(await plane.admin.system_tenant())
+        finally:
+            await unreachable.aclose()
+
+    model = platform.on_plane(build())
+    echo = next(b for b in model.bots if b.name == "echo")
+    assert echo.observed is False and echo.health.value == "unknown" and echo.replicas_desired >= 1
+    assert model.drift == ("redis is down: the bots' heartbeats and lanes cannot be observed",)
+    assert "redis is down" in view("deployment", model).notes[0]

@@ -5,6 +5,7 @@ page and export reads what this module builds."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from oshal.control.engine_health import EngineHealth
 from oshal.mesh import lanes
+from oshal.mesh.redis import REDIS_DOWN
 from oshal.mesh.redis_keys import lane_stream
 from oshal.security.killswitch import KillSwitches
 from oshal.settings import Settings
@@ -58,11 +60,17 @@ class TopologySource:
             facts = await catalog.facts(conn)
             open_findings = await findings.open_counts(conn)
             runs = await findings.last_runs(conn)
-        live = await lanes.live_replicas(self.redis)
         declared = {str(r["name"]): int(r["replicas"]) for r in registered}
-        bots = [await self._bot(row, live) for row in registered]
-        bots += [BotState(name, "", "", lane_stream(name), n, 0, 0, 0, declared=False)
-                 for name, n in sorted(live.items()) if name not in declared]
+        try:
+            live = await lanes.live_replicas(self.redis)
+            bots = [await self._bot(row, live) for row in registered]
+            bots += [BotState(name, "", "", lane_stream(name), n, 0, 0, 0, declared=False)
+                     for name, n in sorted(live.items()) if name not in declared]
+            found = drift(declared, live, await lanes.consumed(self.redis, declared))
+        except REDIS_DOWN:  # the diagram is wanted most when an engine is down: draw what Postgres knows
+            bots = [BotState(str(r["name"]), str(r["harness"]), str(r["model"]), lane_stream(str(r["name"])), 0,
+                             int(r["replicas"]), 0, 0, declared=True, observed=False) for r in registered]
+            found = ("redis is down: the bots' heartbeats and lanes cannot be observed",)
         return Topology(
             bots=tuple(bots),
             stores=tuple(await self._stores(facts)),
@@ -71,7 +79,7 @@ class TopologySource:
             controls=tuple(self._controls(facts, open_findings, runs)),
             workflows=tuple(_workflow(d, steps[d["name"]], per_type) for d in definitions),
             ticket_counts=tuple(sorted(counts.items())),
-            drift=drift(declared, live, await lanes.consumed(self.redis, declared)),
+            drift=found,
         ).sorted()
 
     async def _bot(self, row: dict[str, Any], live: dict[str, int]) -> BotState:
@@ -85,8 +93,9 @@ class TopologySource:
         embedded = self.settings.database_url is None
         memory = "unknown"
         if engines["redis"].ready:
-            info = await self.redis.info("memory")
-            memory = str(info.get("used_memory_human", "unknown"))
+            with contextlib.suppress(*REDIS_DOWN):
+                info = await self.redis.info("memory")
+                memory = str(info.get("used_memory_human", "unknown"))
 
         def state(name: str) -> Health:
             return Health.OK if engines[name].ready else Health.DOWN

@@ -29,9 +29,12 @@ class BotState:
     lag: int
     declared: bool
     held_by: str | None = None  # the kill switch that stops it, if any
+    observed: bool = True  # False while Redis (its lane and heartbeats) cannot be read
 
     @property
     def health(self) -> Health:
+        if not self.observed:
+            return Health.UNKNOWN
         if self.declared and self.replicas_desired and not self.replicas:
             return Health.DOWN
         if not self.declared or self.held_by or self.replicas < self.replicas_desired:

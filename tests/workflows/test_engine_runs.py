@@ -146,8 +146,8 @@ def test_a_bot_killed_mid_run_is_taken_over_and_no_step_runs_twice(platform: Pla
         _wait_for(lambda: _phase_count(platform, "b") > 0, 30, "some runs reached step b")
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        deadline = time.monotonic() + 180  # one deadline for all: recovery waits on the sweeper, not on each ticket
-    results = [wait_done(operator.http, t, timeout=max(deadline - time.monotonic(), 1.0)) for t in tickets]
+        deadline = time.monotonic() + 180  # one deadline for all: the survivor takes over after the claim idle time
+        results = [wait_done(operator.http, t, timeout=max(deadline - time.monotonic(), 1.0)) for t in tickets]
     unfinished = [(r["id"], r["status"], r.get("status_reason"), r.get("error")) for r in results
                   if r["status"] != "done"]
     assert not unfinished, f"{len(unfinished)} of {len(results)} not done: {unfinished[:5]}"

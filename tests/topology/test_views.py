@@ -95,3 +95,13 @@ def test_labels_cannot_break_out_of_a_rendering() -> None:
 def test_the_business_view_says_no_application_is_installed_yet() -> None:
     diagram = view("business", _model())
     assert diagram.nodes == () and "no application is installed yet" in diagram.notes[0]
+
+
+def test_the_routing_view_labels_each_measured_hop() -> None:
+    timed = replace(_model(), route=(("bot_run", 2.0, 9.5), ("lane_to_bot", 0.25, 1.0)))
+    labels = {(e.source, e.target): e.label for e in view("routing", timed).edges}
+    assert labels[("bot", "result")] == "p50 2.0 ms, p99 9.5 ms" and labels[("lane", "bot")] == "p50 0.2 ms, p99 1.0 ms"
+    assert labels[("request", "ticket")] == "" and view("routing", timed).notes == ()
+    one = view("routing", replace(timed, route_ticket="t-1"))
+    assert "t-1" in one.title and {e.label for e in one.edges} == {"", "2.0 ms", "0.2 ms"}
+    assert view("routing", _model()).notes == ("no finished plain ticket yet: the hops carry no timings",)

@@ -13,6 +13,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from oshal.control.engine_health import EngineHealth
+from oshal.errors import NotFound
 from oshal.mesh import lanes
 from oshal.mesh.redis import REDIS_DOWN
 from oshal.mesh.redis_keys import lane_stream
@@ -22,7 +23,7 @@ from oshal.store import access, catalog, findings
 from oshal.store import connectors as connector_repo
 from oshal.store import tickets as ticket_repo
 from oshal.store import workflows as workflow_repo
-from oshal.store.db import Database
+from oshal.store.db import Conn, Database
 from oshal.topology.model import (
     BotState,
     ConnectorState,
@@ -46,8 +47,9 @@ class TopologySource:
         self.health = health
         self.settings = settings
 
-    async def build(self, tenant: UUID) -> Topology:
-        """The platform as it runs now, with the ticket counts of ``tenant``."""
+    async def build(self, tenant: UUID, ticket: UUID | None = None) -> Topology:
+        """The platform as it runs now, with the ticket counts and route timings of ``tenant`` (of its ``ticket``
+        alone when one is named: NotFound when it has no finished attempt)."""
         await self.kill.load()
         async with self.db.system() as conn:
             registered = await access.bots(conn)
@@ -60,6 +62,7 @@ class TopologySource:
             facts = await catalog.facts(conn)
             open_findings = await findings.open_counts(conn)
             runs = await findings.last_runs(conn)
+            route = await _route(conn, ticket)
         declared = {str(r["name"]): int(r["replicas"]) for r in registered}
         try:
             live = await lanes.live_replicas(self.redis)
@@ -80,6 +83,8 @@ class TopologySource:
             workflows=tuple(_workflow(d, steps[d["name"]], per_type) for d in definitions),
             ticket_counts=tuple(sorted(counts.items())),
             drift=found,
+            route=route,
+            route_ticket=None if ticket is None else str(ticket),
         ).sorted()
 
     async def _bot(self, row: dict[str, Any], live: dict[str, int]) -> BotState:
@@ -133,6 +138,17 @@ class TopologySource:
             controls.append(Control(f"{scan} scan", "watched", health,
                                     f"error: {run['error']}" if run["error"] else summary))
         return controls
+
+
+async def _route(conn: Conn, ticket: UUID | None) -> tuple[tuple[str, float, float], ...]:
+    if ticket is None:
+        recent = await ticket_repo.recent_route_percentiles(conn)
+        return tuple((span, p50, p99) for span, (p50, p99) in recent.items())
+    spans = await ticket_repo.route_spans(conn, ticket)
+    if spans is None:
+        raise NotFound(f"no finished attempt of a plain ticket {ticket} in this tenant",
+                       hint="name a ticket of yours that a bot has finished (workflow tickets have no single route)")
+    return tuple((span, ms, ms) for span, ms in spans.items())
 
 
 def _workflow(definition: dict[str, Any], full: dict[str, Any] | None, per_type: list[dict[str, Any]]) -> WorkflowState:

@@ -85,6 +85,10 @@ class Topology:
     workflows: tuple[WorkflowState, ...] = ()
     ticket_counts: tuple[tuple[str, int], ...] = ()  # the caller's tickets per status
     applications: tuple[str, ...] = ()  # the application flows installed (trading desk, operations loop)
+    # The measured spans of the request route: (span, p50 ms, p99 ms), over recent tickets or for one ticket
+    # (``route_ticket``, p50 = p99 = its own time).
+    route: tuple[tuple[str, float, float], ...] = ()
+    route_ticket: str | None = None
     drift: tuple[str, ...] = field(default=())  # declared vs live: each difference in words
 
     def sorted(self) -> Topology:
@@ -98,6 +102,8 @@ class Topology:
             ticket_counts=tuple(sorted(self.ticket_counts)),
             applications=tuple(sorted(self.applications)),
             drift=tuple(sorted(self.drift)),
+            route=tuple(sorted(self.route)),
+            route_ticket=self.route_ticket,
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Platform, make_tenant
+from conftest import Platform, make_tenant, wait_online
 from oshal.topology.render import MEDIA_TYPES
 from oshal.topology.views import VIEWS
 
@@ -34,6 +34,7 @@ def test_a_platform_operator_draws_every_view_in_every_format(platform: Platform
 
 
 def test_the_deployment_view_shows_live_bots_stores_and_drift(platform: Platform) -> None:
+    wait_online(platform, "echo")
     redis = platform.redis_admin()
     redis.set("oshal:hb:stray:replica-1", "{}", px=30_000)  # a bot that beats but no manifest declares
     try:

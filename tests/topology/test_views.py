@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from oshal.topology.model import BotState, ConnectorState, Control, Health, StoreState, Topology, WorkflowState, drift
+from oshal.mesh.lanes import fleet_drift
+from oshal.topology.model import BotState, ConnectorState, Control, Health, StoreState, Topology, WorkflowState
 from oshal.topology.render import FORMATS
 from oshal.topology.views import VIEWS, view
 
@@ -58,7 +59,7 @@ def test_views_without_bots_do_not_change_when_a_bot_is_added() -> None:
 
 
 def test_a_declared_bot_that_is_not_running_is_drift_and_down() -> None:
-    found = drift({"echo": 1, "scorer": 2}, {"echo": 1, "stray": 1}, consumed={"echo"})
+    found = tuple(d.text for d in fleet_drift({"echo": 1, "scorer": 2}, {"echo": 1, "stray": 1}, consumed={"echo"}))
     assert found == ("bot scorer is declared with 2 replica(s) but none is running",
                      "bot stray runs but is not declared in the fleet",
                      "lane of bot scorer has no consumer group")

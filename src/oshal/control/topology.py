@@ -32,7 +32,6 @@ from oshal.topology.model import (
     StoreState,
     Topology,
     WorkflowState,
-    drift,
 )
 
 _SEVERE = ("critical", "high")
@@ -69,7 +68,7 @@ class TopologySource:
             bots = [await self._bot(row, live) for row in registered]
             bots += [BotState(name, "", "", lane_stream(name), n, 0, 0, 0, declared=False)
                      for name, n in sorted(live.items()) if name not in declared]
-            found = drift(declared, live, await lanes.consumed(self.redis, declared))
+            found = tuple(d.text for d in lanes.fleet_drift(declared, live, await lanes.consumed(self.redis, declared)))
         except REDIS_DOWN:  # the diagram is wanted most when an engine is down: draw what Postgres knows
             bots = [BotState(str(r["name"]), str(r["harness"]), str(r["model"]), lane_stream(str(r["name"])), 0,
                              int(r["replicas"]), 0, 0, declared=True, observed=False) for r in registered]

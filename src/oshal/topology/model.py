@@ -106,17 +106,3 @@ class Topology:
             route_ticket=self.route_ticket,
         )
 
-
-def drift(declared: dict[str, int], live: dict[str, int], consumed: set[str]) -> tuple[str, ...]:
-    """Declared bots (name -> desired replicas) against live ones (name -> replicas with a heartbeat) and the
-    lanes that have a consumer group reading them: every difference, in words."""
-    found = []
-    for name, desired in sorted(declared.items()):
-        if desired and not live.get(name):
-            found.append(f"bot {name} is declared with {desired} replica(s) but none is running")
-    for name in sorted(set(live) - set(declared)):
-        if live[name]:
-            found.append(f"bot {name} runs but is not declared in the fleet")
-    for name in sorted(set(declared) - consumed):
-        found.append(f"lane of bot {name} has no consumer group")
-    return tuple(found)

@@ -313,6 +313,15 @@ def wait_done(http: httpx.Client, ticket_id: str, timeout: float = 30) -> dict[s
             return ticket
 
 
+def wait_online(pf: Platform, bot: str, timeout: float = 30) -> None:
+    """Wait until ``bot`` has a live replica (a fresh platform's first heartbeats take a moment)."""
+    deadline = time.monotonic() + timeout
+    with pf.client() as admin:
+        while not any(b["name"] == bot and b["status"] == "online" for b in admin.get("/v1/bots").json()):
+            assert time.monotonic() < deadline, f"{bot} did not come online in {timeout}s"
+            time.sleep(0.1)
+
+
 # --- Engines without a platform: module tests of one component (dispatcher, collector, sweeper, worker) ---------
 
 # Bots only the module tests know; no node runs them, so a test's own worker (or nothing) reads their lanes.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Platform, make_tenant
+from conftest import Platform, make_tenant, wait_online
 from oshal.topology.render import MEDIA_TYPES
 from oshal.topology.views import VIEWS
 
@@ -34,6 +34,7 @@ def test_a_platform_operator_draws_every_view_in_every_format(platform: Platform
 
 
 def test_the_deployment_view_shows_live_bots_stores_and_drift(platform: Platform) -> None:
+    wait_online(platform, "echo")
     redis = platform.redis_admin()
     redis.set("oshal:hb:stray:replica-1", "{}", px=30_000)  # a bot that beats but no manifest declares
     try:
@@ -108,3 +109,34 @@ def test_with_redis_unreachable_the_bots_are_drawn_unknown_not_down(platform: Pl
     assert echo.observed is False and echo.health.value == "unknown" and echo.replicas_desired >= 1
     assert model.drift == ("redis is down: the bots' heartbeats and lanes cannot be observed",)
     assert "redis is down" in view("deployment", model).notes[0]
+
+
+def test_the_routing_view_carries_measured_timings_recent_and_for_one_ticket(platform: Platform) -> None:
+    tenant = make_tenant(platform, "topo-route", role="operator")
+    with platform.client() as admin:
+        system = admin.get("/v1/tickets", params={"limit": 1})  # the admin key's tenant is the system tenant
+        assert system.status_code == 200
+        created = admin.post("/v1/tickets", params={"wait": 10}, json={"bot": "echo", "input": {"n": 1}})
+        assert created.status_code == 201 and created.json()["status"] == "done", created.text
+        ticket = created.json()["id"]
+        one = admin.get("/v1/topology/routing", params={"format": "json", "ticket": ticket}).json()
+        recent = admin.get("/v1/topology/routing", params={"format": "json"}).json()
+        elsewhere = admin.get("/v1/topology/routing", params={"ticket": tenant.tenant_id})
+    labels = {(e["source"], e["target"]): e["label"] for e in one["edges"]}
+    assert ticket in one["title"] and labels[("bot", "result")].endswith(" ms")
+    assert all(labels[hop].endswith(" ms") for hop in [("ticket", "lane"), ("lane", "bot"), ("result", "collector")])
+    assert all(e["label"].startswith("p50 ") for e in recent["edges"] if e["label"])
+    assert any(e["label"] for e in recent["edges"]) and recent["notes"] == []
+    assert elsewhere.status_code == 404  # not a ticket of the caller's tenant (here: not a ticket at all)
+
+
+def test_a_ticket_of_another_tenant_has_no_route_for_the_platform_operator(platform: Platform) -> None:
+    tenant = make_tenant(platform, "topo-other")
+    created = tenant.http.post("/v1/tickets", params={"wait": 10}, json={"bot": "echo", "input": {"n": 2}})
+    assert created.status_code == 201 and created.json()["status"] == "done", created.text
+    ghost = "01a2478b-0000-7000-8000-000000000000"
+    with platform.client() as admin:
+        response = admin.get("/v1/topology/routing", params={"ticket": created.json()["id"]})
+        unknown = admin.get("/v1/topology/routing", params={"ticket": ghost})
+    assert response.status_code == unknown.status_code == 404  # the same answer as for no ticket at all
+    assert response.json()["message"].replace(created.json()["id"], ghost) == unknown.json()["message"]

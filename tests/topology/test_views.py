@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from oshal.topology.model import BotState, ConnectorState, Control, Health, StoreState, Topology, WorkflowState, drift
+from oshal.mesh.lanes import fleet_drift
+from oshal.topology.model import BotState, ConnectorState, Control, Health, StoreState, Topology, WorkflowState
 from oshal.topology.render import FORMATS
 from oshal.topology.views import VIEWS, view
 
@@ -58,7 +59,7 @@ def test_views_without_bots_do_not_change_when_a_bot_is_added() -> None:
 
 
 def test_a_declared_bot_that_is_not_running_is_drift_and_down() -> None:
-    found = drift({"echo": 1, "scorer": 2}, {"echo": 1, "stray": 1}, consumed={"echo"})
+    found = tuple(d.text for d in fleet_drift({"echo": 1, "scorer": 2}, {"echo": 1, "stray": 1}, consumed={"echo"}))
     assert found == ("bot scorer is declared with 2 replica(s) but none is running",
                      "bot stray runs but is not declared in the fleet",
                      "lane of bot scorer has no consumer group")
@@ -95,3 +96,13 @@ def test_labels_cannot_break_out_of_a_rendering() -> None:
 def test_the_business_view_says_no_application_is_installed_yet() -> None:
     diagram = view("business", _model())
     assert diagram.nodes == () and "no application is installed yet" in diagram.notes[0]
+
+
+def test_the_routing_view_labels_each_measured_hop() -> None:
+    timed = replace(_model(), route=(("bot_run", 2.0, 9.5), ("lane_to_bot", 0.25, 1.0)))
+    labels = {(e.source, e.target): e.label for e in view("routing", timed).edges}
+    assert labels[("bot", "result")] == "p50 2.0 ms, p99 9.5 ms" and labels[("lane", "bot")] == "p50 0.2 ms, p99 1.0 ms"
+    assert labels[("request", "ticket")] == "" and view("routing", timed).notes == ()
+    one = view("routing", replace(timed, route_ticket="t-1"))
+    assert "t-1" in one.title and {e.label for e in one.edges} == {"", "2.0 ms", "0.2 ms"}
+    assert view("routing", _model()).notes == ("no finished plain ticket yet: the hops carry no timings",)

@@ -22,12 +22,15 @@ def diagram(
                                                   "or business.")],
     fmt: Annotated[FormatName, typer.Option("--format", help="mermaid, dot or json.")] = _MERMAID,
     output: Annotated[Path | None, typer.Option("--out", help="Write here (default: stdout).")] = None,
+    ticket: Annotated[str | None, typer.Option("--ticket", help="routing: the hops and timings of this ticket.")
+                      ] = None,
 ) -> None:
     """Draw one view of the platform from its live state (needs a platform operator key)."""
+    path, params = f"/v1/topology/{view.value}", {"format": fmt.value, "ticket": ticket}
     with Client.from_settings() as api:
-        response = api.raw("GET", f"/v1/topology/{view.value}", params={"format": fmt.value})
+        response = api.raw("GET", path, params=params)
         if response.status_code >= 400:
-            api.call("GET", f"/v1/topology/{view.value}", params={"format": fmt.value})  # raises the API's error
+            api.call("GET", path, params=params)  # raises the API's error
     if output is None:
         typer.echo(response.text, nl=False)
     else:

@@ -13,6 +13,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from oshal.control.engine_health import EngineHealth
+from oshal.errors import NotFound
 from oshal.mesh import lanes
 from oshal.mesh.redis import REDIS_DOWN
 from oshal.mesh.redis_keys import lane_stream
@@ -22,7 +23,7 @@ from oshal.store import access, catalog, findings
 from oshal.store import connectors as connector_repo
 from oshal.store import tickets as ticket_repo
 from oshal.store import workflows as workflow_repo
-from oshal.store.db import Database
+from oshal.store.db import Conn, Database
 from oshal.topology.model import (
     BotState,
     ConnectorState,
@@ -31,7 +32,6 @@ from oshal.topology.model import (
     StoreState,
     Topology,
     WorkflowState,
-    drift,
 )
 
 _SEVERE = ("critical", "high")
@@ -46,8 +46,9 @@ class TopologySource:
         self.health = health
         self.settings = settings
 
-    async def build(self, tenant: UUID) -> Topology:
-        """The platform as it runs now, with the ticket counts of ``tenant``."""
+    async def build(self, tenant: UUID, ticket: UUID | None = None) -> Topology:
+        """The platform as it runs now, with the ticket counts and route timings of ``tenant`` (of its ``ticket``
+        alone when one is named: NotFound when it has no finished attempt)."""
         await self.kill.load()
         async with self.db.system() as conn:
             registered = await access.bots(conn)
@@ -60,13 +61,14 @@ class TopologySource:
             facts = await catalog.facts(conn)
             open_findings = await findings.open_counts(conn)
             runs = await findings.last_runs(conn)
+            route = await _route(conn, ticket)
         declared = {str(r["name"]): int(r["replicas"]) for r in registered}
         try:
             live = await lanes.live_replicas(self.redis)
             bots = [await self._bot(row, live) for row in registered]
             bots += [BotState(name, "", "", lane_stream(name), n, 0, 0, 0, declared=False)
                      for name, n in sorted(live.items()) if name not in declared]
-            found = drift(declared, live, await lanes.consumed(self.redis, declared))
+            found = tuple(d.text for d in lanes.fleet_drift(declared, live, await lanes.consumed(self.redis, declared)))
         except REDIS_DOWN:  # the diagram is wanted most when an engine is down: draw what Postgres knows
             bots = [BotState(str(r["name"]), str(r["harness"]), str(r["model"]), lane_stream(str(r["name"])), 0,
                              int(r["replicas"]), 0, 0, declared=True, observed=False) for r in registered]
@@ -80,6 +82,8 @@ class TopologySource:
             workflows=tuple(_workflow(d, steps[d["name"]], per_type) for d in definitions),
             ticket_counts=tuple(sorted(counts.items())),
             drift=found,
+            route=route,
+            route_ticket=None if ticket is None else str(ticket),
         ).sorted()
 
     async def _bot(self, row: dict[str, Any], live: dict[str, int]) -> BotState:
@@ -133,6 +137,17 @@ class TopologySource:
             controls.append(Control(f"{scan} scan", "watched", health,
                                     f"error: {run['error']}" if run["error"] else summary))
         return controls
+
+
+async def _route(conn: Conn, ticket: UUID | None) -> tuple[tuple[str, float, float], ...]:
+    if ticket is None:
+        recent = await ticket_repo.recent_route_percentiles(conn)
+        return tuple((span, p50, p99) for span, (p50, p99) in recent.items())
+    spans = await ticket_repo.route_spans(conn, ticket)
+    if spans is None:
+        raise NotFound(f"no finished attempt of a plain ticket {ticket} in this tenant",
+                       hint="name a ticket of yours that a bot has finished (workflow tickets have no single route)")
+    return tuple((span, ms, ms) for span, ms in spans.items())
 
 
 def _workflow(definition: dict[str, Any], full: dict[str, Any] | None, per_type: list[dict[str, Any]]) -> WorkflowState:

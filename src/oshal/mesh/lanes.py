@@ -155,3 +155,24 @@ async def consumed(redis: Redis, bots: Iterable[str]) -> set[str]:
         if any(g["name"] in (LANE_GROUP, LANE_GROUP.encode()) for g in groups):
             found.add(bot)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One difference between the declared fleet and the live one."""
+
+    kind: str  # "absent": declared, none running; "undeclared": runs without a manifest; "unconsumed": no group
+    bot: str
+    text: str
+
+
+def fleet_drift(declared: dict[str, int], live: dict[str, int], consumed: set[str]) -> list[Drift]:
+    """Declared bots (name -> desired replicas) against live ones (name -> replicas with a heartbeat) and the lanes
+    that have the bots' consumer group: every difference, sorted."""
+    found = [Drift("absent", name, f"bot {name} is declared with {desired} replica(s) but none is running")
+             for name, desired in sorted(declared.items()) if desired and not live.get(name)]
+    found += [Drift("undeclared", name, f"bot {name} runs but is not declared in the fleet")
+              for name in sorted(set(live) - set(declared)) if live[name]]
+    found += [Drift("unconsumed", name, f"lane of bot {name} has no consumer group")
+              for name in sorted(set(declared) - consumed)]
+    return found

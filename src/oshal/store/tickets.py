@@ -226,3 +226,35 @@ async def type_counts(conn: Conn) -> list[dict[str, Any]]:
     cur = await conn.execute("SELECT type, status, count(*) AS n FROM tickets WHERE type IS NOT NULL "
                              "GROUP BY type, status ORDER BY type, status")
     return await cur.fetchall()
+
+
+# The spans of a plain ticket's route that the database timestamps: commit to lane, lane to bot, the bot's run
+# (bot clock), result to collector commit. In milliseconds.
+_SPANS = """
+    extract(epoch FROM p.dispatched_at - t.created_at) * 1000 AS committed_to_lane,
+    extract(epoch FROM a.started_at - p.dispatched_at) * 1000 AS lane_to_bot,
+    extract(epoch FROM a.finished_at - a.started_at) * 1000 AS bot_run,
+    extract(epoch FROM a.recorded_at - a.finished_at) * 1000 AS result_to_commit
+  FROM attempts a JOIN phases p ON p.id = a.phase_id JOIN tickets t ON t.id = a.ticket_id
+ WHERE t.type IS NULL AND a.outcome = 'done' AND p.dispatched_at IS NOT NULL AND a.started_at IS NOT NULL"""
+SPANS = ("committed_to_lane", "lane_to_bot", "bot_run", "result_to_commit")
+
+
+async def route_spans(conn: Conn, ticket_id: UUID) -> dict[str, float] | None:
+    """One plain ticket's spans (its latest successful attempt); None if it has none (yet)."""
+    cur = await conn.execute(f"SELECT {_SPANS} AND a.ticket_id = %s "  # nosec B608 - constant SQL only
+                             "ORDER BY a.recorded_at DESC LIMIT 1", (ticket_id,))
+    row = await cur.fetchone()
+    return None if row is None else {span: float(row[span]) for span in SPANS}
+
+
+async def recent_route_percentiles(conn: Conn, last: int = 1000) -> dict[str, tuple[float, float]]:
+    """(p50, p99) of each span over the tenant's ``last`` successful plain-ticket attempts; empty without any."""
+    percentiles = ", ".join(f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {s}) AS {s}_p50, "
+                            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {s}) AS {s}_p99" for s in SPANS)
+    cur = await conn.execute(f"SELECT count(*) AS n, {percentiles} FROM (SELECT {_SPANS} "  # nosec B608
+                             "ORDER BY a.recorded_at DESC LIMIT %s) recent", (last,))
+    row = await cur.fetchone()
+    if row is None or not row["n"]:
+        return {}
+    return {s: (float(row[f"{s}_p50"]), float(row[f"{s}_p99"])) for s in SPANS}

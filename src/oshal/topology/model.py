@@ -85,6 +85,10 @@ class Topology:
     workflows: tuple[WorkflowState, ...] = ()
     ticket_counts: tuple[tuple[str, int], ...] = ()  # the caller's tickets per status
     applications: tuple[str, ...] = ()  # the application flows installed (trading desk, operations loop)
+    # The measured spans of the request route: (span, p50 ms, p99 ms), over recent tickets or for one ticket
+    # (``route_ticket``, p50 = p99 = its own time).
+    route: tuple[tuple[str, float, float], ...] = ()
+    route_ticket: str | None = None
     drift: tuple[str, ...] = field(default=())  # declared vs live: each difference in words
 
     def sorted(self) -> Topology:
@@ -98,19 +102,7 @@ class Topology:
             ticket_counts=tuple(sorted(self.ticket_counts)),
             applications=tuple(sorted(self.applications)),
             drift=tuple(sorted(self.drift)),
+            route=tuple(sorted(self.route)),
+            route_ticket=self.route_ticket,
         )
 
-
-def drift(declared: dict[str, int], live: dict[str, int], consumed: set[str]) -> tuple[str, ...]:
-    """Declared bots (name -> desired replicas) against live ones (name -> replicas with a heartbeat) and the
-    lanes that have a consumer group reading them: every difference, in words."""
-    found = []
-    for name, desired in sorted(declared.items()):
-        if desired and not live.get(name):
-            found.append(f"bot {name} is declared with {desired} replica(s) but none is running")
-    for name in sorted(set(live) - set(declared)):
-        if live[name]:
-            found.append(f"bot {name} runs but is not declared in the fleet")
-    for name in sorted(set(declared) - consumed):
-        found.append(f"lane of bot {name} has no consumer group")
-    return tuple(found)

@@ -87,15 +87,34 @@ def deployment(model: Topology) -> Diagram:
                    model.drift)
 
 
-ROUTE = (("edge", "HTTP request"), ("auth", "auth gate"), ("ticket", "ticket committed"),
-         ("lane", "lane append"), ("bot", "bot runs it"), ("collector", "collector commits"),
-         ("ledger", "ledger row"), ("answer", "waiter answered"))
+ROUTE = (("request", "HTTP request and auth gate"), ("ticket", "ticket and phase committed"),
+         ("lane", "on the bot's lane"), ("bot", "bot runs it"), ("result", "result on the output stream"),
+         ("collector", "collector committed: attempt, ticket, ledger row"), ("answer", "waiter answered"))
+# Which measured span (see store.tickets.SPANS) each hop is.
+_SPAN_OF = {("ticket", "lane"): "committed_to_lane", ("lane", "bot"): "lane_to_bot", ("bot", "result"): "bot_run",
+            ("result", "collector"): "result_to_commit"}
 
 
 def routing(model: Topology) -> Diagram:
-    nodes = tuple(Node(hop, label, "route") for hop, label in ROUTE)
-    edges = tuple(Edge(a, b) for (a, _), (b, _) in itertools.pairwise(ROUTE))
-    return Diagram("routing", "How one request travels", nodes, edges)
+    timings = {span: (p50, p99) for span, p50, p99 in model.route}
+
+    def label(hop: tuple[str, str]) -> str:
+        span = _SPAN_OF.get(hop)
+        if span is None or span not in timings:
+            return ""
+        p50, p99 = timings[span]
+        return f"{p50:.1f} ms" if model.route_ticket else f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
+    nodes = tuple(Node(hop, text, "route") for hop, text in ROUTE)
+    edges = tuple(Edge(a, b, label((a, b))) for (a, _), (b, _) in itertools.pairwise(ROUTE))
+    notes: tuple[str, ...] = ()
+    if model.route_ticket:
+        title = f"How ticket {model.route_ticket} travelled"
+    else:
+        title = "How one request travels"
+        if not model.route:
+            notes = ("no finished plain ticket yet: the hops carry no timings",)
+    return Diagram("routing", title, nodes, edges, notes)
 
 
 def integration(model: Topology) -> Diagram:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
@@ -24,10 +25,12 @@ _MERMAID = Format("mermaid")
 async def topology_view(
     view: View, source: TopologyLive, who: PlatformOperator,
     fmt: Annotated[Format, Query(alias="format", description="mermaid, dot or json")] = _MERMAID,
+    ticket: Annotated[UUID | None, Query(description="routing: the hops and timings of this plain ticket (of "
+                                                     "your tenant) instead of the recent p50/p99")] = None,
 ) -> Response:
     """One view of the live platform: system, deployment, routing, integration, workflows, security or business.
     Built from what runs now (bots and their heartbeats, lanes, stores, connectors, controls, scans, workflows);
-    ticket counts are the caller's tenant's. Equal states give byte-identical output."""
-    model = await source.build(who.tenant_id)
+    ticket counts and route timings are the caller's tenant's. Equal states give byte-identical output."""
+    model = await source.build(who.tenant_id, ticket)
     diagram = views.view(str(view.value), model)
     return Response(FORMATS[str(fmt.value)](diagram), media_type=MEDIA_TYPES[str(fmt.value)])

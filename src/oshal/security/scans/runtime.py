@@ -1,5 +1,6 @@
-"""Runtime: bursts of refused logins and denied tool calls, lanes with lag or dead letters, and identities in
-Redis that do not belong (heartbeats of unknown bots, commands Redis refused a bot's ACL user)."""
+"""Runtime: bursts of refused logins and denied tool calls, lanes with lag or dead letters, identities in Redis
+that do not belong (heartbeats of unknown bots, commands Redis refused a bot's ACL user), and fleet drift (declared
+bots with none running, lanes nobody consumes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from oshal.mesh import lanes
 from oshal.mesh.redis_keys import PREFIX, dead_stream
 from oshal.security.findings import Finding, Severity
 from oshal.security.scans import ScanContext
+from oshal.store import access
 from oshal.store import audit as audit_repo
 
 WINDOW = dt.timedelta(minutes=15)
@@ -26,6 +28,7 @@ async def scan(ctx: ScanContext) -> list[Finding]:
     findings = _bursts(counts)
     findings += await _lanes(ctx)
     findings += await _heartbeats(ctx)
+    findings += await _fleet_drift(ctx)
     findings += await _acl_denials(ctx)
     return findings
 
@@ -67,6 +70,21 @@ async def _lanes(ctx: ScanContext) -> list[Finding]:
                 f"dead:{bot}", "inspect them with `oshal dead-letters`, fix the cause, then requeue or cancel",
                 {"bot": bot, "dead_letters": dead}))
     return findings
+
+
+async def _fleet_drift(ctx: ScanContext) -> list[Finding]:
+    """Declared bots with no replica running, and lanes nobody consumes (a bot beating without a manifest is
+    :func:`_heartbeats`' finding)."""
+    async with ctx.db.system() as conn:
+        declared = {str(r["name"]): int(r["replicas"]) for r in await access.bots(conn)}
+    live = await lanes.live_replicas(ctx.redis)
+    drift = lanes.fleet_drift(declared, live, await lanes.consumed(ctx.redis, declared))
+    hints = {"absent": "start its node (`oshal node --bot NAME`), or set replicas: 0 in its manifest if it should "
+                       "not run",
+             "unconsumed": "start the bot once (its node creates the group), or remove the manifest"}
+    return [Finding("runtime", f"fleet.{d.kind}", Severity.MEDIUM, d.text, f"{d.kind}:{d.bot}", hints[d.kind],
+                    {"bot": d.bot, "desired": declared.get(d.bot, 0), "live": live.get(d.bot, 0)})
+            for d in drift if d.kind in hints]
 
 
 async def _heartbeats(ctx: ScanContext) -> list[Finding]:

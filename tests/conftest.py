@@ -12,6 +12,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -311,6 +313,14 @@ def wait_done(http: httpx.Client, ticket_id: str, timeout: float = 30) -> dict[s
         ticket: dict[str, Any] = response.json()
         if ticket["status"] not in ("in_progress", "approved") or time.monotonic() >= deadline:
             return ticket
+
+
+def run_cli(pf: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    """``oshal ARGS`` in a process of its own, against ``pf`` with the admin key."""
+    env = {**os.environ, "OSHAL_API_URL": pf.url, "OSHAL_API_KEY": pf.admin_key, "OSHAL_HOME": str(pf.home),
+           "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "oshal.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
 
 
 def wait_online(pf: Platform, bot: str, timeout: float = 30) -> None:

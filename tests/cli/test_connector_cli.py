@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import Platform
+from conftest import run_cli as oshal
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "openapi"
-
-
-def oshal(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key,
-           "OSHAL_HOME": str(platform.home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "oshal.cli.main", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_import_a_real_spec_then_review_and_enable(platform: Platform) -> None:

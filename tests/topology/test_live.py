@@ -4,14 +4,11 @@ and the CLI, for platform operators only."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from conftest import Platform, make_tenant, wait_online
+from conftest import Platform, make_tenant, run_cli, wait_online
 from oshal.topology.render import MEDIA_TYPES
 from oshal.topology.views import VIEWS
 
@@ -74,18 +71,11 @@ def test_tenants_are_refused_and_bad_names_are_422(platform: Platform) -> None:
         assert admin.get("/v1/topology/system", params={"format": "png"}).status_code == 422
 
 
-def _oshal(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OSHAL_API_URL": platform.url, "OSHAL_API_KEY": platform.admin_key,
-           "OSHAL_HOME": str(platform.home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "oshal.cli.main", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-
-
 def test_the_cli_draws_a_view_and_names_a_wrong_one(platform: Platform) -> None:
-    drawn = _oshal(platform, "diagram", "deployment", "--format", "dot")
+    drawn = run_cli(platform, "diagram", "deployment", "--format", "dot")
     assert drawn.returncode == 0, drawn.stderr
     assert drawn.stdout.startswith("digraph deployment {") and "bot_echo [label=" in drawn.stdout
-    wrong = _oshal(platform, "diagram", "marketing")
+    wrong = run_cli(platform, "diagram", "marketing")
     assert wrong.returncode != 0 and "marketing" in wrong.stderr
 
 

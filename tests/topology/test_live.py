@@ -81,8 +81,8 @@ def test_the_cli_draws_a_view_and_names_a_wrong_one(platform: Platform) -> None:
 
 def test_with_redis_unreachable_the_bots_are_drawn_unknown_not_down(platform: Platform) -> None:
     from conftest import free_port
-    from oshal.control.topology import TopologySource
     from oshal.mesh.redis import connect
+    from oshal.topology.live import TopologySource
     from oshal.topology.views import view
 
     async def build() -> Any:

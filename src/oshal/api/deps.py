@@ -30,7 +30,6 @@ from oshal.control.schedules import ScheduleService
 from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketService
 from oshal.control.tool_gateway import ToolGateway
-from oshal.control.topology import TopologySource
 from oshal.control.workflows import WorkflowService
 from oshal.errors import Forbidden
 from oshal.ledger import PriceTable
@@ -39,6 +38,7 @@ from oshal.security.center import SecurityCenter
 from oshal.security.killswitch import KillSwitches
 from oshal.settings import Settings as PlaneSettings
 from oshal.store.db import Database
+from oshal.topology.live import TopologySource
 from oshal.types import Role
 
 _T = TypeVar("_T")
@@ -116,7 +116,8 @@ audit_anchor_log: Provider[AnchorLog] = _part(lambda cp: cp.audit_anchors)
 AuditAnchors = Annotated[AnchorLog, Depends(audit_anchor_log)]
 engine_health: Provider[EngineHealth] = _part(lambda cp: cp.health)
 Health = Annotated[EngineHealth, Depends(engine_health)]
-topology_source: Provider[TopologySource] = _part(lambda cp: cp.topology)
+topology_source: Provider[TopologySource] = _part(
+    lambda cp: TopologySource(cp.db, cp.redis, cp.kill, cp.health, cp.settings))
 TopologyLive = Annotated[TopologySource, Depends(topology_source)]
 
 

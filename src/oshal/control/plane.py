@@ -38,7 +38,6 @@ from oshal.control.schedules import ScheduleService
 from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketService
 from oshal.control.tool_gateway import ToolGateway
-from oshal.control.topology import TopologySource
 from oshal.control.workflows import WorkflowService
 from oshal.ledger import PriceTable, load_price_file
 from oshal.ledger.prices import price_from_row
@@ -136,7 +135,6 @@ class ControlPlane:
             self.admin.system_tenant, webhook_url=s.security_webhook_url)
         self.budgets.on_overrun = lambda: self.security.scan(["ledger"])
         self.health = EngineHealth(self.db, self.redis, self._restore_bot_identities)
-        self.topology = TopologySource(self.db, self.redis, self.kill, self.health, s)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -130,3 +130,27 @@ def test_a_ticket_of_another_tenant_has_no_route_for_the_platform_operator(platf
         unknown = admin.get("/v1/topology/routing", params={"ticket": ghost})
     assert response.status_code == unknown.status_code == 404  # the same answer as for no ticket at all
     assert response.json()["message"].replace(created.json()["id"], ghost) == unknown.json()["message"]
+
+
+def test_a_bot_killed_turns_down_on_the_deployment_view_within_one_heartbeat_ttl(platform: Platform) -> None:
+    """The nodes started here beat with a 2 s TTL; after a SIGKILL nothing removes the heartbeat but its expiry."""
+    import signal
+    import time
+
+    from control.test_crash_safety import node_processes
+
+    def slow_health() -> str:
+        return str({n["id"]: n["health"] for n in _view(platform, "deployment")["nodes"]}["bot_slow"])
+
+    redis = platform.redis_admin()
+    with node_processes(platform, "slow", 1) as [victim]:
+        assert slow_health() == "ok"
+        beats = list(redis.scan_iter(match="oshal:hb:slow:*"))
+        # what the view reads expires by itself within one TTL: nothing must renew it once the node is dead
+        assert beats and all(0 < redis.pttl(key) <= 2000 for key in beats)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        deadline = time.monotonic() + 30  # a bound on the wait, not a timing claim (the TTL above is the claim)
+        while slow_health() != "down":
+            assert time.monotonic() < deadline, "a killed bot is still drawn up"
+            time.sleep(0.1)

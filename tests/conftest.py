@@ -30,7 +30,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from external.fake_openai import FakeOpenAI
-from oshal import logs
+from oshal import console, logs
 from oshal.api.app import create_app
 from oshal.bots.host import NodeHost
 from oshal.bots.manifest import load_fleet
@@ -173,7 +173,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
     plane = ControlPlane(settings, engines.api_url, engines.redis_url, engines.dispatch_key)
     plane_thread = LoopThread("control-plane")
-    server = uvicorn.Server(uvicorn.Config(create_app(plane), host="127.0.0.1", port=port, log_level="warning",
+    app = create_app(plane, surfaces=[console.surface()])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on", timeout_graceful_shutdown=5))
     served = asyncio.run_coroutine_threadsafe(server.serve(), plane_thread.loop)
     url = f"http://127.0.0.1:{port}"

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     max_model_calls_window_s: float = Field(default=600.0, gt=0)
     ledger_retention_days: int = Field(default=90, ge=1, description="Per-call ledger rows older than this are "
                                        "rolled up into daily totals (nothing is lost from the totals).")
+    console_session_ttl_s: float = Field(default=8 * 3600.0, ge=60, le=30 * 86_400, description="How long a web "
+                                         "console login lasts (the key's own expiry or revocation ends it sooner).")
+    console_secure_cookie: bool | None = Field(default=None, description="Mark the console's cookies Secure: "
+                                               "None = when the request came over HTTPS (X-Forwarded-Proto too).")
     log_level: str = "info"
     log_json: bool = False
 

@@ -32,6 +32,11 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def first_id_at(epoch_ms: int) -> uuid.UUID:
+    """The smallest UUIDv7 of that millisecond: every id made from then on sorts at or after it."""
+    return uuid.UUID(int=((epoch_ms & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) | (0b10 << 62))
+
+
 class TicketStatus(StrEnum):
     BACKLOG = "backlog"
     APPROVED = "approved"

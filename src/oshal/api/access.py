@@ -8,6 +8,7 @@ stops the platform from starting. The authorization matrix test is generated fro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -165,38 +166,42 @@ class GuardedRoute:
     enforced: Audience
 
 
-def changes_state(method: str, path: str) -> bool:
+def changes_state(method: str, path: str, table: Mapping[tuple[str, str], Access] | None = None) -> bool:
     """Whether a request to this route asks for a change (and so is audited before it runs)."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return False
-    declared = ROUTES.get((method, path))
+    declared = (ROUTES if table is None else table).get((method, path))
     return declared is None or declared.changes
 
 
-def declaration_problems(served: list[GuardedRoute]) -> list[str]:
-    """Served routes without a row or guarded differently from it, and rows nothing serves."""
+def declaration_problems(served: list[GuardedRoute], table: Mapping[tuple[str, str], Access] | None = None,
+                         public_mounts: frozenset[str] = PUBLIC_MOUNTS) -> list[str]:
+    """Served routes without a row or guarded differently from it, and rows nothing serves. ``table`` is the API's
+    (:data:`ROUTES`) unless the app serves another surface beside it (the web console) with rows of its own."""
+    table = ROUTES if table is None else table
     problems = []
     seen = set()
     for route in served:
         if route.method == MOUNT:
-            if route.path not in PUBLIC_MOUNTS:
+            if route.path not in public_mounts:
                 problems.append(f"{route.path} is a mounted app without a declaration in PUBLIC_MOUNTS")
             continue
         key = (route.method, route.path)
         seen.add(key)
-        declared = ROUTES.get(key)
+        declared = table.get(key)
         if declared is None:
             problems.append(f"{route.method} {route.path} has no access declaration")
         elif declared.audience is not route.enforced:
             problems.append(f"{route.method} {route.path} is declared {declared.audience.value} "
                             f"but its dependency enforces {route.enforced.value}")
-    problems += [f"{m} {p} is declared but not served" for m, p in sorted(ROUTES.keys() - seen)]
+    problems += [f"{m} {p} is declared but not served" for m, p in sorted(table.keys() - seen)]
     return problems
 
 
-def check_declarations(served: list[GuardedRoute]) -> None:
+def check_declarations(served: list[GuardedRoute], table: Mapping[tuple[str, str], Access] | None = None,
+                       public_mounts: frozenset[str] = PUBLIC_MOUNTS) -> None:
     """Refuse to start unless every served route has exactly the declared guard and every row is served."""
-    problems = declaration_problems(served)
+    problems = declaration_problems(served, table, public_mounts)
     if problems:
         raise ConfigError("route access declarations do not match the app: " + "; ".join(problems),
                           hint="add or fix the route's row in oshal/api/access.py and guard it with the "

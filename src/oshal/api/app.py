@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 import oshal
 from oshal import errors
-from oshal.api.access import check_declarations
+from oshal.api.access import PUBLIC_MOUNTS, ROUTES, Access, check_declarations
 from oshal.api.body_limit import BodyLimit
 from oshal.api.docs_ui import DOCS_PATHS, install_docs_assets
 from oshal.api.fallback import install_fallback_handlers
@@ -39,7 +41,7 @@ _STATUS: list[tuple[type[errors.OshalError], int]] = [
 _BROWSER_PATHS = (*DOCS_PATHS, "/openapi.json")
 
 
-def _status_of(error: errors.OshalError) -> int:
+def status_of(error: errors.OshalError) -> int:
     return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
 
 
@@ -59,7 +61,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Basic realm="oshal", charset="UTF-8"'
         if isinstance(error, errors.RateLimited):
             headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
-        return JSONResponse(error.to_dict(), status_code=_status_of(error), headers=headers)
+        return JSONResponse(error.to_dict(), status_code=status_of(error), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -87,7 +89,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
-def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class Surface:
+    """Another HTTP surface served beside the API by the same app (the web console): its routers, who may call
+    each of its routes (checked at start-up with the API's own table), its public static mounts, and how it
+    installs anything else it needs (error pages)."""
+
+    routers: Sequence[APIRouter]
+    access: Mapping[tuple[str, str], Access]
+    mounts: Mapping[str, ASGIApp] = field(default_factory=dict)
+    install: Callable[[FastAPI], None] | None = None
+
+
+def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True, surfaces: Sequence[Surface] = ()) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
@@ -110,11 +124,26 @@ def create_app(plane: ControlPlane, *, manage_lifecycle: bool = True) -> FastAPI
     install_openapi_doc(app)
 
     install_docs_assets(app)
+    table: dict[tuple[str, str], Access] = dict(ROUTES)
+    public_mounts = set(PUBLIC_MOUNTS)
+    for surface in surfaces:
+        clash = table.keys() & surface.access.keys()
+        if clash:
+            raise errors.ConfigError(f"a surface redeclares API routes: {sorted(clash)}")
+        table.update(surface.access)
+        for router in surface.routers:
+            app.include_router(router)
+        for path, mount in surface.mounts.items():
+            app.mount(path, mount)
+            public_mounts.add(path)
+        if surface.install:
+            surface.install(app)
 
     if plane.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=plane.settings.cors_origins, allow_credentials=False,
                            allow_methods=["*"], allow_headers=["Authorization", "Content-Type", "X-API-Key"])
-    check_declarations(guarded_routes(live_routes(app)))
+    app.state.access_table, app.state.public_mounts = table, frozenset(public_mounts)
+    check_declarations(guarded_routes(live_routes(app)), table, app.state.public_mounts)
     plane.app = app
     plane.routes = lambda: route_infos(live_routes(app))
     body_limit = plane.settings.max_input_bytes * min(plane.settings.max_batch, 256) + 64 * 1024

@@ -6,14 +6,14 @@ services it touches; every part is read from the control plane serving the app (
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from redis.asyncio import Redis
 
-from oshal.api.access import changes_state
+from oshal.api.access import Access, Audience, changes_state
 from oshal.audit import trail
 from oshal.audit.anchors import AnchorLog
 from oshal.control.admin import AdminService
@@ -133,10 +133,11 @@ async def principal(
     return who
 
 
-async def _audit_change(request: Request, who: Principal) -> None:
+async def audit_change(request: Request, who: Principal,
+                       table: Mapping[tuple[str, str], Access] | None = None) -> None:
     """Every change an operator asks for is audited before it runs, so none goes unrecorded."""
     route = request.scope.get("route")
-    if changes_state(request.method, getattr(route, "path", request.url.path)):
+    if changes_state(request.method, getattr(route, "path", request.url.path), table):
         await trail.record_now(_plane(request).db, trail.Entry(who.tenant_id, who.actor,
                                                                f"operator.{request.method.lower()}",
                                                                request.url.path, {}))
@@ -145,7 +146,7 @@ async def _audit_change(request: Request, who: Principal) -> None:
 async def operator(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
     """An operator of the caller's tenant."""
     who.require_operator()
-    await _audit_change(request, who)
+    await audit_change(request, who)
     return who
 
 
@@ -173,11 +174,17 @@ async def platform_operator(request: Request, who: Annotated[Principal, Depends(
     if not await is_platform_operator(_plane(request).admin, who):
         raise Forbidden("this is a platform control: it needs an operator key of the system tenant",
                         hint="use the bootstrap admin key, or a key created for tenant 'system'")
-    await _audit_change(request, who)
+    await audit_change(request, who)
     return who
 
 
 PlatformOperator = Annotated[Principal, Depends(platform_operator)]
+
+# The auth dependencies and the audience each admits, read by the access check (api/route_guards.py). Another
+# surface served beside the API (the web console, which authenticates by session cookie) adds its own here.
+GUARDS: dict[Callable[..., Any], Audience] = {
+    principal: Audience.MEMBER, operator: Audience.OPERATOR, platform_operator: Audience.PLATFORM,
+}
 
 
 async def tenant_named(admin: AdminService, who: Principal, ref: str | None) -> UUID:

@@ -11,9 +11,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute, Mount, Route
 
-from oshal.api.access import MOUNT, Audience, GuardedRoute, declaration_problems
-from oshal.api.deps import BOT_AUTHENTICATED, operator, platform_operator, principal
+from oshal.api.access import MOUNT, PUBLIC_MOUNTS, Audience, GuardedRoute, declaration_problems
+from oshal.api.deps import BOT_AUTHENTICATED, GUARDS
 from oshal.security.scans import RouteInfo
+
+_NARROWNESS = (Audience.PUBLIC, Audience.MEMBER, Audience.OPERATOR, Audience.PLATFORM)
 
 
 def _calls(dependant: Dependant) -> set[Any]:
@@ -32,13 +34,8 @@ def enforced_audience(route: BaseRoute) -> Audience:
     if not isinstance(route, APIRoute):
         return Audience.PUBLIC
     calls = _calls(route.dependant)
-    if platform_operator in calls:
-        return Audience.PLATFORM
-    if operator in calls:
-        return Audience.OPERATOR
-    if principal in calls:
-        return Audience.MEMBER
-    return Audience.PUBLIC
+    enforced = [audience for guard, audience in GUARDS.items() if guard in calls]
+    return max(enforced, key=_NARROWNESS.index, default=Audience.PUBLIC)
 
 
 def guarded_routes(routes: Iterable[BaseRoute]) -> list[GuardedRoute]:
@@ -68,4 +65,6 @@ def route_infos(routes: Iterable[BaseRoute]) -> list[RouteInfo]:
 
 def live_route_problems(app: FastAPI) -> list[str]:
     """The start-up check again, on the running app: every route it answers guarded exactly as declared."""
-    return declaration_problems(guarded_routes(live_routes(app)))
+    state = app.state
+    return declaration_problems(guarded_routes(live_routes(app)), getattr(state, "access_table", None),
+                                getattr(state, "public_mounts", PUBLIC_MOUNTS))

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -70,9 +71,16 @@ class Authenticator:
         self.failures = trail.AuditBuffer(db)
         self._used: set[UUID] = set()
         self._usage_flush_s = usage_flush_s
+        self._forget_hooks: list[Callable[[UUID], None]] = []
+
+    def on_forget(self, hook: Callable[[UUID], None]) -> None:
+        """Called with a key's id when it is revoked (the console's sessions of that key end with it)."""
+        self._forget_hooks.append(hook)
 
     def forget(self, key_id: UUID) -> None:
         self._cache = {k: v for k, v in self._cache.items() if v[1].key_id != key_id}
+        for hook in self._forget_hooks:
+            hook(key_id)
 
     async def authenticate(self, credential: str | None, *, source: str = "") -> Principal:
         try:

@@ -26,6 +26,7 @@ from oshal.control.bot_tokens import BotTokens
 from oshal.control.budgets import BudgetService
 from oshal.control.connector_calls import ConnectorService
 from oshal.control.connector_catalog import Catalog
+from oshal.control.console_sessions import ConsoleSessions
 from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
 from oshal.control.loops.collector import Collector
@@ -91,6 +92,7 @@ class ControlPlane:
         self.auth = Authenticator(self.db)
         self.rate_limits = KeyRateLimiter(s.rate_limit_per_s, s.rate_limit_burst)
         self.admin = AdminService(self.db, self.auth)
+        self.console_sessions = ConsoleSessions(self.db, self.auth, ttl_s=s.console_session_ttl_s)
         self.dispatcher = Dispatcher(self.db, self.redis, self.signer)
         self.kill = KillSwitches(self.db, self.dispatcher)
         self.runner = WorkflowRunner(self.db, self.dispatcher, self.registry.resolve, self.events.publish)
@@ -223,6 +225,7 @@ class ControlPlane:
             try:
                 await self.reload_prices()
                 await self.registry.refresh()
+                await self.console_sessions.sweep()
             except Exception as e:
                 log.warning("refresh failed", error=str(e))
 

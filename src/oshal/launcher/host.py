@@ -20,6 +20,7 @@ def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
     """Run the control plane (API, and the collector and sweeper unless turned off) until it is stopped."""
     import uvicorn
 
+    from oshal import console
     from oshal.api.app import create_app
     from oshal.control.plane import Components, ControlPlane
     from oshal.launcher.prepare import dispatch_key
@@ -35,7 +36,8 @@ def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
         raise ConfigError("TLS needs both OSHAL_TLS_CERT_FILE and OSHAL_TLS_KEY_FILE", hint="set both, or neither")
     plane = ControlPlane(settings, settings.api_database_url, settings.redis_url, dispatch_key(settings),
                          Components(collector=collector, sweeper=sweeper))
-    uvicorn.run(create_app(plane), host=host, port=port, log_level="warning", access_log=False,
+    app = create_app(plane, surfaces=[console.surface()])
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=int(settings.drain_timeout_s),
                 ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
 

@@ -230,3 +230,9 @@ async def grants(conn: Conn, ticket_id: UUID | None) -> list[dict[str, Any]]:
 async def _all(conn: Conn, statement: Statement) -> list[dict[str, Any]]:
     cur = await conn.execute(*statement)
     return await cur.fetchall()
+
+
+async def recent_decisions(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """Tool-call approvals decided most recently, newest first."""
+    return await _all(conn, ("SELECT * FROM approvals WHERE status <> 'pending' ORDER BY decided_at DESC NULLS LAST "
+                             "LIMIT %s", (limit,)))

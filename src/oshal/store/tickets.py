@@ -258,3 +258,30 @@ async def recent_route_percentiles(conn: Conn, last: int = 1000) -> dict[str, tu
     if row is None or not row["n"]:
         return {}
     return {s: (float(row[f"{s}_p50"]), float(row[f"{s}_p99"])) for s in SPANS}
+
+
+async def activity(conn: Conn, since_id: UUID) -> list[dict[str, Any]]:
+    """Tickets created from ``since_id`` on (ids are time-ordered), per status and the hour each finished (None:
+    not finished): what the console's overview counts and charts. One range scan of the tenant's id index."""
+    cur = await conn.execute(
+        "SELECT status, date_trunc('hour', finished_at) AS hour, count(*)::int AS n FROM tickets "
+        "WHERE id >= %s GROUP BY 1, 2", (since_id,))
+    return await cur.fetchall()
+
+
+async def awaiting_approval(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """Tickets waiting at an approval gate, oldest first (a partial index holds only these)."""
+    cur = await conn.execute(
+        "SELECT id, bot, type, status_reason, parent_id, created_at FROM tickets WHERE status = 'approval_required' "
+        "ORDER BY id LIMIT %s", (limit,))
+    return await cur.fetchall()
+
+
+async def recent_per_bot(conn: Conn, per_bot: int, scanned: int = 2000) -> list[dict[str, Any]]:
+    """The newest ``per_bot`` tickets of each bot among the tenant's newest ``scanned`` (a bounded read)."""
+    cur = await conn.execute(
+        "SELECT id, bot, status, created_at, finished_at FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY bot ORDER BY id DESC) AS rn FROM ("
+        "  SELECT id, bot, status, created_at, finished_at FROM tickets ORDER BY id DESC LIMIT %s) newest"
+        ") ranked WHERE rn <= %s ORDER BY bot, id DESC", (scanned, per_bot))
+    return await cur.fetchall()

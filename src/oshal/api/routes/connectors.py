@@ -80,7 +80,7 @@ class Decision(_In):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
+def connector_summary(row: dict[str, Any]) -> dict[str, Any]:
     operations = row["manifest"].get("operations", [])
     return {"id": row["id"], "version": row["version"], "publisher": row["publisher"], "category": row["category"],
             "title": row["title"], "state": row["state"], "quarantine_reason": row["quarantine_reason"],
@@ -90,13 +90,13 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/connectors")
 async def list_connectors(catalog: ConnectorCatalog, who: Caller) -> list[dict[str, Any]]:
-    return [_summary(row) for row in await catalog.entries()]
+    return [connector_summary(row) for row in await catalog.entries()]
 
 
 @router.get("/connectors/{connector_id}")
 async def show_connector(connector_id: str, catalog: ConnectorCatalog, who: Caller) -> dict[str, Any]:
     row = await catalog.get(connector_id)
-    return {**_summary(row), "manifest": row["manifest"], "signature": row["signature"]}
+    return {**connector_summary(row), "manifest": row["manifest"], "signature": row["signature"]}
 
 
 @router.post("/connectors/import", status_code=201)
@@ -104,7 +104,7 @@ async def import_connector(body: ImportRequest, catalog: ConnectorCatalog, who: 
     """Import an API description as a draft connector: every operation disabled until reviewed."""
     row = await catalog.import_document(body.document, connector_id=body.id, publisher=body.publisher,
                                            category=body.category, origin=body.origin, replace=body.replace)
-    return _summary(row)
+    return connector_summary(row)
 
 
 class ManifestIn(_In):
@@ -119,14 +119,14 @@ async def add_connector(body: ManifestIn, catalog: ConnectorCatalog, who: Platfo
         manifest = ConnectorManifest.model_validate(body.manifest)
     except ValidationError as e:
         raise Invalid(f"not a connector manifest: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from e
-    return _summary(await catalog.add_draft(manifest, replace=body.replace))
+    return connector_summary(await catalog.add_draft(manifest, replace=body.replace))
 
 
 @router.post("/connectors/{connector_id}/operations")
 async def change_operations(connector_id: str, body: OperationsChange, catalog: ConnectorCatalog,
                             who: PlatformOperator) -> dict[str, Any]:
     """Enable or disable operations; the connector returns to draft until it is signed again."""
-    return _summary(await catalog.set_operations(connector_id, enable=body.enable, disable=body.disable,
+    return connector_summary(await catalog.set_operations(connector_id, enable=body.enable, disable=body.disable,
                                                     allow_risky=body.allow_risky))
 
 
@@ -134,7 +134,7 @@ async def change_operations(connector_id: str, body: OperationsChange, catalog: 
 async def configure_connector(connector_id: str, body: ConnectorSettings, catalog: ConnectorCatalog,
                               who: PlatformOperator) -> dict[str, Any]:
     """Change where a connector points; it returns to draft until it is signed again."""
-    return _summary(await catalog.configure(connector_id, base_url=body.base_url,
+    return connector_summary(await catalog.configure(connector_id, base_url=body.base_url,
                                                allow_private_network=body.allow_private_network))
 
 
@@ -142,7 +142,7 @@ async def configure_connector(connector_id: str, body: ConnectorSettings, catalo
 async def sign_connector(connector_id: str, body: SignatureIn, catalog: ConnectorCatalog,
                          who: PlatformOperator) -> dict[str, Any]:
     """Enable a connector with a publisher's signature over its current manifest (checked against trust)."""
-    return _summary(await catalog.attach_signature(connector_id, body.signature))
+    return connector_summary(await catalog.attach_signature(connector_id, body.signature))
 
 
 @router.post("/connectors/verify")
@@ -217,7 +217,7 @@ async def list_approvals(db: Db, who: Caller,
         return await repo.approvals(conn, status)
 
 
-async def _decide(db: Database, lifecycle: Lifecycle, who: Principal, approval_id: UUID, status: str,
+async def decide_tool_approval(db: Database, lifecycle: Lifecycle, who: Principal, approval_id: UUID, status: str,
                   reason: str | None) -> dict[str, Any]:
     async with db.tenant(who.tenant_id) as conn:
         row = await repo.decide(conn, approval_id, status, who.key_id, reason)
@@ -234,13 +234,13 @@ async def _decide(db: Database, lifecycle: Lifecycle, who: Principal, approval_i
 @router.post("/approvals/{approval_id}/approve")
 async def approve(approval_id: UUID, db: Db, lifecycle: TicketLifecycle, who: Operator,
                   body: Decision | None = None) -> dict[str, Any]:
-    return await _decide(db, lifecycle, who, approval_id, "approved", body.reason if body else None)
+    return await decide_tool_approval(db, lifecycle, who, approval_id, "approved", body.reason if body else None)
 
 
 @router.post("/approvals/{approval_id}/reject")
 async def reject(approval_id: UUID, body: Decision, db: Db, lifecycle: TicketLifecycle,
                  who: Operator) -> dict[str, Any]:
-    return await _decide(db, lifecycle, who, approval_id, "rejected", body.reason)
+    return await decide_tool_approval(db, lifecycle, who, approval_id, "rejected", body.reason)
 
 
 @router.get("/grants")

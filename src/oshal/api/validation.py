@@ -74,6 +74,9 @@ def check_json_body(raw: bytes) -> None:
         raise RequestValidationError(errors)
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def reject_unstorable(request: Request) -> None:
     """App-wide dependency: path and query parameters (names too) and JSON bodies without refused characters."""
     errors = [_error(("path", name), what, value) for name, value in request.path_params.items()
@@ -84,9 +87,17 @@ async def reject_unstorable(request: Request) -> None:
             errors.append(_error(("query", name), what, value))
     if errors:
         raise RequestValidationError(errors[:10])
-    # Only a body the route reads as JSON: a raw upload (an artifact) may hold any bytes.
-    if getattr(request.scope.get("route"), "body_field", None) is not None:
-        check_json_body(await request.body())
+    # Only a body the route reads (JSON, or a console form): a raw upload (an artifact) may hold any bytes.
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return
+    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+        form = await request.form()  # already parsed (and kept) by FastAPI; the stream is gone
+        errors = [_error(("body", name), what, value) for name, value in form.multi_items()
+                  if isinstance(value, str) and (what := refused_character(name + value)) is not None]
+        if errors:
+            raise RequestValidationError(errors[:10])
+        return
+    check_json_body(await request.body())
 
 
 # -- cross-field rules, stated in the JSON Schema too (a model's json_schema_extra) ----------------------------------

@@ -13,9 +13,10 @@ from oshal.security.scans import ScanContext
 from oshal.security.startup import secret_problems
 from oshal.settings import Settings
 
-# Routes anyone may call: liveness, readiness and metrics for the orchestrator. The bot gateway routes carry
-# their own authentication (bot token plus a signed envelope) and are listed as such by the app.
-PUBLIC_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+# Routes anyone may call: liveness, readiness and metrics for the orchestrator, and the console's login page (it
+# takes an API key and answers nothing else). The bot gateway routes carry their own authentication (bot token plus
+# a signed envelope) and are listed as such by the app.
+PUBLIC_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/login"})
 
 
 async def scan(ctx: ScanContext) -> list[Finding]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from console_client import Console, csrf_of, signed_in
 
 from conftest import Platform, make_tenant, wait_done
+from console_client import Console, csrf_of, signed_in
 from oshal.api.access import Audience
 from oshal.console.access import CONSOLE_ROUTES
 
@@ -38,7 +39,7 @@ class World:
 
 
 @pytest.fixture
-def world(platform: Platform) -> World:
+def world(platform: Platform) -> Iterator[World]:
     a_ops = make_tenant(platform, f"alpha-{uuid.uuid4().hex[:6]}", role="operator")
     b_ops = make_tenant(platform, f"bravo-{uuid.uuid4().hex[:6]}", role="operator")
     with platform.client() as admin:

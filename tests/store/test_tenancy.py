@@ -13,7 +13,8 @@ from oshal.store.migrate import API_ROLE
 TENANT_TABLES = ("api_keys", "tickets", "phases", "attempts", "ledger", "connections", "tool_policies", "approvals",
                  "grants", "credentials", "data_keys", "ticket_events", "workflow_runs", "schedules",
                  "schedule_fires", "artifacts", "workflow_definitions", "audit_log", "security_findings",
-                 "security_scans", "budgets", "budget_usage", "reservations", "ledger_daily", "recordings")
+                 "security_scans", "budgets", "budget_usage", "reservations", "ledger_daily", "recordings",
+                 "console_sessions")
 TICKET_TABLES = TENANT_TABLES[:5]  # the ones a finished ticket writes to
 
 

@@ -55,7 +55,8 @@ def _print_banner(settings: Settings, url: str, engines: Engines) -> None:
     provided = settings.bootstrap_key is not None
     key = "$OSHAL_BOOTSTRAP_KEY" if provided else settings.admin_key_file.read_text().strip()
     out = Console()
-    out.print(f"\n[bold green]oshal is up[/] at [bold]{url}[/]  (docs: {url}/docs, metrics: {url}/metrics)")
+    out.print(f"\n[bold green]oshal is up[/] at [bold]{url}[/]  (console: {url}/ with the admin key below; "
+              f"docs: {url}/docs, metrics: {url}/metrics)")
     table = Table("bot", "harness", "model", "replicas", title="fleet")
     for m in engines.fleet.values():
         table.add_row(m.name, m.harness, m.model, str(m.replicas))

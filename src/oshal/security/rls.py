@@ -122,6 +122,10 @@ async def _plant(owner: psycopg.AsyncConnection[Any]) -> _Canary:
         await owner.execute("INSERT INTO api_keys (id, tenant_id, prefix, hash, role, name) "
                             "VALUES (%s, %s, %s, %s, 'member', 'rls canary')",
                             (canary.key, canary.tenant, canary.key_prefix, _CANARY_KEY_DIGEST))
+        # a console session whose token digest is the key's: the session check's probe presents it
+        await owner.execute("INSERT INTO console_sessions (digest, tenant_id, key_id, expires_at) "
+                            "VALUES (%s, %s, %s, now() + interval '1 hour')",
+                            (_CANARY_KEY_DIGEST, canary.tenant, canary.key))
         await owner.execute("INSERT INTO tickets (id, tenant_id, bot, status, input) VALUES "
                             "(%s, %s, 'echo', 'cancelled', '{\"canary\": true}')", (canary.ticket, canary.tenant))
         await owner.execute("INSERT INTO ledger (call_id, tenant_id, ticket_id, phase_id, attempt, bot, provider, "

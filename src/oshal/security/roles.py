@@ -43,6 +43,7 @@ _API: set[Grant] = {
     Grant("database", "oshal", "CONNECT"), Grant("schema", "public", "USAGE"),
     *_table("tenants", "SELECT", "INSERT"),
     *_table("api_keys", "SELECT", "INSERT"), *_columns("api_keys", "UPDATE", "revoked_at"),
+    *_table("console_sessions", "SELECT", "INSERT", "DELETE"),
     *_table("bots", "SELECT"), *_table("prices", "SELECT", "INSERT"),
     *_table("tickets", "SELECT", "INSERT"),
     *_columns("tickets", "UPDATE", "status", "result", "error", "finished_at", "phase", "status_reason",
@@ -93,7 +94,7 @@ API_FUNCTIONS = frozenset({
     "oshal_audit_head", "oshal_audit_entries", "oshal_audit_anchor", "oshal_audit_anchors", "oshal_audit_prune",
     "oshal_audit_hashes", "oshal_audit_prune_point", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts",
     "oshal_held_phases", "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window",
-    "oshal_budget_resume", "oshal_budget_overruns",
+    "oshal_budget_resume", "oshal_budget_overruns", "oshal_session_check", "oshal_session_sweep",
 })
 
 
@@ -180,6 +181,11 @@ DEFINERS: dict[str, Definer] = _definers(
             "through the append-only trigger's one exception, and records the prune in the chain", Scope.NONE),
     Definer("oshal_audit_prune_point", "the last sequence number retention would remove, recorded in the anchor "
             "file before pruning so verify tells retention from a deleted prefix", Scope.METADATA),
+    Definer("oshal_session_check", "resolves a console request's session cookie before its tenant is known "
+            "(sessions are tenant data); answers only a caller that presents the session token's digest, with that "
+            "session's key, tenant and role", Scope.KEY, probe_args="%(digest)s"),
+    Definer("oshal_session_sweep", "removes expired console sessions of every tenant; returns how many",
+            Scope.NONE),
     Definer("oshal_keys_used", "records when keys of any tenant last authenticated (the access scan's input); "
             "the API role may only revoke keys", Scope.NONE),
     Definer("oshal_expire_reservations", "the sweeper releases budget reservations of every tenant that no result "

@@ -4,6 +4,7 @@ screenshots kept under ``tests/artifacts/screenshots/``."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -101,7 +102,5 @@ def open_page(browser: Browser, base_url: str, test_name: str, **context: Any) -
 def close_page(console_page: ConsolePage) -> None:
     from playwright.sync_api import Error
 
-    try:
+    with contextlib.suppress(Error):  # the browser already went away: nothing is left to close
         console_page.page.context.close()
-    except Error:
-        pass  # the browser already went away; nothing is left to close

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from browser import (CHROMIUM_ARGS, INSTALL_HINT, SKIP_ENV, TIMEOUT_MS, ConsolePage, chromium_path, close_page,
-                     open_page)
+from browser import CHROMIUM_ARGS, INSTALL_HINT, SKIP_ENV, TIMEOUT_MS, ConsolePage, chromium_path, close_page, open_page
 from conftest import Platform, make_tenant, wait_online
 
 if TYPE_CHECKING:
@@ -37,10 +36,11 @@ VIEW_SHOWS = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, headless, driven by Playwright; missing, it fails the tests unless they are skipped on
-    purpose."""
+    purpose. Module-scoped and started after the platform: Playwright's sync API keeps an event loop running in
+    this thread while it lives, so nothing here may call ``asyncio.run`` until it is closed."""
     path = chromium_path()
     if os.environ.get(SKIP_ENV) == "1":
         pytest.skip(f"{SKIP_ENV}=1: the browser tests are skipped (Chromium {'at ' + path if path else 'not found'})")
@@ -63,6 +63,7 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def web(platform: Platform, chromium: Browser, request: pytest.FixtureRequest) -> Iterator[ConsolePage]:
+    """A fresh browser context on the platform's console (``platform`` first: see ``chromium``)."""
     page = open_page(chromium, platform.url, request.node.name)
     try:
         yield page

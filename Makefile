@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: up test lint typecheck bench clean install dev
+.PHONY: up test lint typecheck bench clean install dev browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,20 @@ dev: $(DEVSTAMP)
 up: $(STAMP)
 	$(VENV)/bin/oshal up $(ARGS)
 
-## Lint, type-check and run the whole suite against real engines.
-test: $(DEVSTAMP) lint
+## Lint, type-check and run the whole suite against real engines (the console's tests drive a real Chromium).
+test: $(DEVSTAMP) lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests bench tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+
+## Debian's Chromium for the console's browser tests (Playwright drives it; `playwright install` is never run).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
 bench: $(DEVSTAMP)

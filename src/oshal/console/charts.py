@@ -25,7 +25,8 @@ def bars(data: Sequence[Bar], *, title: str, width: int = 640, height: int = 160
     """A bar chart of ``data`` in order; each bar names its label and value in a tooltip."""
     if not data:
         return _trusted(f'<p class="empty">{escape(title)}: nothing yet.</p>')
-    top = max(max(b.value for b in data), 1e-12)
+    peak = max(b.value for b in data)
+    top = peak if peak > 0 else 1.0  # all zero: bars stay flat, and the label says max 0
     pad_left, pad_bottom, pad_top = 8, 22, 12
     slot = (width - pad_left * 2) / len(data)
     plot_h = height - pad_bottom - pad_top
@@ -45,7 +46,7 @@ def bars(data: Sequence[Bar], *, title: str, width: int = 640, height: int = 160
             parts.append(f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{height - 6}" text-anchor="middle">'
                          f'{escape(bar.label)}</text>')
     parts.append(f'<text class="peak" x="{width - pad_left}" y="{pad_top - 2}" text-anchor="end">'
-                 f'max {escape(f"{top:g}")}{escape(unit)}</text></svg>')
+                 f'max {escape(f"{peak:g}")}{escape(unit)}</text></svg>')
     return _trusted("".join(parts))
 
 

@@ -65,8 +65,9 @@ def system(model: Topology) -> Diagram:
     edges += [Edge("execution", "mesh", "results"), Edge("mesh", "control", "collected"),
               Edge("control", "surfaces", "answers and events")]
     for bot in model.bots:
-        nodes.append(Node(_bot_id(bot), _bot_label(bot), "execution", bot.health))
-        edges += [Edge("mesh", _bot_id(bot), "lane"), Edge(_bot_id(bot), "mesh", "output")]
+        # the name and harness only: the deployment view carries each bot's replicas, pending and lag
+        nodes.append(Node(_bot_id(bot), f"{bot.name} ({bot.harness})", "execution", bot.health))
+        edges.append(Edge("execution", _bot_id(bot)))  # each bot is part of the execution layer; lanes are mesh's
     return Diagram("system", "How work flows through the layers", tuple(nodes), tuple(edges))
 
 

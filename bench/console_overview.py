@@ -5,7 +5,8 @@ owner role (one INSERT ... SELECT generate_series per table, each row as the pla
 made from its created_at, a phase, an attempt for each finished one, a ledger row for ~60% of the done and
 failed ones), spread over the 22 hours before the load so every one of them is counted by the overview, then
 VACUUM (ANALYZE)s the tables as autovacuum soon would. Mixed statuses: ~92.6% done, 5% failed, 1% dead_letter,
-1% cancelled, 0.4% waiting at an approval gate, and the last five minutes' tickets in_progress.
+1% cancelled, 0.4% waiting at an approval gate, and the last five minutes' tickets in_progress (their phases
+dispatched as of the load, so the sweeper leaves them alone for its stale_after_s, 120 s by default).
 
 Then signs in through /login as a browser does (the login page's CSRF token, the session cookie) and times
 BENCH_CONSOLE_REQUESTS sequential GET / after a warm-up: as the new tenant's operator, and as the platform
@@ -166,6 +167,7 @@ def signed_in(url: str, key: str) -> httpx.Client:
         raise SystemExit("the login page has no CSRF token")
     response = http.post("/login", data={"csrf": token[1], "key": key, "next": "/"})
     if response.status_code != 303 or "oshal_session" not in http.cookies:
+        http.close()
         raise SystemExit(f"login failed with {response.status_code}: {response.text[:300]}")
     return http
 

@@ -5,7 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
+<<<<<<< HEAD
 .PHONY: up test lint typecheck bench clean install dev browser
+=======
+.PHONY: up test lint typecheck bench bench-console clean install dev
+>>>>>>> overviewbench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +49,10 @@ browser:
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
 bench: $(DEVSTAMP)
 	$(PY) bench/run.py
+
+## The console overview alone, with BENCH_CONSOLE_TICKETS tickets (default 100000); part of `make bench` too.
+bench-console: $(DEVSTAMP)
+	$(PY) bench/console_overview.py
 
 clean:
 	rm -rf $(VENV) .oshal .pytest_cache .mypy_cache .ruff_cache .grimp_cache .import_linter_cache

@@ -10,7 +10,10 @@ Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one alr
   * tool-call overhead (bench/tools.py) and the workflow engine's time per step and 5-step throughput
     (bench/workflows.py);
   * a model call's budget reservation and settlement (bench/budgets.py), and the tickets/s figure again in a
-    tenant with budgets at every level and every call priced, so every ledger row counts against them.
+    tenant with budgets at every level and every call priced, so every ledger row counts against them;
+  * the web console's overview (GET /) p50/p99 with BENCH_CONSOLE_TICKETS tickets (default 100,000) of the last day
+    in a tenant and as many in the system tenant, as that tenant's operator and as the platform operator
+    (bench/console_overview.py; round trips over loopback, the server sends no Server-Timing).
 The last line is one JSON object with every number.
 """
 
@@ -33,6 +36,7 @@ import httpx
 
 from budgets import measure as measure_budgets  # bench/budgets.py
 from budgets import price_every_call, set_budgets
+from console_overview import measure as measure_console  # bench/console_overview.py
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
 from workflows import measure as measure_workflows  # bench/workflows.py
@@ -45,6 +49,8 @@ ROUNDTRIPS = int(os.environ.get("BENCH_ROUNDTRIPS", "300"))
 TOOL_CALLS = int(os.environ.get("BENCH_TOOL_CALLS", "300"))
 WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
 WORKFLOW_ROUNDS = int(os.environ.get("BENCH_WORKFLOW_ROUNDS", "100"))
+CONSOLE_TICKETS = int(os.environ.get("BENCH_CONSOLE_TICKETS", "100000"))
+CONSOLE_REQUESTS = int(os.environ.get("BENCH_CONSOLE_REQUESTS", "200"))
 
 
 def log(message: str) -> None:
@@ -251,6 +257,11 @@ def main() -> None:
         log(f"  at once: {wf['workflows_5step_per_s']:,.1f} workflows/s ({wf['workflow_steps_per_s']:,.0f} steps/s); "
             f"engine time per step p50 {wf['engine_step_loaded_p50_ms']:.2f} ms, "
             f"p99 {wf['engine_step_loaded_p99_ms']:.2f} ms")
+        console: dict[str, float] = {}
+        if proc is not None:  # it loads its tickets straight into the database: only into a platform of its own
+            log(f"console overview: {CONSOLE_TICKETS:,} tickets in a new tenant and as many in the system tenant, "
+                f"then {CONSOLE_REQUESTS} sequential GET / as each one's operator ...")
+            console = measure_console(url, home, admin_key, CONSOLE_TICKETS, CONSOLE_REQUESTS)
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
@@ -262,6 +273,7 @@ def main() -> None:
             **{k: round(v, 3) for k, v in tools.items()},
             **{k: round(v, 3) for k, v in spend.items()},
             **{k: round(v, 3) for k, v in wf.items()},
+            **{k: round(v, 3) for k, v in console.items()},
         }))
     finally:
         if proc is not None:

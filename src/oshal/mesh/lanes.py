@@ -3,7 +3,7 @@ statistics. Appending to lanes is the dispatcher's (:mod:`oshal.mesh.dispatcher`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,27 @@ async def lane_stats(redis: Redis, bot: str) -> LaneStats:
     async for _ in redis.scan_iter(match=heartbeat_pattern(bot), count=100):
         replicas += 1
     return LaneStats(length=length, pending=pending, lag=max(length - pending, 0), replicas=replicas)
+
+
+async def fleet_stats(redis: Redis, bots: Sequence[str]) -> dict[str, LaneStats]:
+    """:func:`lane_stats` of every bot in two round trips whatever the fleet's size: the lanes' lengths and pending
+    counts in one pipeline, then one scan of the keyspace for heartbeats (not a scan per bot)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for bot in bots:
+            pipe.xlen(lane_stream(bot))
+            pipe.xpending(lane_stream(bot), LANE_GROUP)
+        answers = await pipe.execute(raise_on_error=False)
+    live = await live_replicas(redis)
+    stats = {}
+    for bot, length, summary in zip(bots, answers[::2], answers[1::2], strict=True):
+        if isinstance(length, Exception):
+            raise length
+        if isinstance(summary, Exception) and not isinstance(summary, ResponseError):
+            raise summary
+        pending = 0 if isinstance(summary, ResponseError) else int(summary["pending"])  # no group yet
+        stats[bot] = LaneStats(length=int(length), pending=pending, lag=max(int(length) - pending, 0),
+                               replicas=live.get(bot, 0))
+    return stats
 
 
 async def live_replicas(redis: Redis) -> dict[str, int]:

@@ -46,6 +46,16 @@ async def summary(conn: Conn, by: SummaryBy, since: datetime | None) -> list[dic
     return await cur.fetchall()
 
 
+async def spend_by_bot(conn: Conn, since: datetime) -> list[dict[str, Any]]:
+    """Calls and cost per bot (``key``) from ``since`` on, most spent first: :func:`summary` without the token sums,
+    so the per-call rows are read from the tenant's (tenant_id, created_at) index alone, which carries bot and cost
+    (the console's overview reads this on every page load)."""
+    cur = await conn.execute(
+        "SELECT bot AS key, sum(calls)::bigint AS calls, sum(cost_micros)::bigint AS cost_micros FROM ledger_totals "
+        "WHERE at >= %s GROUP BY 1 ORDER BY cost_micros DESC, key", (since,))
+    return await cur.fetchall()
+
+
 async def price_overrides(conn: Conn) -> list[dict[str, Any]]:
     """Every database price row. SELECT *: the per-type columns (reasoning, request fee, one-hour cache write) are
     optional, so this reads the table before and after the migrations that add them."""

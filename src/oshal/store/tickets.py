@@ -261,11 +261,13 @@ async def recent_route_percentiles(conn: Conn, last: int = 1000) -> dict[str, tu
 
 
 async def activity(conn: Conn, since_id: UUID) -> list[dict[str, Any]]:
-    """Tickets created from ``since_id`` on (ids are time-ordered), per status and the hour each finished (None:
-    not finished): what the console's overview counts and charts. One range scan of the tenant's id index."""
+    """Tickets created from ``since_id`` on (ids are time-ordered), per status and the UTC hour each finished (None:
+    not finished): what the console's overview counts and charts. One index-only range scan of the tenant's id index
+    (it carries status and finished_at). date_bin from a UTC origin rather than date_trunc: the hours are UTC hours
+    (the chart's) whatever the session's time zone, and it costs less per row."""
     cur = await conn.execute(
-        "SELECT status, date_trunc('hour', finished_at) AS hour, count(*)::int AS n FROM tickets "
-        "WHERE id >= %s GROUP BY 1, 2", (since_id,))
+        "SELECT status, date_bin('1 hour', finished_at, '2000-01-01 00:00:00+00') AS hour, count(*)::int AS n "
+        "FROM tickets WHERE id >= %s GROUP BY 1, 2", (since_id,))
     return await cur.fetchall()
 
 

@@ -34,11 +34,12 @@ async def bot_views(db: Database, redis: Redis, kill: KillSwitches) -> list[BotO
     await kill.load()
     async with db.system() as conn:
         rows = await access.bots(conn)
+    every = await lanes.fleet_stats(redis, [str(row["name"]) for row in rows])
     views = []
     for row in rows:
         manifest: dict[str, Any] = row["manifest"]
         name = str(row["name"])
-        stats = await lanes.lane_stats(redis, name)
+        stats = every[name]
         LANE_LENGTH.labels(name).set(stats.length)
         LANE_PENDING.labels(name).set(stats.pending)
         BOT_REPLICAS.labels(name).set(stats.replicas)

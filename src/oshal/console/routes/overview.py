@@ -32,7 +32,7 @@ async def overview(request: Request, who: Viewer) -> Response:
         activity = await ticket_repo.activity(conn, first_id_at(int(window_start.timestamp() * 1000)))
         gates = await ticket_repo.awaiting_approval(conn, 100)
         tool_approvals = await connector_repo.approvals(conn, "pending")
-        spend = await ledger_repo.summary(conn, "bot", day_start)
+        spend = await ledger_repo.spend_by_bot(conn, day_start)
     bots = await bot_views(cp.db, cp.redis, cp.kill)
     findings = await cp.security.summary() if request.state.platform_operator else None
     by_status: Counter[str] = Counter()

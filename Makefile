@@ -5,11 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-<<<<<<< HEAD
-.PHONY: up test lint typecheck bench clean install dev browser
-=======
-.PHONY: up test lint typecheck bench bench-console clean install dev
->>>>>>> overviewbench
+.PHONY: up test lint typecheck bench bench-console clean install dev browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

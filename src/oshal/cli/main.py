@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
@@ -42,6 +43,22 @@ schedules.register(app)
 security.register(app)
 budgets.register(app)
 diagram.register(app)
+
+
+def _add_applications(root: typer.Typer) -> None:
+    """Each installed application's command group (entry point group ``oshal.commands``), e.g. ``oshal ops``.
+    One that cannot be loaded is named on stderr and left out; the platform's own commands still work."""
+    for entry in sorted(entry_points(group="oshal.commands"), key=lambda e: e.name):
+        try:
+            group = entry.load()
+        except Exception as e:  # an application's import error must not take the platform's CLI down
+            Console(stderr=True).print(f"[yellow]warning:[/] the {escape(entry.name)} commands could not be "
+                                       f"loaded: {escape(str(e))}")
+            continue
+        root.add_typer(group, name=entry.name)
+
+
+_add_applications(app)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -195,3 +196,22 @@ def test_export_is_json_lines_that_re_verify_outside_the_platform(platform: Plat
     # Each exported entry links to the one before it.
     for before, after in itertools.pairwise(lines):
         assert after["prev_hash"] == before["hash"] and after["seq"] == before["seq"] + 1
+
+
+def test_entries_since_a_time_are_only_those_written_from_then_on(platform: Platform) -> None:
+    tenant = make_tenant(platform, "since-co", role="operator")
+    with platform.client() as admin:
+        admin.post("/v1/kill", json={"bot": "idle", "reason": "before the cut"})
+        admin.delete("/v1/kill/idle")
+        cut = admin.get("/v1/audit", params={"limit": 10_000}).json()[-1]["at"]
+        time.sleep(0.05)
+        admin.post("/v1/kill", json={"bot": "idle", "reason": "after the cut"})
+        admin.delete("/v1/kill/idle")
+        later = admin.get("/v1/audit", params={"since": cut.replace("+00:00", "Z")}).json()
+        assert later and all(e["at"] >= cut for e in later)
+        assert any(e["target"] == "/v1/kill" or "idle" in e["target"] for e in later)
+        assert not any("before the cut" in json.dumps(e["detail"]) for e in later)
+        assert admin.get("/v1/audit", params={"since": "2026-01-01T00:00:00"}).status_code == 422  # no zone
+    own = tenant.http.get("/v1/audit", params={"since": cut.replace("+00:00", "Z")})
+    assert own.status_code == 200 and all(e["tenant_id"] == tenant.tenant_id for e in own.json())
+    tenant.http.close()

@@ -56,6 +56,13 @@ async def entries_of_all(conn: Conn, after: int, limit: int) -> list[dict[str, A
     return await cur.fetchall()
 
 
+async def last_seq_before(conn: Conn, at: dt.datetime) -> int:
+    """The last sequence number (of the entries this transaction may read) written before ``at``; 0 if none."""
+    cur = await conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM audit_log WHERE at < %s", (at,))
+    row = await cur.fetchone()
+    return int(row["seq"]) if row else 0
+
+
 async def entries(conn: Conn, after: int, limit: int) -> list[dict[str, Any]]:
     """The transaction's tenant's entries after ``after``, in order (RLS decides)."""
     cur = await conn.execute("SELECT * FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit))

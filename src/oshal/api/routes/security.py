@@ -121,10 +121,16 @@ async def verify_from_api(request: Request, db: Db, who: PlatformOperator) -> di
 
 @router.get("/audit")
 async def audit_entries(db: Db, admin: Admin, who: Operator, after: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0,
-                        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
+                        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                        since: Annotated[dt.datetime | None, Query(description="only entries written at or after "
+                                                                   "this time (ISO 8601 with a zone)")] = None,
+                        ) -> list[dict[str, Any]]:
     """Audit entries in order: every tenant's for a platform operator, the caller's tenant's otherwise."""
+    if since is not None and since.tzinfo is None:
+        raise Invalid("since needs a time zone", hint="e.g. 2026-12-05T10:00:00Z")
     platform = await is_platform_operator(admin, who)
-    rows = await trail.entries(db, after=after, limit=limit, tenant=None if platform else who.tenant_id)
+    rows = await trail.entries(db, after=after, limit=limit, tenant=None if platform else who.tenant_id,
+                               since=since)
     return [_entry(r) for r in rows]
 
 

@@ -1,0 +1,128 @@
+"""Gather: before any diagnosis, the evidence an incident rests on, each piece with where it came from and when.
+
+Read from the platform's API only: the fleet and its lanes, dead letters, budgets, connections' credential health,
+engine readiness, recent changes from the audit log, the failing checks, and matching runbooks from the knowledge
+store. Each piece is capped in size, so an incident's evidence stays small enough to hand to a bot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from oshal_ops.api import PlatformAPI, PlatformError
+from oshal_ops.checks import CheckResult
+from oshal_ops.model import Evidence
+
+MAX_ITEM_BYTES = 16 * 1024
+_AUDIT_WINDOW = dt.timedelta(hours=2)
+_CHANGE_ACTIONS = ("operator.", "kill.", "budget.", "connector.", "fleet.", "schedule.", "approval.", "key.")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def capped(data: Any) -> Any:
+    """``data`` if its JSON fits in MAX_ITEM_BYTES, else its JSON text cut there (marked as cut)."""
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    return data if len(text) <= MAX_ITEM_BYTES else {"truncated": True, "json": text[:MAX_ITEM_BYTES]}
+
+
+def from_check(result: CheckResult) -> Evidence:
+    return Evidence(f"check:{result.name}", "check", result.source, result.at,
+                    f"{result.name} {'ok' if result.ok else 'FAILING'}: {result.detail}",
+                    capped({"ok": result.ok, "detail": result.detail, "observed": result.observed}))
+
+
+async def gather(api: PlatformAPI, signal: dict[str, Any], failing: list[CheckResult]) -> list[Evidence]:
+    """Everything the diagnoser may cite for ``signal`` (what opened the incident) and the checks failing now."""
+    items = [from_check(r) for r in failing]
+    for read in (_fleet, _dead_letters, _budgets, _connections, _engines, _changes):
+        try:
+            items += await read(api, signal)
+        except PlatformError as e:  # a read that fails is itself evidence (the diagnoser sees what is missing)
+            items.append(Evidence(f"unavailable:{read.__name__.strip('_')}", "error", f"{e.method} {e.path}",
+                                  _now(), f"could not read it: {e.message}", {"status": e.status}))
+    items += await _runbooks(api, signal)
+    return items
+
+
+async def _fleet(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    bots: list[dict[str, Any]] = await api.get("/v1/bots")
+    at = _now()
+    down = [b["name"] for b in bots if int(b["replicas"]) < int(b["replicas_desired"])]
+    items = [Evidence("bots", "bots", "GET /v1/bots", at,
+                      f"{len(bots)} bots; below their desired replicas: {', '.join(down) or 'none'}",
+                      capped([{k: b.get(k) for k in ("name", "status", "replicas", "replicas_desired", "pending",
+                                                     "lag", "kill_switch")} for b in bots]))]
+    bot = signal.get("bot")
+    for b in bots:
+        if b["name"] == bot:
+            items.append(Evidence(f"lane:{bot}", "lane", "GET /v1/bots", at,
+                                  f"{bot}: {b['replicas']}/{b['replicas_desired']} replicas up, {b['pending']} "
+                                  f"pending, lag {b['lag']}" + (f", held: {b['kill_switch']}" if b.get("kill_switch")
+                                                                else ""), capped(b)))
+    return items
+
+
+async def _dead_letters(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    page = await api.get("/v1/dead-letters", bot=signal.get("bot"), limit=50)
+    tickets = page.get("items", [])
+    errors = sorted({str(t.get("error"))[:300] for t in tickets})
+    return [Evidence("dead_letters", "dead_letters", "GET /v1/dead-letters", _now(),
+                     f"{len(tickets)} dead letters" + (f" of {signal['bot']}" if signal.get("bot") else "")
+                     + (f"; errors: {'; '.join(errors[:3])}" if errors else ""),
+                     capped({"count": len(tickets), "errors": errors,
+                             "tickets": [{k: t.get(k) for k in ("id", "bot", "error", "attempts", "created_at")}
+                                         for t in tickets[:20]]}))]
+
+
+async def _budgets(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    budgets: list[dict[str, Any]] = await api.get("/v1/budgets")
+    gone = [b for b in budgets if int(b.get("remaining") or 0) <= 0 or b.get("overrun_at")]
+    return [Evidence("budgets", "budgets", "GET /v1/budgets", _now(),
+                     f"{len(budgets)} budgets; exhausted or overrun: {len(gone)}",
+                     capped([{k: b.get(k) for k in ("id", "scope", "subject", "period", "limit_micros", "spent",
+                                                    "reserved", "remaining", "overrun_at", "overrun_reason")}
+                             for b in budgets]))]
+
+
+async def _connections(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    connections: list[dict[str, Any]] = await api.get("/v1/connections")
+    bad = [c["connector_id"] for c in connections if c.get("health") in ("failing", "expired")]
+    return [Evidence("connections", "connections", "GET /v1/connections", _now(),
+                     f"{len(connections)} connections; failing or expired: {', '.join(bad) or 'none'}",
+                     capped([{k: c.get(k) for k in ("connector_id", "health", "last_success_at", "last_error_at",
+                                                    "last_error", "expires_at")} for c in connections]))]
+
+
+async def _engines(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    body = await api.request("GET", "/readyz", ok=(503,))
+    body = body if isinstance(body, dict) else {}
+    return [Evidence("readyz", "readyz", "GET /readyz", _now(), f"engines: {body.get('status', 'unknown')}",
+                     capped(body))]
+
+
+async def _changes(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    """Recent changes by people and the platform (kill switches, budgets, connectors, keys) from the audit log."""
+    entries: list[dict[str, Any]] = await api.get("/v1/audit", limit=10_000)
+    since = _now() - _AUDIT_WINDOW
+    recent = [e for e in entries if str(e.get("action", "")).startswith(_CHANGE_ACTIONS)
+              and dt.datetime.fromisoformat(str(e["at"])) >= since][-50:]
+    return [Evidence("audit", "audit", "GET /v1/audit", _now(),
+                     f"{len(recent)} changes in the last {int(_AUDIT_WINDOW.total_seconds() // 3600)} h",
+                     capped([{k: e.get(k) for k in ("seq", "at", "actor", "action", "target")} for e in recent]))]
+
+
+async def _runbooks(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    query = " ".join(str(v) for k, v in sorted(signal.items()) if k in ("kind", "bot", "connector", "endpoint"))
+    try:
+        found = await api.get("/v1/knowledge/search", q=query.replace("_", " "), collection="runbooks", limit=3)
+    except PlatformError as e:
+        return [Evidence("runbooks", "runbook", "GET /v1/knowledge/search", _now(),
+                         f"the knowledge store did not answer: {e.message}", {"status": e.status})]
+    results = found.get("results", found) if isinstance(found, dict) else found
+    return [Evidence(f"runbook:{r.get('slug')}", "runbook", f"GET /v1/knowledge/runbooks/{r.get('slug')}", _now(),
+                     f"runbook {r.get('title')!r} (rank {r.get('rank')})", capped(r)) for r in results or []]

@@ -15,7 +15,7 @@ from oshal_ops.api import PlatformAPI, PlatformError
 from oshal_ops.checks import CheckResult
 from oshal_ops.model import Evidence
 
-MAX_ITEM_BYTES = 16 * 1024
+MAX_ITEM_BYTES = 4 * 1024  # an incident ticket carries its evidence; the platform caps ticket input (64 KiB)
 _AUDIT_WINDOW = dt.timedelta(hours=2)
 _CHANGE_ACTIONS = ("operator.", "kill.", "budget.", "connector.", "fleet.", "schedule.", "approval.", "key.")
 

@@ -1,0 +1,183 @@
+"""The loop: monitor on a schedule, open an incident for each new failure (or alert group), gather its evidence,
+let the incident workflow diagnose it (and an operator approve the remedy, unless policy heals it on its own), then
+act, verify and report. The platform keeps the state: a restarted loop picks its incidents up from their tickets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from oshal_ops import evidence as gathering
+from oshal_ops import report as reporting
+from oshal_ops.api import PlatformAPI, PlatformError
+from oshal_ops.checks import CheckResult, check_endpoint, platform_checks
+from oshal_ops.config import OpsConfig
+from oshal_ops.incident_tickets import INCIDENT_TYPE, file_report, open_incident, publish_workflow
+from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_json
+
+log = logging.getLogger("oshal_ops")
+# What the diagnoser's failure mode is called in the loop's policy (config `automatic`).
+_MODE_OF_SIGNAL = {"bot_offline": "dead_bot", "lane_stuck": "stuck_lane", "dead_letters": "poison_message",
+                   "budget_exhausted": "exhausted_budget", "credential_failing": "failing_credential",
+                   "engine_down": "engine_down", "endpoint_down": "endpoint_down"}
+
+
+class Heal(Protocol):
+    """Runs one allowlisted remedy for an incident: rate budgets, precondition, act, verify, roll back."""
+
+    async def __call__(self, remedy: Remedy, incident: str) -> dict[str, Any]: ...
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+@dataclass
+class Incident:
+    key: str  # "check:bot:echo", or an alert group's key
+    signal: dict[str, Any]
+    detected_at: str
+    last_ok_at: str | None
+    ticket: str = ""
+    state: str = "open"  # open | awaiting_approval | healing | closed
+    diagnosed_at: str | None = None
+    recovered_at: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "signal": self.signal, "detected_at": self.detected_at,
+                "last_ok_at": self.last_ok_at, "ticket": self.ticket, "state": self.state,
+                "diagnosed_at": self.diagnosed_at, "recovered_at": self.recovered_at}
+
+
+class OpsService:
+    def __init__(self, api: PlatformAPI, config: OpsConfig, heal: Heal,
+                 endpoints: httpx.AsyncClient | None = None) -> None:
+        self.api = api
+        self.config = config
+        self.heal = heal
+        self._endpoints = endpoints or httpx.AsyncClient(follow_redirects=False)
+        self.incidents: dict[str, Incident] = {}  # open ones, by key
+        self.last_ok: dict[str, str] = {}  # check name -> when it last passed
+        self.on_change: Callable[[Incident], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        await publish_workflow(self.api)
+        await self._recover()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except PlatformError as e:
+                log.warning("ops loop: the platform refused or did not answer: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.interval_s)
+
+    async def tick(self) -> list[CheckResult]:
+        """One round: run every check, open incidents for new failures, note recoveries, move incidents on."""
+        results = [await check_endpoint(self._endpoints, c) for c in self.config.checks()]
+        results += await platform_checks(self.api, self.config.thresholds())
+        failing = [r for r in results if not r.ok]
+        for result in results:
+            key = f"check:{result.name}"
+            if result.ok:
+                self.last_ok[result.name] = result.at.isoformat()
+                incident = self.incidents.get(key)
+                if incident is not None and incident.recovered_at is None:
+                    incident.recovered_at = result.at.isoformat()
+            elif key not in self.incidents:
+                await self.open(key, result.signal, failing, detected_at=result.at.isoformat(),
+                                last_ok_at=self.last_ok.get(result.name))
+        await self.advance()
+        return results
+
+    async def open(self, key: str, signal: dict[str, Any], failing: Sequence[CheckResult], *, detected_at: str,
+                   last_ok_at: str | None, extra: Sequence[Evidence] = ()) -> Incident:
+        incident = Incident(key, signal, detected_at, last_ok_at)
+        self.incidents[key] = incident
+        evidence = [*extra, *await gathering.gather(self.api, signal, list(failing))]
+        auto = _MODE_OF_SIGNAL.get(str(signal.get("kind")), "") in self.config.automatic
+        created = await open_incident(self.api, key=key, opened_at=detected_at, signal=signal, evidence=evidence,
+                                      auto=auto, budget_micros=int(self.config.incident_budget_usd * 1_000_000))
+        incident.ticket = str(created["id"])
+        log.warning("incident opened: %s (ticket %s)", key, incident.ticket)
+        await self._changed(incident)
+        return incident
+
+    async def advance(self) -> None:
+        for incident in list(self.incidents.values()):
+            if incident.state == "closed" or not incident.ticket:
+                continue
+            ticket = await self.api.get(f"/v1/tickets/{incident.ticket}")
+            status = ticket["status"]
+            if status == "approval_required" and incident.state != "awaiting_approval":
+                incident.state = "awaiting_approval"
+                incident.diagnosed_at = incident.diagnosed_at or _now()
+                await self._changed(incident)
+            elif status in ("done", "escalated", "failed", "cancelled"):
+                await self._conclude(incident, ticket)
+
+    async def _conclude(self, incident: Incident, ticket: dict[str, Any]) -> None:
+        rca, evidence = _rca_of(ticket), [evidence_from_json(e) for e in ticket["input"].get("evidence", [])]
+        incident.diagnosed_at = incident.diagnosed_at or (ticket.get("finished_at") or _now())
+        approved = ticket["status"] == "done" and (ticket.get("result") or {}).get("outcome") == "remediation_approved"
+        if approved and rca is not None and incident.state != "healing":
+            incident.state = "healing"
+            for remedy in rca.remediation[: self.config.max_actions_per_incident]:
+                incident.actions.append(await self.heal(remedy, incident.ticket))
+                if incident.actions[-1].get("verified"):
+                    incident.recovered_at = incident.recovered_at or incident.actions[-1].get("applied_at")
+                    break
+        payload = {"incident": incident.as_dict(), "ticket_status": ticket["status"],
+                   "rca": ticket.get("result", {}).get("output", {}).get("rca") if rca else None,
+                   "evidence": ticket["input"].get("evidence", []), "actions": incident.actions,
+                   "timings": reporting.timings(incident.as_dict())}
+        incident.report = await file_report(self.api, incident.ticket, payload)
+        markdown = reporting.render(incident.as_dict(), rca, evidence, incident.actions)
+        await self._remember(incident, markdown)
+        incident.state = "closed"
+        self.incidents.pop(incident.key, None)
+        log.warning("incident closed: %s", incident.key)
+        await self._changed(incident)
+
+    async def _remember(self, incident: Incident, markdown: str) -> None:
+        """Past incidents go to the knowledge store, where the next gather finds them beside the runbooks."""
+        try:
+            await self.api.put(f"/v1/knowledge/incidents/{incident.ticket}",
+                               {"title": f"Incident {incident.key}", "body": markdown,
+                                "tags": [str(incident.signal.get("kind", "incident"))], "source": "oshal-ops"})
+        except PlatformError as e:
+            log.warning("could not store the incident report in the knowledge store: %s", e)
+
+    async def _recover(self) -> None:
+        """Incidents whose tickets are still open (a restarted loop), taken up again."""
+        page = await self.api.get("/v1/tickets", limit=500)
+        for ticket in page.get("items", []):
+            if ticket.get("type") != INCIDENT_TYPE or ticket["status"] in ("done", "escalated", "failed",
+                                                                           "cancelled"):
+                continue
+            spec = ticket["input"]
+            incident = Incident(str(spec["key"]), dict(spec.get("signal") or {}), str(spec.get("opened_at")),
+                                None, ticket=str(ticket["id"]))
+            self.incidents.setdefault(incident.key, incident)
+
+    async def _changed(self, incident: Incident) -> None:
+        if self.on_change is not None:
+            await self.on_change(incident)
+
+
+def _rca_of(ticket: dict[str, Any]) -> RCA | None:
+    output = (ticket.get("result") or {}).get("output") or {}
+    rca = output.get("rca") if isinstance(output, dict) else None
+    return rca_from_json(rca) if isinstance(rca, dict) else None

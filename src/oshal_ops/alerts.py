@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -67,19 +68,20 @@ class _Wire(BaseModel):
     def _storable(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key, value in data.items():
-                for text in (key, *(_strings(value))):
-                    if isinstance(text, str) and _UNSTORABLE.search(text):
-                        raise ValueError(f"{key!r} contains a NUL character or an unpaired surrogate, which cannot "
-                                         "be stored; remove it")
+                if any(_UNSTORABLE.search(text) for text in (str(key), *_strings(value))):
+                    raise ValueError(f"{key!r} contains a NUL character or an unpaired surrogate, which cannot "
+                                     "be stored; remove it")
         return data
 
 
-def _strings(value: Any) -> list[str]:
+def _strings(value: Any) -> Iterator[str]:
+    """The strings of a field, keys included; a list's items are models that check their own."""
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [text for key, item in value.items() for text in (key, *_strings(item)) if isinstance(text, str)]
-    return []  # lists are validated item by item by their own models
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
 
 
 class Alert(_Wire):
@@ -101,10 +103,6 @@ class Alert(_Wire):
     def ended_at(self) -> datetime | None:
         """When the alert ended, or None when Alertmanager did not say (Go's zero time)."""
         return None if self.ends_at == GO_ZERO_TIME else self.ends_at
-
-    @property
-    def name(self) -> str:
-        return self.labels.get("alertname", "")
 
 
 class AlertmanagerPayload(_Wire):

@@ -266,6 +266,7 @@ def serve(token: str | None, **options: Any) -> Iterator[Intake]:
         server.should_exit = True
         served.result(30)
         thread.close()
+        thread.loop.close()
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,8 @@ TEST_BOTS = {
 MODEL_BOT = "writer"
 IN_PROCESS_BOTS = (MODEL_BOT, "echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer",
                    "architect",
-                   "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor")
+                   "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor",
+                   "ops-diagnoser", "ops-reviewer", "ops-reporter")
 
 
 def free_port() -> int:

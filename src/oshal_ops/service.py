@@ -17,10 +17,12 @@ import httpx
 
 from oshal_ops import evidence as gathering
 from oshal_ops import report as reporting
+from oshal_ops.alerts import AlertmanagerPayload
 from oshal_ops.api import PlatformAPI, PlatformError
 from oshal_ops.checks import CheckResult, check_endpoint, platform_checks
 from oshal_ops.config import OpsConfig
 from oshal_ops.incident_tickets import INCIDENT_TYPE, file_report, open_incident, publish_workflow
+from oshal_ops.incidents import IncidentBook, IncidentChange
 from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_json
 
 log = logging.getLogger("oshal_ops")
@@ -69,6 +71,7 @@ class OpsService:
         self.incidents: dict[str, Incident] = {}  # open ones, by key
         self.last_ok: dict[str, str] = {}  # check name -> when it last passed
         self.on_change: Callable[[Incident], Awaitable[None]] | None = None
+        self.book = IncidentBook()  # Alertmanager's alert groups (a storm is one incident)
 
     async def start(self) -> None:
         await publish_workflow(self.api)
@@ -114,6 +117,30 @@ class OpsService:
         log.warning("incident opened: %s (ticket %s)", key, incident.ticket)
         await self._changed(incident)
         return incident
+
+    async def on_alerts(self, payload: AlertmanagerPayload) -> list[IncidentChange]:
+        """The webhook's callback: alerts grouped into incidents; a new group opens one (with the alerts as
+        evidence), an all-resolved group notes its recovery."""
+        changes = self.book.ingest(payload)
+        for change in changes:
+            grouped = self.book.get(change.incident_key)
+            if grouped is None:
+                continue
+            if change.kind in ("incident_opened", "incident_reopened") and change.incident_key not in self.incidents:
+                labels = dict(payload.common_labels)
+                signal = {"kind": "alert", "alertname": labels.get("alertname", grouped.title),
+                          **{k: v for k, v in labels.items() if k in ("bot", "connector", "endpoint", "severity")}}
+                alerts = Evidence("alert", "alert", "alertmanager", change.at,
+                                  f"{len(grouped.firing)} firing alert(s) in group {grouped.title!r}",
+                                  gathering.capped({"group_labels": grouped.labels, "alerts": [
+                                      {"fingerprint": a.fingerprint, "status": a.status, "labels": a.labels,
+                                       "annotations": a.annotations, "starts_at": a.starts_at.isoformat()}
+                                      for a in list(grouped.alerts.values())[:50]]}))
+                await self.open(change.incident_key, signal, [], detected_at=change.at.isoformat(),
+                                last_ok_at=None, extra=[alerts])
+            elif change.kind == "incident_resolved" and change.incident_key in self.incidents:
+                self.incidents[change.incident_key].recovered_at = change.at.isoformat()
+        return changes
 
     async def advance(self) -> None:
         for incident in list(self.incidents.values()):

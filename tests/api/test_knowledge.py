@@ -28,8 +28,8 @@ def _put(http: httpx.Client, collection: str, slug: str, document: dict[str, Any
 def _search(http: httpx.Client, q: str, **params: Any) -> list[dict[str, Any]]:
     response = http.get("/v1/knowledge/search", params={"q": q, **params})
     assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
 
 
 def test_an_operator_adds_replaces_lists_reads_and_deletes_a_document(platform: Platform) -> None:
@@ -176,8 +176,14 @@ def test_bad_input_is_refused_with_a_message_that_says_what_is_wrong(platform: P
     assert "limit" in _problem(http.get("/v1/knowledge/search", params={"q": "x", "limit": 51}))
     assert "collection name" in _problem(http.get("/v1/knowledge/search", params={"q": "x", "collection": "A"}))
     assert "document slug" in _problem(http.get("/v1/knowledge/runbooks", params={"cursor": "../x"}))
+
+    assert "'trailing '" in _problem(http.put("/v1/knowledge/runbooks/x", json={**good, "tags": ["trailing "]}))
     assert http.get("/v1/knowledge/runbooks").json()["items"] == []  # nothing was written
 
+    # names as the ops app's runbook files have them, and spaced tags as its runbooks carry them
+    spaced = _put(http, "runbooks", "dead_bot.v2", {**good, "tags": ["node host", "dead_bot", "401"]})
+    assert spaced["slug"] == "dead_bot.v2" and spaced["tags"] == ["node host", "dead_bot", "401"]
+    assert [h["slug"] for h in _search(http, "node host")] == ["dead_bot.v2"]
     exactly = "a" * (256 * 1024)
     stored = _put(http, "runbooks", "big", {"title": "t" * 200, "body": exactly, "tags": ["a", "a", "b"]})
     assert stored["tags"] == ["a", "b"]  # a repeated tag is kept once

@@ -19,8 +19,8 @@ from oshal.store import knowledge as knowledge_repo
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
 
 COLLECTION_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
-TAG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+TAG_PATTERN = r"^[a-z0-9](?:[a-z0-9 ._-]{0,38}[a-z0-9._-])?$"  # words may be spaced: "node host"
 # "search" would be shadowed by GET /v1/knowledge/search, so no collection may take that name.
 RESERVED_COLLECTIONS = frozenset({"search"})
 TITLE_MAX = 200
@@ -44,8 +44,8 @@ def _collection(value: str) -> str:
 def _slug(value: str) -> str:
     if not re.fullmatch(SLUG_PATTERN, value):
         raise PydanticCustomError(
-            "document_slug", "a document slug is 1 to 100 lowercase letters, digits and '-', starting with a "
-            "letter or digit (e.g. dead-bot); got {value}", {"value": repr(value[:120])})
+            "document_slug", "a document slug is 1 to 100 lowercase letters, digits, '.', '_' and '-', starting "
+            "with a letter or digit (e.g. dead-bot); got {value}", {"value": repr(value[:120])})
     return value
 
 
@@ -73,7 +73,8 @@ class DocumentIn(BaseModel):
     body: str = Field(min_length=1, max_length=BODY_MAX_BYTES,
                       description=f"Markdown, at most {BODY_MAX_BYTES} bytes of UTF-8.")
     tags: list[str] = Field(default_factory=list, max_length=TAGS_MAX,
-                            description=f"At most {TAGS_MAX}; lowercase letters, digits, '.', '_' and '-'. "
+                            description=f"At most {TAGS_MAX}, each up to 40 lowercase letters, digits, spaces, '.', "
+                                        "'_' and '-'. "
                                         "Matches here rank above matches in the body.")
     source: str = Field(default="", max_length=SOURCE_MAX,
                         description="Where the document comes from (a file, a URL, an incident ticket).")
@@ -101,8 +102,9 @@ class DocumentIn(BaseModel):
     def _tags(cls, value: list[str]) -> list[str]:
         bad = [tag for tag in value if not re.fullmatch(TAG_PATTERN, tag)]
         if bad:
-            raise ValueError(f"tags are 1 to 40 lowercase letters, digits, '.', '_' and '-', starting with a letter "
-                             f"or digit; these are not: {', '.join(repr(t[:60]) for t in bad[:5])}")
+            raise ValueError(f"a tag is 1 to 40 lowercase letters, digits, spaces, '.', '_' and '-', starting with a "
+                             f"letter or digit and not ending in a space; these are not: "
+                             f"{', '.join(repr(t[:60]) for t in bad[:5])}")
         return list(dict.fromkeys(value))  # the first of each repeated tag, in order
 
 
@@ -136,7 +138,7 @@ class SearchHit(DocumentSummary):
 class SearchOut(BaseModel):
     query: str
     collection: str | None
-    items: list[SearchHit] = Field(description="Best first.")
+    results: list[SearchHit] = Field(description="Best first (not a page: at most limit, no cursor).")
 
 
 @router.get("/search", response_model=SearchOut)
@@ -152,7 +154,7 @@ async def search_documents(
     """Ranked full-text search over the tenant's documents (Postgres full text; no embeddings)."""
     async with db.tenant(who.tenant_id) as conn:
         rows = await knowledge_repo.search(conn, q, collection=collection, limit=limit)
-    return SearchOut(query=q, collection=collection, items=[SearchHit(**row) for row in rows])
+    return SearchOut(query=q, collection=collection, results=[SearchHit(**row) for row in rows])
 
 
 @router.get("/{collection}", response_model=DocumentPage)

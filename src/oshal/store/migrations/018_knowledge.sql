@@ -7,7 +7,7 @@ CREATE TABLE knowledge_documents (
     id          uuid PRIMARY KEY,
     tenant_id   uuid NOT NULL REFERENCES tenants (id),
     collection  text NOT NULL CHECK (collection ~ '^[a-z][a-z0-9-]{0,39}$' AND collection <> 'search'),
-    slug        text NOT NULL CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,99}$'),
+    slug        text NOT NULL CHECK (slug ~ '^[a-z0-9][a-z0-9._-]{0,99}$'),
     title       text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
     body        text NOT NULL CHECK (octet_length(body) <= 262144),
     tags        text[] NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 20),

@@ -85,6 +85,9 @@ def world(platform: Platform) -> World:
         assert imported.status_code == 201, imported.text
     policy = a.put("/v1/bots/echo/tools", json={"connector": "shop", "operation": "listProducts", "mode": "auto"})
     assert policy.status_code == 200, policy.text
+    runbook_slug = f"alpha-runbook-{uuid.uuid4().hex[:6]}"
+    runbook = a.put(f"/v1/knowledge/runbooks/{runbook_slug}", json={"title": f"Runbook {marker}", "body": marker})
+    assert runbook.status_code == 201, runbook.text
     bot_tokens = json.loads((platform.home / "run" / "bot-tokens.json").read_text())
     member_key, a_member_id = member.json()["key"], member.json()["id"]
     headers = {
@@ -98,9 +101,10 @@ def world(platform: Platform) -> World:
     }
     values = {"ticket_id": ticket.json()["id"], "budget_id": budget.json()["id"], "key_id": a_member_id,
               "name": schedule_name, "connector_id": "shop", "bot": "echo", "approval_id": _HARMLESS_ID,
-              "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment"}
+              "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment",
+              "collection": "runbooks", "slug": runbook_slug}
     secrets = {a_ops.tenant_id, ticket.json()["id"], budget.json()["id"], a_member_id, _key_id(a), marker,
-               schedule_name, workflow_name, a_ops.name}
+               schedule_name, workflow_name, a_ops.name, runbook_slug}
     return World(headers, values, secrets, a_ops.tenant_id)
 
 
@@ -126,7 +130,7 @@ def test_every_route_refuses_exactly_the_callers_its_declaration_refuses(platfor
     """Allowed callers get past the gate (whatever the handler then says); refused ones get 401 or 403."""
     harmless = {**world.path_values_a, "ticket_id": _HARMLESS_ID, "budget_id": _HARMLESS_ID,
                 "key_id": _HARMLESS_ID, "name": "no-such-thing", "connector_id": "no-such-connector",
-                "scope": "no-such-bot", "bot": "no-such-bot"}
+                "scope": "no-such-bot", "bot": "no-such-bot", "slug": "no-such-document"}
     wrong: list[str] = []
     with httpx.Client(base_url=platform.url, timeout=30) as http:
         for (method, template), access in sorted(ROUTES.items()):
@@ -185,6 +189,8 @@ def _state_of_a(http: httpx.Client, headers: dict[str, str], world: World) -> di
         "workflows": sorted((w["name"], w.get("version")) for w in get("/v1/workflows")),
         "policies": sorted((p["connector_id"], p["operation"], p["mode"]) for p in get("/v1/bots/echo/tools")),
         "connectors": sorted((c["id"], c["state"]) for c in get("/v1/connectors")),
+        "knowledge": sorted((d["slug"], d["title"], d["updated_at"])
+                            for d in get("/v1/knowledge/runbooks")["items"]),
     }
 
 
@@ -204,14 +210,18 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
             "__matrix_probe__": True}
         probes.append((method, path, params, body))
         if method in ("POST", "PUT", "PATCH") and template in ("/v1/budgets", "/v1/connections",
-                                                               "/v1/bots/{bot}/tools", "/v1/schedules"):
+                                                               "/v1/bots/{bot}/tools", "/v1/schedules",
+                                                               "/v1/knowledge/{collection}/{slug}"):
             # well-formed bodies too, so the handler itself runs for B (and must act on B only)
             real = {"/v1/budgets": {"scope": "bot", "subject": "echo", "period": "month", "limit_micros": 10},
                     "/v1/connections": {"connector": "shop", "secret": "b-secret"},
                     "/v1/bots/{bot}/tools": {"connector": "shop", "operation": "listProducts", "mode": "off"},
                     "/v1/schedules": {"name": values["name"], "cron": "0 4 * * *", "bot": "echo",
-                                      "input": {}}}[template]
+                                      "input": {}},
+                    "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"}}[template]
             probes.append((method, path, params, real))
+    marker = next(s for s in world.secrets_a if s.startswith("alpha-secret-"))
+    probes.append(("GET", "/v1/knowledge/search", {"q": marker}, None))  # finds A's runbook if B can see it
     probes.append(("POST", "/v1/keys", None, {"tenant": "system", "role": "operator"}))
     probes.append(("GET", "/v1/keys", {"tenant": "system"}, None))
     return probes

@@ -136,6 +136,12 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/v1/schedules/{name}/disable"): _OPERATOR,
     ("POST", "/v1/schedules/{name}/enable"): _OPERATOR,
     ("POST", "/v1/schedules/{name}/run"): _OPERATOR,
+    # knowledge: a tenant's runbooks and incident reports; anyone in it reads and searches, operators write
+    ("GET", "/v1/knowledge/search"): _MEMBER,
+    ("GET", "/v1/knowledge/{collection}"): _MEMBER,
+    ("GET", "/v1/knowledge/{collection}/{slug}"): _MEMBER,
+    ("PUT", "/v1/knowledge/{collection}/{slug}"): _OPERATOR,
+    ("DELETE", "/v1/knowledge/{collection}/{slug}"): _OPERATOR,
     # security: the audit log is readable per tenant by its operators; everything else is the platform's
     ("GET", "/v1/audit"): _OPERATOR,
     ("GET", "/v1/audit/export"): _OPERATOR,

@@ -17,6 +17,7 @@ from oshal.api.routes import (
     fleet,
     gateway,
     health,
+    knowledge,
     schedules,
     security,
     tickets,
@@ -26,7 +27,7 @@ from oshal.api.routes import (
 
 ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
            connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-           budgets.router, gateway.models, docs.router, topology.router)
+           budgets.router, gateway.models, docs.router, topology.router, knowledge.router)
 RAW_ROUTES = gateway.raw_routes  # plain Starlette routes, matched before anything else
 
 

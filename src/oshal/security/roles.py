@@ -80,6 +80,8 @@ _API: set[Grant] = {
     *_columns("reservations", "UPDATE", "status", "actual", "settled_at", "expires_at"),
     *_table("recordings", "SELECT", "INSERT"),
     *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
+    *_table("knowledge_documents", "SELECT", "INSERT", "DELETE"),
+    *_columns("knowledge_documents", "UPDATE", "title", "body", "tags", "source", "updated_by", "updated_at"),
 }
 
 _REPORT: set[Grant] = {
@@ -95,6 +97,7 @@ API_FUNCTIONS = frozenset({
     "oshal_audit_hashes", "oshal_audit_prune_point", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts",
     "oshal_held_phases", "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window",
     "oshal_budget_resume", "oshal_budget_overruns", "oshal_session_check", "oshal_session_sweep",
+    "oshal_knowledge_words",
 })
 
 

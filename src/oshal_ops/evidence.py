@@ -117,9 +117,11 @@ async def _changes(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
 
 
 async def _runbooks(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
-    query = " ".join(str(v) for k, v in sorted(signal.items()) if k in ("kind", "bot", "connector", "endpoint"))
+    # Any of the words (the failure's kind first): a runbook names the failure mode, not this bot or endpoint.
+    words = [w for k in ("kind", "alertname") if (v := signal.get(k)) for w in str(v).replace("_", " ").split()]
+    query = " or ".join(words)
     try:
-        found = await api.get("/v1/knowledge/search", q=query.replace("_", " "), collection="runbooks", limit=3)
+        found = await api.get("/v1/knowledge/search", q=query or "incident", collection="runbooks", limit=3)
     except PlatformError as e:
         return [Evidence("runbooks", "runbook", "GET /v1/knowledge/search", _now(),
                          f"the knowledge store did not answer: {e.message}", {"status": e.status})]

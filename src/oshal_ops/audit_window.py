@@ -17,11 +17,12 @@ PAGE = 1000
 SLACK = timedelta(minutes=1)
 
 
-async def entries_since(api: PlatformAPI, since: datetime, *, page: int = PAGE) -> list[dict[str, Any]]:
+async def entries_since(api: PlatformAPI, since: datetime, *, page: int = PAGE,
+                        slack: timedelta = SLACK) -> list[dict[str, Any]]:
     """Every audit entry the key may read stamped at or after ``since`` (aware), oldest first."""
     if since.tzinfo is None:
         raise ValueError("since needs a time zone (an aware datetime)")
-    after = await _last_seq_before(api, since - SLACK, page)
+    after = await _last_seq_before(api, since - slack, page)
     found: list[dict[str, Any]] = []
     while True:
         rows: list[dict[str, Any]] = await api.get("/v1/audit", after=after, limit=page)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from oshal_ops.api import PlatformAPI, PlatformError
+from oshal_ops.model import Remedy
 
 ActionName = Literal["pause_bot", "release_kill_switch", "engage_global_kill_switch", "requeue_dead_letters",
                      "disable_connector", "restart_bot", "scale_lane"]
@@ -463,3 +464,24 @@ class ScaleLane(Unsupported):
 ACTIONS: Mapping[str, Action] = {action.name: action for action in (
     PauseBot(), ReleaseKillSwitch(), EngageGlobalKillSwitch(), RequeueDeadLetters(), DisableConnector(),
     RestartBot(), ScaleLane())}
+
+_RISKS = ("low", "medium", "high")
+
+
+def remedy_problems(remedies: Iterable[Remedy]) -> list[str]:
+    """What is wrong with proposed remedies (a diagnoser's, a model's): an action outside the allowlist, a risk
+    stated lower than the action's own, or inputs the action would refuse."""
+    problems = []
+    for n, remedy in enumerate(remedies):
+        action = ACTIONS.get(remedy.action)
+        where = f"remediation[{n}] ({remedy.action} {remedy.target})"
+        if action is None:
+            problems.append(f"{where}: {remedy.action!r} is not an allowed action; the allowlist is "
+                            f"{', '.join(ACTIONS)}")
+        elif remedy.risk not in _RISKS:
+            problems.append(f"{where}: risk {remedy.risk!r} is not one of {', '.join(_RISKS)}")
+        elif _RISKS.index(remedy.risk) < _RISKS.index(action.risk):
+            problems.append(f"{where}: states risk {remedy.risk}, below the action's own ({action.risk})")
+        elif (problem := action.problem(remedy.target, remedy.params)) is not None:
+            problems.append(f"{where}: {problem}")
+    return problems

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from oshal_ops.model import RCA, Claim, Evidence, Remedy
@@ -349,15 +349,20 @@ def _unknown(case: Case, elsewhere: Sequence[Finding]) -> RCA:
         "unknown",
         f"No rule matched the signal {dict(case.signal)!r} in the evidence: a person (or the model-backed diagnoser) "
         f"has to look.{other}",
-        tuple(claim for _, claim in sorted(_context(case, None), key=lambda tc: tc[0])),
+        _in_order(_context(case, None)),
         Claim(f"None of the rules ({rules}) matches what was looked at: {looked}.", cited),
         Claim("Unknown: the evidence shows no failure the rules know.", cited),
         ())
 
 
 def _timeline(case: Case, finding: Finding) -> tuple[Claim, ...]:
-    stamped = [*finding.observations, *_context(case, finding.subject)]
-    return tuple(claim for _, claim in sorted(stamped, key=lambda tc: tc[0]))
+    return _in_order([*finding.observations, *_context(case, finding.subject)])
+
+
+def _in_order(stamped: Iterable[tuple[datetime, Claim]]) -> tuple[Claim, ...]:
+    """The claims oldest first, each led by its time (UTC)."""
+    return tuple(Claim(f"{at.astimezone(UTC).isoformat(timespec='seconds')} {claim.text}", claim.citations)
+                 for at, claim in sorted(stamped, key=lambda tc: tc[0]))
 
 
 def _context(case: Case, subject: str | None) -> Iterator[tuple[datetime, Claim]]:
@@ -367,8 +372,8 @@ def _context(case: Case, subject: str | None) -> Iterator[tuple[datetime, Claim]
         data: Mapping[str, Any] = alert.data if isinstance(alert.data, Mapping) else {}
         labels: Mapping[str, Any] = data["labels"] if isinstance(data.get("labels"), Mapping) else {}
         at = _time(data.get("startsAt")) or alert.collected_at
-        yield at, Claim(f"alert {labels.get('alertname', '?')} {data.get('status', 'firing')} since {at.isoformat()}"
-                        f" ({', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')})",
+        yield at, Claim(f"alert {labels.get('alertname', '?')} {data.get('status', 'firing')} "
+                        f"({', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')})",
                         (alert.id,))
     for audit in case.of_kind("audit"):
         for entry in _rows(audit.data):
@@ -376,7 +381,7 @@ def _context(case: Case, subject: str | None) -> Iterator[tuple[datetime, Claim]
             if subject is None or subject not in _SEGMENTS.split(target):
                 continue
             at = _time(entry.get("at")) or audit.collected_at
-            yield at, Claim(f"{entry.get('action')} {target} by {entry.get('actor')} at {at.isoformat()}", (audit.id,))
+            yield at, Claim(f"{entry.get('action')} {target} by {entry.get('actor')}", (audit.id,))
 
 
 def _remedy(case: Case, action: ActionName, target: str, params: dict[str, Any], risk: Risk, mode: str, why: str,

@@ -88,11 +88,12 @@ def captured(platform: Platform) -> Captured:
     return _CAPTURED
 
 
-NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+NOW = datetime.now(UTC)
 
 
 def ev(id_: str, kind: str, data: Any, source: str, minutes: int = 0) -> Evidence:
-    return Evidence(id_, kind, source, NOW + timedelta(minutes=minutes), f"{kind} from {source}", data)
+    """Evidence as the gatherer hands it over: read now (give or take ``minutes``)."""
+    return Evidence(id_, kind, source, datetime.now(UTC) + timedelta(minutes=minutes), f"{kind} from {source}", data)
 
 
 def bot_row(captured: Captured, name: str) -> dict[str, Any]:
@@ -108,7 +109,8 @@ def runbook(mode: str) -> Evidence:
 def alert(labels: dict[str, str], annotations: dict[str, str]) -> Evidence:
     """One alert as Alertmanager's webhook (version 4) carries it."""
     return ev(f"alert:{labels['alertname']}", "alert", {
-        "status": "firing", "labels": labels, "annotations": annotations, "startsAt": "2026-12-05T02:58:45.828Z",
+        "status": "firing", "labels": labels, "annotations": annotations,
+        "startsAt": (NOW - timedelta(minutes=2)).isoformat(),
         "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.example.org:9090/graph?g0.expr=up",
         "fingerprint": "1a30ba71cca2921f"}, "alertmanager", -1)
 
@@ -195,7 +197,10 @@ def test_the_findings_rest_on_what_the_platform_said(captured: Captured) -> None
     assert dead.remediation[0].target == "idle" and dead.remediation[0].risk == "low"
     assert "runbook:dead-bot" in dead.remediation[0].why.citations
     changes = [c.text for c in dead.timeline if c.citations == ("audit",)]
-    assert [t.split(" ")[0] for t in changes] == ["kill_switch.engage", "operator.delete", "kill_switch.release"]
+    assert [t.split(" ")[1] for t in changes] == ["kill_switch.engage", "operator.delete", "kill_switch.release"]
+    assert dead.timeline[-1].citations == ("bots",)  # read after those changes
+    stamps = [datetime.fromisoformat(c.text.split(" ")[0]) for c in dead.timeline]
+    assert stamps == sorted(stamps)
 
     poison = diagnose(*poison_case(captured))
     assert poison.summary.startswith("2 message(s) of bot idle dead-lettered with the same error: delivered 4 times")
@@ -225,7 +230,8 @@ def test_the_findings_rest_on_what_the_platform_said(captured: Captured) -> None
 
 def test_a_lag_that_grows_with_pending_flat_asks_for_another_consumer(captured: Captured) -> None:
     echo = bot_row(captured, "echo")
-    samples = [{**echo, "pending": 2, "lag": n, "at": f"2026-12-05T02:5{m}:00+00:00"} for n, m in ((10, 0), (90, 5))]
+    samples = [{**echo, "pending": 2, "lag": n, "at": (NOW - timedelta(minutes=m)).isoformat()}
+               for n, m in ((10, 5), (90, 0))]
     rca = diagnose({"bot": "echo"}, [ev("lane:echo", "lane", {"bot": "echo", "samples": samples}, "GET /v1/bots")])
     assert rca.failure_mode == "stuck_lane"
     [remedy] = rca.remediation

@@ -96,6 +96,9 @@ class Executor:
                                           f"{incident} (at most {budget.per_incident} per incident)")
         try:
             identity = await self.identity()
+        except PlatformError as e:
+            return _refused(name, target, f"cannot tell who this key is (GET /v1/whoami), so {name} does not run: {e}")
+        try:
             hourly = await self.applied_last_hour(name)
         except PlatformError as e:
             return _refused(name, target, f"cannot count {name}'s applications in the audit log, so it does not "

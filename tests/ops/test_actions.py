@@ -61,6 +61,21 @@ async def test_pause_bot_holds_the_bots_work_until_its_rollback_releases_it(plat
     assert done["status"] == "done" and done["result"] == {"n": 1}
 
 
+async def test_the_global_switch_holds_every_bot_and_its_rollback_releases_it(platform: Platform,
+                                                                              api: PlatformAPI) -> None:
+    executor = Executor(api, verify_timeout_s=10)
+    result = await executor.execute("engage_global_kill_switch", "global", incident="INC-everything")
+    assert result.verified and not result.rolled_back, result.detail
+    assert "every bot is held by the global kill switch" in result.detail
+    assert all(bot["kill_switch"] for bot in await api.get("/v1/bots"))
+    once = await executor.execute("engage_global_kill_switch", "global", incident="INC-everything",
+                                  taken_in_incident=1)
+    assert once.refused and "at most 1 per incident" in str(once.refused_reason)
+    step = Step(api, await executor.identity(), "global", {}, "")
+    assert "released kill switch global" in await ACTIONS["engage_global_kill_switch"].rollback(step)
+    assert not any(bot["kill_switch"] for bot in await api.get("/v1/bots"))
+
+
 async def test_requeue_dead_letters_runs_a_poison_message_again_and_verifies_it_left(platform: Platform,
                                                                                     api: PlatformAPI) -> None:
     executor = Executor(api, verify_timeout_s=30)

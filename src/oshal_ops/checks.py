@@ -34,6 +34,7 @@ class EndpointCheck:
 class Thresholds:
     lane_pending: int = 100  # a lane with more pending entries than this, and replicas up, is stuck
     dead_letters: int = 0  # more dead letters than this for one bot is a poison-message signal
+    bots: frozenset[str] | None = None  # the bots watched (None: every registered bot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def _now() -> dt.datetime:
 
 async def check_endpoint(client: httpx.AsyncClient, check: EndpointCheck) -> CheckResult:
     started = time.perf_counter()
-    signal = {"kind": "endpoint_down", "endpoint": check.name, "url": check.url}
+    signal = {"kind": "endpoint_down", "check": check.name, "url": check.url}
     source = f"GET {check.url}"
     try:
         response = await client.get(check.url, timeout=check.timeout_s)
@@ -86,6 +87,8 @@ async def platform_checks(api: PlatformAPI, thresholds: Thresholds) -> list[Chec
     except PlatformError as e:
         return [*results, CheckResult("platform:api", False, str(e), "GET /v1/bots", _now(),
                                       {"kind": "platform_unreachable"})]
+    if thresholds.bots is not None:
+        bots = [b for b in bots if b["name"] in thresholds.bots]
     for bot in bots:
         name = str(bot["name"])
         up, desired = int(bot["replicas"]), int(bot["replicas_desired"])

@@ -46,6 +46,7 @@ class OpsConfig(_Strict):
     key_file: Path | None = Field(default=None, description="A file holding a platform operator key")
     interval_s: float = Field(default=10.0, ge=0.2, le=3600)
     endpoints: list[EndpointIn] = Field(default_factory=list, max_length=200)
+    bots: list[str] | None = Field(default=None, description="the bots to watch; default: every registered bot")
     lane_pending: int = Field(default=100, ge=0)
     dead_letters: int = Field(default=0, ge=0)
     alerts: AlertsIn | None = None
@@ -65,7 +66,8 @@ class OpsConfig(_Strict):
         return [EndpointCheck(e.name, e.url, e.timeout_s, e.expect_status, e.expect_body) for e in self.endpoints]
 
     def thresholds(self) -> Thresholds:
-        return Thresholds(lane_pending=self.lane_pending, dead_letters=self.dead_letters)
+        return Thresholds(lane_pending=self.lane_pending, dead_letters=self.dead_letters,
+                          bots=frozenset(self.bots) if self.bots is not None else None)
 
     def platform_url(self) -> str:
         return (self.url or os.environ.get("OSHAL_API_URL") or "http://127.0.0.1:8800").rstrip("/")

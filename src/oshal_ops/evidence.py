@@ -31,15 +31,31 @@ def capped(data: Any) -> Any:
 
 
 def from_check(result: CheckResult) -> Evidence:
+    """An HTTP endpoint check's result, as the diagnoser reads it (name, url, ok, status or error, when)."""
+    observed = result.observed
     return Evidence(f"check:{result.name}", "check", result.source, result.at,
                     f"{result.name} {'ok' if result.ok else 'FAILING'}: {result.detail}",
-                    capped({"ok": result.ok, "detail": result.detail, "observed": result.observed}))
+                    capped({"name": result.name.removeprefix("endpoint:"), "url": result.signal.get("url"),
+                            "ok": result.ok, "status": observed.get("status"), "error": observed.get("error"),
+                            "expected": observed.get("expected"), "latency_ms": observed.get("latency_ms"),
+                            "body": observed.get("body"), "at": result.at.isoformat()}))
 
 
-async def gather(api: PlatformAPI, signal: dict[str, Any], failing: list[CheckResult]) -> list[Evidence]:
-    """Everything the diagnoser may cite for ``signal`` (what opened the incident) and the checks failing now."""
-    items = [from_check(r) for r in failing]
-    for read in (_fleet, _dead_letters, _budgets, _connections, _engines, _changes):
+async def gather(api: PlatformAPI, signal: dict[str, Any], failing: list[CheckResult],
+                 lanes: dict[str, list[dict[str, Any]]] | None = None) -> list[Evidence]:
+    """Everything the diagnoser may cite for ``signal`` (what opened the incident): the failing endpoint checks,
+    the platform's state, and ``lanes`` (recent timed samples of each bot's row, oldest first) for the bot named."""
+    items = [from_check(r) for r in failing if r.name.startswith("endpoint:")]
+    bot = signal.get("bot")
+    if bot and lanes and lanes.get(str(bot)):
+        samples = lanes[str(bot)][-10:]
+        last = samples[-1]
+        items.append(Evidence(f"lane:{bot}", "lane", "GET /v1/bots (sampled by the loop)", _now(),
+                              f"{bot}: {len(samples)} samples; now {last.get('replicas')}/"
+                              f"{last.get('replicas_desired')} up, {last.get('pending')} pending, "
+                              f"lag {last.get('lag')}",
+                              capped({"bot": bot, "samples": samples})))
+    for read in (_fleet, _dead_letters, _paused, _budgets, _connections, _engines, _changes):
         try:
             items += await read(api, signal)
         except PlatformError as e:  # a read that fails is itself evidence (the diagnoser sees what is missing)
@@ -57,13 +73,6 @@ async def _fleet(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
                       f"{len(bots)} bots; below their desired replicas: {', '.join(down) or 'none'}",
                       capped([{k: b.get(k) for k in ("name", "status", "replicas", "replicas_desired", "pending",
                                                      "lag", "kill_switch")} for b in bots]))]
-    bot = signal.get("bot")
-    for b in bots:
-        if b["name"] == bot:
-            items.append(Evidence(f"lane:{bot}", "lane", "GET /v1/bots", at,
-                                  f"{bot}: {b['replicas']}/{b['replicas_desired']} replicas up, {b['pending']} "
-                                  f"pending, lag {b['lag']}" + (f", held: {b['kill_switch']}" if b.get("kill_switch")
-                                                                else ""), capped(b)))
     return items
 
 
@@ -74,9 +83,16 @@ async def _dead_letters(api: PlatformAPI, signal: dict[str, Any]) -> list[Eviden
     return [Evidence("dead_letters", "dead_letters", "GET /v1/dead-letters", _now(),
                      f"{len(tickets)} dead letters" + (f" of {signal['bot']}" if signal.get("bot") else "")
                      + (f"; errors: {'; '.join(errors[:3])}" if errors else ""),
-                     capped({"count": len(tickets), "errors": errors,
-                             "tickets": [{k: t.get(k) for k in ("id", "bot", "error", "attempts", "created_at")}
-                                         for t in tickets[:20]]}))]
+                     capped({"items": [{k: t.get(k) for k in ("id", "bot", "status", "error", "attempts",
+                                                              "created_at", "finished_at")} for t in tickets[:20]]}))]
+
+
+async def _paused(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    page = await api.get("/v1/tickets", status="paused", limit=20)
+    tickets = page.get("items", [])
+    return [Evidence("tickets", "tickets", "GET /v1/tickets?status=paused", _now(), f"{len(tickets)} paused tickets",
+                     capped({"items": [{k: t.get(k) for k in ("id", "bot", "type", "status", "status_reason")}
+                                       for t in tickets]}))]
 
 
 async def _budgets(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:

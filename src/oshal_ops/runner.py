@@ -40,7 +40,6 @@ async def run_loop(config: OpsConfig, out: Console) -> None:
                 raise ConfigError(str(e)) from e
             server = uvicorn.Server(uvicorn.Config(intake, host=host.strip("[]"), port=int(port), log_level="warning",
                                                    access_log=False))
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             tasks.append(asyncio.create_task(server.serve(), name="ops-alert-intake"))
             if config.alert_token() is None:
                 out.print(f"[yellow]the alert intake refuses every request: {config.alerts.token_env} is not set[/]")

@@ -23,9 +23,11 @@ from oshal_ops.checks import CheckResult, check_endpoint, platform_checks
 from oshal_ops.config import OpsConfig
 from oshal_ops.incident_tickets import INCIDENT_TYPE, file_report, open_incident, publish_workflow
 from oshal_ops.incidents import IncidentBook, IncidentChange
-from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_json
+from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_json, rca_to_json
 
 log = logging.getLogger("oshal_ops")
+_LANE_SAMPLES = 10
+_ALERTS_AS_EVIDENCE = 20  # a storm's first alerts; the rest are counted in the incident, not attached
 # What the diagnoser's failure mode is called in the loop's policy (config `automatic`).
 _MODE_OF_SIGNAL = {"bot_offline": "dead_bot", "lane_stuck": "stuck_lane", "dead_letters": "poison_message",
                    "budget_exhausted": "exhausted_budget", "credential_failing": "failing_credential",
@@ -72,6 +74,7 @@ class OpsService:
         self.last_ok: dict[str, str] = {}  # check name -> when it last passed
         self.on_change: Callable[[Incident], Awaitable[None]] | None = None
         self.book = IncidentBook()  # Alertmanager's alert groups (a storm is one incident)
+        self.lanes: dict[str, list[dict[str, Any]]] = {}  # recent timed samples of each bot's row (stuck lanes)
 
     async def start(self) -> None:
         await publish_workflow(self.api)
@@ -93,6 +96,10 @@ class OpsService:
         results += await platform_checks(self.api, self.config.thresholds())
         failing = [r for r in results if not r.ok]
         for result in results:
+            if result.name.startswith("bot:"):
+                samples = self.lanes.setdefault(result.name[4:], [])
+                samples.append({**result.observed, "at": result.at.isoformat()})
+                del samples[:-_LANE_SAMPLES]
             key = f"check:{result.name}"
             if result.ok:
                 self.last_ok[result.name] = result.at.isoformat()
@@ -109,7 +116,7 @@ class OpsService:
                    last_ok_at: str | None, extra: Sequence[Evidence] = ()) -> Incident:
         incident = Incident(key, signal, detected_at, last_ok_at)
         self.incidents[key] = incident
-        evidence = [*extra, *await gathering.gather(self.api, signal, list(failing))]
+        evidence = [*extra, *await gathering.gather(self.api, signal, list(failing), self.lanes)]
         auto = _MODE_OF_SIGNAL.get(str(signal.get("kind")), "") in self.config.automatic
         created = await open_incident(self.api, key=key, opened_at=detected_at, signal=signal, evidence=evidence,
                                       auto=auto, budget_micros=int(self.config.incident_budget_usd * 1_000_000))
@@ -130,14 +137,14 @@ class OpsService:
                 labels = dict(payload.common_labels)
                 signal = {"kind": "alert", "alertname": labels.get("alertname", grouped.title),
                           **{k: v for k, v in labels.items() if k in ("bot", "connector", "endpoint", "severity")}}
-                alerts = Evidence("alert", "alert", "alertmanager", change.at,
-                                  f"{len(grouped.firing)} firing alert(s) in group {grouped.title!r}",
-                                  gathering.capped({"group_labels": grouped.labels, "alerts": [
-                                      {"fingerprint": a.fingerprint, "status": a.status, "labels": a.labels,
-                                       "annotations": a.annotations, "starts_at": a.starts_at.isoformat()}
-                                      for a in list(grouped.alerts.values())[:50]]}))
+                alerts = [Evidence(f"alert:{a.fingerprint}", "alert", f"alertmanager {payload.external_url}".strip(),
+                                   change.at, f"{a.status} alert {a.name or grouped.title!r} since "
+                                   f"{a.starts_at.isoformat()}",
+                                   gathering.capped({"labels": a.labels, "annotations": a.annotations,
+                                                     "startsAt": a.starts_at.isoformat(), "status": a.status}))
+                          for a in list(grouped.alerts.values())[:_ALERTS_AS_EVIDENCE]]
                 await self.open(change.incident_key, signal, [], detected_at=change.at.isoformat(),
-                                last_ok_at=None, extra=[alerts])
+                                last_ok_at=None, extra=alerts)
             elif change.kind == "incident_resolved" and change.incident_key in self.incidents:
                 self.incidents[change.incident_key].recovered_at = change.at.isoformat()
         return changes
@@ -155,8 +162,12 @@ class OpsService:
             elif status in ("done", "escalated", "failed", "cancelled"):
                 await self._conclude(incident, ticket)
 
+    async def rca(self, incident: Incident) -> RCA | None:
+        """The RCA the review accepted (or last saw), from the incident workflow's run: there at the gate already."""
+        return rca_of_run(await self.api.get(f"/v1/tickets/{incident.ticket}/timeline"))
+
     async def _conclude(self, incident: Incident, ticket: dict[str, Any]) -> None:
-        rca, evidence = _rca_of(ticket), [evidence_from_json(e) for e in ticket["input"].get("evidence", [])]
+        rca, evidence = await self.rca(incident), [evidence_from_json(e) for e in ticket["input"].get("evidence", [])]
         incident.diagnosed_at = incident.diagnosed_at or (ticket.get("finished_at") or _now())
         approved = ticket["status"] == "done" and (ticket.get("result") or {}).get("outcome") == "remediation_approved"
         if approved and rca is not None and incident.state != "healing":
@@ -167,7 +178,7 @@ class OpsService:
                     incident.recovered_at = incident.recovered_at or incident.actions[-1].get("applied_at")
                     break
         payload = {"incident": incident.as_dict(), "ticket_status": ticket["status"],
-                   "rca": ticket.get("result", {}).get("output", {}).get("rca") if rca else None,
+                   "rca": rca_to_json(rca) if rca else None,
                    "evidence": ticket["input"].get("evidence", []), "actions": incident.actions,
                    "timings": reporting.timings(incident.as_dict())}
         incident.report = await file_report(self.api, incident.ticket, payload)
@@ -204,7 +215,9 @@ class OpsService:
             await self.on_change(incident)
 
 
-def _rca_of(ticket: dict[str, Any]) -> RCA | None:
-    output = (ticket.get("result") or {}).get("output") or {}
-    rca = output.get("rca") if isinstance(output, dict) else None
+def rca_of_run(timeline: dict[str, Any]) -> RCA | None:
+    """The review step's RCA in an incident ticket's timeline (its workflow run's outputs), if it got that far."""
+    outputs = ((timeline.get("run") or {}).get("state") or {}).get("outputs") or {}
+    review = outputs.get("review") if isinstance(outputs, dict) else None
+    rca = review.get("rca") if isinstance(review, dict) else None
     return rca_from_json(rca) if isinstance(rca, dict) else None

@@ -1,0 +1,224 @@
+"""The operations loop end to end against a running platform: a real failure is detected, its evidence gathered,
+the incident diagnosed by the loop's bots on their lanes, the remedy approved by an operator, acted on, verified
+and reported. Times to detect and recover are printed (measured, never asserted)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Platform, free_port, wait_done
+from control.test_crash_safety import node_processes
+from oshal.mesh.redis_keys import dead_stream, lane_stream
+from oshal_ops.api import PlatformAPI
+from oshal_ops.config import OpsConfig
+from oshal_ops.heal import executor_for
+from oshal_ops.model import rca_to_json
+from oshal_ops.service import Incident, OpsService, rca_of_run
+from oshal_ops.webhook import create_app
+
+DATA = Path(__file__).parent / "data"
+RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "oshal_ops" / "runbooks"
+
+
+@pytest.fixture
+async def api(platform: Platform) -> AsyncIterator[PlatformAPI]:
+    async with PlatformAPI(platform.url, platform.admin_key) as client:
+        for path in sorted(RUNBOOKS.glob("*.md")):
+            body = path.read_text()
+            await client.put(f"/v1/knowledge/runbooks/{path.stem}",
+                             {"title": body.splitlines()[0].removeprefix("# "), "body": body,
+                              "tags": [t.strip() for t in body.splitlines()[2].split(":", 1)[1].split(",")]})
+        yield client
+
+
+def _service(api: PlatformAPI, **config: object) -> OpsService:
+    settings = OpsConfig.model_validate({"interval_s": 0.5, **config})
+    return OpsService(api, settings, executor_for(api, settings))
+
+
+async def _drive(service: OpsService, until: Callable[[], Awaitable[bool] | bool], what: str,
+                 timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await service.tick()
+        outcome = until()
+        if await outcome if asyncio.iscoroutine(outcome) else outcome:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the loop did not get there within {timeout} s: {what}; incidents: "
+                         f"{[i.as_dict() for i in service.incidents.values()]}")
+
+
+def _opened(service: OpsService, key: str) -> Incident | None:
+    return service.incidents.get(key)
+
+
+async def _rca(api: PlatformAPI, incident: Incident) -> dict[str, Any]:
+    timeline = await api.get(f"/v1/tickets/{incident.ticket}/timeline")
+    found = rca_of_run(timeline)
+    assert found is not None, timeline.get("run")
+    return rca_to_json(found)
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _endpoint(port: int) -> Iterator[None]:
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _seconds(start: float, end: float) -> str:
+    return f"{end - start:.1f} s"
+
+
+async def test_an_endpoint_that_stops_is_an_incident_diagnosed_with_citations_reported_and_resolved(
+        platform: Platform, api: PlatformAPI) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/health"
+    service = _service(api, endpoints=[{"name": "shop", "url": url, "timeout_s": 1}], bots=[])
+    await service.start()
+    with _endpoint(port):
+        await service.tick()
+    stopped = time.monotonic()
+    key = "check:endpoint:shop"
+    await _drive(service, lambda: _opened(service, key) is not None, "the endpoint's incident opens")
+    detected = time.monotonic()
+    incident = service.incidents[key]
+    await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the approval gate")
+    rca = await _rca(api, incident)
+    assert rca["failure_mode"] == "endpoint_down"
+    assert "check:endpoint:shop" in rca["root_cause"]["citations"]
+    with _endpoint(port):
+        await _drive(service, lambda: incident.recovered_at is not None, "the endpoint answers again")
+        recovered = time.monotonic()
+        await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "seen; the shop is back"})
+        await _drive(service, lambda: incident.state == "closed", "the incident closes with its report")
+    report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+    assert "endpoint_down" in report["body"] and "`check:endpoint:shop`" in report["body"]
+    assert report["body"].count("| `") >= 5  # the evidence table, each row with its source and time
+    filed = await api.get("/v1/tickets", bot="ops-reporter")
+    assert [t["status"] for t in filed["items"]] == ["done"]
+    print(f"\nendpoint down: detected after {_seconds(stopped, detected)}, recovered after "
+          f"{_seconds(stopped, recovered)} (the loop checks every {service.config.interval_s:g} s)")
+
+
+async def test_a_poison_message_is_diagnosed_requeued_after_approval_verified_and_reported(
+        platform: Platform, api: PlatformAPI) -> None:
+    ticket = (await api.post("/v1/tickets", {"bot": "idle", "input": {"job": "poison"}}))["id"]
+    admin = platform.redis_admin()
+    lane = lane_stream("idle")
+    [(_, [(message_id, _)])] = admin.xreadgroup("bots", "ghost-1", {lane: ">"}, count=1)
+    for ghost in ("ghost-2", "ghost-3"):  # three replicas take it in turn and die before acknowledging it
+        admin.xclaim(lane, "bots", ghost, 0, [message_id])
+    try:
+        with node_processes(platform, "idle", 1):
+            with platform.client() as http:
+                assert wait_done(http, ticket)["status"] == "dead_letter"
+            poisoned = time.monotonic()
+            service = _service(api, bots=["idle"])
+            await service.start()
+            key = "check:dead_letters:idle"
+            await _drive(service, lambda: _opened(service, key) is not None, "the dead letter opens an incident")
+            detected = time.monotonic()
+            incident = service.incidents[key]
+            await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+            rca = await _rca(api, incident)
+            assert rca["failure_mode"] == "poison_message"
+            assert any(r["action"] == "requeue_dead_letters" for r in rca["remediation"])
+            await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "the bot is fixed; requeue"})
+            await _drive(service, lambda: incident.state == "closed", "healed, verified and reported", timeout=90)
+            healed = time.monotonic()
+        requeue = next(a for a in incident.actions if a["action"] == "requeue_dead_letters")
+        assert requeue["verified"] and not requeue["rolled_back"], requeue
+        assert (await api.get(f"/v1/tickets/{ticket}"))["status"] == "done"
+        report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+        assert "requeue_dead_letters" in report["body"] and "verified" in report["body"]
+        print(f"\npoison message: detected {_seconds(poisoned, detected)} after the dead letter, recovered "
+              f"{_seconds(poisoned, healed)} after it (including the operator's approval)")
+    finally:
+        admin.delete(dead_stream("idle"))
+        admin.close()
+
+
+async def test_a_killed_bot_is_diagnosed_dead_with_citations_and_a_restart_is_refused_honestly(
+        platform: Platform, api: PlatformAPI) -> None:
+    service = _service(api, bots=["slow"])
+    await service.start()
+    with node_processes(platform, "slow", 1) as [process]:
+        await service.tick()  # healthy: its last good reading
+        process.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        key = "check:bot:slow"
+        await _drive(service, lambda: _opened(service, key) is not None, "the dead bot opens an incident")
+        detected = time.monotonic()
+        incident = service.incidents[key]
+        await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+        rca = await _rca(api, incident)
+        assert rca["failure_mode"] == "dead_bot"
+        citations = set(rca["root_cause"]["citations"])
+        assert citations & {"bots", "lane:slow"}, citations
+        assert [r["action"] for r in rca["remediation"]][:1] == ["restart_bot"]
+        await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "restart it"})
+        await _drive(service, lambda: incident.state == "closed", "acted on and reported")
+    restart = next(a for a in incident.actions if a["action"] == "restart_bot")
+    assert restart["refused_reason"] and "fleet-control" in restart["refused_reason"]
+    report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+    assert "dead_bot" in report["body"] and "refused" in report["body"]
+    print(f"\ndead bot: detected {_seconds(killed, detected)} after SIGKILL (heartbeat TTL 2 s); not recovered: "
+          "the platform has no fleet-control API to restart it yet")
+
+
+async def test_alertmanager_notifications_open_one_incident_even_in_a_storm(platform: Platform,
+                                                                            api: PlatformAPI) -> None:
+    service = _service(api, bots=[])
+    await service.start()
+    token = "t" * 32
+    app = create_app(service.on_alerts, token=token)
+    payload = json.loads((DATA / "alertmanager_v4_firing.json").read_text())
+    storm = {**payload, "alerts": [{**payload["alerts"][0], "fingerprint": f"{i:016x}",
+                                    "labels": {**payload["alerts"][0]["labels"], "instance": f"host-{i}"}}
+                                   for i in range(200)]}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ops") as http:
+        headers = {"Authorization": f"Bearer {token}"}
+        first = await http.post("/v1/ops/alerts", json=payload, headers=headers)
+        assert first.status_code == 200, first.text
+        for _ in range(3):
+            assert (await http.post("/v1/ops/alerts", json=storm, headers=headers)).status_code == 200
+        refused = await http.post("/v1/ops/alerts", json=payload, headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401
+    incidents = [t for t in (await api.get("/v1/tickets", limit=500))["items"] if t.get("type") == "incident"]
+    assert len(incidents) == 1, [t["input"]["key"] for t in incidents]
+    assert incidents[0]["input"]["key"].startswith("alertmanager:")
+    assert any(e["kind"] == "alert" for e in incidents[0]["input"]["evidence"])
+    assert len(service.book.get(incidents[0]["input"]["key"]).alerts) == 201  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from oshal_ops.api import PlatformAPI, PlatformError
 from oshal_ops.config import ConfigError, OpsConfig, load
+from oshal_ops.service import rca_of_run
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The operations loop: watch endpoints and the platform, open incidents, diagnose, heal.")
@@ -112,13 +113,13 @@ def show(incident: str, config_path: ConfigOption = None, as_json: JsonFlag = Fa
     for e in spec.get("evidence", []):
         evidence.add_row(escape(e["id"]), escape(e["summary"]), escape(e["source"]), e["collected_at"])
     out.print(evidence)
-    output = (ticket.get("result") or {}).get("output") or {}
-    rca = output.get("rca") if isinstance(output, dict) else None
-    if rca:
-        out.print(f"[bold]RCA[/] ({rca['failure_mode']}): {escape(rca['summary'])}")
-        out.print(f"root cause: {escape(rca['root_cause']['text'])} {rca['root_cause']['citations']}")
-        for r in rca.get("remediation", []):
-            out.print(f"  remedy: {r['action']} on {escape(r['target'])} (risk {r['risk']})")
+    rca = rca_of_run(timeline)
+    if rca is not None:
+        out.print(f"[bold]RCA[/] ({rca.failure_mode}): {escape(rca.summary)}")
+        out.print(f"root cause: {escape(rca.root_cause.text)} {list(rca.root_cause.citations)}")
+        out.print(f"impact: {escape(rca.impact.text)} {list(rca.impact.citations)}")
+        for r in rca.remediation:
+            out.print(f"  remedy: {r.action} on {escape(r.target)} (risk {r.risk}): {escape(r.why.text)}")
     for e in timeline.get("events", []):
         phase, why = escape(str(e.get("phase") or "")), escape(str(e.get("reason") or ""))
         out.print(f"  {e['at']}  {e['to_status']}  {phase}  {why}")

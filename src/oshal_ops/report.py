@@ -41,7 +41,8 @@ def render(incident: dict[str, Any], rca: RCA | None, evidence: list[Evidence],
            actions: list[dict[str, Any]]) -> str:
     t = timings(incident)
     lines = [f"# Incident {incident.get('key', '?')}", "",
-             f"- **State**: {incident.get('state', 'open')}",
+             f"- **State**: {incident.get('state', 'open')}, "
+             f"{'recovered' if incident.get('recovered_at') else 'NOT recovered'}",
              f"- **Signal**: {incident.get('signal')}",
              f"- **Detected**: {_when(incident.get('detected_at'))} "
              f"(last healthy: {_when(incident.get('last_ok_at'))})",
@@ -56,7 +57,8 @@ def render(incident: dict[str, Any], rca: RCA | None, evidence: list[Evidence],
                   "## Root cause", "", _cite(rca.root_cause), "", "## Impact", "", _cite(rca.impact), "",
                   "## Timeline", "", *[f"1. {_cite(c)}" for c in rca.timeline], "",
                   "## Remediation options", "",
-                  *[f"- `{r.action}` on `{r.target}` (risk {r.risk}): {_cite(r.why)}" for r in rca.remediation], ""]
+                  *([f"- `{r.action}` on `{r.target}` (risk {r.risk}): {_cite(r.why)}" for r in rca.remediation]
+                    or ["None from the allowlist: this needs a person (see the summary)."]), ""]
     lines += ["## Actions taken", ""]
     if not actions:
         lines.append("None.")

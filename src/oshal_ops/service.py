@@ -75,6 +75,8 @@ class OpsService:
         self.on_change: Callable[[Incident], Awaitable[None]] | None = None
         self.book = IncidentBook()  # Alertmanager's alert groups (a storm is one incident)
         self.lanes: dict[str, list[dict[str, Any]]] = {}  # recent timed samples of each bot's row (stuck lanes)
+        # Closed while still failing (a rejected or unhealable remedy): no new incident until the check passes.
+        self.unresolved: dict[str, str] = {}
 
     async def start(self) -> None:
         await publish_workflow(self.api)
@@ -103,10 +105,11 @@ class OpsService:
             key = f"check:{result.name}"
             if result.ok:
                 self.last_ok[result.name] = result.at.isoformat()
+                self.unresolved.pop(key, None)
                 incident = self.incidents.get(key)
                 if incident is not None and incident.recovered_at is None:
                     incident.recovered_at = result.at.isoformat()
-            elif key not in self.incidents:
+            elif key not in self.incidents and key not in self.unresolved:
                 await self.open(key, result.signal, failing, detected_at=result.at.isoformat(),
                                 last_ok_at=self.last_ok.get(result.name))
         await self.advance()
@@ -143,8 +146,9 @@ class OpsService:
                                    gathering.capped({"labels": a.labels, "annotations": a.annotations,
                                                      "startsAt": a.starts_at.isoformat(), "status": a.status}))
                           for a in list(grouped.alerts.values())[:_ALERTS_AS_EVIDENCE]]
+                onset = min((a.starts_at for a in grouped.alerts.values()), default=change.at)
                 await self.open(change.incident_key, signal, [], detected_at=change.at.isoformat(),
-                                last_ok_at=None, extra=alerts)
+                                last_ok_at=onset.isoformat(), extra=alerts)
             elif change.kind == "incident_resolved" and change.incident_key in self.incidents:
                 self.incidents[change.incident_key].recovered_at = change.at.isoformat()
         return changes
@@ -182,9 +186,11 @@ class OpsService:
                    "evidence": ticket["input"].get("evidence", []), "actions": incident.actions,
                    "timings": reporting.timings(incident.as_dict())}
         incident.report = await file_report(self.api, incident.ticket, payload)
+        incident.state = "closed"
+        if incident.recovered_at is None:
+            self.unresolved[incident.key] = incident.ticket
         markdown = reporting.render(incident.as_dict(), rca, evidence, incident.actions)
         await self._remember(incident, markdown)
-        incident.state = "closed"
         self.incidents.pop(incident.key, None)
         log.warning("incident closed: %s", incident.key)
         await self._changed(incident)

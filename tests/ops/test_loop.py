@@ -128,6 +128,10 @@ async def test_an_endpoint_that_stops_is_an_incident_diagnosed_with_citations_re
     assert report["body"].count("| `") >= 5  # the evidence table, each row with its source and time
     filed = await api.get("/v1/tickets", bot="ops-reporter")
     assert [t["status"] for t in filed["items"]] == ["done"]
+    business = await api.get("/v1/topology/business", format="json")
+    labels = {n["id"]: n["label"] for n in business["nodes"]}
+    assert labels["app_operations_loop"] == "operations loop"
+    assert "done 1" in labels["app_operations_loop_incident"]  # the incident, counted live
     print(f"\nendpoint down: detected after {_seconds(stopped, detected)}, recovered after "
           f"{_seconds(stopped, recovered)} (the loop checks every {service.config.interval_s:g} s)")
 

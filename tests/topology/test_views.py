@@ -98,6 +98,21 @@ def test_the_business_view_says_no_application_is_installed_yet() -> None:
     assert diagram.nodes == () and "no application is installed yet" in diagram.notes[0]
 
 
+def test_the_business_view_draws_each_applications_flows_with_their_counts() -> None:
+    incident = WorkflowState("incident", 2, ("investigate", "review", "remediation_gate"),
+                             (("approval_required", 1), ("done", 3)), application="operations loop")
+    platform_own = WorkflowState("video", 1, ("script", "render"))
+    model = replace(_model(), workflows=(incident, platform_own), applications=("operations loop",))
+    diagram = view("business", model)
+    labels = {n.id: n.label for n in diagram.nodes}
+    assert labels["app_operations_loop"] == "operations loop"
+    assert labels["app_operations_loop_incident"] == "incident v2: approval_required 1, done 3"
+    assert not any("video" in n.id for n in diagram.nodes)  # the platform's own flows are the workflows view's
+    chain = [(e.source, e.target) for e in diagram.edges]
+    assert ("app_operations_loop_incident_investigate", "app_operations_loop_incident_review") in chain
+    assert "flowchart" in FORMATS["mermaid"](diagram)
+
+
 def test_the_routing_view_labels_each_measured_hop() -> None:
     timed = replace(_model(), route=(("bot_run", 2.0, 9.5), ("lane_to_bot", 0.25, 1.0)))
     labels = {(e.source, e.target): e.label for e in view("routing", timed).edges}

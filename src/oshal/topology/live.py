@@ -73,13 +73,15 @@ class TopologySource:
             bots = [BotState(str(r["name"]), str(r["harness"]), str(r["model"]), lane_stream(str(r["name"])), 0,
                              int(r["replicas"]), 0, 0, declared=True, observed=False) for r in registered]
             found = ("redis is down: the bots' heartbeats and lanes cannot be observed",)
+        flows = tuple(_workflow(d, steps[d["name"]], per_type) for d in definitions)
         return Topology(
             bots=tuple(bots),
             stores=tuple(await self._stores(facts)),
             connectors=tuple(ConnectorState(str(r["id"]), str(r["state"]), r["signature"] is not None,
                                             str(r["quarantine_reason"] or "")) for r in catalog_rows),
             controls=tuple(self._controls(facts, open_findings, runs)),
-            workflows=tuple(_workflow(d, steps[d["name"]], per_type) for d in definitions),
+            workflows=flows,
+            applications=tuple(sorted({flow.application for flow in flows if flow.application})),
             ticket_counts=tuple(sorted(counts.items())),
             drift=found,
             route=route,
@@ -154,4 +156,5 @@ def _workflow(definition: dict[str, Any], full: dict[str, Any] | None, per_type:
     document = (full or {}).get("document") or {}
     step_ids = tuple(str(s.get("id", "")) for s in document.get("steps", []) if isinstance(s, dict))
     counts = tuple((str(r["status"]), int(r["n"])) for r in per_type if r["type"] == definition["name"])
-    return WorkflowState(str(definition["name"]), int(definition["version"]), step_ids, counts)
+    return WorkflowState(str(definition["name"]), int(definition["version"]), step_ids, counts,
+                         str(document.get("application") or ""))

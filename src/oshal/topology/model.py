@@ -74,6 +74,7 @@ class WorkflowState:
     version: int
     steps: tuple[str, ...]
     counts: tuple[tuple[str, int], ...] = ()  # tickets of this type per status
+    application: str = ""  # the application whose flow it is ("" for the platform's own workflows)
 
 
 @dataclass(frozen=True, slots=True)

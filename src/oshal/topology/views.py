@@ -167,8 +167,19 @@ def business(model: Topology) -> Diagram:
         return Diagram("business", "Application flows", (), (),
                        ("no application is installed yet: the trading desk and the operations loop add their flows "
                         "here when they land",))
-    nodes = tuple(Node(f"app_{name}", name, "applications") for name in model.applications)
-    return Diagram("business", "Application flows", nodes, ())
+    nodes: list[Node] = []
+    edges: list[Edge] = []
+    for app in model.applications:
+        app_id = "app_" + "".join(c if c.isalnum() else "_" for c in app)
+        nodes.append(Node(app_id, app, app))
+        for flow in (f for f in model.workflows if f.application == app):
+            per_status = ", ".join(f"{status} {n}" for status, n in flow.counts) or "no tickets"
+            head = f"{app_id}_{flow.name}"
+            steps = [f"{head}_{step}" for step in flow.steps]
+            nodes.append(Node(head, f"{flow.name} v{flow.version}: {per_status}", app))
+            nodes += [Node(node_id, step, app) for node_id, step in zip(steps, flow.steps, strict=True)]
+            edges += [Edge(app_id, head)] + [Edge(a, b) for a, b in zip([head, *steps], steps, strict=False)]
+    return Diagram("business", "Application flows", tuple(nodes), tuple(edges))
 
 
 VIEWS: dict[str, Callable[[Topology], Diagram]] = {

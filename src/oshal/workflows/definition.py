@@ -157,6 +157,9 @@ class WorkflowDefinition(_Frozen):
     version: int = Field(default=1, ge=1)
     title: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=2000)
+    application: str = Field(default="", max_length=60, pattern=r"^[\w .-]*$",
+                             description="The application this flow belongs to (the business view draws each "
+                                         "application's flows); empty for the platform's own.")
     params: dict[str, Any] = Field(default_factory=dict)
     input_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema the ticket input must meet.")
     steps: tuple[Step, ...] = Field(min_length=1, max_length=100)

@@ -159,7 +159,14 @@ class OpsService:
                 continue
             ticket = await self.api.get(f"/v1/tickets/{incident.ticket}")
             status = ticket["status"]
-            if status == "approval_required" and incident.state != "awaiting_approval":
+            if status == "approval_required" and incident.recovered_at is not None:
+                # It recovered on its own (a supervisor restarted the process, the service came back): no remedy
+                # is needed, so the gate is closed with that reason and the incident is reported.
+                await self.api.post(f"/v1/tickets/{incident.ticket}/reject",
+                                    {"reason": f"recovered on its own at {incident.recovered_at}; no action taken"})
+                incident.diagnosed_at = incident.diagnosed_at or _now()
+                await self._conclude(incident, await self.api.get(f"/v1/tickets/{incident.ticket}"))
+            elif status == "approval_required" and incident.state != "awaiting_approval":
                 incident.state = "awaiting_approval"
                 incident.diagnosed_at = incident.diagnosed_at or _now()
                 await self._changed(incident)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,3 +429,14 @@ async def core(core_engines: Core) -> Core:
     await lanes.ensure_groups(core_engines.redis, MODULE_BOTS)
     await KillGate(core_engines.db, core_engines.redis).rebuild()
     return core_engines
+
+
+@pytest.fixture
+def ops_key(platform: Platform) -> str:
+    """A platform operator key of the test's own. The operations loop counts its hourly rate budgets per key from
+    the audit log, so a shared key would let one test's actions spend another's budget."""
+    with platform.client() as admin:
+        created = admin.post("/v1/keys", json={"tenant": "system", "role": "operator",
+                                               "name": f"ops-{uuid.uuid4().hex[:8]}"})
+        assert created.status_code == 201, created.text
+    return str(created.json()["key"])

@@ -17,8 +17,8 @@ from shopfront import SHOP_SPEC
 
 
 @pytest.fixture
-async def api(platform: Platform) -> AsyncIterator[PlatformAPI]:
-    async with PlatformAPI(platform.url, platform.admin_key) as client:
+async def api(platform: Platform, ops_key: str) -> AsyncIterator[PlatformAPI]:
+    async with PlatformAPI(platform.url, ops_key) as client:
         yield client
 
 

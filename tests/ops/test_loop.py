@@ -33,8 +33,8 @@ RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "oshal_ops" / "runbooks
 
 
 @pytest.fixture
-async def api(platform: Platform) -> AsyncIterator[PlatformAPI]:
-    async with PlatformAPI(platform.url, platform.admin_key) as client:
+async def api(platform: Platform, ops_key: str) -> AsyncIterator[PlatformAPI]:
+    async with PlatformAPI(platform.url, ops_key) as client:
         for path in sorted(RUNBOOKS.glob("*.md")):
             body = path.read_text()
             await client.put(f"/v1/knowledge/runbooks/{path.stem}",

@@ -114,6 +114,15 @@ def _call(conn: psycopg.Connection[Any], name: str, session: str | None, tenant:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def _plant_session(platform: Platform, tenant: str, digest: bytes) -> None:
+    """A console session of the tenant's key whose token digest is ``digest`` (as the RLS canary plants one)."""
+    with platform.owner() as conn, conn.transaction():
+        conn.execute("SELECT set_config('oshal.tenant_id', %s, true)", (tenant,))
+        conn.execute("INSERT INTO console_sessions (digest, tenant_id, key_id, expires_at) "
+                     "SELECT %s, tenant_id, id, now() + interval '1 hour' FROM api_keys WHERE tenant_id = %s "
+                     "ON CONFLICT DO NOTHING", (digest, tenant))
+
+
 def _system_tenant(platform: Platform) -> str:
     with platform.owner() as conn:
         return str(conn.execute("SELECT id FROM tenants WHERE name = 'system'").fetchone()[0])
@@ -129,6 +138,8 @@ def test_no_definer_returns_another_tenants_rows(platform: Platform, victim: Ten
         if scope is Scope.KEY:
             prefix = api_keys.parse_prefix(victim.key)
             assert prefix is not None
+            if name == "oshal_session_check":  # it takes a console session's digest: give the victim one
+                _plant_session(platform, a, api_keys.digest(victim.key))
             wrong = hashlib.sha256(b"not the key").digest()
             assert _call(conn, name, None, None, prefix, wrong) == []
             assert _call(conn, name, b, None, prefix, wrong) == []

@@ -190,9 +190,8 @@ async def test_a_switched_bot_asks_for_its_schema_with_its_whole_input_and_answe
     ('{"scores": {}}', "'label' is a required property"),
 ])
 async def test_an_answer_out_of_shape_fails_the_job_and_is_still_billed(answer: str, says: str) -> None:
-    with FakeOpenAI(api_key=None, reply=lambda body: answer) as server:
-        with pytest.raises(HarnessError) as caught:
-            await run(switched("triage", "openai", server.base_url, None), Job("ph", 1, {"text": "down"}))
+    with FakeOpenAI(api_key=None, reply=lambda body: answer) as server, pytest.raises(HarnessError) as caught:
+        await run(switched("triage", "openai", server.base_url, None), Job("ph", 1, {"text": "down"}))
     assert says in caught.value.message and not caught.value.retryable
     assert [c.output_tokens for c in caught.value.calls] == [42]  # type: ignore[attr-defined]
 

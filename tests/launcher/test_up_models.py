@@ -52,7 +52,7 @@ def model_rca(cited: bool) -> dict[str, Any]:
 
 
 def answer(body: dict[str, Any]) -> str:
-    """The fake model: it answers each bot by the schema it is asked for, and the diagnoser by whether it is revising."""
+    """The fake model answers each bot by the schema it asks for, and the diagnoser by whether it is revising."""
     asked = (body.get("response_format") or {}).get("json_schema", {}).get("name")
     if asked == "summarizer":
         return json.dumps(SUMMARY)

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
                                          "console login lasts (the key's own expiry or revocation ends it sooner).")
     console_secure_cookie: bool | None = Field(default=None, description="Mark the console's cookies Secure: "
                                                "None = when the request came over HTTPS (X-Forwarded-Proto too).")
+    model_provider: Literal["openai", "anthropic"] | None = Field(
+        default=None, description="Run the fleet's model-capable bots on this provider (`openai` = any "
+        "OpenAI-compatible endpoint); unset = every bot stays on its own harness (the deterministic one offline).")
+    model: str | None = Field(default=None, description="The model those bots use; required with model_provider.")
+    model_base_url: str | None = Field(default=None, description="The provider's endpoint, e.g. a local Ollama at "
+                                       "http://127.0.0.1:11434/v1; unset = the provider's own API.")
+    model_api_key_env: str | None = Field(default=None, description="The NAME of the environment variable holding "
+                                          "the model key (never the key itself); default OPENAI_API_KEY or "
+                                          "ANTHROPIC_API_KEY. A local server on loopback needs none.")
     log_level: str = "info"
     log_json: bool = False
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from oshal.errors import ConfigError, NotFound
 from oshal.mesh.redis_keys import BOT_NAME_PATTERN
@@ -39,6 +40,31 @@ class BotManifest(BaseModel):
     capabilities: tuple[str, ...] = ()
     concurrency: int = Field(default=64, ge=1, le=4096)
     replicas: int = Field(default=1, ge=1, le=64)
+    model_capable: bool = Field(default=False, description="A model can do this bot's work: with a model provider "
+                                "configured (OSHAL_MODEL_PROVIDER), it runs on that provider. Needs output_schema.")
+    output_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema (an object) of the output this bot's consumers read: a model harness "
+        "asks for structured output with it and returns the answer's JSON, checked against it, as the output.")
+
+    @field_validator("output_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            jsonschema.Draft202012Validator.check_schema(value)
+        except jsonschema.SchemaError as e:
+            raise ValueError(f"output_schema is not a valid JSON Schema: {e.message}") from e
+        if value.get("type") != "object":
+            raise ValueError("output_schema must describe a JSON object (type: object)")
+        return value
+
+    @model_validator(mode="after")
+    def _capable_has_shape(self) -> BotManifest:
+        if self.model_capable and self.output_schema is None:
+            raise ValueError("model_capable needs output_schema: the shape of the output its consumers read, so a "
+                             "model's answer keeps that shape")
+        return self
 
     @property
     def provider_name(self) -> str:

@@ -22,6 +22,15 @@ def up(
     port: Annotated[int | None, typer.Option(help="API port (default 8800 or OSHAL_API_PORT).")] = None,
     fleet: Annotated[Path | None, typer.Option(help="Folder of bot manifests (default ./fleet).")] = None,
     home: Annotated[Path | None, typer.Option(help="Data folder (default ./.oshal or OSHAL_HOME).")] = None,
+    provider: Annotated[str | None, typer.Option(
+        help="Run the model-capable bots on this model provider: openai (any OpenAI-compatible endpoint) or "
+             "anthropic (default: OSHAL_MODEL_PROVIDER; unset = the deterministic harness).")] = None,
+    model: Annotated[str | None, typer.Option(help="Their model, e.g. gpt-4o-mini (OSHAL_MODEL).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="The provider's endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama (OSHAL_MODEL_BASE_URL).")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="NAME of the environment variable holding the model key (default OPENAI_API_KEY / ANTHROPIC_API_KEY; "
+             "OSHAL_MODEL_API_KEY_ENV).")] = None,
 ) -> None:
     """Start the whole platform: engines, migrations, control plane and the demo fleet. Ctrl-C stops it."""
     from oshal.launcher.prepare import prepare
@@ -34,6 +43,14 @@ def up(
         overrides["fleet_dir"] = fleet
     if home is not None:
         overrides["home"] = home
+    if provider is not None:
+        if provider not in ("openai", "anthropic"):
+            raise typer.BadParameter(f"{provider!r} is not a model provider: use openai (also for Ollama, vLLM, "
+                                     "llama.cpp) or anthropic", param_hint="--provider")
+        overrides["model_provider"] = provider
+    for name, value in (("model", model), ("model_base_url", base_url), ("model_api_key_env", api_key_env)):
+        if value is not None:
+            overrides[name] = value
     settings = Settings(**overrides)  # type: ignore[arg-type]
     mode = "embedded Postgres + Redis" if settings.embedded else "external Postgres + Redis"
     with console.status(f"starting {mode} under {settings.home} ..."):

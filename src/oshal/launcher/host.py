@@ -46,11 +46,14 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
     """Run a node host for the selected bots (all of the fleet by default) until it is stopped."""
     from oshal.bots.host import read_bot_tokens, read_credentials, read_node_credentials, run_host
     from oshal.bots.manifest import load_fleet, select
+    from oshal.bots.model_provider import apply_provider, resolve_provider
     from oshal.bots.worker import WorkerOptions
 
     settings = Settings(**({"fleet_dir": fleet} if fleet else {}))  # type: ignore[arg-type]
     logs.configure(settings.log_level, json=settings.log_json)
-    manifests = select(load_fleet(settings.fleet_dir), bots)
+    # Under `oshal up` the manifests arrive switched already (and no provider is configured here); a node started on
+    # its own switches its model-capable bots to the provider configured in its environment.
+    manifests = apply_provider(select(load_fleet(settings.fleet_dir), bots), resolve_provider(settings))
     options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
                             heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
     if settings.node_credentials and not credentials:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from oshal.audit.seal import is_superuser, migrate_sealed
 from oshal.bots.manifest import BotManifest, load_fleet
+from oshal.bots.model_provider import ModelProvider, apply_provider, resolve_provider
 from oshal.connectors.trust import TrustStore
 from oshal.control.admin import AdminService
 from oshal.control.auth import Authenticator
@@ -164,10 +165,15 @@ def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
-async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path) -> dict[str, BotManifest]:
-    """Register manifests, create each bot's ACL user and lane groups, and write the node's credentials: all bots'
-    under ``run/`` for the platform's user, and the node host's own folder (see :mod:`oshal.launcher.node_seal`)."""
-    fleet = load_fleet(fleet_dir)
+async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path,
+                          provider: ModelProvider | None = None) -> dict[str, BotManifest]:
+    """Register manifests (the model-capable bots switched to ``provider``, when one is configured), create each bot's
+    ACL user and lane groups, and write the node's credentials: all bots' under ``run/`` for the platform's user, and
+    the node host's own folder (see :mod:`oshal.launcher.node_seal`)."""
+    fleet = apply_provider(load_fleet(fleet_dir), provider)
+    if provider is not None:
+        log.info("model-capable bots run on the configured provider", provider=provider.describe(),
+                 bots=sorted(n for n, m in fleet.items() if m.model_capable))
     register_fleet(engines.owner_url, fleet)
     admin = connect(engines.redis_url)
     credentials: dict[str, str] = {}
@@ -223,10 +229,11 @@ async def bootstrap_admin_key(engines: Engines, key_file: Path, provided: str | 
 def prepare(settings: Settings) -> Engines:
     """Everything before the processes start. Synchronous entry for the CLI."""
     require_secrets(settings)  # fail closed first: a prod platform without its secrets says so before anything
-    check_reservation_ttl(settings.reservation_ttl_s, load_fleet(settings.fleet_dir).values())
+    provider = resolve_provider(settings)  # and a model provider without its model or key
+    check_reservation_ttl(settings.reservation_ttl_s, apply_provider(load_fleet(settings.fleet_dir), provider).values())
     engines = start_engines(settings)
     with stopped_on_failure(engines):
-        asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home))
+        asyncio.run(provision_fleet(engines, settings.fleet_dir, settings.home, provider))
         register_builtin(engines.owner_url, load_builtin(settings.workflows_dir))
         provided = settings.bootstrap_key.get_secret_value() if settings.bootstrap_key else None
         asyncio.run(bootstrap_admin_key(engines, settings.admin_key_file, provided))

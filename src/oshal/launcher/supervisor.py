@@ -88,6 +88,10 @@ def child_env(settings: Settings, engines: Engines) -> dict[str, str]:
     })
     if settings.prices_file:
         env["OSHAL_PRICES_FILE"] = str(settings.prices_file)
+    for name in ("model_provider", "model", "model_base_url", "model_api_key_env"):  # names and URLs, never a key
+        value = getattr(settings, name)
+        if value:
+            env[f"OSHAL_{name.upper()}"] = str(value)
     return env
 
 

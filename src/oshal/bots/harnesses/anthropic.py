@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from oshal.bots.harnesses.ports import Job, Outcome
-from oshal.bots.harnesses.provider import SdkHarness, call_usage, import_sdk, model_key, render_prompt, sdk_errors
+from oshal.bots.harnesses.provider import (
+    SdkHarness,
+    call_usage,
+    checked_output,
+    import_sdk,
+    model_key,
+    render_prompt,
+    render_task,
+    sdk_errors,
+)
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
 from oshal.errors import HarnessError
@@ -25,6 +34,8 @@ class AnthropicHarness(SdkHarness):
         super().__init__(manifest, import_sdk(manifest, "anthropic"), "AsyncAnthropic", model_key(manifest, self._env))
 
     async def _run(self, job: Job) -> Outcome:
+        if self._manifest.output_schema is not None:
+            return await self._shaped(job)
         messages: list[Any] = [{"role": "user", "content": render_prompt(job.input)}]
         loop = await ToolLoop.open(job, self._manifest.max_tool_steps)
         if loop is None:
@@ -33,6 +44,20 @@ class AnthropicHarness(SdkHarness):
             return Outcome({"text": text, "stop_reason": response.stop_reason},
                            (self._usage(job.call_id(0), response),))
         return await self._loop(loop, messages)
+
+    async def _shaped(self, job: Job) -> Outcome:
+        """A structured answer, the way Anthropic's API gives one: a single tool whose input schema is the bot's
+        output schema, which the model is made to call; its input is the answer. No other tool is offered."""
+        m = self._manifest
+        assert m.output_schema is not None
+        tool = {"name": m.name, "description": f"Give your answer: the output of {m.name}, as this schema says.",
+                "input_schema": m.output_schema}
+        messages: list[Any] = [{"role": "user", "content": render_task(job.input)}]
+        response = await self._create(messages, [tool], {"type": "tool", "name": m.name})
+        calls = (self._usage(job.call_id(0), response),)
+        answers = [block.input for block in response.content
+                   if getattr(block, "type", None) == "tool_use" and block.name == m.name]
+        return Outcome(checked_output(m, "anthropic", answers[0] if answers else None, calls), calls)
 
     async def _loop(self, loop: ToolLoop, messages: list[Any]) -> Outcome:
         tools = [{"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
@@ -61,7 +86,8 @@ class AnthropicHarness(SdkHarness):
         except HarnessError as e:
             raise loop.failure(e) from e
 
-    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None) -> Any:
+    async def _create(self, messages: list[Any], tools: list[dict[str, Any]] | None,
+                      tool_choice: dict[str, Any] | None = None) -> Any:
         m = self._manifest
         # SDK 1.x dropped the `temperature` keyword (newer models reject non-default values), so it goes
         # on the wire through extra_body, and only when the manifest sets it.
@@ -72,6 +98,7 @@ class AnthropicHarness(SdkHarness):
                 system=m.persona or self._sdk.omit,
                 messages=messages,
                 tools=tools or self._sdk.omit,
+                tool_choice=tool_choice or self._sdk.omit,
                 extra_body=sampling,
             )
 

@@ -13,12 +13,14 @@ from oshal.bots.harnesses.ports import Job, Outcome
 from oshal.bots.harnesses.provider import (
     SdkHarness,
     call_usage,
+    checked_output,
     import_sdk,
     model_key,
+    output_schema,
     parse_json_answer,
     render_prompt,
+    render_task,
     sdk_errors,
-    structured_output,
 )
 from oshal.bots.harnesses.toolloop import ToolLoop, ToolLoopError
 from oshal.bots.manifest import BotManifest
@@ -39,17 +41,22 @@ class OpenAIHarness(SdkHarness):
         messages: list[Any] = []
         if m.persona:
             messages.append({"role": "system", "content": m.persona})
-        messages.append({"role": "user", "content": render_prompt(job.input)})
-        schema = structured_output(job.input)
+        shaped = m.output_schema is not None
+        messages.append({"role": "user", "content": render_task(job.input) if shaped else render_prompt(job.input)})
+        schema = output_schema(m, job.input)
+        # A structured answer is one call without tools: a bot with an output schema stays in its box.
         loop = None if schema is not None else await ToolLoop.open(job, m.max_tool_steps)
         if loop is None:
             response = await self._create(messages, None, schema)
             choice = response.choices[0] if response.choices else None
             text = choice.message.content if choice else ""
+            calls = (self._usage(job.call_id(0), response),)
+            if shaped:
+                return Outcome(checked_output(m, m.provider_name, parse_json_answer(text), calls), calls)
             output: dict[str, Any] = {"text": text, "finish_reason": choice.finish_reason if choice else None}
             if schema is not None:
                 output["json"] = parse_json_answer(text)
-            return Outcome(output, (self._usage(job.call_id(0), response),))
+            return Outcome(output, calls)
         return await self._loop(loop, messages)
 
     async def _loop(self, loop: ToolLoop, messages: list[Any]) -> Outcome:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import jsonschema
+
 from oshal.bots.harnesses.ports import Job, Outcome
 from oshal.bots.manifest import BotManifest
 from oshal.bots.model_gate import gated_http_client, last_call, model_calls, raise_if_refused
@@ -81,6 +83,45 @@ def structured_output(value: Any) -> tuple[str, dict[str, Any]] | None:
         name = value.get("response_name")
         return (name if isinstance(name, str) and name else "answer"), value["response_schema"]
     return None
+
+
+def render_task(value: Any) -> str:
+    """The whole job input as the prompt of a bot with an output schema: a string as is, an object as JSON (so its
+    evidence, feedback and every other field reach the model, not only its text)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def output_schema(manifest: BotManifest, value: Any) -> tuple[str, dict[str, Any]] | None:
+    """The structured answer this job needs: the bot's own ``output_schema`` first, else what the input asks for."""
+    if manifest.output_schema is not None:
+        return manifest.name, manifest.output_schema
+    return structured_output(value)
+
+
+class UnusableAnswer(HarnessError):
+    """The model answered, but not in the shape the bot's consumers read; ``calls`` are billed all the same."""
+
+    def __init__(self, message: str, *, calls: tuple[CallUsage, ...], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.calls = calls
+
+
+def checked_output(manifest: BotManifest, label: str, answer: Any, calls: tuple[CallUsage, ...]) -> Any:
+    """The answer's JSON as the bot's output, when it meets the bot's ``output_schema``; else ``UnusableAnswer``."""
+    assert manifest.output_schema is not None
+    hint = "a model this small may not follow JSON schemas; try a larger one"
+    if answer is None:
+        raise UnusableAnswer(f"{label} answered bot {manifest.name!r} without the JSON its output_schema asks for",
+                             calls=calls, hint=hint)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(manifest.output_schema)
+                                             .iter_errors(answer))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise UnusableAnswer(f"{label} answered bot {manifest.name!r} with JSON that does not meet its "
+                             f"output_schema at {where}: {error.message}", calls=calls, hint=hint)
+    return answer
 
 
 def parse_json_answer(text: str | None) -> Any:

@@ -137,7 +137,8 @@ async def _budgets(api: PlatformAPI) -> list[CheckResult]:
         subject = f"{budget.get('scope')}:{budget.get('subject') or '-'}:{budget.get('period')}"
         out.append(CheckResult(f"budget:{subject}", not exhausted,
                                "exhausted" if exhausted else "room left", "GET /v1/budgets", _now(),
-                               {"kind": "budget_exhausted", "budget": budget.get("id")}, budget))
+                               {"kind": "budget_exhausted", "budget": budget.get("id"),
+                                **({"bot": budget["subject"]} if budget.get("scope") == "bot" else {})}, budget))
     return out
 
 

@@ -38,6 +38,11 @@ if TYPE_CHECKING:  # names only: the diagnoser never loads the module that can a
 
 FAILURE_MODES = ("engine_down", "dead_bot", "stuck_lane", "poison_message", "exhausted_budget", "failing_credential",
                  "endpoint_down")
+# The failure mode a signal of the loop's own checks reports (the evidence still has to show it).
+SIGNALLED_MODE = {"bot_offline": "dead_bot", "lane_stuck": "stuck_lane", "dead_letters": "poison_message",
+                  "budget_exhausted": "exhausted_budget", "credential_failing": "failing_credential",
+                  "connector_failing": "failing_credential", "engine_down": "engine_down",
+                  "endpoint_down": "endpoint_down", "check_failed": "endpoint_down"}
 _SEGMENTS = re.compile(r"[:/ ]")  # an audit target's parts: "bot:echo", "/v1/kill/echo"
 _NUMBERS = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\d+")
 
@@ -108,8 +113,11 @@ class Case:
 def diagnose(signal: Mapping[str, Any], evidence: Sequence[Evidence]) -> RCA:
     case = Case(signal, Focus.of(signal), evidence, _runbooks(evidence))
     findings = [finding for rule in RULES for finding in rule(case)]
+    expected = SIGNALLED_MODE.get(str(signal.get("kind", "")))
+    # An engine down explains everything else; then what the signal says it saw, when the evidence shows it.
     ranked = ([f for f in findings if f.mode == "engine_down"]
-              + [f for f in findings if f.mode != "engine_down" and f.focused])
+              + sorted((f for f in findings if f.mode != "engine_down" and f.focused),
+                       key=lambda f: f.mode != expected))
     if not ranked:
         return _unknown(case, [f for f in findings if not f.focused])
     best = ranked[0]

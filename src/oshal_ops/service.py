@@ -27,6 +27,7 @@ from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_
 
 log = logging.getLogger("oshal_ops")
 _LANE_SAMPLES = 10
+DIAGNOSER = "ops-diagnoser"
 _ALERTS_AS_EVIDENCE = 20  # a storm's first alerts; the rest are counted in the incident, not attached
 # What the diagnoser's failure mode is called in the loop's policy (config `automatic`).
 _MODE_OF_SIGNAL = {"bot_offline": "dead_bot", "lane_stuck": "stuck_lane", "dead_letters": "poison_message",
@@ -121,12 +122,18 @@ class OpsService:
         self.incidents[key] = incident
         evidence = [*extra, *await gathering.gather(self.api, signal, list(failing), self.lanes)]
         auto = _MODE_OF_SIGNAL.get(str(signal.get("kind")), "") in self.config.automatic
+        if auto and not await self._diagnoser_is_deterministic():
+            auto = False  # a model's RCA can be steered by text in the evidence: a person approves its remedy
         created = await open_incident(self.api, key=key, opened_at=detected_at, signal=signal, evidence=evidence,
                                       auto=auto, budget_micros=int(self.config.incident_budget_usd * 1_000_000))
         incident.ticket = str(created["id"])
         log.warning("incident opened: %s (ticket %s)", key, incident.ticket)
         await self._changed(incident)
         return incident
+
+    async def _diagnoser_is_deterministic(self) -> bool:
+        bots: list[dict[str, Any]] = await self.api.get("/v1/bots")
+        return any(b["name"] == DIAGNOSER and b["harness"] == "deterministic" for b in bots)
 
     async def on_alerts(self, payload: AlertmanagerPayload) -> list[IncidentChange]:
         """The webhook's callback: alerts grouped into incidents; a new group opens one (with the alerts as

@@ -27,6 +27,7 @@ from oshal_ops.heal import executor_for
 from oshal_ops.model import rca_to_json
 from oshal_ops.service import Incident, OpsService, rca_of_run
 from oshal_ops.webhook import create_app
+from shopfront import SHOP_SPEC
 
 DATA = Path(__file__).parent / "data"
 RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "oshal_ops" / "runbooks"
@@ -139,8 +140,9 @@ async def test_an_endpoint_that_stops_is_an_incident_diagnosed_with_citations_re
           f"{_seconds(stopped, recovered)} (the loop checks every {service.config.interval_s:g} s)")
 
 
-async def test_a_poison_message_is_diagnosed_requeued_after_approval_verified_and_reported(
-        platform: Platform, api: PlatformAPI) -> None:
+@pytest.mark.parametrize("automatic", [False, True], ids=["after approval", "automatic by policy"])
+async def test_a_poison_message_is_diagnosed_requeued_verified_and_reported(
+        platform: Platform, api: PlatformAPI, automatic: bool) -> None:
     ticket = (await api.post("/v1/tickets", {"bot": "idle", "input": {"job": "poison"}}))["id"]
     admin = platform.redis_admin()
     lane = lane_stream("idle")
@@ -152,26 +154,30 @@ async def test_a_poison_message_is_diagnosed_requeued_after_approval_verified_an
             with platform.client() as http:
                 assert wait_done(http, ticket)["status"] == "dead_letter"
             poisoned = time.monotonic()
-            service = _service(api, bots=["idle"])
+            service = _service(api, bots=["idle"], automatic=["poison_message"] if automatic else [])
             await service.start()
             key = "check:dead_letters:idle"
             await _drive(service, lambda: _opened(service, key) is not None, "the dead letter opens an incident")
             detected = time.monotonic()
             incident = service.incidents[key]
-            await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+            if not automatic:
+                await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+                await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "the bot is fixed; requeue"})
+            await _drive(service, lambda: incident.state == "closed", "healed, verified and reported", timeout=90)
             rca = await _rca(api, incident)
             assert rca["failure_mode"] == "poison_message"
             assert any(r["action"] == "requeue_dead_letters" for r in rca["remediation"])
-            await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "the bot is fixed; requeue"})
-            await _drive(service, lambda: incident.state == "closed", "healed, verified and reported", timeout=90)
+            events = (await api.get(f"/v1/tickets/{incident.ticket}/timeline"))["events"]
+            assert any(e["to_status"] == "approval_required" for e in events) is not automatic
             healed = time.monotonic()
         requeue = next(a for a in incident.actions if a["action"] == "requeue_dead_letters")
         assert requeue["verified"] and not requeue["rolled_back"], requeue
         assert (await api.get(f"/v1/tickets/{ticket}"))["status"] == "done"
         report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
         assert "requeue_dead_letters" in report["body"] and "verified" in report["body"]
-        print(f"\npoison message: detected {_seconds(poisoned, detected)} after the dead letter, recovered "
-              f"{_seconds(poisoned, healed)} after it (including the operator's approval)")
+        how = "healed by policy" if automatic else "healed after the operator's approval"
+        print(f"\npoison message ({how}): detected {_seconds(poisoned, detected)} after the dead letter, "
+              f"recovered {_seconds(poisoned, healed)} after it")
     finally:
         admin.delete(dead_stream("idle"))
         admin.close()
@@ -229,3 +235,61 @@ async def test_alertmanager_notifications_open_one_incident_even_in_a_storm(plat
     assert incidents[0]["input"]["key"].startswith("alertmanager:")
     assert any(e["kind"] == "alert" for e in incidents[0]["input"]["evidence"])
     assert len(service.book.get(incidents[0]["input"]["key"]).alerts) == 201  # type: ignore[union-attr]
+
+
+async def test_an_exhausted_budget_is_diagnosed_and_its_spender_paused_after_approval(platform: Platform,
+                                                                                     api: PlatformAPI) -> None:
+    with platform.client() as admin:
+        admin.put("/v1/budgets", json={"scope": "bot", "subject": "writer", "period": "day",
+                                       "limit_micros": 0}).raise_for_status()
+        paused = admin.post("/v1/tickets", json={"bot": "writer", "input": "a haiku"}).json()["id"]
+        assert wait_done(admin, paused)["status"] == "paused"
+    exhausted = time.monotonic()
+    service = _service(api, bots=[])
+    await service.start()
+    await _drive(service, lambda: any(k.startswith("check:budget:") for k in service.incidents),
+                 "the exhausted budget opens an incident")
+    detected = time.monotonic()
+    incident = next(i for k, i in service.incidents.items() if k.startswith("check:budget:"))
+    await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+    rca = await _rca(api, incident)
+    assert rca["failure_mode"] == "exhausted_budget", rca
+    assert "budgets" in rca["root_cause"]["citations"]
+    remedies = [(r["action"], r["target"]) for r in rca["remediation"]]
+    await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "stop the spender until finance decides"})
+    await _drive(service, lambda: incident.state == "closed", "acted on and reported")
+    if ("pause_bot", "writer") in remedies:  # a bot budget overrun: its spender is held, verified
+        pause = next(a for a in incident.actions if a["action"] == "pause_bot")
+        assert pause["verified"], pause
+        assert any(k["scope"] == "bot:writer" for k in await api.get("/v1/kill"))
+        await api.delete("/v1/kill/writer")
+    report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+    assert "exhausted_budget" in report["body"] and "`budgets`" in report["body"]
+    print(f"\nexhausted budget: detected {_seconds(exhausted, detected)} after the ticket paused; remedies "
+          f"proposed: {remedies or 'none (raising a budget is a person decision)'}")
+
+
+async def test_a_broken_connector_credential_is_diagnosed_and_reported(platform: Platform, api: PlatformAPI) -> None:
+    with platform.client() as admin:
+        admin.post("/v1/connectors/import", json={"document": SHOP_SPEC, "id": "shop",
+                                                  "publisher": "acme"}).raise_for_status()
+        admin.post("/v1/connections", json={"connector": "shop", "secret": "k",
+                                            "expires_at": "2020-01-01T00:00:00Z"}).raise_for_status()
+    broken = time.monotonic()
+    service = _service(api, bots=[])
+    await service.start()
+    key = "check:credential:shop"
+    await _drive(service, lambda: _opened(service, key) is not None, "the broken credential opens an incident")
+    detected = time.monotonic()
+    incident = service.incidents[key]
+    await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+    rca = await _rca(api, incident)
+    assert rca["failure_mode"] == "failing_credential" and "connections" in rca["root_cause"]["citations"]
+    await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "take it out of service"})
+    await _drive(service, lambda: incident.state == "closed", "acted on and reported")
+    disable = next(a for a in incident.actions if a["action"] == "disable_connector")
+    assert disable["refused_reason"], disable  # the platform cannot disable a connector without unsigning it
+    report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+    assert "failing_credential" in report["body"] and "NOT recovered" in report["body"]
+    print(f"\nbroken credential: detected {_seconds(broken, detected)} after it expired; disable_connector "
+          "refused (a changed connector is a draft until re-signed): the report asks for a new credential")

@@ -293,3 +293,27 @@ async def test_a_broken_connector_credential_is_diagnosed_and_reported(platform:
     assert "failing_credential" in report["body"] and "NOT recovered" in report["body"]
     print(f"\nbroken credential: detected {_seconds(broken, detected)} after it expired; disable_connector "
           "refused (a changed connector is a draft until re-signed): the report asks for a new credential")
+
+
+async def test_a_restarted_loop_takes_up_its_open_incidents_from_their_tickets(platform: Platform,
+                                                                               api: PlatformAPI) -> None:
+    port = free_port()
+    endpoint = [{"name": "shop", "url": f"http://127.0.0.1:{port}/health", "timeout_s": 1}]
+    first = _service(api, endpoints=endpoint, bots=[])
+    await first.start()
+    key = "check:endpoint:shop"
+    gated = lambda: key in first.incidents and first.incidents[key].state == "awaiting_approval"  # noqa: E731
+    await _drive(first, gated, "diagnosed, at the gate")
+    ticket = first.incidents[key].ticket
+    first.incidents.clear()  # the loop dies: nothing of it but the platform's tickets remains
+
+    second = _service(api, endpoints=endpoint, bots=[])
+    await second.start()
+    assert second.incidents[key].ticket == ticket  # taken up, not opened again
+    await second.tick()
+    assert [i.ticket for i in second.incidents.values()] == [ticket]
+    await api.post(f"/v1/tickets/{ticket}/approve", {"reason": "known"})
+    await _drive(second, lambda: second.incidents.get(key) is None, "concluded by the new loop")
+    incidents = [t for t in (await api.get("/v1/tickets", limit=500))["items"] if t.get("type") == "incident"]
+    assert [t["id"] for t in incidents] == [ticket]
+    assert (await api.get(f"/v1/knowledge/incidents/{ticket}"))["title"] == f"Incident {key}"

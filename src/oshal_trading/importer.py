@@ -36,6 +36,7 @@ ADJUSTED_COLUMNS = frozenset(
 REQUIRED = ("date", "open", "high", "low", "close", "volume")
 
 _SLASHED_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")  # 20150102
 _EPOCH_DIGITS = re.compile(r"^\d{9,13}$")
 _NAIVE_MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?$")
 _EPOCH_MS_FROM = 10**11  # a 12- or 13-digit epoch is in milliseconds (ccxt, most exchange APIs)
@@ -83,7 +84,7 @@ def read_parquet(path: str | Path, symbol: str | None = None, timeframe: str = "
     """Bars from a Parquet file (needs pyarrow). Problems name the row (1-based) where a CSV would name the line.
     Float prices are read by their shortest exact spelling (170.52, not 170.5200000000000102...)."""
     try:
-        import pyarrow.parquet as parquet  # type: ignore[import-not-found,unused-ignore]
+        import pyarrow.parquet as parquet  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         raise RuntimeError(
             "reading Parquet needs pyarrow, which is not installed: run `pip install pyarrow` "
@@ -192,8 +193,8 @@ def _normalize_time(text: str, timeframe: str) -> str:
     """Common spellings of a bar's time into what ``bars.parse_start`` reads; anything else passes through to be
     refused there with its reason."""
     text = text.strip()
-    if slashed := _SLASHED_DATE.match(text):
-        year, month, day = (int(part) for part in slashed.groups())
+    if spelled := _SLASHED_DATE.match(text) or _COMPACT_DATE.match(text):
+        year, month, day = (int(part) for part in spelled.groups())
         return f"{year:04d}-{month:02d}-{day:02d}"
     if _EPOCH_DIGITS.match(text):
         number = int(text)

@@ -27,6 +27,7 @@ from oshal_trading.model import Bar
 CSV_COLUMNS = ("symbol", "date", "open", "high", "low", "close", "volume")
 PRICE_FIELDS = ("open", "high", "low", "close")
 MAX_PROBLEMS_SHOWN = 20
+MAX_STORED = 2**63 - 1  # prices (in cents) and volumes are stored as 64-bit integers
 
 _T = TypeVar("_T")
 _CENT = Decimal("0.01")
@@ -83,7 +84,12 @@ def to_cents(price: str | Decimal) -> int:
         raise ValueError(f"{price!r} is not a finite number")
     if value <= 0:
         raise ValueError(f"{price!r} is not a positive price")
-    cents = int((value / _CENT).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    try:
+        cents = int((value / _CENT).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except InvalidOperation:
+        cents = MAX_STORED + 1  # more digits than a Decimal context holds: far beyond any price
+    if cents > MAX_STORED:
+        raise ValueError(f"{price!r} is too large a price")
     if cents == 0:
         raise ValueError(f"{price!r} rounds to zero cents")
     return cents
@@ -106,6 +112,8 @@ def parse_volume(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number of shares")
     if value < 0:
         raise ValueError(f"{text!r} is negative")
+    if value > MAX_STORED:
+        raise ValueError(f"{text!r} is too large a volume")
     return int(value)
 
 

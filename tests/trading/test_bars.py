@@ -137,6 +137,8 @@ def test_prices_become_cents_rounding_half_even_past_two_decimals(text: str, cen
         ("0", "'0' is not a positive price"),
         ("-3.20", "'-3.20' is not a positive price"),
         ("0.004", "'0.004' rounds to zero cents"),
+        ("1e30", "'1e30' is too large a price"),
+        ("92233720368547758.08", "'92233720368547758.08' is too large a price"),
     ],
 )
 def test_a_price_that_is_not_one_is_refused_with_its_reason(text: str, message: str) -> None:
@@ -160,7 +162,9 @@ def test_cents_survive_decimal_and_back(cents: int) -> None:
 def test_volumes_are_whole_shares() -> None:
     assert parse_volume("25643711.0") == 25643711
     assert parse_volume("0") == 0
-    for text, message in [("1.5", "not a whole number"), ("-1", "is negative"), ("x", "is not a number")]:
+    assert parse_volume(str(2**63 - 1)) == 2**63 - 1
+    bad = [("1.5", "not a whole number"), ("-1", "is negative"), ("x", "is not a number"), ("1e19", "too large")]
+    for text, message in bad:
         with pytest.raises(ValueError, match=message):
             parse_volume(text)
 

@@ -159,6 +159,7 @@ class Ledger:
             self._decisions.setdefault(order.client_order_id, decision.id)
         account = position_account(fill.symbol)
         notional = fill.quantity * fill.price
+        postings: tuple[Posting, ...]
         if fill.side is Side.BUY:
             postings = (Posting(account, notional), Posting(FEES, fill.fee), Posting(CASH, -(notional + fill.fee)))
             self._shares[fill.symbol] = self._shares.get(fill.symbol, 0) + fill.quantity

@@ -175,7 +175,7 @@ def test_valuing_positions_needs_a_price_for_each() -> None:
     for symbol in ("AAPL", "TSLA"):
         buy = make_order(f"b-{symbol}", Side.BUY, 1, symbol)
         books.post_fill(make_fill(buy, 10_000), buy)
-    with pytest.raises(ValueError, match="no price for held symbol.*TSLA"):
+    with pytest.raises(ValueError, match=r"no price for held symbol.*TSLA"):
         books.equity({"AAPL": 10_000})
     with pytest.raises(ValueError, match="opening_cash"):
         Ledger(opening_cash=-1)

@@ -133,12 +133,13 @@ class Ledger:
     def __init__(self, opening_cash: int = 0, at: datetime | None = None) -> None:
         if isinstance(opening_cash, bool) or not isinstance(opening_cash, int) or opening_cash < 0:
             raise ValueError(f"opening_cash must be an integer number of minor units >= 0, got {opening_cash!r}")
-        self._entries: list[JournalEntry] = []
+        self._entries: dict[str, JournalEntry] = {}  # in booking order
         self._balances: dict[str, int] = {}
         self._shares: dict[str, int] = {}
         self._fills: dict[str, Fill] = {}  # in posting order
         self._entry_of_fill: dict[str, str] = {}
         self._orders: dict[str, Order] = {}
+        self._filled: dict[str, int] = {}  # client order id -> shares booked
         self._decisions: dict[str, str] = {}  # client order id -> risk decision id
         if opening_cash:
             self._book(at, "opening cash", None, (Posting(CASH, opening_cash), Posting(CAPITAL, -opening_cash)))
@@ -171,6 +172,7 @@ class Ledger:
                         Posting(REALIZED_PNL, -(notional - cost_out)))
             self._shares[fill.symbol] = held - fill.quantity
         self._fills[fill.id] = fill
+        self._filled[order.client_order_id] = self._filled.get(order.client_order_id, 0) + fill.quantity
         memo = f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price} (order {fill.client_order_id})"
         entry = self._book(fill.at, memo, fill.id, tuple(p for p in postings if p.amount))
         self._entry_of_fill[fill.id] = entry.id
@@ -189,7 +191,7 @@ class Ledger:
         if fill.quantity <= 0 or fill.price <= 0 or fill.fee < 0:
             raise PostingRefused(f"{where}: quantity {fill.quantity} and price {fill.price} must be > 0 and fee "
                                  f"{fill.fee} >= 0")
-        filled = sum(f.quantity for f in self._fills.values() if f.client_order_id == order.client_order_id)
+        filled = self._filled.get(order.client_order_id, 0)
         if filled + fill.quantity > order.quantity:
             raise PostingRefused(f"{where} would fill {filled + fill.quantity} shares of order "
                                  f"{order.client_order_id!r}, which is for {order.quantity}")
@@ -214,7 +216,7 @@ class Ledger:
             raise AssertionError(f"unbalanced entry {memo!r}: {postings}")
         entry = JournalEntry(id=f"je-{len(self._entries) + 1:06d}", at=at, memo=memo, postings=postings,
                              fill_id=fill_id)
-        self._entries.append(entry)
+        self._entries[entry.id] = entry
         for posting in postings:
             self._balances[posting.account] = self._balances.get(posting.account, 0) + posting.amount
         return entry
@@ -222,13 +224,13 @@ class Ledger:
     # --- reading -----------------------------------------------------------------------------------------------
 
     def entries(self) -> tuple[JournalEntry, ...]:
-        return tuple(self._entries)
+        return tuple(self._entries.values())
 
     def entry(self, entry_id: str) -> JournalEntry:
-        for entry in self._entries:
-            if entry.id == entry_id:
-                return entry
-        raise UnknownLine(f"no journal entry {entry_id!r}")
+        try:
+            return self._entries[entry_id]
+        except KeyError:
+            raise UnknownLine(f"no journal entry {entry_id!r}") from None
 
     def balance(self, account: str) -> int:
         """The account's balance, debit positive."""
@@ -271,7 +273,7 @@ class Ledger:
 
     def pnl_lines(self) -> list[PnlLine]:
         return [PnlLine(entry.id, posting.account, posting.amount, entry.fill_id)
-                for entry in self._entries if entry.fill_id is not None
+                for entry in self._entries.values() if entry.fill_id is not None
                 for posting in entry.postings if posting.account in PNL_ACCOUNTS]
 
     def trace(self, line: PnlLine | str) -> Trace:

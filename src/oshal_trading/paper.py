@@ -21,7 +21,7 @@ Fill rules (a bar's prices are trusted only once it passes :func:`check_bar`):
   fills it twice; a different order under a known id is refused.
 
 Everything is integer minor units and deterministic: the same orders and bars give the same fills, ids included
-(``<client_order_id>/<n>``).
+(``<client_order_id>/<n>``); a fill is stamped with its bar's start (``at`` and ``bar_start``).
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ class OrderState:
 
     @property
     def remaining(self) -> int:
+        """The shares that may still fill: none once the order is filled, cancelled or expired."""
         return self.order.quantity - self.filled_quantity if self.status is OrderStatus.OPEN else 0
 
 
@@ -196,6 +197,7 @@ class PaperBroker:
         self._slippage = Fraction(self.config.slippage_bps)
         self._participation = Fraction(self.config.max_participation)
         self._orders: dict[str, _Working] = {}  # in submission order
+        self._open: dict[str, _Working] = {}  # the open ones, in submission order
         self._last_bar: dict[str, datetime] = {}
 
     def submit(self, order: Order) -> OrderState:
@@ -208,28 +210,28 @@ class PaperBroker:
                     f"({known.order.side} {known.order.quantity} {known.order.symbol}); use a new id for a new order")
             return known.state()
         _check_order(order)
-        self._orders[order.client_order_id] = _Working(order)
-        return self._orders[order.client_order_id].state()
+        working = self._orders[order.client_order_id] = self._open[order.client_order_id] = _Working(order)
+        return working.state()
 
     def cancel(self, client_order_id: str) -> OrderState:
         """Cancel what is left of an open order; a filled, expired or cancelled order is returned unchanged."""
         working = self._working(client_order_id)
         if working.status is OrderStatus.OPEN:
-            working.status = OrderStatus.CANCELLED
+            self._close(working, OrderStatus.CANCELLED)
         return working.state()
 
     def order(self, client_order_id: str) -> OrderState:
         return self._working(client_order_id).state()
 
     def open_orders(self) -> list[OrderState]:
-        return [w.state() for w in self._orders.values() if w.status is OrderStatus.OPEN]
+        return [working.state() for working in self._open.values()]
 
     def end_day(self, day: date) -> list[OrderState]:
         """Expire every open order whose trading day is ``day`` or earlier; returns the orders expired."""
         expired = []
-        for working in self._orders.values():
-            if working.status is OrderStatus.OPEN and working.day is not None and working.day <= day:
-                working.status = OrderStatus.EXPIRED
+        for working in list(self._open.values()):
+            if working.day is not None and working.day <= day:
+                self._close(working, OrderStatus.EXPIRED)
                 expired.append(working.state())
         return expired
 
@@ -244,16 +246,16 @@ class PaperBroker:
         today = bar.start.date()
         capacity = math.floor(bar.volume * self._participation)
         fills: list[Fill] = []
-        for working in self._orders.values():
+        for working in list(self._open.values()):
             order = working.order
-            if working.status is not OrderStatus.OPEN or order.symbol != bar.symbol:
+            if order.symbol != bar.symbol:
                 continue
             if order.created_at is not None and bar.start < order.created_at:
                 continue
             if working.day is None:
                 working.day = today
             elif working.day < today:
-                working.status = OrderStatus.EXPIRED
+                self._close(working, OrderStatus.EXPIRED)
                 continue
             fill = self._fill(working, bar, capacity)
             if fill is not None:
@@ -280,8 +282,12 @@ class PaperBroker:
                     fee=fees.fee(filled + quantity, notional) - charged, at=bar.start, bar_start=bar.start)
         working.fills.append(fill)
         if working.filled == order.quantity:
-            working.status = OrderStatus.FILLED
+            self._close(working, OrderStatus.FILLED)
         return fill
+
+    def _close(self, working: _Working, status: OrderStatus) -> None:
+        working.status = status
+        del self._open[working.order.client_order_id]
 
     def _working(self, client_order_id: str) -> _Working:
         try:

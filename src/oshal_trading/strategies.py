@@ -129,6 +129,7 @@ def _by_symbol(bars: Iterable[Bar]) -> dict[str, list[Bar]]:
         timeframes = {b.timeframe for b in rows}
         if len(timeframes) > 1:
             raise StrategyError(f"{symbol}: bars mix timeframes {sorted(timeframes)}; pass one timeframe at a time")
+        _bar_length(rows[0].timeframe)
         for bar in rows:
             if bar.start.tzinfo is None or bar.start.utcoffset() != timedelta(0):
                 raise StrategyError(f"{symbol}: bar at {bar.start} has no UTC time zone; bar starts must be aware UTC")

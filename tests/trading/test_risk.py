@@ -270,7 +270,7 @@ def test_limits_are_validated_when_made() -> None:
 # --- every rule holds exactly when its invariant holds -------------------------------------------------------
 
 SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ"]
-money = st.integers(0, 3_000_000)
+money = st.integers(0, 3_000_000) | st.just(BIG)  # BIG: a limit that rarely binds, so orders get approved
 
 
 @st.composite
@@ -286,13 +286,13 @@ def cases(draw: st.DrawFn) -> tuple[Order, int, Exposure, RiskLimits]:
         limit_price=draw(st.integers(1, 20_000)) if is_limit else None,
     )
     limits = RiskLimits(
-        allowed_symbols=frozenset(draw(st.sets(st.sampled_from(SYMBOLS), min_size=1))),
-        max_order_quantity=draw(st.integers(0, 400)),
+        allowed_symbols=frozenset(draw(st.sets(st.sampled_from(SYMBOLS), min_size=1) | st.just(set(SYMBOLS)))),
+        max_order_quantity=draw(st.integers(0, 400) | st.just(BIG)),
         max_order_notional=draw(money),
         max_gross_exposure=draw(money),
         max_net_exposure=draw(money),
         max_daily_loss=draw(money),
-        max_position_quantity=draw(st.none() | st.integers(0, 400)),
+        max_position_quantity=draw(st.none() | st.integers(0, 400) | st.just(BIG)),
         max_position_notional=draw(money),
         allow_short=draw(st.booleans()),
     )

@@ -45,6 +45,7 @@ browser:
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
 bench: $(DEVSTAMP)
 	$(PY) bench/run.py
+	$(PY) bench/backtest.py
 
 ## The console overview alone, with BENCH_CONSOLE_TICKETS tickets (default 100000); part of `make bench` too.
 bench-console: $(DEVSTAMP)

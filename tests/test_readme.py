@@ -42,6 +42,8 @@ NEEDS_INTERNET = {
 READER_FILES = {
     "keys.json": '{"APCA-API-KEY-ID": "readme-key-id", "APCA-API-SECRET-KEY": "readme-secret"}\n',
     "token.txt": "readme-spotify-token\n",
+    "ops.yaml": 'interval_s: 10\nendpoints:\n  - {name: shop, url: "http://127.0.0.1:9/health", timeout_s: 2, '
+                'expect_status: 200}\nbots: [echo, summarizer]\n',
 }
 _ASSIGNMENT = re.compile(r"^(?:export )?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _COMMAND_TIMEOUT_S = 180

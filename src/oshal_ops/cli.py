@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import sys
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,14 +70,16 @@ def _incident_tickets(config: OpsConfig) -> list[dict[str, Any]]:
 
 
 @app.command()
-def run(config_path: ConfigOption = None) -> None:
+def run(config_path: ConfigOption = None,
+        once: Annotated[bool, typer.Option("--once", help="One round (checks, open incidents moved on) and exit: "
+                                                            "for cron and scripts.")] = False) -> None:
     """Run the loop until Ctrl-C: checks every interval_s, the Alertmanager webhook when configured, incidents
     opened, diagnosed, healed (after approval, unless automatic) and reported."""
-    from oshal_ops.runner import run_loop  # the service and its web server load only for `run`
+    from oshal_ops.runner import run_loop, run_once  # the service and its web server load only for `run`
 
     config = _config(config_path)
     try:
-        asyncio.run(run_loop(config, out))
+        asyncio.run(run_once(config, out) if once else run_loop(config, out))
     except ConfigError as e:
         raise _fail(str(e), code=2) from e
     except PlatformError as e:
@@ -84,9 +87,16 @@ def run(config_path: ConfigOption = None) -> None:
 
 
 @app.command()
-def incidents(config_path: ConfigOption = None, as_json: JsonFlag = False) -> None:
+def incidents(config_path: ConfigOption = None, as_json: JsonFlag = False,
+              quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the newest incident's id.")] = False,
+              ) -> None:
     """Incidents, newest first: state, what opened them, when."""
     tickets = _incident_tickets(_config(config_path))
+    if quiet:
+        if not tickets:
+            raise _fail("there is no incident", "`oshal ops run --once` runs the checks", code=4)
+        out.print(tickets[0]["id"])
+        return
     if as_json:
         sys.stdout.write(json.dumps(tickets, indent=2, default=str) + "\n")
         return
@@ -127,9 +137,20 @@ def show(incident: str, config_path: ConfigOption = None, as_json: JsonFlag = Fa
 
 @app.command()
 def approve(incident: str, reason: Annotated[str, typer.Option(help="Why it may go ahead.")] = "approved",
+            wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the diagnosis to reach "
+                                                     "the gate.", min=0, max=300)] = 0,
             config_path: ConfigOption = None) -> None:
     """Approve an incident's proposed remediation (its approval gate); the running loop then acts and verifies."""
-    ticket = _call(_config(config_path), "POST", f"/v1/tickets/{incident}/approve", json={"reason": reason})
+    config = _config(config_path)
+    deadline = time.monotonic() + wait
+    while True:
+        current = _call(config, "GET", f"/v1/tickets/{incident}", params={"wait": min(10, wait) if wait else 0})
+        if current["status"] == "approval_required" or time.monotonic() >= deadline:
+            break
+    if current["status"] != "approval_required":
+        raise _fail(f"incident {incident} is {current['status']}, not waiting for approval",
+                    "`oshal ops show` says where it is; --wait waits for the diagnosis", code=1)
+    ticket = _call(config, "POST", f"/v1/tickets/{incident}/approve", json={"reason": reason})
     out.print(f"incident {ticket['id']}: {ticket['status']}")
 
 

@@ -17,6 +17,17 @@ from oshal_ops.service import Incident, OpsService
 from oshal_ops.webhook import create_app
 
 
+async def run_once(config: OpsConfig, out: Console) -> None:
+    """One round: take up what a previous run left, run every check, move each incident on, and stop."""
+    async with PlatformAPI(config.platform_url(), config.platform_key()) as api:
+        service = OpsService(api, config, executor_for(api, config))
+        await service.start()
+        results = await service.tick()
+        failing = [r for r in results if not r.ok]
+        out.print(f"{len(results)} checks, {len(failing)} failing; open incidents: "
+                  + (", ".join(f"{escape(i.key)} ({i.state})" for i in service.incidents.values()) or "none"))
+
+
 async def run_loop(config: OpsConfig, out: Console) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

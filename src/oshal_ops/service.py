@@ -27,6 +27,7 @@ from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_
 
 log = logging.getLogger("oshal_ops")
 _LANE_SAMPLES = 10
+_CONCLUDED = ("done", "escalated", "failed", "cancelled")
 DIAGNOSER = "ops-diagnoser"
 _ALERTS_AS_EVIDENCE = 20  # a storm's first alerts; the rest are counted in the incident, not attached
 # What the diagnoser's failure mode is called in the loop's policy (config `automatic`).
@@ -177,7 +178,7 @@ class OpsService:
                 incident.state = "awaiting_approval"
                 incident.diagnosed_at = incident.diagnosed_at or _now()
                 await self._changed(incident)
-            elif status in ("done", "escalated", "failed", "cancelled"):
+            elif status in _CONCLUDED:
                 await self._conclude(incident, ticket)
 
     async def rca(self, incident: Incident) -> RCA | None:
@@ -219,16 +220,27 @@ class OpsService:
             log.warning("could not store the incident report in the knowledge store: %s", e)
 
     async def _recover(self) -> None:
-        """Incidents whose tickets are still open (a restarted loop), taken up again."""
+        """Incidents a previous run left (a restarted loop, or `run --once` again): still open, or finished but not
+        yet reported (the report is filed once: its ticket's idempotency key is the incident's)."""
         page = await self.api.get("/v1/tickets", limit=500)
         for ticket in page.get("items", []):
-            if ticket.get("type") != INCIDENT_TYPE or ticket["status"] in ("done", "escalated", "failed",
-                                                                           "cancelled"):
+            if ticket.get("type") != INCIDENT_TYPE:
+                continue
+            if ticket["status"] in _CONCLUDED and await self._reported(str(ticket["id"])):
                 continue
             spec = ticket["input"]
             incident = Incident(str(spec["key"]), dict(spec.get("signal") or {}), str(spec.get("opened_at")),
                                 None, ticket=str(ticket["id"]))
             self.incidents.setdefault(incident.key, incident)
+
+    async def _reported(self, ticket: str) -> bool:
+        try:
+            await self.api.get(f"/v1/knowledge/incidents/{ticket}")
+        except PlatformError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
 
     async def _changed(self, incident: Incident) -> None:
         if self.on_change is not None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 UUID_PATH = re.compile(r"/tickets/([0-9a-f-]{36})$")
-PAGES = ("/", "/tickets", "/approvals", "/bots", "/cost", "/connectors", "/security", "/architecture")
+PAGES = ("/", "/tickets", "/approvals", "/bots", "/cost", "/connectors", "/apps", "/security", "/architecture")
 # What each architecture view draws from the live platform: its bots, its stores, its workflows, its controls.
 VIEW_SHOWS = {
     "system": ("echo (deterministic)", "renderer", "Postgres", "Redis"),

@@ -11,7 +11,7 @@ import pytest
 from conftest import Platform, make_tenant, wait_done
 from console_client import Console, signed_in
 
-MEMBER_PAGES = ("/", "/tickets", "/approvals", "/bots", "/cost", "/connectors")
+MEMBER_PAGES = ("/", "/tickets", "/approvals", "/bots", "/cost", "/connectors", "/apps")
 PLATFORM_PAGES = ("/security", "/architecture", *(f"/architecture/{v}" for v in
                                                   ("system", "deployment", "routing", "integration", "workflows",
                                                    "security", "business")))

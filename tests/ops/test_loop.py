@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from conftest import Platform, free_port, wait_done
+from console_client import signed_in
 from control.test_crash_safety import node_processes
 from oshal.mesh.redis_keys import dead_stream, lane_stream
 from oshal_ops.api import PlatformAPI
@@ -134,6 +135,11 @@ async def test_an_endpoint_that_stops_is_an_incident_diagnosed_with_citations_re
     business = await api.get("/v1/topology/business", format="json")
     labels = {n["id"]: n["label"] for n in business["nodes"]}
     assert labels["app_operations_loop"] == "operations loop"
+    with signed_in(platform, platform.admin_key) as console:  # the console shows the application and its work
+        apps = console.get("/apps").text
+        assert "operations loop" in apps and incident.ticket[:8] in apps
+        shown = console.get(f"/tickets/{incident.ticket}").text
+        assert "Step <code>review</code> output" in shown and "endpoint_down" in shown
     final = (await api.get(f"/v1/tickets/{incident.ticket}"))["status"]
     assert labels["app_operations_loop_incident"].endswith(f": {final} 1")  # the incident, counted live
     print(f"\nendpoint down: detected after {_seconds(stopped, detected)}, recovered after "

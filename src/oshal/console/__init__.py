@@ -12,10 +12,21 @@ from starlette.staticfiles import StaticFiles
 
 from oshal.api.app import Surface
 from oshal.console.access import CONSOLE_ROUTES, STATIC_PATH
-from oshal.console.routes import approvals, architecture, auth, bots, connectors, cost, overview, security, tickets
+from oshal.console.routes import (
+    approvals,
+    apps,
+    architecture,
+    auth,
+    bots,
+    connectors,
+    cost,
+    overview,
+    security,
+    tickets,
+)
 
 ROUTERS = (auth.router, overview.router, tickets.router, approvals.router, bots.router, cost.router,
-           connectors.router, security.router, architecture.router)
+           connectors.router, apps.router, security.router, architecture.router)
 
 
 def surface() -> Surface:

@@ -37,6 +37,7 @@ CONSOLE_ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/bots"): _MEMBER_READS_SHARED,
     ("GET", "/cost"): _MEMBER,
     ("GET", "/connectors"): _MEMBER_READS_SHARED,
+    ("GET", "/apps"): _MEMBER,
     # the platform's own state: platform operators (an operator key of the system tenant)
     ("GET", "/security"): _PLATFORM,
     ("POST", "/security/scan"): _PLATFORM,

@@ -32,6 +32,7 @@ _ENV = Environment(loader=FileSystemLoader(str(files("oshal.console") / "templat
 # Pages of the navigation: (path, label, who sees it: member / platform)
 NAV = (("/", "Overview", "member"), ("/tickets", "Tickets", "member"), ("/approvals", "Approvals", "member"),
        ("/bots", "Bots", "member"), ("/cost", "Cost", "member"), ("/connectors", "Connectors", "member"),
+       ("/apps", "Applications", "member"),
        ("/security", "Security", "platform"), ("/architecture", "Architecture", "platform"))
 
 SECURITY_HEADERS = {

@@ -287,3 +287,11 @@ async def recent_per_bot(conn: Conn, per_bot: int, scanned: int = 2000) -> list[
         "  SELECT id, bot, status, created_at, finished_at FROM tickets ORDER BY id DESC LIMIT %s) newest"
         ") ranked WHERE rn <= %s ORDER BY bot, id DESC", (scanned, per_bot))
     return await cur.fetchall()
+
+
+async def newest_of_types(conn: Conn, types: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    """The tenant's newest tickets of these ticket types (an application's work), newest first."""
+    cur = await conn.execute(
+        "SELECT id, type, status, phase, status_reason, created_at, finished_at FROM tickets "
+        "WHERE type = ANY(%s) ORDER BY id DESC LIMIT %s", (list(types), limit))
+    return await cur.fetchall()

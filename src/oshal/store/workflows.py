@@ -22,7 +22,8 @@ async def definition(conn: Conn, name: str, version: int | None) -> dict[str, An
 async def definitions(conn: Conn) -> list[dict[str, Any]]:
     cur = await conn.execute(
         "SELECT DISTINCT ON (name) name, version, tenant_id IS NULL AS builtin, digest, created_at, "
-        "document->>'title' AS title, document->>'description' AS description "
+        "document->>'title' AS title, document->>'description' AS description, "
+        "coalesce(document->>'application', '') AS application "
         "FROM workflow_definitions ORDER BY name, (tenant_id IS NULL), version DESC")
     return await cur.fetchall()
 

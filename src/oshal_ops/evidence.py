@@ -55,7 +55,7 @@ async def gather(api: PlatformAPI, signal: dict[str, Any], failing: list[CheckRe
                               f"{last.get('replicas_desired')} up, {last.get('pending')} pending, "
                               f"lag {last.get('lag')}",
                               capped({"bot": bot, "samples": samples})))
-    for read in (_fleet, _dead_letters, _paused, _budgets, _connections, _engines, _changes):
+    for read in (_fleet, _dead_letters, _paused, _budgets, _connections, _engines, _changes, _metrics):
         try:
             items += await read(api, signal)
         except PlatformError as e:  # a read that fails is itself evidence (the diagnoser sees what is missing)
@@ -144,3 +144,29 @@ async def _runbooks(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
     results = found.get("results", found) if isinstance(found, dict) else found
     return [Evidence(f"runbook:{r.get('slug')}", "runbook", f"GET /v1/knowledge/runbooks/{r.get('slug')}", _now(),
                      f"runbook {r.get('title')!r} (rank {r.get('rank')})", capped(r)) for r in results or []]
+
+
+# The platform's own metric families an incident is read against (Prometheus text from /metrics).
+_METRIC_FAMILIES = ("oshal_lane_", "oshal_bot_replicas", "oshal_tickets_created_total", "oshal_results_",
+                    "oshal_phases_redriven_total", "oshal_stale_phases_in_flight", "oshal_duplicate_executions_total")
+
+
+async def _metrics(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
+    """The platform's metrics at the moment of the incident: lanes and replicas (the signal's bot's only, when it
+    names one), tickets created, results committed or rejected, re-drives."""
+    text = await api.get("/metrics")
+    bot = signal.get("bot")
+    samples: dict[str, float] = {}
+    for line in str(text).splitlines():
+        if not line.startswith(_METRIC_FAMILIES) or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if bot and "bot=" in name and f'bot="{bot}"' not in name:
+            continue
+        try:
+            samples[name] = float(value)
+        except ValueError:
+            continue
+    shown = ", ".join(f"{k}={v:g}" for k, v in list(samples.items())[:4])
+    return [Evidence("metrics", "metrics", "GET /metrics", _now(), f"{len(samples)} samples: {shown}",
+                     capped(samples))]

@@ -198,7 +198,9 @@ class OpsService:
                     break
         payload = {"incident": incident.as_dict(), "ticket_status": ticket["status"],
                    "rca": rca_to_json(rca) if rca else None,
-                   "evidence": ticket["input"].get("evidence", []), "actions": incident.actions,
+                   # the report lists the evidence (id, what, source, when); its data stays on the incident's ticket
+                   "evidence": [{**e, "data": None} for e in ticket["input"].get("evidence", [])],
+                   "actions": incident.actions,
                    "timings": reporting.timings(incident.as_dict())}
         incident.report = await file_report(self.api, incident.ticket, payload)
         incident.state = "closed"

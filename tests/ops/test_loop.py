@@ -239,7 +239,9 @@ async def test_alertmanager_notifications_open_one_incident_even_in_a_storm(plat
     incidents = [t for t in (await api.get("/v1/tickets", limit=500))["items"] if t.get("type") == "incident"]
     assert len(incidents) == 1, [t["input"]["key"] for t in incidents]
     assert incidents[0]["input"]["key"].startswith("alertmanager:")
-    assert any(e["kind"] == "alert" for e in incidents[0]["input"]["evidence"])
+    kinds = {e["kind"] for e in incidents[0]["input"]["evidence"]}
+    assert {"alert", "bots", "metrics", "audit", "readyz"} <= kinds, kinds
+    assert all(e["source"] and e["collected_at"] for e in incidents[0]["input"]["evidence"])
     assert len(service.book.get(incidents[0]["input"]["key"]).alerts) == 201  # type: ignore[union-attr]
 
 

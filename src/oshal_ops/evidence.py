@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from oshal_ops.api import PlatformAPI, PlatformError
+from oshal_ops.audit_window import entries_since
 from oshal_ops.checks import CheckResult
 from oshal_ops.model import Evidence
 
@@ -123,11 +124,9 @@ async def _engines(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
 
 async def _changes(api: PlatformAPI, signal: dict[str, Any]) -> list[Evidence]:
     """Recent changes by people and the platform (kill switches, budgets, connectors, keys) from the audit log."""
-    entries: list[dict[str, Any]] = await api.get("/v1/audit", limit=10_000)
-    since = _now() - _AUDIT_WINDOW
-    recent = [e for e in entries if str(e.get("action", "")).startswith(_CHANGE_ACTIONS)
-              and dt.datetime.fromisoformat(str(e["at"])) >= since][-50:]
-    return [Evidence("audit", "audit", "GET /v1/audit", _now(),
+    entries = await entries_since(api, _now() - _AUDIT_WINDOW)
+    recent = [e for e in entries if str(e.get("action", "")).startswith(_CHANGE_ACTIONS)][-50:]
+    return [Evidence("audit", "audit", "GET /v1/audit?since=", _now(),
                      f"{len(recent)} changes in the last {int(_AUDIT_WINDOW.total_seconds() // 3600)} h",
                      capped([{k: e.get(k) for k in ("seq", "at", "actor", "action", "target")} for e in recent]))]
 

@@ -46,12 +46,13 @@ class Recap:
 
 def hit_rate(signals: Sequence[Signal], bars: Mapping[str, Sequence[Bar]], until: dt.date) -> tuple[int, float | None]:
     """(signals scored, share right) over signals whose horizon ended by ``until``."""
+    # per symbol: when each bar closed -> its index (a signal is made at the close of its bar)
+    closed_at = {symbol: {_close_of(series, i): i for i in range(len(series))}
+                 for symbol, series in bars.items() if series}
     scored = right = 0
     for signal in signals:
         series = bars.get(signal.symbol, [])
-        ends = {b.start + (series[1].start - series[0].start if b.timeframe != "1d" else dt.timedelta(days=1)): i
-                for i, b in enumerate(series)} if len(series) > 1 else {}
-        index = ends.get(signal.at)  # the signal's bar is the one that closed when it was made
+        index = closed_at.get(signal.symbol, {}).get(signal.at)
         if index is None or index + signal.horizon_bars >= len(series):
             continue
         later = series[index + signal.horizon_bars]
@@ -61,6 +62,13 @@ def hit_rate(signals: Sequence[Signal], bars: Mapping[str, Sequence[Bar]], until
         moved = later.close - series[index].close
         right += (moved > 0) if signal.side is Side.BUY else (moved < 0)
     return scored, (right / scored if scored else None)
+
+
+def _close_of(series: Sequence[Bar], index: int) -> dt.datetime:
+    bar = series[index]
+    if bar.timeframe == "1d" or len(series) < 2:
+        return bar.start + dt.timedelta(days=1)
+    return bar.start + (series[1].start - series[0].start)
 
 
 def _realized_by_fill(ledger: Ledger, fills: Sequence[Fill]) -> dict[str, int]:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from oshal.mesh.envelopes import Envelope
 from oshal.store import tickets as repo
 from oshal.store import workflows as workflow_repo
 from oshal.store.db import Database
-from oshal.types import TicketStatus, new_id
+from oshal.types import TERMINAL_STATUSES, TicketStatus, new_id
 from oshal.workflows.runner import Outcome, WorkflowRunner
 from oshal.workflows.states import RESTING
 
@@ -136,7 +136,7 @@ class TicketService:
             row = await repo.replay_source(conn, original)
         if row is None:
             raise NotFound(f"ticket {original} not found")
-        if row["status"] not in _REPLAYABLE:
+        if row["status"] not in REPLAYABLE:
             raise Conflict(f"ticket {original} is {row['status']}; only a finished ticket can be replayed",
                            hint="wait for its work to end (done, failed, escalated or waiting on the customer)")
         if row["parent_id"] is not None:
@@ -216,6 +216,22 @@ class TicketService:
             row = await self.get(tenant, ticket_id)
             return await self._until_terminal(tenant, ticket_id, changes, timeout_s, row)
 
+    async def follow(self, tenant: UUID, ticket_id: UUID,
+                     keep_alive_s: float = 15.0) -> AsyncIterator[dict[str, Any] | None]:
+        """The ticket now, then again on every change until it ends; None every ``keep_alive_s`` without a change
+        (a server-sent-event stream's keep-alive)."""
+        async with self.events.watch(str(ticket_id)) as changes:
+            row = await self.get(tenant, ticket_id)
+            yield row
+            while row["status"] not in TERMINAL_STATUSES:  # resting states still change: keep following
+                try:
+                    await asyncio.wait_for(changes.get(), keep_alive_s)
+                except TimeoutError:
+                    yield None
+                    continue
+                row = await self.get(tenant, ticket_id)
+                yield row
+
     async def _until_terminal(self, tenant: UUID, ticket_id: UUID, changes: asyncio.Queue[str], timeout_s: float,
                               row: dict[str, Any] | None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -256,7 +272,7 @@ class TicketService:
 
 
 # Its work has ended (the last two rest with a person, not with a bot).
-_REPLAYABLE = frozenset({TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.DEAD_LETTER, TicketStatus.ESCALATED,
+REPLAYABLE = frozenset({TicketStatus.DONE, TicketStatus.FAILED, TicketStatus.DEAD_LETTER, TicketStatus.ESCALATED,
                          TicketStatus.CUSTOMER_ACTION})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from oshal.api.deps import Caller, Db, Events, Operator, Settings, TicketLifecycle, Tickets
+from oshal.api.deps import Caller, Db, Operator, Settings, TicketLifecycle, Tickets
 from oshal.api.schemas import (
     TicketAction,
     TicketBatchCreate,
@@ -31,7 +30,7 @@ from oshal.control.replay_diff import replay_diff
 from oshal.control.ticket_actions import Lifecycle
 from oshal.control.tickets import TicketRequest, TicketService
 from oshal.errors import TooLarge
-from oshal.types import TERMINAL_STATUSES, TicketStatus
+from oshal.types import TicketStatus
 from oshal.workflows.states import OPERATOR_ACTIONS, Action
 
 if TYPE_CHECKING:
@@ -119,22 +118,13 @@ async def get_ticket(
 
 @router.get("/{ticket_id}/events", response_class=StreamingResponse, responses={200: {
     "description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
-async def ticket_events(ticket_id: UUID, tickets: Tickets, events: Events, who: Caller) -> StreamingResponse:
+async def ticket_events(ticket_id: UUID, tickets: Tickets, who: Caller) -> StreamingResponse:
     """Server-sent events: the current state, then every change, ending at a terminal state."""
     await tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is a 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
-        async with events.watch(str(ticket_id)) as changes:
-            row = await tickets.get(who.tenant_id, ticket_id)
-            yield _sse(row)
-            while row["status"] not in TERMINAL_STATUSES:  # resting states still change: keep streaming
-                try:
-                    await asyncio.wait_for(changes.get(), 15)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                row = await tickets.get(who.tenant_id, ticket_id)
-                yield _sse(row)
+        async for row in tickets.follow(who.tenant_id, ticket_id):
+            yield b": keep-alive\n\n" if row is None else _sse(row)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

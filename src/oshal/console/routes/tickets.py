@@ -3,7 +3,6 @@ artifacts (videos play in the page), cost and replay, updated live over server-s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +17,8 @@ from oshal.api.schemas import ticket_out
 from oshal.console.render import page
 from oshal.console.routes.common import console_router
 from oshal.console.session import Viewer, plane_of
-from oshal.control.tickets import TicketRequest
+from oshal.control.auth import Principal
+from oshal.control.tickets import REPLAYABLE, TicketRequest
 from oshal.errors import Invalid
 from oshal.types import TERMINAL_STATUSES, TicketStatus
 from oshal.workflows.states import Action
@@ -40,15 +40,22 @@ async def ticket_list(
     bot: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[UUID | None, Query()] = None,
 ) -> Response:
+    return await _list_page(request, who, status=status.value if status else None, bot=bot or None, cursor=cursor)
+
+
+async def _list_page(request: Request, who: Principal, *, status: str | None = None, bot: str | None = None,
+                     cursor: UUID | None = None, form: dict[str, Any] | None = None, error: str = "",
+                     code: int = 200) -> Response:
+    """The tickets page: a page of the list (filtered), and the submit form (with what was typed, and why it was
+    refused, when it was)."""
     cp = plane_of(request)
-    bot = bot or None
-    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=status.value if status else None, bot=bot,
-                                              cursor=cursor, limit=_PAGE_SIZE)
+    rows, next_cursor = await cp.tickets.list(who.tenant_id, status=status, bot=bot, cursor=cursor,
+                                              limit=_PAGE_SIZE)
     workflows = sorted(w["name"] for w in await cp.workflows.list(who.tenant_id))
-    return await page(request, "tickets.html", title="Tickets", tickets=[ticket_out(r) for r in rows],
-                      next_cursor=next_cursor, status_filter=status.value if status else "", bot=bot or "",
+    return await page(request, "tickets.html", status=code, title="Tickets", tickets=[ticket_out(r) for r in rows],
+                      next_cursor=next_cursor, status_filter=status or "", bot=bot or "",
                       statuses=[s.value for s in TicketStatus], bots=sorted(cp.registry.names), types=workflows,
-                      form={}, error="")
+                      form=form or {}, error=error)
 
 
 @router.post("/tickets")
@@ -72,14 +79,8 @@ async def submit_ticket(
                                  hold and kind == "type")
         [created] = await cp.tickets.create(who.tenant_id, who.key_id, [request_])
     except Invalid as refused:
-        rows, next_cursor = await cp.tickets.list(who.tenant_id, status=None, bot=None, cursor=None,
-                                                  limit=_PAGE_SIZE)
-        workflows = sorted(w["name"] for w in await cp.workflows.list(who.tenant_id))
-        return await page(request, "tickets.html", status=422, title="Tickets",
-                          tickets=[ticket_out(r) for r in rows], next_cursor=next_cursor, status_filter="",
-                          bot="", statuses=[s.value for s in TicketStatus], bots=sorted(cp.registry.names),
-                          types=workflows, form={"target": target, "input": input, "hold": hold},
-                          error=refused.message + (f" ({refused.hint})" if refused.hint else ""))
+        return await _list_page(request, who, form={"target": target, "input": input, "hold": hold}, code=422,
+                                error=refused.message + (f" ({refused.hint})" if refused.hint else ""))
     return RedirectResponse(f"/tickets/{created.id}", status_code=303)
 
 
@@ -90,7 +91,7 @@ async def ticket_detail(request: Request, ticket_id: UUID, who: Viewer) -> Respo
     timeline = await cp.tickets.timeline(who.tenant_id, ticket_id)
     return await page(request, "ticket.html", title=f"Ticket {str(ticket_id)[:8]}…", ticket=ticket,
                       timeline=timeline, terminal=ticket.status in TERMINAL_STATUSES,
-                      replayable=ticket.status in ("done", "failed", "dead_letter", "escalated", "customer_action"),
+                      replayable=ticket.status in REPLAYABLE,
                       inline_types=_INLINE_TYPES,
                       pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False))
 
@@ -102,17 +103,8 @@ async def ticket_live(request: Request, ticket_id: UUID, who: Viewer) -> Respons
     await cp.tickets.get(who.tenant_id, ticket_id)  # an unknown ticket is refused before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
-        async with cp.events.watch(str(ticket_id)) as changes:
-            row = await cp.tickets.get(who.tenant_id, ticket_id)
-            yield _event(row)
-            while row["status"] not in TERMINAL_STATUSES:
-                try:
-                    await asyncio.wait_for(changes.get(), 15)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                row = await cp.tickets.get(who.tenant_id, ticket_id)
-                yield _event(row)
+        async for row in cp.tickets.follow(who.tenant_id, ticket_id):
+            yield b": keep-alive\n\n" if row is None else _event(row)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

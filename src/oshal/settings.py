@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     fleet_dir: Path = Path("fleet")
     node_credentials: Path | None = Field(default=None, description="Node host: the file of its bots' own Redis URLs "
                                           "and gateway tokens that `oshal up` writes it (instead of OSHAL_HOME).")
+    node_replicas: dict[str, int] = Field(default_factory=dict, description="Node host: replicas per bot ordered "
+                                          "through fleet control, instead of the manifests' (0 leaves a bot out).")
     connectors_dir: Path = Field(default=Path("connectors"), description="Curated signed connectors to install.")
     prices_file: Path | None = None
 

@@ -10,8 +10,8 @@ run=<hex>]``, so the platform's audit log — the durable record the hourly budg
 own actions apart from anything else the same key did. The one exception is releasing a kill switch: the platform
 records no reason for it, so every release by the key counts.
 
-Actions the platform's API cannot carry out yet are declared too, and refused by their precondition with the
-reason, so a diagnosis may name them and an operator sees why they did not run.
+Fleet actions (restart, scale) are orders the platform records and whatever runs the nodes carries out; their
+verification waits until the order is applied and the bot's replicas are live.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ _CONNECTOR = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _TAG = re.compile(r"\[oshal-ops (?P<action>[a-z_]+) incident=(?P<incident>\S+) run=(?P<run>[0-9a-f]+)\]")
 MAX_REASON = 500  # the platform's limit on a kill switch's reason
 MAX_REQUEUE = 100
-NO_FLEET_CONTROL = "the platform has no fleet-control API yet (issue 17)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +159,10 @@ def _scope(target: str) -> str:
     return GLOBAL if target == GLOBAL else f"bot:{target}"
 
 
-def _needs_platform_operator(step: Step) -> Check | None:
+def _needs_platform_operator(step: Step, what: str = "kill switches") -> Check | None:
     if step.identity.platform_operator:
         return None
-    return Check(False, f"kill switches need a platform operator key (an operator of the {SYSTEM_TENANT!r} tenant);"
+    return Check(False, f"{what} needs a platform operator key (an operator of the {SYSTEM_TENANT!r} tenant);"
                         f" this key is a {step.identity.role} of {step.identity.tenant!r}")
 
 
@@ -390,75 +389,165 @@ class RequeueDeadLetters(Action):
         return None
 
 
-# --- declared, but the platform cannot carry them out yet -----------------------------------------------------------
+# --- connectors ----------------------------------------------------------------------------------------------------
 
 
-class Unsupported(Action):
-    """An action the loop knows but the platform's API cannot carry out: its precondition always refuses."""
-
-    missing: ClassVar[str]
-    rollback_plan = "None: it is never applied."
-    verification = "Not applicable: it is never applied."
-
-    async def precondition(self, step: Step) -> Check:
-        return Check(False, f"{self.name} cannot run: {self.missing}")
-
-    async def apply(self, step: Step) -> str:
-        raise RuntimeError(f"{self.name} cannot run: {self.missing}")  # its precondition refuses it first
-
-    async def verify(self, step: Step) -> Check:
-        return Check(False, self.missing)
-
-    async def rollback(self, step: Step) -> None:
-        return None
-
-
-class DisableConnector(Unsupported):
+class DisableConnector(Action):
     name = "disable_connector"
-    description = "Stop every call through a failing connector until it is enabled again."
-    effect = "No bot can call the connector's operations."
+    description = "Take a failing connector out of service until it is enabled again (its signature is kept)."
+    effect = "No bot can call the connector's operations; calls are refused at once with the reason."
+    verification = "GET /v1/connectors/<id> shows the connector disabled."
+    rollback_plan = "Enable it again (POST /v1/connectors/<id>/enable), which checks its signature once more."
     risk = "high"
     budget = RateBudget(per_incident=1, per_hour=4)
     audit_action = "connector.disable"
-    params = frozenset()
-    missing = ("the platform has no reversible way to disable a connector: PATCH /v1/connectors/<id> changes only "
-               "base_url and allow_private_network, and that or any operations change returns the connector to draft "
-               "until its publisher signs it again, which the loop cannot undo. Pause the bots that use it "
-               "(pause_bot) or replace the credential (POST /v1/connections)")
 
     def target_problem(self, target: str) -> str | None:
         return None if _CONNECTOR.match(target) else f"{self.name} acts on a connector id, not {target!r}"
 
     async def precondition(self, step: Step) -> Check:
+        refused = _needs_platform_operator(step, "disabling a connector")
+        if refused:
+            return refused
         try:
-            await step.api.get(f"/v1/connectors/{step.target}")
+            row = await step.api.get(f"/v1/connectors/{step.target}")
         except PlatformError as e:
             if e.status == 404:
                 return Check(False, f"no connector {step.target!r} is in the catalog (see GET /v1/connectors)")
             raise
-        return await super().precondition(step)
+        if row["state"] != "enabled":
+            return Check(False, f"connector {step.target} is {row['state']}, not enabled: nothing to disable")
+        return Check(True, f"connector {step.target} is enabled")
+
+    async def apply(self, step: Step) -> str:
+        await step.api.post(f"/v1/connectors/{step.target}/disable",
+                            {"reason": step.reason("disabled by the operations loop")})
+        return f"disabled connector {step.target}"
+
+    async def verify(self, step: Step) -> Check:
+        row = await step.api.get(f"/v1/connectors/{step.target}")
+        if row["state"] == "disabled":
+            return Check(True, f"connector {step.target} is disabled: {row.get('disabled_reason')}")
+        return Check(False, f"connector {step.target} is {row['state']}")
+
+    async def rollback(self, step: Step) -> str:
+        try:
+            await step.api.post(f"/v1/connectors/{step.target}/enable")
+        except PlatformError as e:
+            if e.status == 409:
+                return f"connector {step.target} was not disabled any more ({e.message})"
+            raise
+        return f"enabled connector {step.target} again"
 
 
-class RestartBot(Unsupported):
+# --- fleet control -------------------------------------------------------------------------------------------------
+
+
+async def _control(api: PlatformAPI, bot: str) -> dict[str, Any]:
+    control: dict[str, Any] = await api.get(f"/v1/bots/{bot}/control")
+    return control
+
+
+class RestartBot(Action):
     name = "restart_bot"
-    description = "Restart a bot's replica (its node process)."
+    description = "Restart a bot's processes (drained first: work in flight is finished or taken over)."
     effect = "The bot has its desired number of live replicas again."
+    verification = ("GET /v1/bots/<bot>/control shows the restart carried out (applied_seq reached the order) and "
+                    "GET /v1/bots shows at least one live replica.")
+    rollback_plan = "None: a restart cannot be undone, and a second one is the same action again."
     risk = "low"
     budget = RateBudget(per_incident=2, per_hour=6)
     audit_action = "fleet.restart"
-    params = frozenset()
-    missing = NO_FLEET_CONTROL
+
+    async def precondition(self, step: Step) -> Check:
+        refused = _needs_platform_operator(step, "restarting a bot")
+        if refused:
+            return refused
+        bot = (await bot_rows(step.api)).get(step.target)
+        if bot is None:
+            return Check(False, f"no bot named {step.target!r} is registered (see GET /v1/bots)")
+        if bot["replicas_desired"] == 0:
+            return Check(False, f"bot {step.target} is scaled to 0 replicas on purpose; scale it up instead")
+        return Check(True, f"bot {step.target} has {bot['replicas']} of {bot['replicas_desired']} replica(s) live")
+
+    async def apply(self, step: Step) -> str:
+        order = await step.api.post(f"/v1/bots/{step.target}/restart",
+                                    {"reason": step.reason("restarted by the operations loop")})
+        step.memo["restart_seq"] = int(order["restart_seq"])
+        return f"ordered restart #{order['restart_seq']} of bot {step.target}"
+
+    async def verify(self, step: Step) -> Check:
+        control = await _control(step.api, step.target)
+        ordered = int(step.memo.get("restart_seq", control["restart_seq"]))
+        if int(control["applied_seq"]) < ordered:
+            return Check(False, f"restart #{ordered} of {step.target} not carried out yet "
+                                f"(applied #{control['applied_seq']}; is anything running the bot's nodes?)")
+        bot = (await bot_rows(step.api)).get(step.target, {})
+        if not bot.get("replicas"):
+            return Check(False, f"bot {step.target} was restarted ({control['applied_note']}) but has no live "
+                                "replica yet")
+        return Check(True, f"bot {step.target} restarted ({control['applied_note']}); {bot['replicas']} of "
+                           f"{bot['replicas_desired']} replica(s) live")
+
+    async def rollback(self, step: Step) -> None:
+        return None
 
 
-class ScaleLane(Unsupported):
+class ScaleLane(Action):
     name = "scale_lane"
     description = "Change how many replicas consume a bot's lane."
     effect = "The lane has the requested number of live consumers."
+    verification = ("GET /v1/bots/<bot>/control shows the replicas applied and GET /v1/bots shows that many live "
+                    "replicas.")
+    rollback_plan = "Order the replicas the bot had before (or its manifest's number, if none was ordered)."
     risk = "medium"
     budget = RateBudget(per_incident=2, per_hour=6)
     audit_action = "fleet.scale"
-    params = frozenset({"replicas"})
-    missing = NO_FLEET_CONTROL
+    params = frozenset({"reason", "replicas"})
+    MAX_REPLICAS = 16
+
+    def problem(self, target: str, params: Mapping[str, Any]) -> str | None:
+        replicas = params.get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= self.MAX_REPLICAS:
+            return (f"{self.name}: replicas must be a whole number from 1 to {self.MAX_REPLICAS}, not {replicas!r} "
+                    "(the loop never scales a lane to zero)")
+        return super().problem(target, params)
+
+    async def precondition(self, step: Step) -> Check:
+        refused = _needs_platform_operator(step, "scaling a lane")
+        if refused:
+            return refused
+        if step.target not in await bot_rows(step.api):
+            return Check(False, f"no bot named {step.target!r} is registered (see GET /v1/bots)")
+        control = await _control(step.api, step.target)
+        step.memo["previous"] = control["replicas"]
+        if control["replicas"] == step.params["replicas"]:
+            return Check(False, f"bot {step.target} is ordered to {control['replicas']} replica(s) already")
+        return Check(True, f"bot {step.target} is ordered to "
+                           f"{'its manifest' if control['replicas'] is None else control['replicas']} replica(s)")
+
+    async def apply(self, step: Step) -> str:
+        wanted = int(step.params["replicas"])
+        await step.api.put(f"/v1/bots/{step.target}/replicas",
+                           {"replicas": wanted, "reason": step.reason("scaled by the operations loop")})
+        return f"ordered {wanted} replica(s) for bot {step.target}"
+
+    async def verify(self, step: Step) -> Check:
+        wanted = int(step.params["replicas"])
+        control = await _control(step.api, step.target)
+        if control["applied_replicas"] != wanted:
+            return Check(False, f"{wanted} replica(s) of {step.target} not applied yet "
+                                f"(applied: {control['applied_replicas']})")
+        live = int((await bot_rows(step.api)).get(step.target, {}).get("replicas", 0))
+        if live != wanted:
+            return Check(False, f"bot {step.target} has {live} live replica(s), not {wanted}")
+        return Check(True, f"bot {step.target} has {live} live replica(s) ({control['applied_note']})")
+
+    async def rollback(self, step: Step) -> str:
+        previous = step.memo.get("previous")
+        await step.api.put(f"/v1/bots/{step.target}/replicas",
+                           {"replicas": previous, "reason": step.reason("scaling rolled back by the operations loop")})
+        return f"ordered bot {step.target} back to {'its manifest' if previous is None else previous} replica(s)"
 
 
 ACTIONS: Mapping[str, Action] = {action.name: action for action in (

@@ -66,7 +66,7 @@ def render(incident: dict[str, Any], rca: RCA | None, evidence: list[Evidence],
         verdict = ("refused: " + str(a.get("refused_reason"))) if a.get("refused_reason") else (
             "verified" if a.get("verified") else "NOT verified" + (", rolled back" if a.get("rolled_back") else ""))
         lines.append(f"- `{a.get('action')}` on `{a.get('target')}` at {_when(a.get('applied_at'))}: {verdict}. "
-                     f"{a.get('detail', '')}".rstrip())
+                     f"{a.get('detail', '')}".rstrip() + (f" ({a['signal']})" if a.get("signal") else ""))
     lines += ["", "## Evidence", "", "| id | what | source | read at |", "|---|---|---|---|"]
     lines += [f"| `{e.id}` | {e.summary.replace('|', '/')} | {e.source} | {e.collected_at.isoformat()} |"
               for e in evidence]

@@ -27,6 +27,7 @@ from oshal_ops.model import RCA, Evidence, Remedy, evidence_from_json, rca_from_
 
 log = logging.getLogger("oshal_ops")
 _LANE_SAMPLES = 10
+_RECOVERY_LOOKS = 5  # after a verified action, how many times the signal is read before it counts as not recovered
 _CONCLUDED = ("done", "escalated", "failed", "cancelled")
 DIAGNOSER = "ops-diagnoser"
 _ALERTS_AS_EVIDENCE = 20  # a storm's first alerts; the rest are counted in the incident, not attached
@@ -94,10 +95,28 @@ class OpsService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.interval_s)
 
+    async def _checks(self) -> list[CheckResult]:
+        results = [await check_endpoint(self._endpoints, c) for c in self.config.checks()]
+        return results + await platform_checks(self.api, self.config.thresholds())
+
+    async def _signal_recovered(self, incident: Incident) -> str | None:
+        """After a verified action: when the incident's own health signal reads healthy again (a few looks, one
+        interval apart), or None. An alert's incident recovers when Alertmanager resolves it, so a verified action
+        is its best evidence here."""
+        if not incident.key.startswith("check:"):
+            return _now()
+        name = incident.key.removeprefix("check:")
+        for attempt in range(_RECOVERY_LOOKS):
+            if attempt:
+                await asyncio.sleep(self.config.interval_s)
+            result = next((r for r in await self._checks() if r.name == name), None)
+            if result is None or result.ok:  # gone (the failing thing is out of service) or healthy
+                return result.at.isoformat() if result else _now()
+        return None
+
     async def tick(self) -> list[CheckResult]:
         """One round: run every check, open incidents for new failures, note recoveries, move incidents on."""
-        results = [await check_endpoint(self._endpoints, c) for c in self.config.checks()]
-        results += await platform_checks(self.api, self.config.thresholds())
+        results = await self._checks()
         failing = [r for r in results if not r.ok]
         for result in results:
             if result.name.startswith("bot:"):
@@ -194,7 +213,9 @@ class OpsService:
             for remedy in rca.remediation[: self.config.max_actions_per_incident]:
                 incident.actions.append(await self.heal(remedy, incident.ticket))
                 if incident.actions[-1].get("verified"):
-                    incident.recovered_at = incident.recovered_at or incident.actions[-1].get("applied_at")
+                    incident.recovered_at = incident.recovered_at or await self._signal_recovered(incident)
+                    if incident.recovered_at is None:
+                        incident.actions[-1]["signal"] = "the action held, but the incident's signal did not recover"
                     break
         payload = {"incident": incident.as_dict(), "ticket_status": ticket["status"],
                    "rca": rca_to_json(rca) if rca else None,

@@ -9,11 +9,12 @@ import pytest
 
 from conftest import Platform, make_tenant, wait_done
 from control.test_crash_safety import node_processes
+from external.fake_shop import FakeShop
 from oshal.mesh.redis_keys import dead_stream, lane_stream
 from oshal_ops.actions import ACTIONS, RateBudget, Step
 from oshal_ops.api import PlatformAPI
 from oshal_ops.executor import Executor
-from shopfront import SHOP_SPEC
+from shopfront import enable_shop
 
 
 @pytest.fixture
@@ -150,8 +151,8 @@ async def test_actions_the_platform_cannot_do_and_keys_that_may_not_are_refused(
     executor = Executor(api)
     unknown = await executor.execute("drop_database", "global", incident="INC-x")
     assert unknown.refused and "not an allowed action" in str(unknown.refused_reason)
-    restart = await executor.execute("restart_bot", "echo", incident="INC-x")
-    assert restart.refused and "no fleet-control API yet (issue 17)" in str(restart.refused_reason)
+    scale_to_zero = await executor.execute("scale_lane", "echo", {"replicas": 0}, incident="INC-x")
+    assert scale_to_zero.refused and "never scales a lane to zero" in str(scale_to_zero.refused_reason)
     missing = await executor.execute("disable_connector", "no-such-api", incident="INC-x")
     assert missing.refused and "no connector 'no-such-api'" in str(missing.refused_reason)
     bad_input = await executor.execute("requeue_dead_letters", "echo", {"limit": 0}, incident="INC-x")
@@ -162,7 +163,9 @@ async def test_actions_the_platform_cannot_do_and_keys_that_may_not_are_refused(
     tenant_operator = make_tenant(platform, "other-ops", role="operator")
     async with PlatformAPI(platform.url, tenant_operator.key) as theirs:
         refused = await Executor(theirs).execute("pause_bot", "echo", incident="INC-x")
+        restart = await Executor(theirs).execute("restart_bot", "echo", incident="INC-x")
     assert refused.refused and "platform operator key" in str(refused.refused_reason)
+    assert restart.refused and "restarting a bot needs a platform operator key" in str(restart.refused_reason)
     member = make_tenant(platform, "viewer")
     async with PlatformAPI(platform.url, member.key) as theirs:
         blind = await Executor(theirs).execute("pause_bot", "echo", incident="INC-x")
@@ -170,12 +173,21 @@ async def test_actions_the_platform_cannot_do_and_keys_that_may_not_are_refused(
     assert await _switches(api) == {}
 
 
-async def test_disable_connector_is_declared_but_refused_with_the_reason(platform: Platform,
-                                                                         api: PlatformAPI) -> None:
-    await api.post("/v1/connectors/import", {"document": SHOP_SPEC, "id": "shop", "publisher": "acme"})
-    connector = "shop"
-    before = await api.get(f"/v1/connectors/{connector}")
-    result = await Executor(api).execute("disable_connector", connector, incident="INC-cred")
-    assert result.refused and "no reversible way to disable a connector" in str(result.refused_reason)
-    assert "PATCH /v1/connectors/<id> changes only base_url" in str(result.refused_reason)
-    assert await api.get(f"/v1/connectors/{connector}") == before  # untouched
+async def test_disable_connector_takes_an_enabled_connector_out_and_its_rollback_puts_it_back(
+        platform: Platform, api: PlatformAPI) -> None:
+    with FakeShop(api_key="k") as shop:
+        enable_shop(platform, shop, ["listProducts"])
+        executor = Executor(api, verify_timeout_s=10)
+        result = await executor.execute("disable_connector", "shop", {"reason": "its credential fails"},
+                                        incident="INC-cred")
+        assert result.verified and not result.rolled_back, result.detail
+        row = await api.get("/v1/connectors/shop")
+        assert row["state"] == "disabled" and row["disabled_reason"].startswith("its credential fails")
+        again = await executor.execute("disable_connector", "shop", incident="INC-cred", taken_in_incident=0)
+        assert again.refused and "disabled, not enabled" in str(again.refused_reason)
+        step = Step(api, await executor.identity(), "shop", {}, "")
+        assert "enabled connector shop again" in await ACTIONS["disable_connector"].rollback(step)
+        assert (await api.get("/v1/connectors/shop"))["state"] == "enabled"
+
+    draft = await executor.execute("disable_connector", "no-such-api", incident="INC-cred")
+    assert draft.refused and "no connector 'no-such-api'" in str(draft.refused_reason)

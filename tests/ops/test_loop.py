@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import threading
 import time
@@ -21,6 +22,8 @@ import pytest
 from conftest import Platform, free_port, wait_done
 from console_client import signed_in
 from control.test_crash_safety import node_processes
+from external.fake_shop import FakeShop
+from fleet_runner import fleet_runner
 from oshal.mesh.redis_keys import dead_stream, lane_stream
 from oshal_ops.api import PlatformAPI
 from oshal_ops.config import OpsConfig
@@ -28,7 +31,7 @@ from oshal_ops.heal import executor_for
 from oshal_ops.model import rca_to_json
 from oshal_ops.service import Incident, OpsService, rca_of_run
 from oshal_ops.webhook import create_app
-from shopfront import SHOP_SPEC
+from shopfront import enable_shop
 
 DATA = Path(__file__).parent / "data"
 RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "oshal_ops" / "runbooks"
@@ -189,32 +192,73 @@ async def test_a_poison_message_is_diagnosed_requeued_verified_and_reported(
         admin.close()
 
 
-async def test_a_killed_bot_is_diagnosed_dead_with_citations_and_a_restart_is_refused_honestly(
+async def test_a_dead_bot_is_diagnosed_with_citations_restarted_after_approval_verified_and_reported(
         platform: Platform, api: PlatformAPI) -> None:
+    """The bot's node process hangs (SIGSTOP: alive, but no heartbeat and no work), so its runner sees nothing to
+    restart on its own; the loop finds it dead, proposes a restart, and after approval orders it through the
+    platform's fleet control, which the runner carries out."""
     service = _service(api, bots=["slow"])
     await service.start()
-    with node_processes(platform, "slow", 1) as [process]:
+    with fleet_runner(platform, "slow") as unit:
+        await _drive(service, lambda: _live_replicas(platform, "slow") == 1, "slow online")
         await service.tick()  # healthy: its last good reading
-        process.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
+        hung = unit.processes[0].process.pid  # type: ignore[attr-defined]
+        os.kill(hung, signal.SIGSTOP)
+        stopped = time.monotonic()
         key = "check:bot:slow"
         await _drive(service, lambda: _opened(service, key) is not None, "the dead bot opens an incident")
         detected = time.monotonic()
         incident = service.incidents[key]
         await _drive(service, lambda: incident.state == "awaiting_approval", "diagnosed, at the gate")
+        diagnosed = time.monotonic()
         rca = await _rca(api, incident)
         assert rca["failure_mode"] == "dead_bot"
         citations = set(rca["root_cause"]["citations"])
         assert citations & {"bots", "lane:slow"}, citations
         assert [r["action"] for r in rca["remediation"]][:1] == ["restart_bot"]
         await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "restart it"})
-        await _drive(service, lambda: incident.state == "closed", "acted on and reported")
-    restart = next(a for a in incident.actions if a["action"] == "restart_bot")
-    assert restart["refused_reason"] and "fleet-control" in restart["refused_reason"]
+        approved = time.monotonic()
+        await _drive(service, lambda: incident.state == "closed", "acted on, verified and reported")
+        healed = time.monotonic()
+        restart = next(a for a in incident.actions if a["action"] == "restart_bot")
+        assert restart["verified"] and not restart["refused_reason"], restart
+        assert unit.processes[0].process.pid != hung  # type: ignore[attr-defined]
+        assert _live_replicas(platform, "slow") == 1
     report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
-    assert "dead_bot" in report["body"] and "refused" in report["body"]
-    print(f"\ndead bot: detected {_seconds(killed, detected)} after SIGKILL (heartbeat TTL 2 s); not recovered: "
-          "the platform has no fleet-control API to restart it yet")
+    assert "dead_bot" in report["body"] and "restart_bot" in report["body"]
+    assert "NOT recovered" not in report["body"]
+    print(f"\ndead (hung) bot: detected {_seconds(stopped, detected)} after SIGSTOP (heartbeat TTL 2 s), "
+          f"diagnosed {_seconds(detected, diagnosed)} later; recovered {_seconds(approved, healed)} after approval")
+
+
+async def test_a_killed_node_process_is_brought_back_by_its_runner_before_anyone_approves(
+        platform: Platform, api: PlatformAPI) -> None:
+    """SIGKILL: the process is gone, so its runner restarts it by itself (as `oshal up`'s supervisor does); an
+    incident the loop opened meanwhile closes as recovered on its own, with nothing applied."""
+    service = _service(api, bots=["slow"])
+    await service.start()
+    with fleet_runner(platform, "slow") as unit:
+        await _drive(service, lambda: _live_replicas(platform, "slow") == 1, "slow online")
+        await service.tick()
+        first = unit.processes[0].process.pid  # type: ignore[attr-defined]
+        os.kill(first, signal.SIGKILL)
+        killed = time.monotonic()
+        await _drive(service, lambda: unit.processes[0].process.pid != first  # type: ignore[attr-defined]
+                     and _live_replicas(platform, "slow") == 1, "the runner brings slow back")
+        back = time.monotonic()
+        await _drive(service, lambda: all(i.state == "closed" for i in service.incidents.values()),
+                     "every incident closed")
+    applied = [a for i in service.incidents.values() for a in i.actions if a.get("applied_at")]
+    assert applied == [], applied
+    with platform.client() as admin:
+        assert admin.get("/v1/bots/slow/control").json()["restart_seq"] == 0
+    print(f"\nkilled bot: back {_seconds(killed, back)} after SIGKILL by its runner, no order needed "
+          f"({len(service.incidents)} incident(s) opened meanwhile, closed as recovered on their own)")
+
+
+def _live_replicas(platform: Platform, bot: str) -> int:
+    with platform.client() as admin:
+        return int(next(b["replicas"] for b in admin.get("/v1/bots").json() if b["name"] == bot))
 
 
 async def test_alertmanager_notifications_open_one_incident_even_in_a_storm(platform: Platform,
@@ -277,10 +321,11 @@ async def test_an_exhausted_budget_is_diagnosed_and_its_spender_paused_after_app
           f"proposed: {remedies or 'none (raising a budget is a person decision)'}")
 
 
-async def test_a_broken_connector_credential_is_diagnosed_and_reported(platform: Platform, api: PlatformAPI) -> None:
+async def test_a_broken_connector_credential_is_diagnosed_and_its_connector_disabled_after_approval(
+        platform: Platform, api: PlatformAPI) -> None:
+    with FakeShop(api_key="k") as shop:
+        enable_shop(platform, shop, ["listProducts"])
     with platform.client() as admin:
-        admin.post("/v1/connectors/import", json={"document": SHOP_SPEC, "id": "shop",
-                                                  "publisher": "acme"}).raise_for_status()
         admin.post("/v1/connections", json={"connector": "shop", "secret": "k",
                                             "expires_at": "2020-01-01T00:00:00Z"}).raise_for_status()
     broken = time.monotonic()
@@ -296,11 +341,15 @@ async def test_a_broken_connector_credential_is_diagnosed_and_reported(platform:
     await api.post(f"/v1/tickets/{incident.ticket}/approve", {"reason": "take it out of service"})
     await _drive(service, lambda: incident.state == "closed", "acted on and reported")
     disable = next(a for a in incident.actions if a["action"] == "disable_connector")
-    assert disable["refused_reason"], disable  # the platform cannot disable a connector without unsigning it
+    assert disable["verified"] and not disable["refused_reason"], disable
+    assert (await api.get("/v1/connectors/shop"))["state"] == "disabled"
     report = await api.get(f"/v1/knowledge/incidents/{incident.ticket}")
+    # Disabling stops the failing calls; the expired credential itself still needs a person to replace it, so the
+    # incident's signal has not recovered and the report says so.
     assert "failing_credential" in report["body"] and "NOT recovered" in report["body"]
-    print(f"\nbroken credential: detected {_seconds(broken, detected)} after it expired; disable_connector "
-          "refused (a changed connector is a draft until re-signed): the report asks for a new credential")
+    assert "the incident's signal did not recover" in report["body"]
+    print(f"\nbroken credential: detected {_seconds(broken, detected)} after it expired; the connector was "
+          "disabled after approval (verified); not recovered until someone stores a new credential")
 
 
 async def test_a_restarted_loop_takes_up_its_open_incidents_from_their_tickets(platform: Platform,

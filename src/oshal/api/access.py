@@ -89,6 +89,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/dead-letters"): _MEMBER,
     # fleet and spend
     ("GET", "/v1/bots"): _MEMBER_READS_SHARED,
+    ("GET", "/v1/bots/{bot}/control"): _MEMBER_READS_SHARED,
+    ("POST", "/v1/bots/{bot}/restart"): _PLATFORM,
+    ("PUT", "/v1/bots/{bot}/replicas"): _PLATFORM,
     ("GET", "/v1/ledger"): _MEMBER,
     ("GET", "/v1/ledger/summary"): _MEMBER,
     ("GET", "/v1/ledger/reconcile"): _MEMBER,
@@ -113,6 +116,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/v1/connectors/{connector_id}/operations"): _PLATFORM,
     ("PATCH", "/v1/connectors/{connector_id}"): _PLATFORM,
     ("POST", "/v1/connectors/{connector_id}/signature"): _PLATFORM,
+    ("POST", "/v1/connectors/{connector_id}/disable"): _PLATFORM,
+    ("POST", "/v1/connectors/{connector_id}/enable"): _PLATFORM,
     ("POST", "/v1/connectors/verify"): _PLATFORM,
     ("POST", "/v1/secrets/rotate"): _PLATFORM,
     ("POST", "/v1/connections"): _OPERATOR,

@@ -24,6 +24,7 @@ from oshal.control.budgets import BudgetService
 from oshal.control.connector_catalog import Catalog
 from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
+from oshal.control.fleet_control import FleetControl
 from oshal.control.model_gateway import ModelGateway
 from oshal.control.plane import ControlPlane
 from oshal.control.schedules import ScheduleService
@@ -110,6 +111,8 @@ ModelCalls = Annotated[ModelGateway, Depends(model_gateway)]
 # security and health
 kill_switches: Provider[KillSwitches] = _part(lambda cp: cp.kill)
 Kill = Annotated[KillSwitches, Depends(kill_switches)]
+fleet_control: Provider[FleetControl] = _part(lambda cp: cp.fleet)
+Fleet = Annotated[FleetControl, Depends(fleet_control)]
 security_center: Provider[SecurityCenter] = _part(lambda cp: cp.security)
 Security = Annotated[SecurityCenter, Depends(security_center)]
 audit_anchor_log: Provider[AnchorLog] = _part(lambda cp: cp.audit_anchors)

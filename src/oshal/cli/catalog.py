@@ -29,7 +29,8 @@ def _show(row: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(row)
         return
-    state = row["state"] + (f" ({row['quarantine_reason']})" if row.get("quarantine_reason") else "")
+    why = row.get("quarantine_reason") or row.get("disabled_reason")
+    state = row["state"] + (f" ({why})" if why else "")
     out.print(f"[bold]{escape(row['id'])}[/] {escape(row['version'])} by {escape(row['publisher'])} — "
               f"{row['category']}, {escape(state)}, {row['operations']} operations "
               f"({row['enabled_operations']} enabled)")
@@ -120,6 +121,19 @@ def enable_operations(
     """Enable (or disable) operations; the connector returns to draft until its new manifest is signed."""
     body = {"disable" if disable else "enable": operations, "allow_risky": allow_risky}
     _show(request("POST", f"/v1/connectors/{connector_id}/operations", body), as_json)
+
+
+@connector_app.command("disable")
+def disable_connector(connector_id: str, reason: Annotated[str, typer.Option(help="Why; shown and audited.")],
+                      as_json: JsonFlag = False) -> None:
+    """Take an enabled connector out of service: every call through it is refused until `restore`."""
+    _show(request("POST", f"/v1/connectors/{connector_id}/disable", {"reason": reason}), as_json)
+
+
+@connector_app.command("restore")
+def restore_connector(connector_id: str, as_json: JsonFlag = False) -> None:
+    """Put a disabled connector back in service (its signature is checked again; a broken one is quarantined)."""
+    _show(request("POST", f"/v1/connectors/{connector_id}/enable"), as_json)
 
 
 @connector_app.command("publish")

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from oshal.cli.client import Client, JsonFlag, WideFlag, emit_json, out, print_table, short, usd, when
+from oshal.cli.fleet_control import fleet_app
 from oshal.errors import ConfigError, Forbidden, Invalid, Unavailable
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
@@ -220,3 +221,4 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(bots)
     app.add_typer(ledger_app)
+    app.add_typer(fleet_app)

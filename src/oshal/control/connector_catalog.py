@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
+from oshal.audit import trail
 from oshal.connectors.importer import import_openapi
 from oshal.connectors.manifest import ConnectorManifest
 from oshal.connectors.signing import Signature, verify_manifest
@@ -156,6 +158,46 @@ class Catalog:
             await self.attach_signature(manifest.id, signature)
             installed.append(manifest.id)
         return installed
+
+    async def disable(self, connector_id: str, *, reason: str, actor: str, tenant: UUID) -> dict[str, Any]:
+        """Take an enabled connector out of service: every call through it is refused until it is enabled again.
+        Its manifest and signature are kept, so enabling it needs no new signature."""
+        why = reason.strip()[:500]
+        if not why:
+            raise Invalid("disabling a connector needs a reason", hint="say why, e.g. 'its credential fails'")
+        row = await self.get(connector_id)
+        async with self.db.system() as conn:
+            if not await repo.set_disabled(conn, connector_id, why):
+                raise Conflict(f"connector {connector_id} is {row['state']}, not enabled; only an enabled connector "
+                               "can be disabled")
+            await trail.record(conn, trail.Entry(tenant, actor, "connector.disable", connector_id, {"reason": why}))
+        log.warning("connector disabled", connector=connector_id, by=actor, reason=why)
+        return await self.get(connector_id)
+
+    async def enable(self, connector_id: str, *, actor: str, tenant: UUID) -> dict[str, Any]:
+        """Put a disabled connector back in service, if its signature still checks out (else it is quarantined)."""
+        row = await self.get(connector_id)
+        if row["state"] != "disabled":
+            raise Conflict(f"connector {connector_id} is {row['state']}, not disabled",
+                           hint="a draft or quarantined connector is enabled by signing it")
+        try:
+            manifest = _manifest_of(row)
+            verdict = verify_manifest(manifest, Signature.from_dict(row["signature"] or {}), self.trust)
+            problem = None if verdict.ok and row["digest"] == manifest.digest() else (
+                f"{verdict.reason}: {verdict.message}" if not verdict.ok else "stored digest is stale")
+        except (ValidationError, ValueError, TypeError, KeyError) as e:
+            problem = f"manifest or signature unreadable: {e}"
+        async with self.db.system() as conn:
+            changed = await repo.set_enabled(conn, connector_id, quarantine_reason=problem)
+            await trail.record(conn, trail.Entry(tenant, actor, "connector.enable", connector_id,
+                                                 {"quarantined": problem} if problem else {}))
+        if not changed:
+            raise Conflict(f"connector {connector_id} changed meanwhile; look at it again")
+        if problem:
+            raise Conflict(f"connector {connector_id} no longer checks out ({problem}); it is quarantined",
+                           hint="sign its current manifest again (POST /v1/connectors/<id>/signature)")
+        log.info("connector enabled again", connector=connector_id, by=actor)
+        return await self.get(connector_id)
 
     async def broken(self) -> list[tuple[dict[str, Any], str]]:
         """Enabled connectors whose manifest or signer no longer checks out, with the reason (no side effects)."""

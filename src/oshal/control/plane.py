@@ -29,6 +29,7 @@ from oshal.control.connector_catalog import Catalog
 from oshal.control.console_sessions import ConsoleSessions
 from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
+from oshal.control.fleet_control import FleetControl
 from oshal.control.loops.collector import Collector
 from oshal.control.loops.scheduler import Scheduler
 from oshal.control.loops.sweeper import Sweeper
@@ -95,6 +96,7 @@ class ControlPlane:
         self.console_sessions = ConsoleSessions(self.db, self.auth, ttl_s=s.console_session_ttl_s)
         self.dispatcher = Dispatcher(self.db, self.redis, self.signer)
         self.kill = KillSwitches(self.db, self.dispatcher)
+        self.fleet = FleetControl(self.db)
         self.runner = WorkflowRunner(self.db, self.dispatcher, self.registry.resolve, self.events.publish)
         self.tickets = TicketService(self.db, self.registry, self.events, self.dispatcher, self.runner,
                                      max_input_bytes=s.max_input_bytes)

@@ -54,6 +54,7 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
     # Under `oshal up` the manifests arrive switched already (and no provider is configured here); a node started on
     # its own switches its model-capable bots to the provider configured in its environment.
     manifests = apply_provider(select(load_fleet(settings.fleet_dir), bots), resolve_provider(settings))
+    manifests = with_replicas(manifests, settings.node_replicas)
     options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
                             heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
     if settings.node_credentials and not credentials:
@@ -70,6 +71,15 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
     token_file = tokens or (credentials.parent / "bot-tokens.json" if credentials else None)
     bot_tokens = read_bot_tokens(token_file) if token_file and token_file.exists() else {}
     run_host(manifests, urls, options, settings.api_url if bot_tokens else None, bot_tokens)
+
+
+def with_replicas(manifests: dict[str, Any], ordered: dict[str, int]) -> dict[str, Any]:
+    """The manifests with the replicas fleet control ordered (a bot ordered to 0 is left out)."""
+    unknown = sorted(set(ordered) - set(manifests))
+    if unknown:  # a bot dropped from the fleet since the order: nothing to apply it to
+        logs.get_logger(__name__).warning("replicas ordered for bots this node does not run", bots=unknown)
+    return {name: manifest.model_copy(update={"replicas": ordered[name]}) if name in ordered else manifest
+            for name, manifest in manifests.items() if ordered.get(name, 1) > 0}
 
 
 def verify_security(settings: Settings) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from oshal.errors import Unavailable
+from oshal.launcher.fleet_reconciler import FleetReconciler, SharedHost
 from oshal.launcher.node_seal import node_env, node_user, open_runtime_to, seal_home
 from oshal.launcher.prepare import Engines
 from oshal.logs import get_logger
@@ -61,10 +62,14 @@ class Supervised:
                                         start_new_session=True, preexec_fn=_die_with_parent, **identity)
         self.started_at = time.monotonic()
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, timeout_s: float) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal.SIGCONT)  # a stopped (hung) process handles the SIGTERM once resumed
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -121,6 +126,8 @@ class Supervisor:
                                cwd=engines.node.work_dir)
         self.children = [self.control, self.node]
         self._stop = threading.Event()
+        self.fleet = FleetReconciler(engines.owner_url, [
+            SharedHost(self.node, frozenset(engines.fleet), stop_timeout_s=settings.drain_timeout_s + 5)])
 
     @property
     def url(self) -> str:
@@ -139,6 +146,7 @@ class Supervisor:
         if self.node.user:
             open_runtime_to(self.node.user)
         self.engines.supervise()
+        self.fleet.prime()
         for child in self.children:
             child.start()
         deadline = time.monotonic() + ready_timeout_s
@@ -160,6 +168,7 @@ class Supervisor:
     def supervise(self) -> None:
         """Block until asked to stop, restarting children that die, then stop everything in order."""
         while not self._stop.wait(0.5):
+            self.fleet.reconcile()
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     code = child.process.returncode
@@ -175,5 +184,6 @@ class Supervisor:
         log.info("stopping: draining the node host, then the control plane")
         self.node.stop(self.settings.drain_timeout_s + 5)
         self.control.stop(self.settings.drain_timeout_s + 5)
+        self.fleet.close()
         self.engines.stop()
         log.info("stopped")

@@ -82,6 +82,8 @@ _API: set[Grant] = {
     *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
     *_table("knowledge_documents", "SELECT", "INSERT", "DELETE"),
     *_columns("knowledge_documents", "UPDATE", "title", "body", "tags", "source", "updated_by", "updated_at"),
+    *_table("fleet_controls", "SELECT", "INSERT"),
+    *_columns("fleet_controls", "UPDATE", "replicas", "restart_seq", "reason", "updated_by", "updated_at"),
 }
 
 _REPORT: set[Grant] = {

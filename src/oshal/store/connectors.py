@@ -66,8 +66,25 @@ async def quarantine_enabled(conn: Conn, connector_id: str, digest: str, reason:
     """Quarantine the connector if it is still enabled at ``digest`` (not re-imported or re-signed meanwhile)."""
     cur = await conn.execute(
         "UPDATE connectors SET state = 'quarantined', quarantine_reason = %s, updated_at = now() "
-        "WHERE id = %s AND state = 'enabled' AND digest = %s", (reason, connector_id, digest))
-    return cur.rowcount == 1
+        "WHERE id = %s AND state = 'enabled' AND digest = %s RETURNING id", (reason, connector_id, digest))
+    return await cur.fetchone() is not None  # in pipeline mode rowcount is known only once results are read
+
+
+async def set_disabled(conn: Conn, connector_id: str, reason: str) -> bool:
+    """Disable the connector if it is enabled."""
+    cur = await conn.execute(
+        "UPDATE connectors SET state = 'disabled', disabled_reason = %s, updated_at = now() "
+        "WHERE id = %s AND state = 'enabled' RETURNING id", (reason, connector_id))
+    return await cur.fetchone() is not None
+
+
+async def set_enabled(conn: Conn, connector_id: str, *, quarantine_reason: str | None) -> bool:
+    """A disabled connector back to enabled, or to quarantined with the reason its signature no longer holds."""
+    cur = await conn.execute(
+        "UPDATE connectors SET state = CASE WHEN %s::text IS NULL THEN 'enabled' ELSE 'quarantined' END, "
+        "quarantine_reason = %s, disabled_reason = NULL, updated_at = now() WHERE id = %s AND state = 'disabled' "
+        "RETURNING id", (quarantine_reason, quarantine_reason, connector_id))
+    return await cur.fetchone() is not None
 
 
 async def connection(conn: Conn, connector_id: str) -> dict[str, Any] | None:

@@ -84,6 +84,7 @@ def connector_summary(row: dict[str, Any]) -> dict[str, Any]:
     operations = row["manifest"].get("operations", [])
     return {"id": row["id"], "version": row["version"], "publisher": row["publisher"], "category": row["category"],
             "title": row["title"], "state": row["state"], "quarantine_reason": row["quarantine_reason"],
+            "disabled_reason": row.get("disabled_reason"),
             "operations": len(operations), "enabled_operations": sum(1 for op in operations if op.get("enabled")),
             "digest": row["digest"], "signed": row["signature"] is not None, "updated_at": row["updated_at"]}
 
@@ -143,6 +144,25 @@ async def sign_connector(connector_id: str, body: SignatureIn, catalog: Connecto
                          who: PlatformOperator) -> dict[str, Any]:
     """Enable a connector with a publisher's signature over its current manifest (checked against trust)."""
     return connector_summary(await catalog.attach_signature(connector_id, body.signature))
+
+
+class DisableIn(_In):
+    reason: str = Field(min_length=1, max_length=500, description="Why; shown with the connector and audited.")
+
+
+@router.post("/connectors/{connector_id}/disable")
+async def disable_connector(connector_id: str, body: DisableIn, catalog: ConnectorCatalog,
+                            who: PlatformOperator) -> dict[str, Any]:
+    """Take an enabled connector out of service: calls through it are refused until it is enabled again (its
+    signature is kept, so that needs no new signature)."""
+    return connector_summary(await catalog.disable(connector_id, reason=body.reason, actor=who.actor,
+                                                   tenant=who.tenant_id))
+
+
+@router.post("/connectors/{connector_id}/enable")
+async def enable_connector(connector_id: str, catalog: ConnectorCatalog, who: PlatformOperator) -> dict[str, Any]:
+    """Put a disabled connector back in service if its signature still checks out; otherwise it is quarantined."""
+    return connector_summary(await catalog.enable(connector_id, actor=who.actor, tenant=who.tenant_id))
 
 
 @router.post("/connectors/verify")

@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from oshal.api.deps import Caller, Db, Kill, RedisClient
+from oshal.api.deps import Caller, Db, Fleet, Kill, PlatformOperator, RedisClient
 from oshal.api.schemas import (
     BotOut,
     LedgerEntry,
@@ -24,6 +25,7 @@ from oshal.mesh import lanes
 from oshal.mesh.redis_keys import lane_stream
 from oshal.security.killswitch import KillSwitches
 from oshal.store import access
+from oshal.store import fleet_controls as fleet_repo
 from oshal.store import ledger as ledger_repo
 from oshal.store.db import Database
 
@@ -34,6 +36,7 @@ async def bot_views(db: Database, redis: Redis, kill: KillSwitches) -> list[BotO
     await kill.load()
     async with db.system() as conn:
         rows = await access.bots(conn)
+        orders = await fleet_repo.controls(conn)
     every = await lanes.fleet_stats(redis, [str(row["name"]) for row in rows])
     views = []
     for row in rows:
@@ -48,16 +51,67 @@ async def bot_views(db: Database, redis: Redis, kill: KillSwitches) -> list[BotO
             provider=str(row["provider"]), model=str(row["model"]),
             capabilities=list(manifest.get("capabilities", [])), lane=lane_stream(name),
             status="online" if stats.replicas else "offline", replicas=stats.replicas,
-            replicas_desired=int(row["replicas"]), concurrency=int(row["concurrency"]),
+            replicas_desired=_desired(row, orders.get(name)), concurrency=int(row["concurrency"]),
             pending=stats.pending, lag=stats.lag, kill_switch=kill.blocks(name),
         ))
     return views
+
+
+def _desired(row: dict[str, Any], order: dict[str, Any] | None) -> int:
+    """The replicas an operator ordered, else the manifest's."""
+    if order is not None and order["replicas"] is not None:
+        return int(order["replicas"])
+    return int(row["replicas"])
 
 
 @router.get("/bots", response_model=list[BotOut])
 async def list_bots(db: Db, redis: RedisClient, kill: Kill, who: Caller) -> list[BotOut]:
     """Every registered bot with its lane, live status from heartbeats, replicas, pending and lag."""
     return await bot_views(db, redis, kill)
+
+
+BotName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="A registered bot's name.")]
+
+
+class FleetOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, description="Why; kept in the audit log.")
+
+
+class ReplicasIn(FleetOrderIn):
+    replicas: int | None = Field(ge=0, le=64, description="Processes consuming the lane; null: the manifest's.")
+
+
+class FleetControlOut(BaseModel):
+    bot: str
+    replicas: int | None = Field(description="Ordered replicas; null: as the manifest says.")
+    restart_seq: int = Field(description="How many restarts were ordered.")
+    reason: str
+    updated_by: str
+    updated_at: dt.datetime | None
+    applied_seq: int = Field(description="The last restart order the bot's runner carried out.")
+    applied_replicas: int | None
+    applied_at: dt.datetime | None
+    applied_note: str
+
+
+@router.get("/bots/{bot}/control", response_model=FleetControlOut)
+async def bot_control(bot: BotName, fleet: Fleet, who: Caller) -> dict[str, Any]:
+    """What operators ordered of the bot's processes and what its runner has applied."""
+    return await fleet.state(bot)
+
+
+@router.post("/bots/{bot}/restart", response_model=FleetControlOut, status_code=202)
+async def restart_bot(bot: BotName, body: FleetOrderIn, fleet: Fleet, who: PlatformOperator) -> dict[str, Any]:
+    """Order a restart of the bot's processes (drained: in-flight work finishes or is taken over, nothing is
+    lost). Accepted, not done: ``applied_seq`` reaches ``restart_seq`` once the bot's runner has restarted it."""
+    return await fleet.restart(bot, reason=body.reason, actor=who.actor, tenant=who.tenant_id)
+
+
+@router.put("/bots/{bot}/replicas", response_model=FleetControlOut, status_code=202)
+async def scale_bot(bot: BotName, body: ReplicasIn, fleet: Fleet, who: PlatformOperator) -> dict[str, Any]:
+    """Order how many replicas consume the bot's lane (``applied_replicas`` follows once applied)."""
+    return await fleet.scale(bot, body.replicas, reason=body.reason, actor=who.actor, tenant=who.tenant_id)
 
 
 @router.get("/ledger", response_model=LedgerPage)

@@ -40,6 +40,9 @@ class BotManifest(BaseModel):
     capabilities: tuple[str, ...] = ()
     concurrency: int = Field(default=64, ge=1, le=4096)
     replicas: int = Field(default=1, ge=1, le=64)
+    node_group: str = Field(default="fleet", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+                            description="`oshal up` runs each group's bots in a node host of their own, so bots that "
+                            "watch the others (the operations loop's) do not share their fate.")
     model_capable: bool = Field(default=False, description="A model can do this bot's work: with a model provider "
                                 "configured (OSHAL_MODEL_PROVIDER), it runs on that provider. Needs output_schema.")
     output_schema: dict[str, Any] | None = Field(

@@ -1,8 +1,10 @@
-"""``oshal up``: run the control plane and the node host as supervised children and stop them cleanly.
+"""``oshal up``: run the control plane and the node hosts as supervised children and stop them cleanly.
 
-Children that die unexpectedly are restarted with backoff, and so are the embedded engines (see
-``embedded/keeper.py``). SIGINT/SIGTERM stop the node host first (it
-drains in-flight work and flushes results), then the control plane, then the engines.
+One node host per node group of the fleet (the bots of a group share a process; the operations loop's bots have
+their own, so a hung fleet does not hang the bots that diagnose it). Children that die unexpectedly are restarted
+with backoff, and so are the embedded engines (see ``embedded/keeper.py``); fleet-control orders are carried out
+(see ``fleet_reconciler``). SIGINT/SIGTERM stop the node hosts first (they drain in-flight work and flush
+results), then the control plane, then the engines.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import httpx
 
 from oshal.errors import Unavailable
-from oshal.launcher.fleet_reconciler import FleetReconciler, SharedHost
+from oshal.launcher.fleet_reconciler import FleetReconciler, SharedHost, Unit
 from oshal.launcher.node_seal import node_env, node_user, open_runtime_to, seal_home
 from oshal.launcher.prepare import Engines
 from oshal.logs import get_logger
@@ -120,14 +122,22 @@ class Supervisor:
         self.control = Supervised("control-plane", [
             python, "-m", "oshal.cli.main", "serve", "--host", settings.api_host, "--port", str(settings.api_port),
         ], control_env)
-        self.node = Supervised("node-host", [python, "-m", "oshal.cli.main", "node"],
-                               node_env(settings, engines.node, self.url_for(settings), user, engines.fleet),
-                               user=user,
-                               cwd=engines.node.work_dir)
-        self.children = [self.control, self.node]
+        groups: dict[str, list[str]] = {}
+        for name, manifest in sorted(engines.fleet.items()):
+            groups.setdefault(manifest.node_group, []).append(name)
+        self.nodes: list[Supervised] = []
+        hosts: list[Unit] = []
+        for group, bots in sorted(groups.items()):
+            selection = [arg for bot in bots for arg in ("--bot", bot)] if len(groups) > 1 else []
+            node = Supervised("node-host" if group == "fleet" else f"node-host-{group}",
+                              [python, "-m", "oshal.cli.main", "node", *selection],
+                              node_env(settings, engines.node, self.url_for(settings), user, engines.fleet),
+                              user=user, cwd=engines.node.work_dir)
+            self.nodes.append(node)
+            hosts.append(SharedHost(node, frozenset(bots), stop_timeout_s=settings.drain_timeout_s + 5))
+        self.children = [self.control, *self.nodes]
         self._stop = threading.Event()
-        self.fleet = FleetReconciler(engines.owner_url, [
-            SharedHost(self.node, frozenset(engines.fleet), stop_timeout_s=settings.drain_timeout_s + 5)])
+        self.fleet = FleetReconciler(engines.owner_url, hosts)
 
     @property
     def url(self) -> str:
@@ -143,8 +153,8 @@ class Supervisor:
         if self.engines.redis:
             shared.append(self.engines.redis.socket_dir)
         seal_home(self.settings.home, shared=tuple(shared))
-        if self.node.user:
-            open_runtime_to(self.node.user)
+        if self.nodes and self.nodes[0].user:
+            open_runtime_to(self.nodes[0].user)
         self.engines.supervise()
         self.fleet.prime()
         for child in self.children:
@@ -182,7 +192,8 @@ class Supervisor:
 
     def shutdown(self) -> None:
         log.info("stopping: draining the node host, then the control plane")
-        self.node.stop(self.settings.drain_timeout_s + 5)
+        for node in self.nodes:
+            node.stop(self.settings.drain_timeout_s + 5)
         self.control.stop(self.settings.drain_timeout_s + 5)
         self.fleet.close()
         self.engines.stop()

@@ -188,8 +188,8 @@ def test_flushall_mid_run(up: Up) -> None:
 
 
 def test_node_host_sigkill_mid_run(up: Up) -> None:
-    [node] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    [node] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"],
+                            capture_output=True, text=True, check=True).stdout.split()
 
     def kill_node_host() -> None:
         os.kill(int(node), signal.SIGKILL)

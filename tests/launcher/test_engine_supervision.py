@@ -148,8 +148,8 @@ def test_a_killed_redis_is_restarted_and_bots_get_back_in(up: Up) -> None:
 
 
 def _node_host(up: Up) -> int:
-    pids = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"], capture_output=True,
-                          text=True).stdout.split()
+    pids = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"],
+                          capture_output=True, text=True).stdout.split()
     assert len(pids) == 1, pids
     return int(pids[0])
 

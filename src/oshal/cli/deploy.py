@@ -53,9 +53,10 @@ def _fleet(fleet: Path | None) -> tuple[Settings, Fleet]:
 
 
 def _as_seen_from(target: Path, folder: Path) -> str:
-    """``target`` as a path relative to ``folder`` (what Compose resolves relative paths against)."""
-    relative = os.path.relpath(target.resolve(), folder.resolve())
-    return relative if relative.startswith("..") else f"./{relative}"
+    """``target`` relative to ``folder`` (what Compose resolves relative paths against) when it lies inside it, so
+    the file and its folders move together; else its absolute path."""
+    target, folder = target.resolve(), folder.resolve()
+    return f"./{os.path.relpath(target, folder)}" if target.is_relative_to(folder) else str(target)
 
 
 @deploy_app.command("secrets")

@@ -102,7 +102,8 @@ def _login(url: str, user: str, password: str) -> str:
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(url)
-    if parts.scheme not in schemes or not parts.hostname:
+    # A unix socket has no host: Redis names its path, Postgres passes it as ?host=.
+    if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix" or "host=" in parts.query):
         raise Invalid(f"{name} {url.split('@')[-1]!r} is not a {' or '.join(schemes)} URL with a host",
                       hint=f"e.g. {schemes[0]}://USER:PASSWORD@HOST:PORT/...")
     if not parts.password:
@@ -125,7 +126,7 @@ def write_secrets(folder: Path, fleet: dict[str, BotManifest], *, database_url: 
         password = files.keep_or_create(POSTGRES_PASSWORD)
         owner_url = files.given(DATABASE_URL, f"postgresql://{OWNER_ROLE}:{password}@postgres:5432/{DATABASE}")
     if redis_url:
-        admin_url = files.given(REDIS_URL, _check_url("--redis-url", redis_url, ("redis", "rediss")))
+        admin_url = files.given(REDIS_URL, _check_url("--redis-url", redis_url, ("redis", "rediss", "unix")))
     else:
         password = files.keep_or_create(REDIS_PASSWORD)
         admin_url = files.given(REDIS_URL, f"redis://default:{password}@redis:6379/0")

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
+
+# A folder of secret files, one per setting, named like its variable (``oshal_dispatch_key``): what Compose and
+# Kubernetes mount at /run/secrets, so no secret has to sit in a process's environment.
+SECRETS_DIR_VARIABLE = "OSHAL_SECRETS_DIR"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OSHAL_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the files in ``$OSHAL_SECRETS_DIR`` (read when each settings tree
+        is built, so a process started with the variable finds its secrets). A folder that is not there adds nothing:
+        a secret missing from it is then reported by whatever needs it, by its setting's name."""
+        folder = os.environ.get(SECRETS_DIR_VARIABLE)
+        if folder and os.path.isdir(folder):
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     mode: Literal["dev", "prod"] = "dev"
     home: Path = Field(default=Path(".oshal"), description="Data folder for embedded engines and keys.")
@@ -42,6 +61,9 @@ class Settings(BaseSettings):
                                           "and gateway tokens that `oshal up` writes it (instead of OSHAL_HOME).")
     node_replicas: dict[str, int] = Field(default_factory=dict, description="Node host: replicas per bot ordered "
                                           "through fleet control, instead of the manifests' (0 leaves a bot out).")
+    node_liveness_file: Path | None = Field(default=None, description="Node host: a file it rewrites every few "
+                                            "seconds while its event loop runs; `oshal node --check` reads it (the "
+                                            "container's liveness probe). Unset = none is written.")
     connectors_dir: Path = Field(default=Path("connectors"), description="Curated signed connectors to install.")
     prices_file: Path | None = None
 

@@ -7,9 +7,12 @@ SIGTERM/SIGINT stop reading, let in-flight jobs finish, flush their results and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -18,7 +21,7 @@ from oshal.bots.harnesses import Harness, build_harness
 from oshal.bots.manifest import BotManifest
 from oshal.bots.tools import ToolClient
 from oshal.bots.worker import BotWorker, WorkerOptions
-from oshal.errors import ConfigError
+from oshal.errors import ConfigError, Unavailable
 from oshal.logs import get_logger
 from oshal.mesh.redis import connect
 
@@ -59,9 +62,58 @@ def read_node_credentials(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return {str(k): str(v) for k, v in redis.items()}, {str(k): str(v) for k, v in tokens.items()}
 
 
+class Liveness:
+    """A file the node host rewrites while its event loop runs, for a container's liveness probe: a loop that is stuck
+    (or a process that is gone) stops rewriting it. Redis being down does not stop it: a restart would not help."""
+
+    def __init__(self, path: Path, interval_s: float) -> None:
+        self.path = path
+        self.interval_s = interval_s
+
+    def write(self, bots: list[str], workers: int) -> None:
+        scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps({"pid": os.getpid(), "at": time.time(), "bots": bots, "workers": workers}))
+        scratch.replace(self.path)  # whole or not at all: a probe never reads half a file
+
+    async def run(self, bots: list[str], workers: int) -> None:
+        try:
+            while True:
+                await asyncio.to_thread(self.write, bots, workers)
+                await asyncio.sleep(self.interval_s)
+        finally:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    @staticmethod
+    def check(path: Path, max_age_s: float) -> NodeAlive:
+        """What the node host last wrote, if it wrote it within ``max_age_s``; else Unavailable saying why."""
+        try:
+            state = json.loads(path.read_text())
+            alive = NodeAlive(int(state["pid"]), [str(b) for b in state["bots"]], int(state["workers"]),
+                              time.time() - float(state["at"]))
+        except FileNotFoundError:
+            raise Unavailable(f"no node host is alive here: {path} does not exist",
+                              hint="the node has not started yet, or it stopped") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise Unavailable(f"cannot read the node's liveness file {path}: {e}") from e
+        if alive.age_s > max_age_s:
+            raise Unavailable(f"the node host is stuck: its liveness file is {alive.age_s:.0f}s old (at most "
+                              f"{max_age_s:.0f}s)", hint="its event loop stopped running; restart it")
+        return alive
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAlive:
+    pid: int
+    bots: list[str]
+    workers: int
+    age_s: float
+
+
 class NodeHost:
     def __init__(self, fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
-                 gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:
+                 gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None,
+                 liveness: Liveness | None = None) -> None:
         missing = [name for name in fleet if name not in redis_urls]
         if missing:
             raise ConfigError(f"no Redis credentials for bot(s) {', '.join(missing)}",
@@ -71,6 +123,7 @@ class NodeHost:
         self.options = options
         self.gateway_url = gateway_url
         self.bot_tokens = bot_tokens or {}
+        self.liveness = liveness
         self.workers: list[BotWorker] = []
         self._tool_clients: list[ToolClient] = []
         self._clients: list[Redis] = []
@@ -91,12 +144,16 @@ class NodeHost:
                 self.workers.append(BotWorker(manifest, client, harness, self.options, replica, tools))
         log.info("node host running", bots=list(self.fleet), workers=len(self.workers))
         runs = [asyncio.create_task(w.run()) for w in self.workers]
+        alive = asyncio.create_task(self.liveness.run(list(self.fleet), len(self.workers))) if self.liveness else None
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([stopper, *runs], return_when=asyncio.FIRST_COMPLETED)
         for worker in self.workers:
             worker.stop()
         results = await asyncio.gather(*runs, return_exceptions=True)
         stopper.cancel()
+        if alive:
+            alive.cancel()
+            await asyncio.gather(alive, return_exceptions=True)
         for harness in self._harnesses:
             await harness.aclose()
         for client in self._clients:
@@ -128,7 +185,8 @@ async def _exit_if_stuck(stop: asyncio.Event, deadline_s: float) -> None:
 
 
 def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options: WorkerOptions,
-             gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None) -> None:
+             gateway_url: str | None = None, bot_tokens: dict[str, str] | None = None,
+             liveness: Liveness | None = None) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -136,7 +194,7 @@ def run_host(fleet: dict[str, BotManifest], redis_urls: dict[str, str], options:
             loop.add_signal_handler(sig, stop.set)
         watchdog = asyncio.create_task(_exit_if_stuck(stop, options.drain_timeout_s + _STOP_GRACE_S))
         try:
-            await NodeHost(fleet, redis_urls, options, gateway_url, bot_tokens).run(stop)
+            await NodeHost(fleet, redis_urls, options, gateway_url, bot_tokens, liveness).run(stop)
         finally:
             watchdog.cancel()
 

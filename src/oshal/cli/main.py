@@ -15,6 +15,7 @@ from oshal.cli import (
     budgets,
     catalog,
     connectors,
+    deploy,
     diagram,
     fleet,
     platform,
@@ -43,6 +44,7 @@ schedules.register(app)
 security.register(app)
 budgets.register(app)
 diagram.register(app)
+deploy.register(app)
 
 
 def _add_applications(root: typer.Typer) -> None:

@@ -101,12 +101,22 @@ def node(
     credentials: Annotated[Path | None, typer.Option(help="JSON {bot: redis_url} from `oshal up`.")] = None,
     tokens: Annotated[Path | None, typer.Option(help="JSON {bot: gateway token}; default: next to --credentials."
                                                 )] = None,
+    replicas: Annotated[int | None, typer.Option(min=1, max=64, help="Workers per bot in this process (default: the "
+                                                 "manifest's replicas; a container per replica runs 1).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Run nothing: exit 0 if the node host on this machine is "
+                                        "alive (its OSHAL_NODE_LIVENESS_FILE is fresh), else 7. The liveness probe."
+                                        )] = False,
 ) -> None:
     """Run a node host: one bot (--bot NAME, one process per bot) or the whole fleet in one process.
 
     `oshal up` passes OSHAL_NODE_CREDENTIALS (the node's own file). Without it or --credentials, a single bot may
     use OSHAL_REDIS_URL (its own ACL user's URL).
     """
-    from oshal.launcher.host import run_node
+    from oshal.launcher.host import check_node, run_node
 
-    run_node(fleet, bot, credentials, tokens)
+    if check:
+        alive = check_node()
+        typer.echo(f"alive: pid {alive.pid}, bots {', '.join(alive.bots)}, {alive.workers} workers, last written "
+                   f"{alive.age_s:.1f}s ago")
+        return
+    run_node(fleet, bot, credentials, tokens, replicas)

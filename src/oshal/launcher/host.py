@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oshal import logs
 from oshal.errors import ConfigError, Invalid
 from oshal.settings import Settings
+
+if TYPE_CHECKING:
+    from oshal.bots.host import Liveness, NodeAlive
+    from oshal.launcher.migrate import MigrationReport
 
 
 def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
@@ -42,8 +46,29 @@ def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
                 ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
 
 
-def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | None, tokens: Path | None) -> None:
-    """Run a node host for the selected bots (all of the fleet by default) until it is stopped."""
+def _liveness(settings: Settings) -> Liveness | None:
+    from oshal.bots.host import Liveness
+
+    if settings.node_liveness_file is None:
+        return None
+    return Liveness(settings.node_liveness_file, interval_s=min(settings.heartbeat_ttl_s / 3, 5.0))
+
+
+def check_node() -> NodeAlive:
+    """The liveness probe of a node host started with OSHAL_NODE_LIVENESS_FILE: what it last wrote, if recently."""
+    from oshal.bots.host import Liveness
+
+    settings = Settings()
+    if settings.node_liveness_file is None:
+        raise ConfigError("OSHAL_NODE_LIVENESS_FILE is not set, so no node host writes a liveness file to check",
+                          hint="set it for both the node and its probe (the image sets /tmp/oshal-node.alive)")
+    return Liveness.check(settings.node_liveness_file, max_age_s=max(3 * settings.heartbeat_ttl_s, 15.0))
+
+
+def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | None, tokens: Path | None,
+             replicas: int | None = None) -> None:
+    """Run a node host for the selected bots (all of the fleet by default) until it is stopped. ``replicas``
+    replaces the manifests' worker count in this process (a container per replica runs one)."""
     from oshal.bots.host import read_bot_tokens, read_credentials, read_node_credentials, run_host
     from oshal.bots.manifest import load_fleet, select
     from oshal.bots.model_provider import apply_provider, resolve_provider
@@ -54,12 +79,15 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
     # Under `oshal up` the manifests arrive switched already (and no provider is configured here); a node started on
     # its own switches its model-capable bots to the provider configured in its environment.
     manifests = apply_provider(select(load_fleet(settings.fleet_dir), bots), resolve_provider(settings))
+    if replicas is not None:
+        manifests = {name: m.model_copy(update={"replicas": replicas}) for name, m in manifests.items()}
     manifests = with_replicas(manifests, settings.node_replicas)
     options = WorkerOptions(claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
                             heartbeat_ttl_s=settings.heartbeat_ttl_s, drain_timeout_s=settings.drain_timeout_s)
+    liveness = _liveness(settings)
     if settings.node_credentials and not credentials:
         urls, own_tokens = read_node_credentials(settings.node_credentials)
-        run_host(manifests, urls, options, settings.api_url if own_tokens else None, own_tokens)
+        run_host(manifests, urls, options, settings.api_url if own_tokens else None, own_tokens, liveness)
         return
     if credentials:
         urls = read_credentials(credentials)
@@ -70,7 +98,7 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
                           hint="pass --credentials (written by `oshal up`), or --bot NAME with OSHAL_REDIS_URL")
     token_file = tokens or (credentials.parent / "bot-tokens.json" if credentials else None)
     bot_tokens = read_bot_tokens(token_file) if token_file and token_file.exists() else {}
-    run_host(manifests, urls, options, settings.api_url if bot_tokens else None, bot_tokens)
+    run_host(manifests, urls, options, settings.api_url if bot_tokens else None, bot_tokens, liveness)
 
 
 def with_replicas(manifests: dict[str, Any], ordered: dict[str, int]) -> dict[str, Any]:
@@ -128,6 +156,15 @@ def seal_audit_log(settings: Settings, superuser_url: str | None) -> None:
         attach(settings)  # fails clearly when no embedded platform lives under $OSHAL_HOME
         superuser_url = EmbeddedPostgres(settings.home).url(database=DATABASE)
     seal(superuser_url)
+
+
+def migrate(*, schema_only: bool) -> MigrationReport:
+    """`oshal migrate`: roles, schema and (unless ``schema_only``) the fleet, on the configured external servers."""
+    from oshal.launcher.migrate import migrate as migrate_servers
+
+    settings = Settings()
+    logs.configure(settings.log_level, json=settings.log_json)
+    return migrate_servers(settings, schema_only=schema_only)
 
 
 def mint_key() -> str:

@@ -165,6 +165,23 @@ def _bot_redis_url(admin_url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
+async def provision_bot_users(redis_url: str, key: bytes, fleet: dict[str, BotManifest]) -> dict[str, str]:
+    """Create or reset each bot's ACL user (its password derived from the dispatch ``key``), save them to the ACL
+    file and create the lanes' consumer groups; returns ``{bot: its own Redis URL}``."""
+    admin = connect(redis_url)
+    credentials: dict[str, str] = {}
+    try:
+        for name in fleet:
+            password = bot_password(key, redis_url, name)
+            await provision_bot_user(admin, name, password)
+            credentials[name] = _bot_redis_url(redis_url, acl_user(name), password)
+        await save_users(admin)  # into the ACL file, so the users survive a restart of Redis
+        await lanes.ensure_groups(admin, fleet)
+    finally:
+        await admin.aclose()
+    return credentials
+
+
 async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path,
                           provider: ModelProvider | None = None) -> dict[str, BotManifest]:
     """Register manifests (the model-capable bots switched to ``provider``, when one is configured), create each bot's
@@ -175,17 +192,7 @@ async def provision_fleet(engines: Engines, fleet_dir: Path, home: Path,
         log.info("model-capable bots run on the configured provider", provider=provider.describe(),
                  bots=sorted(n for n, m in fleet.items() if m.model_capable))
     register_fleet(engines.owner_url, fleet)
-    admin = connect(engines.redis_url)
-    credentials: dict[str, str] = {}
-    try:
-        for name in fleet:
-            password = bot_password(engines.dispatch_key, engines.redis_url, name)
-            await provision_bot_user(admin, name, password)
-            credentials[name] = _bot_redis_url(engines.redis_url, acl_user(name), password)
-        await save_users(admin)  # into the ACL file, so the users survive a restart of Redis
-        await lanes.ensure_groups(admin, fleet)
-    finally:
-        await admin.aclose()
+    credentials = await provision_bot_users(engines.redis_url, engines.dispatch_key, fleet)
     path = home / "run" / "bot-credentials.json"
     write_private(path, json.dumps(credentials))
     tokens = BotTokens(derive_key(engines.dispatch_key, "bot-tokens"))
@@ -244,4 +251,4 @@ def prepare(settings: Settings) -> Engines:
 
 
 __all__ = ["Engines", "attach", "bootstrap_admin_key", "dispatch_key", "install_curated_connectors", "prepare",
-           "provision_fleet", "start_engines"]
+           "provision_bot_users", "provision_fleet", "start_engines"]

@@ -17,12 +17,18 @@ from oshal_trading import strategies
 from oshal_trading.backtest import BacktestConfig, BacktestError, run
 from oshal_trading.bars import BarDataError, bundled_symbols, load_bundled
 from oshal_trading.chart import equity_png
+from oshal_trading.data_cli import app as data_app
+from oshal_trading.market_data import MarketDataError, load_platform
+from oshal_trading.model import Bar
+from oshal_trading.platform_client import PlatformClient, PlatformError
 from oshal_trading.strategies import StrategyError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The trading desk: signal → risk → execute → ledger → recap (paper by default).")
 out = Console()
 err = Console(stderr=True)
+app.add_typer(data_app, name="data")
+SOURCES = ("bundled", "platform")
 
 
 def _fail(message: str, hint: str = "", code: int = 2) -> typer.Exit:
@@ -63,19 +69,19 @@ def backtest(
     param: Annotated[list[str] | None, typer.Option(help="Strategy parameter NAME=VALUE (repeatable).")] = None,
     chart: Annotated[Path, typer.Option(help="Where to write the equity chart (PNG).")] = Path("equity.png"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    source: Annotated[str, typer.Option(help="bundled: the daily bars shipped with the desk (offline); "
+                                             "platform: the daily bars stored on the platform (`oshal trade "
+                                             "data`).")] = "bundled",
 ) -> None:
     """Run a strategy over history with the desk's own signal → risk → paper fill → ledger code, in process;
     print return, CAGR, Sharpe, Sortino, max drawdown, exposure, trades and win rate, and write the equity chart."""
     wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-    known = bundled_symbols()
-    unknown = sorted(set(wanted) - set(known))
-    if not wanted or unknown:
-        raise _fail(f"no bundled data for {', '.join(unknown) or 'no symbol given'}",
-                    f"the bundled symbols are {', '.join(known)}")
+    first_day, last_day = _day(start, "from"), _day(end, "to")
+    if source not in SOURCES:
+        raise _fail(f"--source {source!r} is not a source", f"use one of {', '.join(SOURCES)}")
+    bars = _platform_bars(wanted, first_day, last_day) if source == "platform" else _bundled_bars(wanted)
     try:
-        bars = load_bundled(wanted)
-        result = run(BacktestConfig(strategy, params=_params(param or [])), bars,
-                     start=_day(start, "from"), end=_day(end, "to"))
+        result = run(BacktestConfig(strategy, params=_params(param or [])), bars, start=first_day, end=last_day)
     except (BacktestError, StrategyError, BarDataError) as e:
         raise _fail(str(e)) from e
     m = result.metrics
@@ -107,3 +113,27 @@ def backtest(
         table.add_row(name, value)
     out.print(table)
     out.print(f"equity chart: {png}")
+
+
+def _bundled_bars(wanted: list[str]) -> dict[str, list[Bar]]:
+    known = bundled_symbols()
+    unknown = sorted(set(wanted) - set(known))
+    if not wanted or unknown:
+        raise _fail(f"no bundled data for {', '.join(unknown) or 'no symbol given'}",
+                    f"the bundled symbols are {', '.join(known)}; --source platform uses the platform's bars")
+    try:
+        return load_bundled(wanted)
+    except BarDataError as e:
+        raise _fail(str(e)) from e
+
+
+def _platform_bars(wanted: list[str], first_day: dt.date | None, last_day: dt.date | None) -> dict[str, list[Bar]]:
+    if not wanted:
+        raise _fail("no symbol given", "e.g. --symbols AAPL,TSLA")
+    try:
+        with PlatformClient.from_environment() as client:
+            return load_platform(client, wanted, "1d", first_day=first_day, last_day=last_day)
+    except PlatformError as e:
+        raise _fail(str(e), e.hint) from e
+    except MarketDataError as e:
+        raise _fail(str(e)) from e

@@ -88,6 +88,10 @@ def world(platform: Platform) -> World:
     runbook_slug = f"alpha-runbook-{uuid.uuid4().hex[:6]}"
     runbook = a.put(f"/v1/knowledge/runbooks/{runbook_slug}", json={"title": f"Runbook {marker}", "body": marker})
     assert runbook.status_code == 201, runbook.text
+    series = a.put("/v1/bars/AAPL/1d", json={"source": marker, "bars": [
+        {"start": "2016-01-04T00:00:00Z", "open": 10_000, "high": 10_100, "low": 9_900, "close": 10_050,
+         "volume": 123_456}]})
+    assert series.status_code == 200, series.text
     bot_tokens = json.loads((platform.home / "run" / "bot-tokens.json").read_text())
     member_key, a_member_id = member.json()["key"], member.json()["id"]
     headers = {
@@ -102,7 +106,7 @@ def world(platform: Platform) -> World:
     values = {"ticket_id": ticket.json()["id"], "budget_id": budget.json()["id"], "key_id": a_member_id,
               "name": schedule_name, "connector_id": "shop", "bot": "echo", "approval_id": _HARMLESS_ID,
               "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment",
-              "collection": "runbooks", "slug": runbook_slug}
+              "collection": "runbooks", "slug": runbook_slug, "symbol": "AAPL", "timeframe": "1d"}
     secrets = {a_ops.tenant_id, ticket.json()["id"], budget.json()["id"], a_member_id, _key_id(a), marker,
                schedule_name, workflow_name, a_ops.name, runbook_slug}
     return World(headers, values, secrets, a_ops.tenant_id)
@@ -111,7 +115,7 @@ def world(platform: Platform) -> World:
 def _path(template: str, values: dict[str, str], route_path: str) -> str:
     if route_path.startswith("/v1/workflows/"):
         values = {**values, "name": values.get("workflow", values["name"])}
-    return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), _HARMLESS_ID), template)
+    return re.sub(r"{(\w+)(?::\w+)?}", lambda m: values.get(m.group(1), _HARMLESS_ID), template)
 
 
 def _call(http: httpx.Client, method: str, path: str, headers: dict[str, str],
@@ -191,6 +195,7 @@ def _state_of_a(http: httpx.Client, headers: dict[str, str], world: World) -> di
         "connectors": sorted((c["id"], c["state"]) for c in get("/v1/connectors")),
         "knowledge": sorted((d["slug"], d["title"], d["updated_at"])
                             for d in get("/v1/knowledge/runbooks")["items"]),
+        "bars": (get("/v1/bars")["items"], get("/v1/bars/AAPL/1d")["items"]),
     }
 
 
@@ -211,14 +216,18 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
         probes.append((method, path, params, body))
         if method in ("POST", "PUT", "PATCH") and template in ("/v1/budgets", "/v1/connections",
                                                                "/v1/bots/{bot}/tools", "/v1/schedules",
-                                                               "/v1/knowledge/{collection}/{slug}"):
+                                                               "/v1/knowledge/{collection}/{slug}",
+                                                               "/v1/bars/{symbol:path}/{timeframe}"):
             # well-formed bodies too, so the handler itself runs for B (and must act on B only)
             real = {"/v1/budgets": {"scope": "bot", "subject": "echo", "period": "month", "limit_micros": 10},
                     "/v1/connections": {"connector": "shop", "secret": "b-secret"},
                     "/v1/bots/{bot}/tools": {"connector": "shop", "operation": "listProducts", "mode": "off"},
                     "/v1/schedules": {"name": values["name"], "cron": "0 4 * * *", "bot": "echo",
                                       "input": {}},
-                    "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"}}[template]
+                    "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"},
+                    "/v1/bars/{symbol:path}/{timeframe}": {"source": "B's", "bars": [
+                        {"start": "2016-01-04T00:00:00Z", "open": 1, "high": 1, "low": 1, "close": 1,
+                         "volume": 1}]}}[template]
             probes.append((method, path, params, real))
     marker = next(s for s in world.secrets_a if s.startswith("alpha-secret-"))
     probes.append(("GET", "/v1/knowledge/search", {"q": marker}, None))  # finds A's runbook if B can see it

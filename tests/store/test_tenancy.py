@@ -14,7 +14,7 @@ TENANT_TABLES = ("api_keys", "tickets", "phases", "attempts", "ledger", "connect
                  "grants", "credentials", "data_keys", "ticket_events", "workflow_runs", "schedules",
                  "schedule_fires", "artifacts", "workflow_definitions", "audit_log", "security_findings",
                  "security_scans", "budgets", "budget_usage", "reservations", "ledger_daily", "recordings",
-                 "console_sessions", "knowledge_documents")
+                 "console_sessions", "knowledge_documents", "bars")
 TICKET_TABLES = TENANT_TABLES[:5]  # the ones a finished ticket writes to
 
 
@@ -92,7 +92,12 @@ def test_every_tenant_table_has_rls_enabled_and_forced(platform: Platform) -> No
     with platform.superuser() as conn:
         rows = dict(conn.execute(
             "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
-            "WHERE relname = ANY(%s) AND relkind = 'r'", (list(TENANT_TABLES),)).fetchall())
+            "WHERE relname = ANY(%s) AND relkind IN ('r', 'p')", (list(TENANT_TABLES),)).fetchall())
+        # a partitioned table's partitions hold its rows: each must force RLS too (they are reached by name too)
+        partitions = dict(conn.execute(
+            "SELECT c.relname, c.relrowsecurity AND c.relforcerowsecurity FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent::regclass::text = ANY(%s)",
+            (list(TENANT_TABLES),)).fetchall())
         with_tenant_column = {r[0] for r in conn.execute(
             "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
             "USING (table_schema, table_name) WHERE c.column_name = 'tenant_id' AND c.table_schema = 'public' "
@@ -100,6 +105,7 @@ def test_every_tenant_table_has_rls_enabled_and_forced(platform: Platform) -> No
         views = conn.execute("SELECT relname, reloptions FROM pg_class WHERE relkind = 'v' "
                              "AND relnamespace = 'public'::regnamespace").fetchall()
     assert rows == dict.fromkeys(TENANT_TABLES, True)
-    assert with_tenant_column == set(TENANT_TABLES)
+    assert "bars_default" in partitions and partitions == dict.fromkeys(partitions, True)
+    assert with_tenant_column == set(TENANT_TABLES) | set(partitions)
     # A view over tenant tables must apply the caller's RLS, not its owner's.
     assert sorted(views) == [("ledger_totals", ["security_invoker=true"]), ("ticket_view", ["security_invoker=true"])]

@@ -147,6 +147,10 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/knowledge/{collection}/{slug}"): _MEMBER,
     ("PUT", "/v1/knowledge/{collection}/{slug}"): _OPERATOR,
     ("DELETE", "/v1/knowledge/{collection}/{slug}"): _OPERATOR,
+    # bars: a tenant's OHLCV time series; anyone in it reads, operators write
+    ("GET", "/v1/bars"): _MEMBER,
+    ("GET", "/v1/bars/{symbol:path}/{timeframe}"): _MEMBER,
+    ("PUT", "/v1/bars/{symbol:path}/{timeframe}"): _OPERATOR,
     # security: the audit log is readable per tenant by its operators; everything else is the platform's
     ("GET", "/v1/audit"): _OPERATOR,
     ("GET", "/v1/audit/export"): _OPERATOR,

@@ -19,6 +19,7 @@ from oshal.audit.anchors import AnchorLog
 from oshal.control.admin import AdminService
 from oshal.control.artifacts import ArtifactService
 from oshal.control.auth import Principal, credential_from_headers
+from oshal.control.bars import BarService
 from oshal.control.bot_registry import BotRegistry
 from oshal.control.budgets import BudgetService
 from oshal.control.connector_catalog import Catalog
@@ -87,6 +88,10 @@ schedule_service: Provider[ScheduleService] = _part(lambda cp: cp.schedules)
 Schedules = Annotated[ScheduleService, Depends(schedule_service)]
 artifact_service: Provider[ArtifactService] = _part(lambda cp: cp.artifacts)
 Artifacts = Annotated[ArtifactService, Depends(artifact_service)]
+
+# data series
+bar_service: Provider[BarService] = _part(lambda cp: BarService(cp.db))
+Bars = Annotated[BarService, Depends(bar_service)]
 
 # spend
 budget_service: Provider[BudgetService] = _part(lambda cp: cp.budgets)

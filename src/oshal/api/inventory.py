@@ -11,6 +11,7 @@ from oshal.api.route_guards import guarded_routes, live_route_problems
 from oshal.api.routes import (
     admin,
     artifacts,
+    bars,
     budgets,
     connectors,
     docs,
@@ -27,7 +28,8 @@ from oshal.api.routes import (
 
 ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
            connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
-           budgets.router, gateway.models, docs.router, topology.router, knowledge.router)
+           budgets.router, gateway.models, docs.router, topology.router, knowledge.router,
+           bars.router)
 RAW_ROUTES = gateway.raw_routes  # plain Starlette routes, matched before anything else
 
 

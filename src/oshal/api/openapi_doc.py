@@ -180,8 +180,9 @@ def _response(code: int) -> dict[str, Any]:
 
 
 def _audience(route: RouteContext, method: str) -> Audience:
-    """Who may call it, from the access table (the routes' one declaration; start-up checks it is complete)."""
-    declared = ROUTES.get((method, route.path_format or ""))
+    """Who may call it, from the access table (the routes' one declaration; start-up checks it is complete). The
+    table names a route by its path as declared, converters included (``{symbol:path}``), as the guard check does."""
+    declared = ROUTES.get((method, route.path or ""))
     return declared.audience if declared is not None else Audience.PUBLIC
 
 

@@ -84,6 +84,8 @@ _API: set[Grant] = {
     *_columns("knowledge_documents", "UPDATE", "title", "body", "tags", "source", "updated_by", "updated_at"),
     *_table("fleet_controls", "SELECT", "INSERT"),
     *_columns("fleet_controls", "UPDATE", "replicas", "restart_seq", "reason", "updated_by", "updated_at"),
+    *_table("bars", "SELECT", "INSERT"),
+    *_columns("bars", "UPDATE", "open", "high", "low", "close", "volume", "source", "updated_at"),
 }
 
 _REPORT: set[Grant] = {

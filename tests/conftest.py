@@ -259,7 +259,8 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
 
 _TABLES = ("ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, artifacts, "
            "security_findings, security_scans, kill_switches, budget_usage, budgets, reservations, recordings, "
-           "ledger_daily, tickets, grants, approvals, tool_policies, connections, connectors, knowledge_documents")
+           "ledger_daily, tickets, grants, approvals, tool_policies, connections, connectors, knowledge_documents, "
+           "app_records")
 
 
 def _truncate(conn: psycopg.Connection[Any]) -> None:

@@ -88,6 +88,9 @@ def world(platform: Platform) -> World:
     runbook_slug = f"alpha-runbook-{uuid.uuid4().hex[:6]}"
     runbook = a.put(f"/v1/knowledge/runbooks/{runbook_slug}", json={"title": f"Runbook {marker}", "body": marker})
     assert runbook.status_code == 201, runbook.text
+    record_key = f"alpha-record-{uuid.uuid4().hex[:6]}"
+    record = a.put(f"/v1/apps/desk/records/fills/{record_key}", json={"note": marker})
+    assert record.status_code == 201, record.text
     bot_tokens = json.loads((platform.home / "run" / "bot-tokens.json").read_text())
     member_key, a_member_id = member.json()["key"], member.json()["id"]
     headers = {
@@ -102,9 +105,9 @@ def world(platform: Platform) -> World:
     values = {"ticket_id": ticket.json()["id"], "budget_id": budget.json()["id"], "key_id": a_member_id,
               "name": schedule_name, "connector_id": "shop", "bot": "echo", "approval_id": _HARMLESS_ID,
               "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment",
-              "collection": "runbooks", "slug": runbook_slug}
+              "collection": "runbooks", "slug": runbook_slug, "app": "desk", "key": record_key}
     secrets = {a_ops.tenant_id, ticket.json()["id"], budget.json()["id"], a_member_id, _key_id(a), marker,
-               schedule_name, workflow_name, a_ops.name, runbook_slug}
+               schedule_name, workflow_name, a_ops.name, runbook_slug, record_key}
     return World(headers, values, secrets, a_ops.tenant_id)
 
 
@@ -130,7 +133,8 @@ def test_every_route_refuses_exactly_the_callers_its_declaration_refuses(platfor
     """Allowed callers get past the gate (whatever the handler then says); refused ones get 401 or 403."""
     harmless = {**world.path_values_a, "ticket_id": _HARMLESS_ID, "budget_id": _HARMLESS_ID,
                 "key_id": _HARMLESS_ID, "name": "no-such-thing", "connector_id": "no-such-connector",
-                "scope": "no-such-bot", "bot": "no-such-bot", "slug": "no-such-document"}
+                "scope": "no-such-bot", "bot": "no-such-bot", "slug": "no-such-document",
+                "key": "no-such-record"}
     wrong: list[str] = []
     with httpx.Client(base_url=platform.url, timeout=30) as http:
         for (method, template), access in sorted(ROUTES.items()):
@@ -191,6 +195,7 @@ def _state_of_a(http: httpx.Client, headers: dict[str, str], world: World) -> di
         "connectors": sorted((c["id"], c["state"]) for c in get("/v1/connectors")),
         "knowledge": sorted((d["slug"], d["title"], d["updated_at"])
                             for d in get("/v1/knowledge/runbooks")["items"]),
+        "records": [(r["key"], r["body"]) for r in get("/v1/apps/desk/records/fills")["items"]],
     }
 
 
@@ -211,14 +216,16 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
         probes.append((method, path, params, body))
         if method in ("POST", "PUT", "PATCH") and template in ("/v1/budgets", "/v1/connections",
                                                                "/v1/bots/{bot}/tools", "/v1/schedules",
-                                                               "/v1/knowledge/{collection}/{slug}"):
+                                                               "/v1/knowledge/{collection}/{slug}",
+                                                               "/v1/apps/{app}/records/{collection}/{key}"):
             # well-formed bodies too, so the handler itself runs for B (and must act on B only)
             real = {"/v1/budgets": {"scope": "bot", "subject": "echo", "period": "month", "limit_micros": 10},
                     "/v1/connections": {"connector": "shop", "secret": "b-secret"},
                     "/v1/bots/{bot}/tools": {"connector": "shop", "operation": "listProducts", "mode": "off"},
                     "/v1/schedules": {"name": values["name"], "cron": "0 4 * * *", "bot": "echo",
                                       "input": {}},
-                    "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"}}[template]
+                    "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"},
+                    "/v1/apps/{app}/records/{collection}/{key}": {"note": "B's record"}}[template]
             probes.append((method, path, params, real))
     marker = next(s for s in world.secrets_a if s.startswith("alpha-secret-"))
     probes.append(("GET", "/v1/knowledge/search", {"q": marker}, None))  # finds A's runbook if B can see it

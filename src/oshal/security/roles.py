@@ -82,6 +82,7 @@ _API: set[Grant] = {
     *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
     *_table("knowledge_documents", "SELECT", "INSERT", "DELETE"),
     *_columns("knowledge_documents", "UPDATE", "title", "body", "tags", "source", "updated_by", "updated_at"),
+    *_table("app_records", "SELECT", "INSERT"),
 }
 
 _REPORT: set[Grant] = {

@@ -57,8 +57,8 @@ App = Annotated[str, Path(description="The application, e.g. trading.", json_sch
 Collection = Annotated[str, Path(description="A collection of the app's records, e.g. fills.",
                                  json_schema_extra={"pattern": NAME_PATTERN}),
                        AfterValidator(_name("a collection", "fills"))]
-Key = Annotated[str, Path(description="The record's name in its collection.", json_schema_extra={"pattern": KEY_PATTERN}),
-                AfterValidator(_key)]
+Key = Annotated[str, Path(description="The record's name in its collection.",
+                          json_schema_extra={"pattern": KEY_PATTERN}), AfterValidator(_key)]
 
 
 class RecordOut(BaseModel):

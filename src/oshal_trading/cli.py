@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oshal_trading import strategies
+from oshal_trading import desk_cli, strategies
 from oshal_trading.backtest import BacktestConfig, BacktestError, run
 from oshal_trading.bars import BarDataError, bundled_symbols, load_bundled
 from oshal_trading.chart import equity_png
@@ -107,3 +107,6 @@ def backtest(
         table.add_row(name, value)
     out.print(table)
     out.print(f"equity chart: {png}")
+
+
+desk_cli.register(app)

@@ -321,6 +321,40 @@ class DeskService:
         return StepOutcome(day, ticket_id, outcome, tuple(f.id for f in fills), equity)
 
 
+    async def recap(self, day: dt.date) -> dict[str, Any]:
+        """The day's recap, written by the recap bot on its own ticket (one per desk and day) with the equity chart
+        as that ticket's artifact ``equity.png``; kept as the record ``recaps/<desk>.<day>``."""
+        desk = self.config.name
+        kept = await self.records.get("recaps", f"{desk}.{day.isoformat()}")
+        if kept is not None:
+            return kept
+        curve = [(d, e) for d, e in self.books.curve if d <= day]
+        if not curve or curve[-1][0] != day:
+            raise DeskError(f"desk {desk!r} has no booked session on {day}; replay it first")
+        equity_start = curve[-2][1] if len(curve) >= 2 else self.config.opening_cash
+        signals = [body["signal"] async for _, body in self.records.each("signals") if body.get("desk") == desk
+                   and body["step"] <= day.isoformat()]
+        compact = [s | {"rationale": "", "inputs": {}} for s in signals]  # the hit rate needs side, symbol, time
+        first = min((dt.date.fromisoformat(s["at"][:10]) for s in signals), default=day) - dt.timedelta(days=1)
+        series = await self.source.bars(self.config.symbols, max(first, self.config.history_from), day)
+        fills = [f for f in self.books.fills if f.at.date() <= day]
+        body = {"bot": RECAP_BOT, "idempotency_key": f"recap:{desk}:{day.isoformat()}", "input": {
+            "desk": desk, "day": day.isoformat(), "opening_cash": self.config.opening_cash,
+            "equity_start": equity_start, "fills": [fill_to_json(f) for f in fills],
+            "orders": [order_to_json(self.books.orders[c]) for c in dict.fromkeys(f.client_order_id for f in fills)],
+            "fills_today": [f.id for f in fills if f.at.date() == day], "closes": self.books.closes,
+            "signals": compact, "history": series_to_json(series),
+            "equity_curve": {"days": [d.isoformat() for d, _ in curve], "equity": [e for _, e in curve]}}}
+        created = await self.api.post("/v1/tickets", body)
+        ticket = await self._wait(str(created["id"]))
+        if ticket["status"] != "done":
+            raise DeskError(f"the recap of {day} (ticket {ticket['id']}) ended {ticket['status']}: "
+                            f"{ticket.get('error') or 'no reason given'}")
+        document = {"desk": desk, "day": day.isoformat(), "ticket": str(ticket["id"]), "recap": ticket["result"]}
+        await self.records.put("recaps", f"{desk}.{day.isoformat()}", document)
+        return document
+
+
 @dataclass(frozen=True, slots=True)
 class TraceOut:
     fill: dict[str, Any]

@@ -109,6 +109,8 @@ def desk_run(
     param: Annotated[list[str] | None, typer.Option(help="A new desk's strategy parameter NAME=VALUE.")] = None,
     history_from: Annotated[str | None, typer.Option(help="A new desk's first bar (default: 120 days before "
                                                           "--replay).")] = None,
+    recap: Annotated[bool, typer.Option(help="File the last session's recap (its own ticket, with the equity "
+                                             "chart as its artifact).")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Drive the desk's workflow (signal -> risk -> execute on its bots) over the bars of its sessions, booking
@@ -129,7 +131,7 @@ def desk_run(
         except ValueError:
             params[name] = raw
 
-    async def work(api: PlatformAPI) -> list[StepOutcome]:
+    async def work(api: PlatformAPI) -> tuple[list[StepOutcome], dict[str, Any] | None]:
         records = Records(api)
         stored = await records.get("desks", desk)
         if stored is not None:
@@ -147,12 +149,18 @@ def desk_run(
             if not as_json:
                 out.print(f"{outcome.day}  {outcome.outcome:17} fills {len(outcome.fills):2}  equity "
                           f"{_money(outcome.equity)}  ticket {outcome.ticket}")
-        return await service.run(end, start=first, on_step=show)
+        outcomes = await service.run(end, start=first, on_step=show)
+        booked = [o for o in outcomes if o.outcome not in ("awaiting_approval", "done_before")]
+        filed = await service.recap(booked[-1].day) if recap and booked else None
+        return outcomes, filed
 
-    outcomes = _with_api(work)
+    outcomes, filed = _with_api(work)
     if as_json:
         _print_json([{"day": o.day, "outcome": o.outcome, "ticket": o.ticket, "fills": list(o.fills),
                       "equity": o.equity} for o in outcomes])
+    elif filed is not None:
+        out.print(f"recap of {filed['day']}: {escape(filed['recap']['narrative'])}")
+        out.print(f"equity chart: /v1/tickets/{filed['ticket']}/artifacts/equity.png")
     elif not outcomes:
         out.print(f"nothing to replay: desk {desk} has booked every session through {end}")
 

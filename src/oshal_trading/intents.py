@@ -9,20 +9,16 @@ orders fill on the step's bar — the backtest's order of events, one bar at a t
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
-import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
+from oshal_trading import chart_process, strategies
 from oshal_trading import recap as recap_of
-from oshal_trading import strategies
 from oshal_trading.bars import timeframe_step
-from oshal_trading.chart import equity_png
 from oshal_trading.desk_config import DeskConfigError, limits_from_json, paper_from_json
 from oshal_trading.ledger import Ledger
 from oshal_trading.model import Order, OrderType, Side
@@ -183,17 +179,11 @@ async def recap(value: Any, tools: Any) -> dict[str, Any]:
     template narrative), and the equity curve as a PNG artifact of the recap's ticket (``equity.png``)."""
     document, days, equity = _recap_document(_object(value, "desk, day, opening_cash, fills, orders, closes"))
     if days:
-        png = await asyncio.to_thread(_chart_bytes, [date_of(d, "equity_curve.days") for d in days],
-                                      [int(e) for e in equity], f"{document['desk']} equity to {document['day']}")
+        png = await chart_process.render([date_of(d, "equity_curve.days") for d in days], [int(e) for e in equity],
+                                         f"{document['desk']} equity to {document['day']}")
         stored = await tools.put_artifact("equity.png", png, "image/png")
         document["chart"] = {"artifact": "equity.png", "bytes": len(png), "sha256": stored.get("sha256")}
     return document
-
-
-def _chart_bytes(days: list[dt.date], equity: list[int], title: str) -> bytes:
-    with tempfile.TemporaryDirectory() as folder:
-        path = equity_png(Path(folder) / "equity.png", days, equity, title=title)
-        return path.read_bytes()
 
 
 def date_of(value: Any, where: str) -> dt.date:

@@ -281,9 +281,15 @@ def _listing(collection: str, desk: str) -> list[dict[str, Any]]:
 
 
 def fills(desk: DeskOption = "main", limit: Annotated[int, typer.Option(min=1)] = 50,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the newest fill's id.")] = False,
           as_json: JsonFlag = False) -> None:
     """The desk's fills, newest first."""
     rows = _listing("fills", desk)[:limit]
+    if quiet:
+        if not rows:
+            raise fail(f"desk {desk} has no fills yet", code=4)
+        sys.stdout.write(rows[0]["fill"]["id"] + "\n")
+        return
     if as_json:
         _print_json(rows)
         return

@@ -57,7 +57,8 @@ MODEL_BOT = "writer"
 IN_PROCESS_BOTS = (MODEL_BOT, "echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer",
                    "architect",
                    "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor",
-                   "ops-diagnoser", "ops-reviewer", "ops-reporter", "market-data")
+                   "ops-diagnoser", "ops-reviewer", "ops-reporter", "market-data", "trade-signal", "trade-risk",
+                   "trade-execute", "trade-recap")
 
 
 def free_port() -> int:
@@ -260,7 +261,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
 _TABLES = ("ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, artifacts, "
            "security_findings, security_scans, kill_switches, budget_usage, budgets, reservations, recordings, "
            "ledger_daily, tickets, grants, approvals, tool_policies, connections, connectors, knowledge_documents, "
-           "bars")
+           "bars, app_records, fleet_controls")
 
 
 def _truncate(conn: psycopg.Connection[Any]) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oshal_trading import strategies
+from oshal_trading import desk_cli, strategies
 from oshal_trading.backtest import BacktestConfig, BacktestError, run
 from oshal_trading.bars import BarDataError, bundled_symbols, load_bundled
 from oshal_trading.chart import equity_png
@@ -137,3 +137,6 @@ def _platform_bars(wanted: list[str], first_day: dt.date | None, last_day: dt.da
         raise _fail(str(e), e.hint) from e
     except MarketDataError as e:
         raise _fail(str(e)) from e
+
+
+desk_cli.register(app)

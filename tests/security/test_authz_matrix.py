@@ -92,6 +92,9 @@ def world(platform: Platform) -> World:
         {"start": "2016-01-04T00:00:00Z", "open": 10_000, "high": 10_100, "low": 9_900, "close": 10_050,
          "volume": 123_456}]})
     assert series.status_code == 200, series.text
+    record_key = f"alpha-record-{uuid.uuid4().hex[:6]}"
+    record = a.put(f"/v1/apps/desk/records/fills/{record_key}", json={"note": marker})
+    assert record.status_code == 201, record.text
     bot_tokens = json.loads((platform.home / "run" / "bot-tokens.json").read_text())
     member_key, a_member_id = member.json()["key"], member.json()["id"]
     headers = {
@@ -106,9 +109,10 @@ def world(platform: Platform) -> World:
     values = {"ticket_id": ticket.json()["id"], "budget_id": budget.json()["id"], "key_id": a_member_id,
               "name": schedule_name, "connector_id": "shop", "bot": "echo", "approval_id": _HARMLESS_ID,
               "fingerprint": "f" * 16, "scope": "echo", "action": "pause", "view": "deployment",
-              "collection": "runbooks", "slug": runbook_slug, "symbol": "AAPL", "timeframe": "1d"}
+              "collection": "runbooks", "slug": runbook_slug, "symbol": "AAPL", "timeframe": "1d",
+              "app": "desk", "key": record_key}
     secrets = {a_ops.tenant_id, ticket.json()["id"], budget.json()["id"], a_member_id, _key_id(a), marker,
-               schedule_name, workflow_name, a_ops.name, runbook_slug}
+               schedule_name, workflow_name, a_ops.name, runbook_slug, record_key}
     return World(headers, values, secrets, a_ops.tenant_id)
 
 
@@ -134,7 +138,8 @@ def test_every_route_refuses_exactly_the_callers_its_declaration_refuses(platfor
     """Allowed callers get past the gate (whatever the handler then says); refused ones get 401 or 403."""
     harmless = {**world.path_values_a, "ticket_id": _HARMLESS_ID, "budget_id": _HARMLESS_ID,
                 "key_id": _HARMLESS_ID, "name": "no-such-thing", "connector_id": "no-such-connector",
-                "scope": "no-such-bot", "bot": "no-such-bot", "slug": "no-such-document"}
+                "scope": "no-such-bot", "bot": "no-such-bot", "slug": "no-such-document",
+                "key": "no-such-record"}
     wrong: list[str] = []
     with httpx.Client(base_url=platform.url, timeout=30) as http:
         for (method, template), access in sorted(ROUTES.items()):
@@ -196,6 +201,7 @@ def _state_of_a(http: httpx.Client, headers: dict[str, str], world: World) -> di
         "knowledge": sorted((d["slug"], d["title"], d["updated_at"])
                             for d in get("/v1/knowledge/runbooks")["items"]),
         "bars": (get("/v1/bars")["items"], get("/v1/bars/AAPL/1d")["items"]),
+        "records": [(r["key"], r["body"]) for r in get("/v1/apps/desk/records/fills")["items"]],
     }
 
 
@@ -217,7 +223,8 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
         if method in ("POST", "PUT", "PATCH") and template in ("/v1/budgets", "/v1/connections",
                                                                "/v1/bots/{bot}/tools", "/v1/schedules",
                                                                "/v1/knowledge/{collection}/{slug}",
-                                                               "/v1/bars/{symbol:path}/{timeframe}"):
+                                                               "/v1/bars/{symbol:path}/{timeframe}",
+                                                               "/v1/apps/{app}/records/{collection}/{key}"):
             # well-formed bodies too, so the handler itself runs for B (and must act on B only)
             real = {"/v1/budgets": {"scope": "bot", "subject": "echo", "period": "month", "limit_micros": 10},
                     "/v1/connections": {"connector": "shop", "secret": "b-secret"},
@@ -227,7 +234,8 @@ def _probes_for_b(world: World) -> list[tuple[str, str, dict[str, str] | None, A
                     "/v1/knowledge/{collection}/{slug}": {"title": "B's runbook", "body": "B's steps"},
                     "/v1/bars/{symbol:path}/{timeframe}": {"source": "B's", "bars": [
                         {"start": "2016-01-04T00:00:00Z", "open": 1, "high": 1, "low": 1, "close": 1,
-                         "volume": 1}]}}[template]
+                         "volume": 1}]},
+                    "/v1/apps/{app}/records/{collection}/{key}": {"note": "B's record"}}[template]
             probes.append((method, path, params, real))
     marker = next(s for s in world.secrets_a if s.startswith("alpha-secret-"))
     probes.append(("GET", "/v1/knowledge/search", {"q": marker}, None))  # finds A's runbook if B can see it

@@ -151,6 +151,10 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/bars"): _MEMBER,
     ("GET", "/v1/bars/{symbol:path}/{timeframe}"): _MEMBER,
     ("PUT", "/v1/bars/{symbol:path}/{timeframe}"): _OPERATOR,
+    # application records: immutable, per tenant; anyone in it reads, operators (an app's service) write
+    ("GET", "/v1/apps/{app}/records/{collection}"): _MEMBER,
+    ("GET", "/v1/apps/{app}/records/{collection}/{key}"): _MEMBER,
+    ("PUT", "/v1/apps/{app}/records/{collection}/{key}"): _OPERATOR,
     # security: the audit log is readable per tenant by its operators; everything else is the platform's
     ("GET", "/v1/audit"): _OPERATOR,
     ("GET", "/v1/audit/export"): _OPERATOR,

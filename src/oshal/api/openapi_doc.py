@@ -82,6 +82,7 @@ EXTRA_STATUSES: dict[tuple[str, str], frozenset[int]] = {
     ("POST", "/v1/models/begin"): frozenset({402, 404, 409}),
     ("POST", "/v1/models/end"): frozenset({404, 409}),
     ("PUT", "/v1/artifacts/gateway/{name}"): frozenset({413}),  # the body is read raw, not as a model
+    ("PUT", "/v1/apps/{app}/records/{collection}/{key}"): frozenset({409}),
 }
 
 

@@ -86,6 +86,7 @@ _API: set[Grant] = {
     *_columns("fleet_controls", "UPDATE", "replicas", "restart_seq", "reason", "updated_by", "updated_at"),
     *_table("bars", "SELECT", "INSERT"),
     *_columns("bars", "UPDATE", "open", "high", "low", "close", "volume", "source", "updated_at"),
+    *_table("app_records", "SELECT", "INSERT"),
 }
 
 _REPORT: set[Grant] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import re
 from typing import Any
@@ -30,6 +31,8 @@ def count_tokens(text: str) -> int:
 
 def import_intent(manifest: BotManifest) -> Intent:
     """An operator's own intent, named ``package.module:function`` (a function of the input), from the node's path.
+    An ``async def f(value, tools)`` gets the job's tool session as well, like the media intents (artifacts and
+    brokered tool calls through the gateway, never a credential).
 
     It runs in the node host, with the node host's rights and nothing more (see ``oshal.launcher.node_seal``).
     """
@@ -52,6 +55,8 @@ class DeterministicHarness:
                               hint=f"one of: {', '.join(KNOWN_INTENTS)}, or package.module:function")
         self._intent = import_intent(manifest) if own else PURE_INTENTS.get(manifest.intent)
         self._media = MEDIA_INTENTS.get(manifest.intent)
+        if own and inspect.iscoroutinefunction(self._intent):
+            self._media, self._intent = self._intent, None
         self._manifest = manifest
         self._persona_tokens = count_tokens(manifest.persona)
 

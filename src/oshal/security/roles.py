@@ -82,6 +82,9 @@ _API: set[Grant] = {
     *_columns("recordings", "UPDATE", "request", "response", "usage", "started_at", "duration_ms"),
     *_table("knowledge_documents", "SELECT", "INSERT", "DELETE"),
     *_columns("knowledge_documents", "UPDATE", "title", "body", "tags", "source", "updated_by", "updated_at"),
+    *_table("nodes", "SELECT", "INSERT"),
+    *_columns("nodes", "UPDATE", "joined_at", "joined_from", "hostname", "token_digest", "revoked_at", "revoked_by",
+              "last_seen_at"),
 }
 
 _REPORT: set[Grant] = {

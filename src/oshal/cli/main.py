@@ -17,6 +17,7 @@ from oshal.cli import (
     connectors,
     diagram,
     fleet,
+    node_enroll,
     platform,
     schedules,
     security,
@@ -32,7 +33,7 @@ app = typer.Typer(
 )
 app.command()(platform.up)
 app.command()(platform.serve)
-app.command()(platform.node)
+node_enroll.register(app, platform.node)
 tickets.register(app)
 admin.register(app)
 fleet.register(app)

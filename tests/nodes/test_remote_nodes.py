@@ -122,19 +122,24 @@ def test_a_joined_node_works_its_lane_and_revoke_cuts_it_off_without_losing_tick
             own.xlen(lane_stream("echo"))
         own.close()
 
-        # revoked with work in flight: cut off at once, the work waits in the lane for another replica
-        in_flight = _submit(tenant_client, 60)
+        # revoked with work in flight (200 tickets are seconds of work for its 8 slots): cut off at once, the work
+        # waits in the lane for another replica
+        in_flight = _submit(tenant_client, 200)
         _wait_for(lambda: len(_consumers(platform, in_flight)) > 0, 30, "node A to take work")
-        revoked = run_cli(platform, "node", "revoke", node_a, "--json")
-        assert revoked.returncode == 0, revoked.stderr
-        assert json.loads(revoked.stdout)["state"] == "revoked"
-        assert json.loads(revoked.stdout)["connections_closed"] >= 1  # its live connections, closed
+        with platform.client() as admin:
+            revoked = admin.post(f"/v1/nodes/{node_a}/revoke")
+        assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["state"] == "revoked"
+        assert revoked.json()["connections_closed"] >= 1  # its live connections, closed
         with pytest.raises(sync_redis.exceptions.AuthenticationError):
             sync_redis.Redis.from_url(identity_a["redis_url"]).xlen(lane_stream(BOT))
         assert _gateway_status(platform, identity_a["gateway_token"]) == 401
         assert _nodes(platform)[node_a]["state"] == "revoked"
         queued_after = _submit(tenant_client, 5)  # nobody reads the lane now: they wait
         assert proc_a.poll() is None  # still running, but locked out: it takes nothing more
+        left = [t for t in in_flight + queued_after
+                if tenant_client.http.get(f"/v1/tickets/{t}").json()["status"] != "done"]
+        assert set(queued_after) <= set(left)
 
         with joined_node(platform, home_b) as (_, identity_b):
             for ticket in in_flight + queued_after:
@@ -142,6 +147,11 @@ def test_a_joined_node_works_its_lane_and_revoke_cuts_it_off_without_losing_tick
             node_b = identity_b["node_id"]
             assert _nodes(platform)[node_b]["state"] == "online"
         assert all(c.startswith(f"node-{node_b}-") for c in _consumers(platform, queued_after))
+    with platform.superuser() as conn:
+        taken_over = conn.execute(
+            "SELECT count(*) FROM attempts WHERE ticket_id = ANY(%s::uuid[]) AND consumer LIKE %s AND deliveries > 1",
+            (in_flight, f"node-{node_b}-%")).fetchone()
+    assert taken_over is not None and taken_over[0] >= 1  # what A held when it was cut off, B re-ran
     with platform.superuser() as conn:
         done = conn.execute("SELECT count(*) FROM attempts WHERE ticket_id = ANY(%s::uuid[]) AND outcome = 'done'",
                             (in_flight + queued_after,)).fetchone()
@@ -191,8 +201,8 @@ def test_a_code_works_once_expires_and_names_its_bot(platform: Platform) -> None
         unknown_bot = admin.post("/v1/nodes/enrollments", json={"bot": "no-such-bot"})
         assert unknown_bot.status_code == 422 and "unknown bot" in unknown_bot.json()["message"]
         pending = admin.post("/v1/nodes/enrollments", json={"bot": BOT}).json()
-        voided = admin.post(f"/v1/nodes/{pending['node_id']}/revoke")
-        assert voided.status_code == 200 and voided.json()["connections_closed"] == 0
+    voided = run_cli(platform, "node", "revoke", pending["node_id"], "--json")
+    assert voided.returncode == 0 and json.loads(voided.stdout)["connections_closed"] == 0, voided.stderr
     void = _join(platform, pending["code"])
     assert void.status_code == 401 and "revoked" in void.json()["message"]
 

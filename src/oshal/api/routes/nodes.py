@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from oshal.api.deps import Nodes, PlatformOperator
+from oshal.api.validation import INT4_MAX
 from oshal.control.node_enrollment import MAX_TTL_S, JoinRequest
 from oshal.mesh.redis_keys import BOT_NAME_PATTERN
 
@@ -22,7 +23,9 @@ class _In(BaseModel):
 
 class EnrollIn(_In):
     bot: str = Field(pattern=BOT_NAME_PATTERN, description="The bot whose lane the node will serve.")
-    ttl_s: int = Field(default=600, description=f"How long the code may be redeemed (1 s to {MAX_TTL_S} s).")
+    # bounded loosely here: the service says what the range is and how to pick a value in it
+    ttl_s: int = Field(default=600, ge=0, le=INT4_MAX,
+                       description=f"How long the code may be redeemed (1 s to {MAX_TTL_S} s).")
     label: str = Field(default="", max_length=100, description="A note for `oshal node list`, e.g. the machine.")
 
 

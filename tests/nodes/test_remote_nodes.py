@@ -20,7 +20,7 @@ import pytest
 import redis as sync_redis
 
 from conftest import Platform, TenantClient, make_tenant, run_cli, wait_done
-from oshal.mesh.redis_keys import lane_stream
+from oshal.mesh.redis_keys import LANE_GROUP, lane_stream
 
 BOT = "slow"  # a test bot no in-process node runs: only the nodes these tests start work its lane
 _FORGED = {"t": "00000000-0000-7000-8000-000000000001", "p": "00000000-0000-7000-8000-000000000002", "a": 1,
@@ -118,8 +118,9 @@ def test_a_joined_node_works_its_lane_and_revoke_cuts_it_off_without_losing_tick
         # its bot's keys
         assert _gateway_status(platform, identity_a["gateway_token"]) == 403
         own = sync_redis.Redis.from_url(identity_a["redis_url"])
-        with pytest.raises(sync_redis.exceptions.NoPermissionError):
-            own.xlen(lane_stream("echo"))
+        assert "pending" in own.xpending(lane_stream(BOT), LANE_GROUP)
+        with pytest.raises(sync_redis.exceptions.NoPermissionError, match="keys"):
+            own.xpending(lane_stream("echo"), LANE_GROUP)
         own.close()
 
         # revoked with work in flight (200 tickets are seconds of work for its 8 slots): cut off at once, the work
@@ -132,7 +133,7 @@ def test_a_joined_node_works_its_lane_and_revoke_cuts_it_off_without_losing_tick
         assert revoked.json()["state"] == "revoked"
         assert revoked.json()["connections_closed"] >= 1  # its live connections, closed
         with pytest.raises(sync_redis.exceptions.AuthenticationError):
-            sync_redis.Redis.from_url(identity_a["redis_url"]).xlen(lane_stream(BOT))
+            sync_redis.Redis.from_url(identity_a["redis_url"]).xpending(lane_stream(BOT), LANE_GROUP)
         assert _gateway_status(platform, identity_a["gateway_token"]) == 401
         assert _nodes(platform)[node_a]["state"] == "revoked"
         queued_after = _submit(tenant_client, 5)  # nobody reads the lane now: they wait

@@ -191,10 +191,14 @@ def test_a_code_works_once_expires_and_names_its_bot(platform: Platform) -> None
     assert unknown.status_code == 401 and "unknown enrollment code" in unknown.json()["message"]
     malformed = _join(platform, "not-a-code")
     assert malformed.status_code == 401 and "malformed" in malformed.json()["message"]
-    with platform.superuser() as conn:
-        refusals = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'node.join_refused' "
-                                "AND detail->>'reason' LIKE '%%already redeemed%%'").fetchone()
-    assert refusals is not None and refusals[0] >= 1
+
+    def refusal_audited() -> bool:  # refusals are written in batches (every half second)
+        with platform.superuser() as conn:
+            row = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'node.join_refused' "
+                               "AND detail->>'reason' LIKE '%%already redeemed%%'").fetchone()
+        return row is not None and row[0] >= 1
+
+    _wait_for(refusal_audited, 30, "the refused join in the audit log")
 
     with platform.client() as admin:
         too_long = admin.post("/v1/nodes/enrollments", json={"bot": BOT, "ttl_s": 2 * 86400})

@@ -57,8 +57,9 @@ class JoinRequest:
 
 class NodeEnrollment:
     def __init__(self, db: Database, redis: Redis, redis_url: str, dispatch_key: bytes, registry: BotRegistry,
-                 tokens: NodeTokens, settings: Settings) -> None:
+                 tokens: NodeTokens, settings: Settings, refusals: trail.AuditBuffer) -> None:
         self._db = db
+        self._refusals = refusals  # refused joins are audited in batches, like refused keys: they come in bursts
         self._redis = redis  # the control plane's own (admin) connection: it creates and disables ACL users
         self._redis_url = redis_url
         self._dispatch_key = dispatch_key
@@ -93,7 +94,7 @@ class NodeEnrollment:
         try:
             return await self._join(request)
         except (Unauthorized, Forbidden) as refused:
-            await trail.record_now(self._db, trail.Entry(
+            self._refusals.add(trail.Entry(
                 None, "anonymous", "node.join_refused", request.code[:len(CODE_PREFIX) + 4] + "...",
                 {"reason": refused.message, "source": request.source, "hostname": request.hostname}))
             raise

@@ -113,7 +113,7 @@ class ControlPlane:
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
         self.node_tokens = NodeTokens(self.db)
         self.nodes = NodeEnrollment(self.db, self.redis, self.redis_url, self.dispatch_key, self.registry,
-                                    self.node_tokens, s)
+                                    self.node_tokens, s, self.auth.failures)
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.recorder: TenantBatches[Recording] = TenantBatches(
             self.db, lambda r: r.tenant_id, recordings_repo.save, what="tool call recordings", linger_s=0.05)

@@ -153,10 +153,11 @@ class ControlPlane:
         missing = await ensure_bot_users(self.redis, self.redis_url, names, self.dispatch_key)
         if missing:
             log.warning("re-created the bot ACL users Redis had lost", bots=missing)
+        await lanes.ensure_groups(self.redis, names)
+        # last: it reads Postgres, which may be down too; the bots' own users and groups are back first
         nodes = await self.nodes.restore_users()
         if nodes:
             log.warning("re-created the remote nodes' ACL users Redis had lost", nodes=[str(n) for n in nodes])
-        await lanes.ensure_groups(self.redis, names)
 
     async def start(self) -> None:
         await self.db.open()

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default=None, description="Connection URL for the API's least-privilege role (derived when unset)."
     )
     redis_url: str | None = Field(default=None, description="URL of an external Redis; unset = embedded.")
+    node_redis_url: str | None = Field(
+        default=None, description="The Redis address remote nodes are given at `oshal node join`, without "
+        "credentials (each node gets a user of its own), e.g. rediss://10.0.0.5:6380; unset = the control plane's own.")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8800, ge=1, le=65535)

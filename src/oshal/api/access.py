@@ -166,6 +166,12 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/security/summary"): _PLATFORM,
     ("POST", "/v1/security/verify"): _PLATFORM_VERIFIES,
     ("GET", "/v1/topology/{view}"): _PLATFORM,
+    # remote nodes serve a bot's lane, which carries every tenant's tickets: the platform's to admit and cut off.
+    # Joining is public: the single-use enrollment code in the body is the credential.
+    ("POST", "/v1/nodes/enrollments"): _PLATFORM,
+    ("POST", "/v1/nodes/join"): _PUBLIC,
+    ("GET", "/v1/nodes"): _PLATFORM,
+    ("POST", "/v1/nodes/{node_id}/revoke"): _PLATFORM,
     ("GET", "/v1/kill"): _MEMBER_READS_SHARED,
     ("POST", "/v1/kill"): _PLATFORM,
     ("DELETE", "/v1/kill/{scope}"): _PLATFORM,

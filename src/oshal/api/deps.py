@@ -27,6 +27,7 @@ from oshal.control.engine_health import EngineHealth
 from oshal.control.events import EventHub
 from oshal.control.fleet_control import FleetControl
 from oshal.control.model_gateway import ModelGateway
+from oshal.control.node_enrollment import NodeEnrollment
 from oshal.control.plane import ControlPlane
 from oshal.control.schedules import ScheduleService
 from oshal.control.ticket_actions import Lifecycle
@@ -76,6 +77,8 @@ admin_service: Provider[AdminService] = _part(lambda cp: cp.admin)
 Admin = Annotated[AdminService, Depends(admin_service)]
 bot_registry: Provider[BotRegistry] = _part(lambda cp: cp.registry)
 Registry = Annotated[BotRegistry, Depends(bot_registry)]
+node_enrollment: Provider[NodeEnrollment] = _part(lambda cp: cp.nodes)
+Nodes = Annotated[NodeEnrollment, Depends(node_enrollment)]
 ticket_service: Provider[TicketService] = _part(lambda cp: cp.tickets)
 Tickets = Annotated[TicketService, Depends(ticket_service)]
 ticket_lifecycle: Provider[Lifecycle] = _part(lambda cp: cp.lifecycle)

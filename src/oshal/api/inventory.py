@@ -19,6 +19,7 @@ from oshal.api.routes import (
     gateway,
     health,
     knowledge,
+    nodes,
     records,
     schedules,
     security,
@@ -30,7 +31,7 @@ from oshal.api.routes import (
 ROUTERS = (gateway.router, health.router, tickets.router, tickets.dead_letters, admin.router, fleet.router,
            connectors.router, artifacts.router, workflows.router, schedules.router, security.router,
            budgets.router, gateway.models, docs.router, topology.router, knowledge.router,
-           bars.router, records.router)
+           bars.router, records.router, nodes.router)
 RAW_ROUTES = gateway.raw_routes  # plain Starlette routes, matched before anything else
 
 

@@ -49,6 +49,7 @@ class WorkerOptions:
     heartbeat_ttl_s: float = 10.0
     block_ms: int = 1_000
     drain_timeout_s: float = 20.0
+    consumer_prefix: str = ""  # the start of this process's consumer names; default the host's name
 
 
 class BotWorker:
@@ -58,7 +59,7 @@ class BotWorker:
         self.tools = tools
         self.harness = harness
         self.options = options
-        self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{replica}"
+        self.consumer_name = f"{options.consumer_prefix or socket.gethostname()}-{os.getpid()}-{replica}"
         self.lane = LaneConsumer(redis, manifest.name, self.consumer_name)
         self._free = manifest.concurrency
         self._capacity = asyncio.Event()

@@ -175,9 +175,10 @@ class Client:
                               hint="check OSHAL_API_URL and that the API is running") from e
 
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
-             timeout: float | None = None) -> Any:
-        """Send one request and return its JSON body, or raise the OshalError its status means."""
-        if self.key is None and not path.startswith(("/healthz", "/readyz")):
+             timeout: float | None = None, anonymous: bool = False) -> Any:
+        """Send one request and return its JSON body, or raise the OshalError its status means. ``anonymous``: a
+        route that takes no key (a node's join, whose code is its credential)."""
+        if self.key is None and not anonymous and not path.startswith(("/healthz", "/readyz")):
             raise ConfigError("no API key configured", hint="run `make up` or set OSHAL_API_KEY")
         response = self.raw(method, path, params=params, body=body, timeout=timeout)
         if response.status_code >= 400:

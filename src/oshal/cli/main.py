@@ -18,6 +18,7 @@ from oshal.cli import (
     deploy,
     diagram,
     fleet,
+    node_enroll,
     platform,
     schedules,
     security,
@@ -33,7 +34,7 @@ app = typer.Typer(
 )
 app.command()(platform.up)
 app.command()(platform.serve)
-app.command()(platform.node)
+node_enroll.register(app, platform.node)
 tickets.register(app)
 admin.register(app)
 fleet.register(app)

@@ -96,6 +96,7 @@ def serve(
     serve_control_plane(host, port, collector=not no_collector, sweeper=not no_sweeper)
 
 def node(
+    ctx: typer.Context,
     fleet: Annotated[Path | None, typer.Option(help="Folder of bot manifests (default ./fleet).")] = None,
     bot: Annotated[list[str] | None, typer.Option(help="Run only these bots (repeatable).")] = None,
     credentials: Annotated[Path | None, typer.Option(help="JSON {bot: redis_url} from `oshal up`.")] = None,
@@ -110,8 +111,11 @@ def node(
     """Run a node host: one bot (--bot NAME, one process per bot) or the whole fleet in one process.
 
     `oshal up` passes OSHAL_NODE_CREDENTIALS (the node's own file). Without it or --credentials, a single bot may
-    use OSHAL_REDIS_URL (its own ACL user's URL).
+    use OSHAL_REDIS_URL (its own ACL user's URL). A node on another machine joins with a code instead: see
+    `oshal node enroll` and `oshal node join`.
     """
+    if ctx.invoked_subcommand is not None:
+        return  # enroll, join, list, revoke, resume: not the node host itself
     from oshal.launcher.host import check_node, run_node
 
     if check:

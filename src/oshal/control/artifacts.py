@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from oshal.store.objects import ObjectStore
 from oshal.types import new_id
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-Identify = Callable[[str | None, Envelope], tuple[str, UUID, UUID]]
+Identify = Callable[[str | None, Envelope], Awaitable[tuple[str, UUID, UUID]]]
 
 
 def _envelope(header: str | None) -> Envelope:
@@ -49,7 +49,7 @@ class ArtifactService:
 
     async def put_from_bot(self, bot_token: str | None, envelope_header: str | None, name: str, data: bytes,
                            content_type: str) -> dict[str, Any]:
-        bot, tenant, ticket = self.identify(bot_token, _envelope(envelope_header))
+        bot, tenant, ticket = await self.identify(bot_token, _envelope(envelope_header))
         _check_name(name)
         if len(data) > self.max_bytes:
             raise TooLarge(f"artifact {name} is {len(data)} bytes; the limit is {self.max_bytes}",
@@ -63,7 +63,7 @@ class ArtifactService:
         return {"name": name, "size": stored.size, "sha256": stored.sha256, "created": bool(row)}
 
     async def get_for_bot(self, bot_token: str | None, envelope_header: str | None, name: str) -> bytes:
-        _, tenant, ticket = self.identify(bot_token, _envelope(envelope_header))
+        _, tenant, ticket = await self.identify(bot_token, _envelope(envelope_header))
         data, _ = await self.read(tenant, ticket, name)
         return data
 

@@ -8,7 +8,7 @@ provider is called. After: the call's request and response are recorded (never i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,7 @@ from oshal.store import recordings as repo
 from oshal.store.db import Database
 from oshal.types import TERMINAL_STATUSES
 
-Identify = Callable[[str | None, Envelope], tuple[str, UUID, UUID]]
+Identify = Callable[[str | None, Envelope], Awaitable[tuple[str, UUID, UUID]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class ModelGateway:
         self.budgets = budgets
 
     async def begin(self, bot_token: str | None, start: CallStart) -> dict[str, Any]:
-        bot, tenant, ticket = self.identify(bot_token, start.envelope)
+        bot, tenant, ticket = await self.identify(bot_token, start.envelope)
         phase = UUID(start.envelope.phase_id)
         async with self.db.tenant(tenant) as conn:
             context = await repo.replay_context(conn, ticket, phase, bot)
@@ -82,7 +82,7 @@ class ModelGateway:
         return {"replay": {"response": recorded["response"]}}
 
     async def end(self, bot_token: str | None, end: CallEnd) -> None:
-        _, tenant, ticket = self.identify(bot_token, end.envelope)
+        _, tenant, ticket = await self.identify(bot_token, end.envelope)
         async with self.db.tenant(tenant) as conn:
             await repo.save(conn, [repo.Recording(tenant, ticket, UUID(end.envelope.phase_id), "model", end.seq,
                                                   end.request, end.response, end.usage, end.started_at,

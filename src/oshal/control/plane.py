@@ -34,6 +34,8 @@ from oshal.control.loops.collector import Collector
 from oshal.control.loops.scheduler import Scheduler
 from oshal.control.loops.sweeper import Sweeper
 from oshal.control.model_gateway import ModelGateway
+from oshal.control.node_enrollment import NodeEnrollment
+from oshal.control.node_tokens import NodeTokens
 from oshal.control.ratelimit import KeyRateLimiter
 from oshal.control.reservation_ttl import check_reservation_ttl, registered_manifests
 from oshal.control.schedules import ScheduleService
@@ -111,13 +113,17 @@ class ControlPlane:
         self.secrets = open_secret_store(s, self.db)
         self.broker = Broker(self.db, derive_key(self.dispatch_key, "broker"), manifests=ManifestCache())
         self.bot_tokens = BotTokens(derive_key(self.dispatch_key, "bot-tokens"))
+        self.node_tokens = NodeTokens(self.db)
+        self.nodes = NodeEnrollment(self.db, self.redis, self.redis_url, self.dispatch_key, self.registry,
+                                    self.node_tokens, s, self.auth.failures)
         self.connector_runtime = ConnectorRuntime(default_rate_limit=(s.connector_rate_per_s, s.connector_burst))
         self.recorder: TenantBatches[Recording] = TenantBatches(
             self.db, lambda r: r.tenant_id, recordings_repo.save, what="tool call recordings", linger_s=0.05)
         self.gateway = ToolGateway(self.db, self.signer, self.bot_tokens, self.broker,
                                    ConnectorService(self.db, self.broker, self.secrets, self.connector_runtime,
                                                     McpRuntime()), self.recorder,
-                                   on_approval_needed=self.lifecycle.tool_approval_needed)
+                                   on_approval_needed=self.lifecycle.tool_approval_needed,
+                                   node_tokens=self.node_tokens)
         self.budgets = BudgetService(self.db, self.redis, lambda: self.prices, self.lifecycle, s)
         self.models = ModelGateway(self.db, self.gateway.identify, self.budgets)
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
@@ -150,6 +156,10 @@ class ControlPlane:
         if missing:
             log.warning("re-created the bot ACL users Redis had lost", bots=missing)
         await lanes.ensure_groups(self.redis, names)
+        # last: it reads Postgres, which may be down too; the bots' own users and groups are back first
+        nodes = await self.nodes.restore_users()
+        if nodes:
+            log.warning("re-created the remote nodes' ACL users Redis had lost", nodes=[str(n) for n in nodes])
 
     async def start(self) -> None:
         await self.db.open()

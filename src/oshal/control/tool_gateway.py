@@ -21,6 +21,7 @@ from oshal.connectors.manifest import ConnectorManifest, Operation
 from oshal.control.batches import TenantBatches
 from oshal.control.bot_tokens import BotTokens
 from oshal.control.connector_calls import ConnectorService
+from oshal.control.node_tokens import NodeTokens, is_node_token
 from oshal.errors import Conflict, Forbidden, Invalid, NotFound
 from oshal.mesh.envelopes import Envelope
 from oshal.mesh.signing import DispatchSigner
@@ -60,8 +61,10 @@ class ToolCall:
 class ToolGateway:
     def __init__(self, db: Database, signer: DispatchSigner, tokens: BotTokens, broker: Broker,
                  connectors: ConnectorService, recorder: TenantBatches[Recording], *,
-                 on_approval_needed: Callable[[UUID, UUID, str], Awaitable[None]] | None = None) -> None:
+                 on_approval_needed: Callable[[UUID, UUID, str], Awaitable[None]] | None = None,
+                 node_tokens: NodeTokens | None = None) -> None:
         self.recorder = recorder
+        self.node_tokens = node_tokens
         self.on_approval_needed = on_approval_needed
         self.db = db
         self.signer = signer
@@ -69,9 +72,13 @@ class ToolGateway:
         self.broker = broker
         self.connectors = connectors
 
-    def identify(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
-        """(bot, tenant, ticket) once the bot token and the dispatch signature check out (no I/O)."""
-        bot = self.tokens.verify(bot_token)
+    async def identify(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
+        """(bot, tenant, ticket) once the bot token and the dispatch signature check out (no I/O for a bot's own
+        token; a remote node's is checked against its row, briefly cached, so a revoked node is refused)."""
+        if self.node_tokens is not None and bot_token is not None and is_node_token(bot_token):
+            bot = await self.node_tokens.verify(bot_token)
+        else:
+            bot = self.tokens.verify(bot_token)
         if env.bot != bot or not self.signer.verify(env):
             raise Forbidden("this bot was not dispatched that ticket", hint="call tools only for the envelope you hold")
         return bot, UUID(env.tenant_id), UUID(env.ticket_id)
@@ -89,7 +96,7 @@ class ToolGateway:
 
     async def _authenticate(self, bot_token: str | None, env: Envelope) -> tuple[str, UUID, UUID]:
         """(bot, tenant, ticket) once the bot token, the dispatch signature and the ticket's state check out."""
-        bot, tenant, ticket = self.identify(bot_token, env)
+        bot, tenant, ticket = await self.identify(bot_token, env)
         async with self.db.tenant(tenant) as conn:
             await self._require_open(conn, ticket)
         return bot, tenant, ticket
@@ -112,7 +119,7 @@ class ToolGateway:
         return tools
 
     async def call(self, bot_token: str | None, call: ToolCall) -> dict[str, Any]:
-        bot, tenant, ticket = self.identify(bot_token, call.envelope)
+        bot, tenant, ticket = await self.identify(bot_token, call.envelope)
         request = GrantRequest(tenant, bot, ticket, call.connector_id, call.operation, dict(call.arguments))
         started, began = dt.datetime.now(dt.UTC), time.perf_counter()
         try:

@@ -62,3 +62,17 @@ def done_marker_pattern(bot: str) -> str:
 
 def acl_user(bot: str) -> str:
     return f"bot-{bot}"
+
+
+def node_acl_user(node_id: object) -> str:
+    """A remote node's own ACL user: the permissions of its bot's, revocable on its own."""
+    return f"node-{node_id}"
+
+
+def node_consumer_prefix(node_id: object) -> str:
+    """The start of every consumer name of a remote node's workers (and so of their heartbeat keys)."""
+    return f"node-{node_id}"
+
+
+def node_heartbeat_pattern(bot: str, node_id: object) -> str:
+    return heartbeat_key(bot, f"{node_consumer_prefix(node_id)}-*")

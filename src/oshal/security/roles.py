@@ -87,6 +87,9 @@ _API: set[Grant] = {
     *_table("bars", "SELECT", "INSERT"),
     *_columns("bars", "UPDATE", "open", "high", "low", "close", "volume", "source", "updated_at"),
     *_table("app_records", "SELECT", "INSERT"),
+    *_table("nodes", "SELECT", "INSERT"),
+    *_columns("nodes", "UPDATE", "joined_at", "joined_from", "hostname", "token_digest", "revoked_at", "revoked_by",
+              "last_seen_at"),
 }
 
 _REPORT: set[Grant] = {

@@ -16,7 +16,8 @@ from oshal.settings import Settings
 # Routes anyone may call: liveness, readiness and metrics for the orchestrator, and the console's login page (it
 # takes an API key and answers nothing else). The bot gateway routes carry their own authentication (bot token plus
 # a signed envelope) and are listed as such by the app.
-PUBLIC_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/login"})
+# /v1/nodes/join: a remote node has no key yet; the single-use enrollment code in its body is the credential.
+PUBLIC_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/v1/nodes/join"})
 
 
 async def scan(ctx: ScanContext) -> list[Finding]:

@@ -3,8 +3,8 @@
 One node host per node group of the fleet: the bots of a group share a process, and the applications' bots (the
 group ``apps``, which holds the operations loop's) have their own, so a hung fleet does not hang the bots that
 diagnose it. Children that die unexpectedly are restarted with backoff, and so are the embedded engines (see
-``embedded/keeper.py``); fleet-control orders are carried out (see ``fleet_reconciler``). SIGINT/SIGTERM stop the node hosts first (they drain in-flight work and flush
-results), then the control plane, then the engines.
+``embedded/keeper.py``); fleet-control orders are carried out (see ``fleet_reconciler``). SIGINT/SIGTERM stop
+the node hosts first (they drain in-flight work and flush results), then the control plane, then the engines.
 """
 
 from __future__ import annotations

@@ -188,14 +188,14 @@ def test_flushall_mid_run(up: Up) -> None:
 
 
 def test_node_host_sigkill_mid_run(up: Up) -> None:
-    [node] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"],
+    [node] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node"],
                             capture_output=True, text=True, check=True).stdout.split()
 
     def kill_node_host() -> None:
         os.kill(int(node), signal.SIGKILL)
 
     _run(up, "chaos-node", kill_node_host)
-    [restarted] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node .*--bot echo"],
+    [restarted] = subprocess.run(["pgrep", "-P", str(up.proc.pid), "-f", "oshal.cli.main node"],
                                  capture_output=True, text=True, check=True).stdout.split()
     assert restarted != node
 

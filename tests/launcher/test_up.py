@@ -44,11 +44,16 @@ def _ready(proc: subprocess.Popen[str], url: str, key_file: Path, key: str | Non
     raise AssertionError("oshal up did not become ready")
 
 
-def _environ_of_child(parent: int, command: str) -> dict[str, str]:
+def _environs_of_children(parent: int, command: str) -> list[dict[str, str]]:
     pids = subprocess.run(["pgrep", "-P", str(parent), "-f", command], capture_output=True, text=True).stdout.split()
-    assert len(pids) == 1, pids
-    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    assert pids, f"no child of {parent} runs {command!r}"
+    raws = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in pids]
+    return [dict(item.decode().split("=", 1) for item in raw if b"=" in item) for raw in raws]
+
+
+def _environ_of_child(parent: int, command: str) -> dict[str, str]:
+    [environ] = _environs_of_children(parent, command)
+    return environ
 
 
 def _stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
@@ -64,15 +69,18 @@ def test_up_serves_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> None:
     try:
         key = _ready(proc, url, home / "admin.key")
         assert (home / "admin.key").stat().st_mode & 0o777 == 0o600
-        node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
-        credentials = Path(node_env["OSHAL_NODE_CREDENTIALS"])  # the node host got its own credentials file ...
-        readable_by_node_group = 0o640 if os.geteuid() == 0 else 0o600
-        assert credentials.stat().st_mode & 0o777 == readable_by_node_group and credentials.parent == home / "node"
-        for secret in ("OSHAL_HOME", "OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL",
-                       "OSHAL_DISPATCH_KEY"):
-            assert secret not in node_env  # ... but not the platform's home, database, admin Redis or signing keys
-        assert "postgresql://" not in "".join(node_env.values())
-        assert "SOME_DEPLOY_TOKEN" not in node_env and "PATH" in node_env  # only the basics and its model keys
+        node_envs = _environs_of_children(proc.pid, "oshal.cli.main node")  # one node host per node group
+        assert len(node_envs) == 2  # the fleet's, and the applications' bots'
+        for node_env in node_envs:
+            credentials = Path(node_env["OSHAL_NODE_CREDENTIALS"])  # each node host got its own credentials file ...
+            readable_by_node_group = 0o640 if os.geteuid() == 0 else 0o600
+            assert credentials.stat().st_mode & 0o777 == readable_by_node_group
+            assert credentials.parent == home / "node"
+            for secret in ("OSHAL_HOME", "OSHAL_API_DATABASE_URL", "OSHAL_DATABASE_URL", "OSHAL_REDIS_URL",
+                           "OSHAL_DISPATCH_KEY"):
+                assert secret not in node_env  # ... but not the platform's home, database, admin Redis or signing keys
+            assert "postgresql://" not in "".join(node_env.values())
+            assert "SOME_DEPLOY_TOKEN" not in node_env and "PATH" in node_env  # only the basics and its model keys
         assert (home / "secrets").stat().st_mode & 0o777 == 0o700
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"up": 1}}).json()["id"]
@@ -145,8 +153,8 @@ def test_up_in_prod_mode_runs_on_the_operators_secrets_and_writes_no_key(tmp_pat
         control_env = _environ_of_child(proc.pid, "oshal.cli.main serve")
         assert control_env["OSHAL_SECRETS_KEK"] == secrets["OSHAL_SECRETS_KEK"]  # the control plane has its config
         assert "OSHAL_BOOTSTRAP_KEY" not in control_env  # used once, by `up`
-        node_env = _environ_of_child(proc.pid, "oshal.cli.main node")
-        assert not {"OSHAL_SECRETS_KEK", "OSHAL_BOOTSTRAP_KEY", "OSHAL_DISPATCH_KEY"} & set(node_env)
+        for node_env in _environs_of_children(proc.pid, "oshal.cli.main node"):
+            assert not {"OSHAL_SECRETS_KEK", "OSHAL_BOOTSTRAP_KEY", "OSHAL_DISPATCH_KEY"} & set(node_env)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bootstrap}"}, timeout=30) as http:
             assert http.get("/v1/whoami").json()["role"] == "operator"
             tid = http.post("/v1/tickets", json={"bot": "echo", "input": {"prod": True}}).json()["id"]

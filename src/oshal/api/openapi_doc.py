@@ -83,6 +83,10 @@ EXTRA_STATUSES: dict[tuple[str, str], frozenset[int]] = {
     ("POST", "/v1/models/end"): frozenset({404, 409}),
     ("PUT", "/v1/artifacts/gateway/{name}"): frozenset({413}),  # the body is read raw, not as a model
     ("PUT", "/v1/apps/{app}/records/{collection}/{key}"): frozenset({409}),
+    ("POST", "/v1/connectors/{connector_id}/disable"): frozenset({409}),
+    ("POST", "/v1/connectors/{connector_id}/enable"): frozenset({409}),
+    ("POST", "/v1/nodes/enrollments"): frozenset({404}),
+    ("POST", "/v1/nodes/join"): frozenset({401, 403, 404}),  # the code is its credential, checked by the service
 }
 
 

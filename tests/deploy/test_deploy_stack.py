@@ -152,7 +152,7 @@ def test_migrate_then_serve_then_a_bot_runs_a_ticket_with_only_the_generated_sec
         node.send_signal(signal.SIGTERM)
         assert node.wait(30) == 0
         stopped = _oshal(["node", "--check"], check_env)
-        assert stopped.returncode == 7 and "does not exist" in stopped.stderr
+        assert stopped.returncode == 7 and "does not exist" in " ".join(stopped.stderr.split())
     finally:
         for proc in (node, serve):
             if proc is not None and proc.poll() is None:

@@ -28,6 +28,7 @@ import psycopg
 import pytest
 import redis as sync_redis
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from external.fake_openai import FakeOpenAI
@@ -44,6 +45,10 @@ from oshal.mesh.signing import DispatchSigner
 from oshal.settings import Settings
 from oshal.store.db import Database
 from oshal.workflows.registry import load_builtin, register_builtin
+
+# Property tests run on machines whose speed varies run to run: no per-example deadline (a timing assertion).
+hypothesis_settings.register_profile("oshal", deadline=None)
+hypothesis_settings.load_profile("oshal")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,6 +3,9 @@
 Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one already running), then prints:
   * sustained tickets/s for BENCH_N tickets (default 20,000) submitted through the batch API by concurrent
     clients, counted until every ticket is done with its result and ledger row committed;
+  * the same work through the best-known Python task queues first, on a Redis of their own (bench/peers.py;
+    BENCH_PEERS=0 skips them), and the ratios of our figures to theirs (throughput_vs_dramatiq,
+    roundtrip_http_vs_celery, roundtrip_inproc_vs_celery);
   * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP
     (`POST /v1/tickets?wait=10`: one request that creates the ticket and returns it finished);
   * the same round trip through the service layer inside a control-plane process (no HTTP);
@@ -37,6 +40,8 @@ import httpx
 from budgets import measure as measure_budgets  # bench/budgets.py
 from budgets import price_every_call, set_budgets
 from console_overview import measure as measure_console  # bench/console_overview.py
+from peers import measure as measure_peers  # bench/peers.py
+from peers import ratios
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
 from workflows import measure as measure_workflows  # bench/workflows.py
@@ -193,6 +198,7 @@ def main() -> None:
     from oshal import logs
 
     logs.configure("warning")
+    peers = measure_peers() if os.environ.get("BENCH_PEERS", "1") != "0" else {}  # before the platform starts
     external_url, external_home = os.environ.get("BENCH_URL"), os.environ.get("BENCH_HOME")
     scratch = None
     proc = None
@@ -262,6 +268,16 @@ def main() -> None:
             log(f"console overview: {CONSOLE_TICKETS:,} tickets in a new tenant and as many in the system tenant, "
                 f"then {CONSOLE_REQUESTS} sequential GET / as each one's operator ...")
             console = measure_console(url, home, admin_key, CONSOLE_TICKETS, CONSOLE_REQUESTS)
+        ours = {"tickets_per_s": tp["tickets_per_s"], "roundtrip_http_p50_ms": statistics.median(http_ms),
+                "roundtrip_client_p50_ms": statistics.median(svc_ms)}
+        versus = ratios(ours, peers) if peers else {}
+        if versus:
+            log(f"against the peers (same run): throughput {versus['throughput_vs_dramatiq']:.2f}x dramatiq's "
+                f"({ours['tickets_per_s']:,.0f} vs {peers['dramatiq_tasks_per_s']:,.0f}/s); round trip p50 "
+                f"{versus['roundtrip_http_vs_celery']:.2f}x celery's over HTTP, "
+                f"{versus['roundtrip_inproc_vs_celery']:.2f}x in-process "
+                f"({ours['roundtrip_http_p50_ms']:.2f} / {ours['roundtrip_client_p50_ms']:.2f} vs "
+                f"{peers['celery_roundtrip_p50_ms']:.2f} ms; arq {peers['arq_roundtrip_p50_ms']:.2f} ms)")
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
@@ -269,6 +285,8 @@ def main() -> None:
             "roundtrip_http_p99_ms": round(percentile(http_ms, 0.99), 3),
             "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
+            **{k: round(v, 3) for k, v in peers.items()},
+            **{k: round(v, 3) for k, v in versus.items()},
             "node_idle_rss_mb": round(rss, 1),
             **{k: round(v, 3) for k, v in tools.items()},
             **{k: round(v, 3) for k, v in spend.items()},

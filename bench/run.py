@@ -8,8 +8,10 @@ Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one alr
     roundtrip_http_vs_celery, roundtrip_inproc_vs_celery);
   * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP
     (`POST /v1/tickets?wait=10`: one request that creates the ticket and returns it finished);
-  * the same round trip through the service layer inside a control-plane process (no HTTP);
-  * the RSS of the idle node host running the demo fleet;
+  * the same round trip through the service layer inside a control-plane process (no HTTP), then hop by hop
+    (bench/hops.py: the create and its commit, the XADD, the bot's read and run, the result's way to the
+    collector, its commit and the waiter's wake-up, the final read; HTTP's share on top);
+  * the RSS of each idle node host running the demo fleet (one per node group), and their sum;
   * tool-call overhead (bench/tools.py) and the workflow engine's time per step and 5-step throughput
     (bench/workflows.py);
   * a model call's budget reservation and settlement (bench/budgets.py), and the tickets/s figure again in a
@@ -40,6 +42,8 @@ import httpx
 from budgets import measure as measure_budgets  # bench/budgets.py
 from budgets import price_every_call, set_budgets
 from console_overview import measure as measure_console  # bench/console_overview.py
+from hops import measure as measure_hops  # bench/hops.py
+from hops import report as report_hops
 from peers import measure as measure_peers  # bench/peers.py
 from peers import ratios
 from tools import HOLD_BOT  # bench/tools.py
@@ -185,13 +189,18 @@ async def roundtrip_service(home: Path, key: str) -> list[float]:
         await plane.stop()
 
 
-def node_rss_mb(up_pid: int) -> float:
+def node_rss_mb(up_pid: int) -> dict[str, float]:
+    """The RSS of each idle node host `oshal up` runs (one per node group: the fleet's, then e.g. the apps'),
+    keyed by its group's bots as its command line names them ("fleet" when it runs every bot)."""
     out = subprocess.run(["pgrep", "-P", str(up_pid), "-f", "oshal.cli.main node"], capture_output=True, text=True)
-    pid = int(out.stdout.split()[0])
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    hosts: dict[str, float] = {}
+    for pid in out.stdout.split():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        bots = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--bot"]
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                hosts[",".join(bots) if bots else "fleet"] = int(line.split()[1]) / 1024
+    return dict(sorted(hosts.items(), key=lambda item: -len(item[0])))
 
 
 def main() -> None:
@@ -212,7 +221,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
     admin_key = (home / "admin.key").read_text().strip()
     try:
-        rss = node_rss_mb(proc.pid) if proc else float("nan")
+        hosts = node_rss_mb(proc.pid) if proc else {}
+        rss = sum(hosts.values()) if hosts else float("nan")
         key = bench_tenant(url, admin_key)
         log(f"throughput: {N} tickets, batches of {BATCH}, {CLIENTS} concurrent clients ...")
         tp = asyncio.run(throughput(url, key))
@@ -223,7 +233,12 @@ def main() -> None:
         log(f"round trip through the service layer, {ROUNDTRIPS} sequential tickets ...")
         svc_ms = asyncio.run(roundtrip_service(home, key))
         log(f"  p50 {statistics.median(svc_ms):.2f} ms, p99 {percentile(svc_ms, 0.99):.2f} ms")
-        log(f"idle node host RSS (demo fleet): {rss:.1f} MB")
+        log(f"round trip hop by hop (bench/hops.py), {ROUNDTRIPS} sequential tickets ...")
+        hops = asyncio.run(measure_hops(home, url, key, ROUNDTRIPS))
+        report_hops(hops, statistics.median(http_ms), log)
+        log(f"idle node hosts' RSS (demo fleet): {rss:.1f} MB in all")
+        for n, (bots, mb) in enumerate(hosts.items()):
+            log(f"  node host {n + 1}: {mb:.1f} MB ({bots if len(bots) < 60 else bots[:57] + '...'})")
         tools: dict[str, float] = {}
         if proc is not None:
             log(f"tool-call overhead, {TOOL_CALLS} sequential calls to a local API ...")
@@ -286,8 +301,10 @@ def main() -> None:
             "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
             **{k: round(v, 3) for k, v in peers.items()},
+            **{k: round(v, 3) for k, v in hops.items()},
             **{k: round(v, 3) for k, v in versus.items()},
             "node_idle_rss_mb": round(rss, 1),
+            **{f"node_host_{n + 1}_idle_rss_mb": round(mb, 1) for n, mb in enumerate(hosts.values())},
             **{k: round(v, 3) for k, v in tools.items()},
             **{k: round(v, 3) for k, v in spend.items()},
             **{k: round(v, 3) for k, v in wf.items()},

@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+BENCHSTAMP := $(VENV)/.installed-bench
 
-.PHONY: up test lint typecheck bench bench-console clean install dev browser
+.PHONY: up test lint typecheck bench bench-peers bench-console clean install dev browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,11 @@ $(STAMP): pyproject.toml | $(PY)
 $(DEVSTAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(STAMP)
+
+# The bench extra: the peer task queues `make bench` measures beside the platform.
+$(BENCHSTAMP): pyproject.toml $(DEVSTAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
 
 install: $(STAMP)
 dev: $(DEVSTAMP)
@@ -42,10 +48,15 @@ browser:
 	  if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000).
-bench: $(DEVSTAMP)
+## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000), beside the peers
+## (dramatiq, celery, arq) measured first in the same run, with the ratios in the JSON line.
+bench: $(BENCHSTAMP)
 	$(PY) bench/run.py
 	$(PY) bench/backtest.py
+
+## The peer task queues alone (bench/peers.py): dramatiq's throughput, celery's and arq's round trip.
+bench-peers: $(BENCHSTAMP)
+	$(PY) bench/peers.py
 
 ## The console overview alone, with BENCH_CONSOLE_TICKETS tickets (default 100000); part of `make bench` too.
 bench-console: $(DEVSTAMP)

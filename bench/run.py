@@ -3,10 +3,15 @@
 Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one already running), then prints:
   * sustained tickets/s for BENCH_N tickets (default 20,000) submitted through the batch API by concurrent
     clients, counted until every ticket is done with its result and ledger row committed;
+  * the same work through the best-known Python task queues first, on a Redis of their own (bench/peers.py;
+    BENCH_PEERS=0 skips them), and the ratios of our figures to theirs (throughput_vs_dramatiq,
+    roundtrip_http_vs_celery, roundtrip_inproc_vs_celery);
   * single-ticket round trip p50/p99 (create, then wait for the result), one at a time, over HTTP
     (`POST /v1/tickets?wait=10`: one request that creates the ticket and returns it finished);
-  * the same round trip through the service layer inside a control-plane process (no HTTP);
-  * the RSS of the idle node host running the demo fleet;
+  * the same round trip through the service layer inside a control-plane process (no HTTP), then hop by hop
+    (bench/hops.py: the create and its commit, the XADD, the bot's read and run, the result's way to the
+    collector, its commit and the waiter's wake-up, the final read; HTTP's share on top);
+  * the RSS of each idle node host running the demo fleet (one per node group), and their sum;
   * tool-call overhead (bench/tools.py) and the workflow engine's time per step and 5-step throughput
     (bench/workflows.py);
   * a model call's budget reservation and settlement (bench/budgets.py), and the tickets/s figure again in a
@@ -37,6 +42,10 @@ import httpx
 from budgets import measure as measure_budgets  # bench/budgets.py
 from budgets import price_every_call, set_budgets
 from console_overview import measure as measure_console  # bench/console_overview.py
+from hops import measure as measure_hops  # bench/hops.py
+from hops import report as report_hops
+from peers import measure as measure_peers  # bench/peers.py
+from peers import ratios
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
 from workflows import measure as measure_workflows  # bench/workflows.py
@@ -180,19 +189,25 @@ async def roundtrip_service(home: Path, key: str) -> list[float]:
         await plane.stop()
 
 
-def node_rss_mb(up_pid: int) -> float:
+def node_rss_mb(up_pid: int) -> dict[str, float]:
+    """The RSS of each idle node host `oshal up` runs (one per node group: the fleet's, then e.g. the apps'),
+    keyed by its group's bots as its command line names them ("fleet" when it runs every bot)."""
     out = subprocess.run(["pgrep", "-P", str(up_pid), "-f", "oshal.cli.main node"], capture_output=True, text=True)
-    pid = int(out.stdout.split()[0])
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    hosts: dict[str, float] = {}
+    for pid in out.stdout.split():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        bots = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--bot"]
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                hosts[",".join(bots) if bots else "fleet"] = int(line.split()[1]) / 1024
+    return dict(sorted(hosts.items(), key=lambda item: -len(item[0])))
 
 
 def main() -> None:
     from oshal import logs
 
     logs.configure("warning")
+    peers = measure_peers() if os.environ.get("BENCH_PEERS", "1") != "0" else {}  # before the platform starts
     external_url, external_home = os.environ.get("BENCH_URL"), os.environ.get("BENCH_HOME")
     scratch = None
     proc = None
@@ -206,7 +221,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
     admin_key = (home / "admin.key").read_text().strip()
     try:
-        rss = node_rss_mb(proc.pid) if proc else float("nan")
+        hosts = node_rss_mb(proc.pid) if proc else {}
+        rss = sum(hosts.values()) if hosts else float("nan")
         key = bench_tenant(url, admin_key)
         log(f"throughput: {N} tickets, batches of {BATCH}, {CLIENTS} concurrent clients ...")
         tp = asyncio.run(throughput(url, key))
@@ -217,7 +233,12 @@ def main() -> None:
         log(f"round trip through the service layer, {ROUNDTRIPS} sequential tickets ...")
         svc_ms = asyncio.run(roundtrip_service(home, key))
         log(f"  p50 {statistics.median(svc_ms):.2f} ms, p99 {percentile(svc_ms, 0.99):.2f} ms")
-        log(f"idle node host RSS (demo fleet): {rss:.1f} MB")
+        log(f"round trip hop by hop (bench/hops.py), {ROUNDTRIPS} sequential tickets ...")
+        hops = asyncio.run(measure_hops(home, url, key, ROUNDTRIPS))
+        report_hops(hops, statistics.median(http_ms), log)
+        log(f"idle node hosts' RSS (demo fleet): {rss:.1f} MB in all")
+        for n, (bots, mb) in enumerate(hosts.items()):
+            log(f"  node host {n + 1}: {mb:.1f} MB ({bots if len(bots) < 60 else bots[:57] + '...'})")
         tools: dict[str, float] = {}
         if proc is not None:
             log(f"tool-call overhead, {TOOL_CALLS} sequential calls to a local API ...")
@@ -262,6 +283,16 @@ def main() -> None:
             log(f"console overview: {CONSOLE_TICKETS:,} tickets in a new tenant and as many in the system tenant, "
                 f"then {CONSOLE_REQUESTS} sequential GET / as each one's operator ...")
             console = measure_console(url, home, admin_key, CONSOLE_TICKETS, CONSOLE_REQUESTS)
+        ours = {"tickets_per_s": tp["tickets_per_s"], "roundtrip_http_p50_ms": statistics.median(http_ms),
+                "roundtrip_client_p50_ms": statistics.median(svc_ms)}
+        versus = ratios(ours, peers) if peers else {}
+        if versus:
+            log(f"against the peers (same run): throughput {versus['throughput_vs_dramatiq']:.2f}x dramatiq's "
+                f"({ours['tickets_per_s']:,.0f} vs {peers['dramatiq_tasks_per_s']:,.0f}/s); round trip p50 "
+                f"{versus['roundtrip_http_vs_celery']:.2f}x celery's over HTTP, "
+                f"{versus['roundtrip_inproc_vs_celery']:.2f}x in-process "
+                f"({ours['roundtrip_http_p50_ms']:.2f} / {ours['roundtrip_client_p50_ms']:.2f} vs "
+                f"{peers['celery_roundtrip_p50_ms']:.2f} ms; arq {peers['arq_roundtrip_p50_ms']:.2f} ms)")
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
@@ -269,7 +300,11 @@ def main() -> None:
             "roundtrip_http_p99_ms": round(percentile(http_ms, 0.99), 3),
             "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),
             "roundtrip_client_p99_ms": round(percentile(svc_ms, 0.99), 3),
+            **{k: round(v, 3) for k, v in peers.items()},
+            **{k: round(v, 3) for k, v in hops.items()},
+            **{k: round(v, 3) for k, v in versus.items()},
             "node_idle_rss_mb": round(rss, 1),
+            **{f"node_host_{n + 1}_idle_rss_mb": round(mb, 1) for n, mb in enumerate(hosts.values())},
             **{k: round(v, 3) for k, v in tools.items()},
             **{k: round(v, 3) for k, v in spend.items()},
             **{k: round(v, 3) for k, v in wf.items()},

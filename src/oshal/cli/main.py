@@ -1,4 +1,9 @@
-"""Entry point of the ``oshal`` command."""
+"""Entry point of the ``oshal`` command.
+
+A node host (``oshal node`` without a subcommand, what ``oshal up`` runs per node group) gets a command line of
+its own that imports none of the other command groups or the applications' CLIs: it stays up for the platform's
+lifetime, and what it imported stays in its memory (``python -X importtime -m oshal.cli.main node --help``).
+"""
 
 from __future__ import annotations
 
@@ -10,42 +15,55 @@ from rich.console import Console
 from rich.markup import escape
 
 from oshal import logs
-from oshal.cli import (
-    admin,
-    budgets,
-    catalog,
-    connectors,
-    deploy,
-    diagram,
-    fleet,
-    node_enroll,
-    platform,
-    schedules,
-    security,
-    tickets,
-    workflows,
-)
+from oshal.cli import platform
 from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
-app = typer.Typer(
-    name="oshal", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Run a fleet of AI bots as accountable workers. See README.md for the exit codes.",
-)
-app.command()(platform.up)
-app.command()(platform.serve)
-node_enroll.register(app, platform.node)
-tickets.register(app)
-admin.register(app)
-fleet.register(app)
-connectors.register(app)
-catalog.register(app)
-workflows.register(app)
-schedules.register(app)
-security.register(app)
-budgets.register(app)
-diagram.register(app)
-deploy.register(app)
+_HELP = "Run a fleet of AI bots as accountable workers. See README.md for the exit codes."
+_NODE_SUBCOMMANDS = frozenset({"enroll", "join", "list", "revoke", "resume"})
+
+
+def build() -> typer.Typer:
+    """The whole command line: the platform's command groups and the installed applications'."""
+    from oshal.cli import (
+        admin,
+        budgets,
+        catalog,
+        connectors,
+        deploy,
+        diagram,
+        fleet,
+        node_enroll,
+        schedules,
+        security,
+        tickets,
+        workflows,
+    )
+
+    root = typer.Typer(name="oshal", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                       help=_HELP)
+    root.command()(platform.up)
+    root.command()(platform.serve)
+    node_enroll.register(root, platform.node)
+    for group in (tickets, admin, fleet, connectors, catalog, workflows, schedules, security, budgets, diagram,
+                  deploy):
+        group.register(root)
+    _add_applications(root)
+    return root
+
+
+def _node_host() -> typer.Typer:
+    """``oshal node [OPTIONS]`` alone: the node host (its options and --help are the full command line's)."""
+    root = typer.Typer(name="oshal", add_completion=False, pretty_exceptions_enable=False, help=_HELP)
+    root.command(name="node")(platform.node)
+    root.callback()(lambda: None)  # keep "node" a subcommand, as in the full command line
+    return root
+
+
+def runs_node_host(args: list[str]) -> bool:
+    """Whether ``args`` start the node host itself (``oshal node`` with options only, no help requested)."""
+    return (args[:1] == ["node"] and not any(a in _NODE_SUBCOMMANDS for a in args[1:])
+            and not any(a in ("--help", "-h") for a in args[1:]))
 
 
 def _add_applications(root: typer.Typer) -> None:
@@ -61,11 +79,9 @@ def _add_applications(root: typer.Typer) -> None:
         root.add_typer(group, name=entry.name)
 
 
-_add_applications(app)
-
-
 def main() -> None:
     logs.configure("warning")
+    app = _node_host() if runs_node_host(sys.argv[1:]) else build()
     try:
         app()
     except OshalError as error:

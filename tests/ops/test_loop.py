@@ -200,7 +200,7 @@ async def test_a_dead_bot_is_diagnosed_with_citations_restarted_after_approval_v
     service = _service(api, bots=["slow"])
     await service.start()
     with fleet_runner(platform, "slow") as unit:
-        await _drive(service, lambda: _live_replicas(platform, "slow") == 1, "slow online")
+        await _wait(lambda: _live_replicas(platform, "slow") == 1, "slow online")  # not watched while it starts
         await service.tick()  # healthy: its last good reading
         hung = unit.processes[0].process.pid  # type: ignore[attr-defined]
         os.kill(hung, signal.SIGSTOP)
@@ -238,7 +238,7 @@ async def test_a_killed_node_process_is_brought_back_by_its_runner_before_anyone
     service = _service(api, bots=["slow"])
     await service.start()
     with fleet_runner(platform, "slow") as unit:
-        await _drive(service, lambda: _live_replicas(platform, "slow") == 1, "slow online")
+        await _wait(lambda: _live_replicas(platform, "slow") == 1, "slow online")
         await service.tick()
         first = unit.processes[0].process.pid  # type: ignore[attr-defined]
         os.kill(first, signal.SIGKILL)
@@ -254,6 +254,13 @@ async def test_a_killed_node_process_is_brought_back_by_its_runner_before_anyone
         assert admin.get("/v1/bots/slow/control").json()["restart_seq"] == 0
     print(f"\nkilled bot: back {_seconds(killed, back)} after SIGKILL by its runner, no order needed "
           f"({len(service.incidents)} incident(s) opened meanwhile, closed as recovered on their own)")
+
+
+async def _wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
 
 
 def _live_replicas(platform: Platform, bot: str) -> int:

@@ -12,14 +12,16 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oshal_trading import desk_config
+from oshal_trading import alpaca_trading, desk_config
 from oshal_trading.bar_source import BundledBars
 from oshal_trading.desk import LIVE_FLAG, DeskError, DeskService, StepOutcome, read_switches, trace, write_switches
 from oshal_trading.desk_config import DeskConfig, DeskConfigError
@@ -192,6 +194,21 @@ def live_off(desk: DeskOption = "main",
     """Back to paper trading."""
     _switch(desk, reason, live=False, autopilot=False)
     out.print(f"desk {desk}: paper trading")
+
+
+@live_app.command("connector")
+def live_connector(spec: Annotated[Path, typer.Argument(help="Alpaca's trading API document "
+                                                             "(alpaca-trading.yaml).")]) -> None:
+    """Print Alpaca's trading API document with the look-up by client order id added (the desk's retried steps
+    find their orders with it), ready for `oshal connector import FILE --id alpaca-trading`."""
+    try:
+        document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("it is not a YAML or JSON object")
+        _print_json(alpaca_trading.connector_document(document))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise fail(f"cannot use {spec}: {e}", "give the path of alpaca-trading.yaml (Alpaca's OpenAPI document)",
+                   code=2) from e
 
 
 def halt(desk: DeskOption = "main",

@@ -18,9 +18,11 @@ from typing import Any
 
 from oshal_trading import chart_process, strategies
 from oshal_trading import recap as recap_of
+from oshal_trading.alpaca_trading import AlpacaTrading
 from oshal_trading.bars import timeframe_step
 from oshal_trading.desk_config import DeskConfigError, limits_from_json, paper_from_json
 from oshal_trading.ledger import Ledger
+from oshal_trading.live_broker import BrokerError, LiveBroker, fill_of, send_once
 from oshal_trading.model import Order, OrderType, Side
 from oshal_trading.paper import PaperBroker
 from oshal_trading.risk import Exposure, Holding, decide
@@ -120,14 +122,21 @@ def risk(value: Any) -> dict[str, Any]:
     return {"decisions": decisions, "approved": approved}
 
 
-def execute(value: Any) -> dict[str, Any]:
-    """Approved orders + the step's bars -> the paper broker's fills (bar-based, slippage, fees, volume cap, day
-    orders). Live execution never happens here: a live order is refused, whatever the input says."""
+async def execute(value: Any, tools: Any) -> dict[str, Any]:
+    """Approved orders + the step's bars -> fills. Paper (the default): the paper broker fills on the step's bars
+    (bar-based, slippage, fees, volume cap, day orders). Live (the desk's step took both gates and its approval):
+    each order goes to Alpaca through the ``alpaca-trading`` connector (tool gateway, the tenant's stored keys) under
+    its client order id, exactly once however often the step runs, and what Alpaca reports filled is the fill."""
     doc = _object(value, "mode, orders, bars, paper")
     mode = doc.get("mode", "paper")
+    if mode == "live":
+        return await _execute_live(doc, AlpacaTrading(tools))
     if mode != "paper":
-        raise ValueError(f"mode {mode!r}: this bot fills on paper only; live orders go through the desk's live "
-                         "broker, behind its gates")
+        raise ValueError(f"mode {mode!r} is not paper or live")
+    return execute_paper(doc)
+
+
+def execute_paper(doc: Mapping[str, Any]) -> dict[str, Any]:
     try:
         broker = PaperBroker(paper_from_json(doc.get("paper")))
     except DeskConfigError as e:
@@ -148,6 +157,25 @@ def execute(value: Any) -> dict[str, Any]:
     return {"fills": [fill_to_json(f) for f in fills],
             "orders": [{"client_order_id": s.order.client_order_id, "status": s.status.value,
                         "filled_quantity": s.filled_quantity} for s in states]}
+
+
+async def _execute_live(doc: Mapping[str, Any], broker: LiveBroker) -> dict[str, Any]:
+    orders = many(order_from_json, doc.get("orders") or [], "input.orders")
+    series = series_from_json(doc.get("bars") or {}, "input.bars")
+    fills, reports = [], []
+    for order in orders:
+        try:
+            sent = await send_once(broker, order)
+        except BrokerError as e:
+            raise ValueError(str(e)) from None
+        bars = series.get(order.symbol) or []
+        fill = fill_of(sent.order, bars[0].start if bars else sent.order.filled_at or dt.datetime.now(dt.UTC))
+        if fill is not None:
+            fills.append(fill_to_json(fill))
+        reports.append({"client_order_id": order.client_order_id, "status": sent.order.status,
+                        "filled_quantity": sent.order.filled_quantity, "broker": broker.name,
+                        "broker_order_id": sent.order.broker_id, "how": sent.how})
+    return {"fills": fills, "orders": reports}
 
 
 def _recap_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any], list[Any]]:

@@ -7,9 +7,11 @@ the platform refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oshal_trading import alpaca_trading, desk_config
+from oshal_trading import alpaca_trading, desk_config, recap_requests
 from oshal_trading.bar_source import BundledBars
 from oshal_trading.desk import LIVE_FLAG, DeskError, DeskService, StepOutcome, read_switches, trace, write_switches
 from oshal_trading.desk_config import DeskConfig, DeskConfigError
@@ -165,6 +167,68 @@ def desk_run(
         out.print(f"equity chart: /v1/tickets/{filed['ticket']}/artifacts/equity.png")
     elif not outcomes:
         out.print(f"nothing to replay: desk {desk} has booked every session through {end}")
+
+
+@desk_app.command("serve")
+def desk_serve(
+    desk: DeskOption = "main",
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between looks for requests.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Answer what is pending, then stop.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The desk service, long-running: answers the desk's scheduled recap requests (`oshal trade desk schedule-recap`)
+    with the recap of its last booked session, one recap per desk and day, until Ctrl-C. Sessions are booked by
+    `oshal trade desk run`."""
+    shown: list[dict[str, Any]] = []
+
+    async def work(api: PlatformAPI) -> None:
+        service = DeskService(api, await _config(Records(api), desk), BundledBars(),
+                              live_flag=os.environ.get(LIVE_FLAG) == "1")
+        await service.start()
+        stop = asyncio.Event()
+        if not once:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            err.print(f"desk {desk}: answering recap requests every {interval:g} s (Ctrl-C stops)")
+        while not stop.is_set():
+            try:
+                answers = await recap_requests.answer_requests(service)
+            except (PlatformError, DeskError) as e:
+                if once:
+                    raise
+                err.print(f"[yellow]this round failed, trying again in {interval:g} s:[/] {escape(str(e))}")
+                answers = []
+            for answer in answers:
+                shown.append({"request": answer.request, "day": answer.day, "recap_ticket": answer.recap_ticket})
+                if not as_json:
+                    out.print(f"recap request {answer.request}: " + (
+                        f"recap of {answer.day} (ticket {answer.recap_ticket})" if answer.day
+                        else "no session booked yet"))
+            if once:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    _with_api(work)
+    if as_json:
+        _print_json(shown)
+
+
+@desk_app.command("schedule-recap")
+def desk_schedule_recap(
+    desk: DeskOption = "main",
+    cron: Annotated[str, typer.Option(help="When, as five cron fields.")] = recap_requests.DEFAULT_CRON,
+    timezone: Annotated[str, typer.Option(help="The time zone the cron fields are read in.")] =
+        recap_requests.DEFAULT_TIMEZONE,
+) -> None:
+    """Schedule the desk's daily recap on the platform (`/v1/schedules`): each tick files a recap request that the
+    desk service (`oshal trade desk serve`) answers. Run again to change the timetable."""
+    async def work(api: PlatformAPI) -> tuple[str, dict[str, Any]]:
+        await _config(Records(api), desk)
+        return await recap_requests.schedule_recap(api, desk, cron=cron, timezone=timezone)
+    done, schedule = _with_api(work)
+    out.print(f"schedule {schedule['name']} {done}: {schedule['summary']}; next {schedule['next_tick']}")
 
 
 def _switch(desk: str, reason: str, **changes: bool) -> Any:

@@ -20,7 +20,7 @@ from oshal_trading import chart_process, strategies
 from oshal_trading import recap as recap_of
 from oshal_trading.alpaca_trading import AlpacaTrading
 from oshal_trading.bars import timeframe_step
-from oshal_trading.desk_config import DeskConfigError, limits_from_json, paper_from_json
+from oshal_trading.desk_config import DESK_NAME, DeskConfigError, limits_from_json, paper_from_json
 from oshal_trading.ledger import Ledger
 from oshal_trading.live_broker import BrokerError, LiveBroker, fill_of, send_once
 from oshal_trading.model import Order, OrderType, Side
@@ -204,14 +204,29 @@ def _recap_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any], 
 
 async def recap(value: Any, tools: Any) -> dict[str, Any]:
     """The day's recap from the desk's books (P&L, positions, exposure, best and worst fills, signal hit rate, a
-    template narrative), and the equity curve as a PNG artifact of the recap's ticket (``equity.png``)."""
-    document, days, equity = _recap_document(_object(value, "desk, day, opening_cash, fills, orders, closes"))
+    template narrative), and the equity curve as a PNG artifact of the recap's ticket (``equity.png``). A scheduled
+    recap *request* (``{"request": "daily-recap", "desk": NAME}``) is only acknowledged: the desk service answers it
+    with the recap from its books (:mod:`oshal_trading.recap_requests`)."""
+    doc = _object(value, "desk, day, opening_cash, fills, orders, closes")
+    if "request" in doc:
+        return recap_request(doc)
+    document, days, equity = _recap_document(doc)
     if days:
         png = await chart_process.render([date_of(d, "equity_curve.days") for d in days], [int(e) for e in equity],
                                          f"{document['desk']} equity to {document['day']}")
         stored = await tools.put_artifact("equity.png", png, "image/png")
         document["chart"] = {"artifact": "equity.png", "bytes": len(png), "sha256": stored.get("sha256")}
     return document
+
+
+def recap_request(doc: Mapping[str, Any]) -> dict[str, Any]:
+    if doc.get("request") != "daily-recap":
+        raise ValueError(f"input.request {doc.get('request')!r}: the recap bot takes the request 'daily-recap'")
+    desk = doc.get("desk")
+    if not isinstance(desk, str) or not DESK_NAME.match(desk):
+        raise ValueError(f"input.desk {desk!r} must name a desk (e.g. main)")
+    return {"request": "daily-recap", "desk": desk,
+            "answered_by": "the desk service (oshal trade desk serve) files the recap of the last booked session"}
 
 
 def date_of(value: Any, where: str) -> dt.date:

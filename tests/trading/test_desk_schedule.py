@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
-from desk_support import START, desk
+from desk_support import desk
 from oshal_trading import recap_requests
 
 LAST = dt.date(2016, 1, 27)
@@ -43,7 +43,7 @@ async def test_a_scheduled_recap_request_is_answered_by_the_desk_service_once_pe
     ops = make_tenant(platform, "desk-recap-schedule", role="operator")
     service = desk(platform.url, ops.key)
     await service.start()
-    booked = await service.run(LAST, start=dt.date(2016, 1, 25))  # the strategy sees the bars from START
+    booked = await service.run(LAST, start=dt.date(2016, 1, 25))  # bars seen from 2016-01-04
     assert booked[-1].day == LAST
     await service.api.aclose()
 

@@ -2,8 +2,8 @@
 
 The schedule (``/v1/schedules``, cron in the exchange's time zone) creates, on its timetable, a ticket to the
 ``trade-recap`` bot whose input is only ``{"request": "daily-recap", "desk": NAME}``; the bot acknowledges it (it
-has no books to write from). The desk service (``oshal trade desk serve``) looks for acknowledged requests of its
-desk, oldest first, and answers each by filing the recap of the desk's last booked session — the recap is one ticket
+has no books to write from). The desk service (``oshal trade desk serve``) looks for the requests of its desk, oldest
+first, and answers each by filing the recap of the desk's last booked session — the recap is one ticket
 per desk and day however often it is asked for — then records the answer as ``recap-requests/<desk>.<ticket>``.
 A request is answered once; a restarted service answers what it had not.
 """
@@ -19,6 +19,7 @@ from oshal_trading.platform import PlatformAPI
 REQUEST = "daily-recap"
 DEFAULT_CRON = "30 16 * * 1-5"  # half an hour after the New York close, on weekdays
 DEFAULT_TIMEZONE = "America/New_York"
+REFUSED = frozenset({"failed", "dead_letter", "cancelled"})
 
 
 def schedule_name(desk: str) -> str:
@@ -51,15 +52,17 @@ class Answer:
 
 
 async def pending_requests(service: DeskService) -> list[dict[str, Any]]:
-    """The desk's acknowledged recap requests not answered yet, oldest first."""
+    """The desk's recap requests not answered yet, oldest first (the bot's acknowledgement is not waited for)."""
     desk = service.config.name
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        page = await service.api.get("/v1/tickets", bot=RECAP_BOT, status="done", limit=200, cursor=cursor)
+        page = await service.api.get("/v1/tickets", bot=RECAP_BOT, limit=200, cursor=cursor)
         for ticket in page["items"]:
             given = ticket.get("input")
             if not isinstance(given, dict) or given.get("request") != REQUEST or given.get("desk") != desk:
+                continue
+            if ticket["status"] in REFUSED:  # the bot refused it (a bad request) or an operator cancelled it
                 continue
             if await service.records.get("recap-requests", f"{desk}.{ticket['id']}") is not None:
                 return found[::-1]  # answered oldest first, so everything older is answered too

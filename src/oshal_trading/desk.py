@@ -266,13 +266,16 @@ class DeskService:
         if ticket["status"] != "done":
             raise DeskError(f"step {day} (ticket {ticket['id']}) ended {ticket['status']}: "
                             f"{ticket.get('error') or ticket.get('status_reason') or 'no reason given'}")
-        return await self.record(day, str(ticket["id"]), ticket["result"])
+        return await self.record(day, str(ticket["id"]), ticket["result"], mode=str(ticket["input"].get("mode")
+                                                                                    or "paper"))
 
-    async def record(self, day: dt.date, ticket_id: str, result: Mapping[str, Any]) -> StepOutcome:
+    async def record(self, day: dt.date, ticket_id: str, result: Mapping[str, Any], *,
+                     mode: str = "paper") -> StepOutcome:
         """Book a finished step: every record first, the step last (so a crash in between re-runs the step, and its
-        records come back equal)."""
+        records come back equal). A live order's record keeps the broker's order id and status."""
         desk, step = self.config.name, day.isoformat()
         outcome, output = str(result.get("outcome") or ""), result.get("output") or {}
+        executed = {str(o.get("client_order_id")): o for o in output.get("orders") or [] if isinstance(o, Mapping)}
         for signal in output.get("signals") or []:
             await self.records.put("signals", f"{desk}.{signal['id']}", {"desk": desk, "step": step,
                                                                          "signal": signal})
@@ -284,11 +287,15 @@ class DeskService:
                                                                      "signal_id": item["signal_id"],
                                                                      "order": item["order"],
                                                                      "decision": item["decision"]})
-            if decision.approved:
+            if decision.approved and outcome == "traded":  # sent to the broker (a rejected live step sends none)
                 approved[order.client_order_id] = (order, decision)
-                await self.records.put("orders", order.client_order_id, {
-                    "desk": desk, "step": step, "order": order_to_json(order), "signal_id": order.signal_id,
-                    "decision_id": decision.id, "mode": "paper"})
+                document = {"desk": desk, "step": step, "order": order_to_json(order), "signal_id": order.signal_id,
+                            "decision_id": decision.id, "mode": mode}
+                report = executed.get(order.client_order_id) or {}
+                if mode == "live" and report:
+                    document["broker"] = {k: report.get(k) for k in ("broker", "broker_order_id", "status",
+                                                                     "filled_quantity")}
+                await self.records.put("orders", order.client_order_id, document)
         fills = [fill_from_json(f) for f in output.get("fills") or []]
         for fill in fills:
             if fill.client_order_id not in approved:

@@ -7,19 +7,23 @@ the platform refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oshal_trading import desk_config
+from oshal_trading import alpaca_trading, desk_config, recap_requests
 from oshal_trading.bar_source import BundledBars
 from oshal_trading.desk import LIVE_FLAG, DeskError, DeskService, StepOutcome, read_switches, trace, write_switches
 from oshal_trading.desk_config import DeskConfig, DeskConfigError
@@ -165,6 +169,68 @@ def desk_run(
         out.print(f"nothing to replay: desk {desk} has booked every session through {end}")
 
 
+@desk_app.command("serve")
+def desk_serve(
+    desk: DeskOption = "main",
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between looks for requests.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Answer what is pending, then stop.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The desk service, long-running: answers the desk's scheduled recap requests (`oshal trade desk schedule-recap`)
+    with the recap of its last booked session, one recap per desk and day, until Ctrl-C. Sessions are booked by
+    `oshal trade desk run`."""
+    shown: list[dict[str, Any]] = []
+
+    async def work(api: PlatformAPI) -> None:
+        service = DeskService(api, await _config(Records(api), desk), BundledBars(),
+                              live_flag=os.environ.get(LIVE_FLAG) == "1")
+        await service.start()
+        stop = asyncio.Event()
+        if not once:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            err.print(f"desk {desk}: answering recap requests every {interval:g} s (Ctrl-C stops)")
+        while not stop.is_set():
+            try:
+                answers = await recap_requests.answer_requests(service)
+            except (PlatformError, DeskError) as e:
+                if once:
+                    raise
+                err.print(f"[yellow]this round failed, trying again in {interval:g} s:[/] {escape(str(e))}")
+                answers = []
+            for answer in answers:
+                shown.append({"request": answer.request, "day": answer.day, "recap_ticket": answer.recap_ticket})
+                if not as_json:
+                    out.print(f"recap request {answer.request}: " + (
+                        f"recap of {answer.day} (ticket {answer.recap_ticket})" if answer.day
+                        else "no session booked yet"))
+            if once:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    _with_api(work)
+    if as_json:
+        _print_json(shown)
+
+
+@desk_app.command("schedule-recap")
+def desk_schedule_recap(
+    desk: DeskOption = "main",
+    cron: Annotated[str, typer.Option(help="When, as five cron fields.")] = recap_requests.DEFAULT_CRON,
+    timezone: Annotated[str, typer.Option(help="The time zone the cron fields are read in.")] =
+        recap_requests.DEFAULT_TIMEZONE,
+) -> None:
+    """Schedule the desk's daily recap on the platform (`/v1/schedules`): each tick files a recap request that the
+    desk service (`oshal trade desk serve`) answers. Run again to change the timetable."""
+    async def work(api: PlatformAPI) -> tuple[str, dict[str, Any]]:
+        await _config(Records(api), desk)
+        return await recap_requests.schedule_recap(api, desk, cron=cron, timezone=timezone)
+    done, schedule = _with_api(work)
+    out.print(f"schedule {schedule['name']} {done}: {schedule['summary']}; next {schedule['next_tick']}")
+
+
 def _switch(desk: str, reason: str, **changes: bool) -> Any:
     async def work(api: PlatformAPI) -> Any:
         records = Records(api)
@@ -192,6 +258,21 @@ def live_off(desk: DeskOption = "main",
     """Back to paper trading."""
     _switch(desk, reason, live=False, autopilot=False)
     out.print(f"desk {desk}: paper trading")
+
+
+@live_app.command("connector")
+def live_connector(spec: Annotated[Path, typer.Argument(help="Alpaca's trading API document "
+                                                             "(alpaca-trading.yaml).")]) -> None:
+    """Print Alpaca's trading API document with the look-up by client order id added (the desk's retried steps
+    find their orders with it), ready for `oshal connector import FILE --id alpaca-trading`."""
+    try:
+        document = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("it is not a YAML or JSON object")
+        _print_json(alpaca_trading.connector_document(document))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise fail(f"cannot use {spec}: {e}", "give the path of alpaca-trading.yaml (Alpaca's OpenAPI document)",
+                   code=2) from e
 
 
 def halt(desk: DeskOption = "main",

@@ -18,9 +18,11 @@ from typing import Any
 
 from oshal_trading import chart_process, strategies
 from oshal_trading import recap as recap_of
+from oshal_trading.alpaca_trading import AlpacaTrading
 from oshal_trading.bars import timeframe_step
-from oshal_trading.desk_config import DeskConfigError, limits_from_json, paper_from_json
+from oshal_trading.desk_config import DESK_NAME, DeskConfigError, limits_from_json, paper_from_json
 from oshal_trading.ledger import Ledger
+from oshal_trading.live_broker import BrokerError, LiveBroker, fill_of, send_once
 from oshal_trading.model import Order, OrderType, Side
 from oshal_trading.paper import PaperBroker
 from oshal_trading.risk import Exposure, Holding, decide
@@ -120,14 +122,21 @@ def risk(value: Any) -> dict[str, Any]:
     return {"decisions": decisions, "approved": approved}
 
 
-def execute(value: Any) -> dict[str, Any]:
-    """Approved orders + the step's bars -> the paper broker's fills (bar-based, slippage, fees, volume cap, day
-    orders). Live execution never happens here: a live order is refused, whatever the input says."""
+async def execute(value: Any, tools: Any) -> dict[str, Any]:
+    """Approved orders + the step's bars -> fills. Paper (the default): the paper broker fills on the step's bars
+    (bar-based, slippage, fees, volume cap, day orders). Live (the desk's step took both gates and its approval):
+    each order goes to Alpaca through the ``alpaca-trading`` connector (tool gateway, the tenant's stored keys) under
+    its client order id, exactly once however often the step runs, and what Alpaca reports filled is the fill."""
     doc = _object(value, "mode, orders, bars, paper")
     mode = doc.get("mode", "paper")
+    if mode == "live":
+        return await _execute_live(doc, AlpacaTrading(tools))
     if mode != "paper":
-        raise ValueError(f"mode {mode!r}: this bot fills on paper only; live orders go through the desk's live "
-                         "broker, behind its gates")
+        raise ValueError(f"mode {mode!r} is not paper or live")
+    return execute_paper(doc)
+
+
+def execute_paper(doc: Mapping[str, Any]) -> dict[str, Any]:
     try:
         broker = PaperBroker(paper_from_json(doc.get("paper")))
     except DeskConfigError as e:
@@ -148,6 +157,25 @@ def execute(value: Any) -> dict[str, Any]:
     return {"fills": [fill_to_json(f) for f in fills],
             "orders": [{"client_order_id": s.order.client_order_id, "status": s.status.value,
                         "filled_quantity": s.filled_quantity} for s in states]}
+
+
+async def _execute_live(doc: Mapping[str, Any], broker: LiveBroker) -> dict[str, Any]:
+    orders = many(order_from_json, doc.get("orders") or [], "input.orders")
+    series = series_from_json(doc.get("bars") or {}, "input.bars")
+    fills, reports = [], []
+    for order in orders:
+        try:
+            sent = await send_once(broker, order)
+        except BrokerError as e:
+            raise ValueError(str(e)) from None
+        bars = series.get(order.symbol) or []
+        fill = fill_of(sent.order, bars[0].start if bars else sent.order.filled_at or dt.datetime.now(dt.UTC))
+        if fill is not None:
+            fills.append(fill_to_json(fill))
+        reports.append({"client_order_id": order.client_order_id, "status": sent.order.status,
+                        "filled_quantity": sent.order.filled_quantity, "broker": broker.name,
+                        "broker_order_id": sent.order.broker_id, "how": sent.how})
+    return {"fills": fills, "orders": reports}
 
 
 def _recap_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any], list[Any]]:
@@ -176,14 +204,29 @@ def _recap_document(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any], 
 
 async def recap(value: Any, tools: Any) -> dict[str, Any]:
     """The day's recap from the desk's books (P&L, positions, exposure, best and worst fills, signal hit rate, a
-    template narrative), and the equity curve as a PNG artifact of the recap's ticket (``equity.png``)."""
-    document, days, equity = _recap_document(_object(value, "desk, day, opening_cash, fills, orders, closes"))
+    template narrative), and the equity curve as a PNG artifact of the recap's ticket (``equity.png``). A scheduled
+    recap *request* (``{"request": "daily-recap", "desk": NAME}``) is only acknowledged: the desk service answers it
+    with the recap from its books (:mod:`oshal_trading.recap_requests`)."""
+    doc = _object(value, "desk, day, opening_cash, fills, orders, closes")
+    if "request" in doc:
+        return recap_request(doc)
+    document, days, equity = _recap_document(doc)
     if days:
         png = await chart_process.render([date_of(d, "equity_curve.days") for d in days], [int(e) for e in equity],
                                          f"{document['desk']} equity to {document['day']}")
         stored = await tools.put_artifact("equity.png", png, "image/png")
         document["chart"] = {"artifact": "equity.png", "bytes": len(png), "sha256": stored.get("sha256")}
     return document
+
+
+def recap_request(doc: Mapping[str, Any]) -> dict[str, Any]:
+    if doc.get("request") != "daily-recap":
+        raise ValueError(f"input.request {doc.get('request')!r}: the recap bot takes the request 'daily-recap'")
+    desk = doc.get("desk")
+    if not isinstance(desk, str) or not DESK_NAME.match(desk):
+        raise ValueError(f"input.desk {desk!r} must name a desk (e.g. main)")
+    return {"request": "daily-recap", "desk": desk,
+            "answered_by": "the desk service (oshal trade desk serve) files the recap of the last booked session"}
 
 
 def date_of(value: Any, where: str) -> dt.date:

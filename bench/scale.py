@@ -13,8 +13,9 @@ For each fleet size (BENCH_SCALE_BOTS, default "6,26,100"), in a scratch home of
     (created -> finished, in the database), and the CPU seconds of Redis, Postgres (every backend), the control plane
     and the bot processes per 1,000 tickets (from /proc);
   * fairness: BENCH_SCALE_FAIR_S seconds of paced load (BENCH_SCALE_FAIR_LOAD of the burst's throughput, spread
-    evenly), then as long again with one lane flooded at BENCH_SCALE_FLOOD times the rate of every other lane; the
-    p99 of the other lanes (and of one watched lane) with and without the flood, and their ratio (target <= 2);
+    evenly), and as long with one lane flooded at BENCH_SCALE_FLOOD times the rate of every other lane, alternated in
+    BENCH_SCALE_FAIR_ROUNDS rounds; the p99 of the other lanes (and of one watched lane) with and without the flood,
+    and their ratio (target <= 2);
   * RSS of every bot process after all of that.
 The last line is one JSON object with every number, by fleet size.
 Run: ``.venv/bin/python bench/scale.py`` (or ``make bench-scale``).
@@ -49,9 +50,10 @@ SIZES = [int(n) for n in os.environ.get("BENCH_SCALE_BOTS", "6,26,100").split(",
 TICKETS = int(os.environ.get("BENCH_SCALE_TICKETS", "10000"))
 BATCH = int(os.environ.get("BENCH_SCALE_BATCH", "500"))
 CLIENTS = int(os.environ.get("BENCH_SCALE_CLIENTS", "4"))
-FAIR_S = float(os.environ.get("BENCH_SCALE_FAIR_S", "10"))
+FAIR_S = float(os.environ.get("BENCH_SCALE_FAIR_S", "12"))
 FAIR_LOAD = float(os.environ.get("BENCH_SCALE_FAIR_LOAD", "0.4"))
 FLOOD = float(os.environ.get("BENCH_SCALE_FLOOD", "5"))
+FAIR_ROUNDS = int(os.environ.get("BENCH_SCALE_FAIR_ROUNDS", "3"))
 START_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_START_TIMEOUT_S", "600"))
 TICK_S = 0.1
 
@@ -207,11 +209,12 @@ def new_tenant(url: str, admin_key: str, label: str) -> tuple[UUID, str]:
         return UUID(str(created.json()["id"])), str(key.json()["key"])
 
 
-async def submit_burst(url: str, key: str, bots: list[str]) -> float:
-    """TICKETS tickets spread evenly over ``bots`` through the batch API; seconds until every one is done."""
-    plan = spread(bots, TICKETS)
+async def submit_burst(url: str, key: str, bots: list[str], tickets: int = TICKETS) -> float:
+    """``tickets`` tickets spread evenly over ``bots`` through the batch API (a fresh tenant's key); seconds until
+    every one is done."""
+    plan = spread(bots, tickets)
     batches = [[{"bot": bot, "input": {"n": i, "payload": "x" * 32}} for i, bot in enumerate(plan[s:s + BATCH], s)]
-               for s in range(0, TICKETS, BATCH)]
+               for s in range(0, tickets, BATCH)]
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
                                  limits=httpx.Limits(max_connections=CLIENTS * 2)) as http:
         queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
@@ -224,7 +227,7 @@ async def submit_burst(url: str, key: str, bots: list[str]) -> float:
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
-        await wait_finished(http, TICKETS)
+        await wait_finished(http, tickets)
         return time.perf_counter() - started
 
 
@@ -242,9 +245,9 @@ async def wait_finished(http: httpx.AsyncClient, n: int, timeout_s: float = 600)
 
 
 async def paced(url: str, key: str, bots: list[str], rate: float, seconds: float,
-                rates: dict[str, float] | None = None) -> int:
+                rates: dict[str, float] | None = None, earlier: int = 0) -> int:
     """Offer ``rate`` tickets/s per lane (``rates`` per bot where given) for ``seconds``, one batch per tick; waits
-    until every ticket is done and returns how many there were."""
+    until every ticket is done (the tenant's ``earlier`` ones too) and returns how many were sent."""
     pacer = Pacer(bots, rate, TICK_S, rates)
     sent = 0
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
@@ -259,7 +262,7 @@ async def paced(url: str, key: str, bots: list[str], rate: float, seconds: float
                 sent += len(batch)
         for response in await asyncio.gather(*pending):
             response.raise_for_status()
-        await wait_finished(http, sent)
+        await wait_finished(http, earlier + sent)
     return sent
 
 
@@ -295,6 +298,7 @@ def run_size(n: int) -> dict[str, float]:
             idle = platform.rss()
             log(f"  idle RSS per bot process: median {statistics.median(idle):.1f} MB, max {max(idle):.1f} MB")
             tenant, key = new_tenant(platform.url, admin_key, "scale-burst")
+            log(f"  machine load average (1 min) before the burst: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             before = platform.cpu()
             elapsed = asyncio.run(submit_burst(platform.url, key, bots))
             after = platform.cpu()
@@ -307,11 +311,16 @@ def run_size(n: int) -> dict[str, float]:
             log("  CPU seconds per 1,000 tickets: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_per_1k.items()))
             lane_rate = FAIR_LOAD * rate / n
             log(f"  fairness: {FAIR_S:.0f}s at {lane_rate:.1f} tickets/s per lane ({FAIR_LOAD:.0%} of the burst's "
-                f"throughput), then {FAIR_S:.0f}s with {flooded} at {FLOOD:g}x that ...")
+                f"throughput) and {FAIR_S:.0f}s with {flooded} at {FLOOD:g}x that, alternated in {FAIR_ROUNDS} "
+                f"rounds ...")
             calm_tenant, calm_key = new_tenant(platform.url, admin_key, "scale-calm")
-            asyncio.run(paced(platform.url, calm_key, bots, lane_rate, FAIR_S))
             flood_tenant, flood_key = new_tenant(platform.url, admin_key, "scale-flood")
-            asyncio.run(paced(platform.url, flood_key, bots, lane_rate, FAIR_S, {flooded: FLOOD * lane_rate}))
+            sent = {"calm": 0, "flood": 0}
+            for _ in range(FAIR_ROUNDS):  # alternated, so that other load on the machine falls on both alike
+                sent["calm"] += asyncio.run(paced(platform.url, calm_key, bots, lane_rate, FAIR_S / FAIR_ROUNDS,
+                                                  earlier=sent["calm"]))
+                sent["flood"] += asyncio.run(paced(platform.url, flood_key, bots, lane_rate, FAIR_S / FAIR_ROUNDS,
+                                                   {flooded: FLOOD * lane_rate}, earlier=sent["flood"]))
             calm = latencies(platform.engines.owner_url, calm_tenant)
             flood = latencies(platform.engines.owner_url, flood_tenant)
             others_calm, others_flood = pooled(calm, flooded), pooled(flood, flooded)
@@ -327,6 +336,7 @@ def run_size(n: int) -> dict[str, float]:
             log(f"  RSS per bot process after the run: median {statistics.median(busy):.1f} MB, "
                 f"max {max(busy):.1f} MB")
             return {"bots": n, "bot_processes": len(platform.node_pids), "tickets": TICKETS,
+                    "machine_load_1m": os.getloadavg()[0],
                     "tickets_per_s": rate, "burst_p50_ms": statistics.median(burst),
                     "burst_p99_ms": percentile(burst, 0.99), "paced_lane_rate_per_s": lane_rate,
                     "paced_p50_ms": loaded["p50"], "paced_p99_ms": loaded["p99"],

@@ -7,7 +7,7 @@ For each fleet size (BENCH_SCALE_BOTS, default "6,26,100"), in a scratch home of
   * `oshal serve` (API, collector, sweeper) runs as its own process, and every bot as its own `oshal node --bot X`
     process holding only that bot's Redis credentials; the first bot runs in two processes (two replicas, one lane).
     All are started at once, and the bench waits for every worker's heartbeat;
-  * idle RSS of every bot process;
+  * idle RSS of every bot process, and the CPU every part uses over BENCH_SCALE_IDLE_S idle seconds;
   * burst: BENCH_SCALE_TICKETS (default 10,000) echo tickets spread evenly over the lanes, submitted through the
     batch API by BENCH_SCALE_CLIENTS concurrent clients; sustained tickets/s until every one is done, latency
     (created -> finished, in the database), and the CPU seconds of Redis, Postgres (every backend), the control plane
@@ -55,6 +55,7 @@ FAIR_LOAD = float(os.environ.get("BENCH_SCALE_FAIR_LOAD", "0.4"))
 FLOOD = float(os.environ.get("BENCH_SCALE_FLOOD", "5"))
 FAIR_ROUNDS = int(os.environ.get("BENCH_SCALE_FAIR_ROUNDS", "3"))
 START_TIMEOUT_S = float(os.environ.get("BENCH_SCALE_START_TIMEOUT_S", "600"))
+IDLE_S = float(os.environ.get("BENCH_SCALE_IDLE_S", "10"))
 TICK_S = 0.1
 
 
@@ -297,6 +298,11 @@ def run_size(n: int) -> dict[str, float]:
             time.sleep(3)  # start-up settles (the bots' first heartbeats, the control plane's caches)
             idle = platform.rss()
             log(f"  idle RSS per bot process: median {statistics.median(idle):.1f} MB, max {max(idle):.1f} MB")
+            quiet = platform.cpu()
+            time.sleep(IDLE_S)
+            idle_cpu = {k: 100 * (v - quiet[k]) / IDLE_S for k, v in platform.cpu().items()}
+            log(f"  idle CPU over {IDLE_S:.0f}s, % of one core: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in idle_cpu.items()))
             tenant, key = new_tenant(platform.url, admin_key, "scale-burst")
             log(f"  machine load average (1 min) before the burst: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             before = platform.cpu()
@@ -343,6 +349,7 @@ def run_size(n: int) -> dict[str, float]:
                     "flood_others_p99_ms": percentile(others_flood, 0.99), "flood_p99_ratio": ratio,
                     "flood_watched_p99_ratio": watched_ratio,
                     **{f"cpu_s_per_1k_{k}": v for k, v in cpu_per_1k.items()},
+                    **{f"idle_cpu_pct_{k}": v for k, v in idle_cpu.items()},
                     "idle_rss_mb_median": statistics.median(idle), "idle_rss_mb_max": max(idle),
                     "after_rss_mb_median": statistics.median(busy), "after_rss_mb_max": max(busy)}
         finally:

@@ -361,6 +361,7 @@ def main() -> None:
     from oshal import logs
 
     logs.configure("warning")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the processes (run_size's finally) when terminated
     os.chdir(REPO)
     results = {str(n): {k: round(v, 3) for k, v in run_size(n).items()} for n in SIZES}
     if len(SIZES) > 1:

@@ -47,6 +47,7 @@ RUN = int(os.environ.get("BENCH_VOLUME_RUN", "5000"))
 LOADED = int(os.environ.get("BENCH_VOLUME_TICKETS", "1000000"))
 DAYS = float(os.environ.get("BENCH_VOLUME_DAYS", "30"))
 REQUESTS = int(os.environ.get("BENCH_VOLUME_REQUESTS", "200"))
+READ_BUDGET_S = float(os.environ.get("BENCH_VOLUME_READ_BUDGET_S", "30"))
 BOTS = ["echo", "summarizer", "extractor", "triage", "support", "scorer", "reviewer"]  # the loaded tickets' bots
 RUN_BOTS = ["echo"]  # the throughput runs' (as bench/run.py's): the others want inputs of their own
 
@@ -99,12 +100,16 @@ def reads() -> dict[str, tuple[str, dict[str, str | int]]]:
 
 
 def time_reads(url: str, key: str, requests: int) -> dict[str, list[float]]:
-    """Round-trip ms of ``requests`` sequential GETs of each read, after a tenth as many untimed."""
+    """Round-trip ms of ``requests`` sequential GETs of each read, after a tenth as many untimed; a slow read stops
+    after BENCH_VOLUME_READ_BUDGET_S seconds with the samples it has."""
     samples: dict[str, list[float]] = {}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
         for name, (path, params) in reads().items():
             samples[name] = []
+            deadline = time.monotonic() + READ_BUDGET_S
             for i in range(requests + max(5, requests // 10)):
+                if time.monotonic() > deadline and len(samples[name]) >= 10:
+                    break
                 t0 = time.perf_counter()
                 response = http.get(path, params=params)
                 elapsed = (time.perf_counter() - t0) * 1000
@@ -116,8 +121,8 @@ def time_reads(url: str, key: str, requests: int) -> dict[str, list[float]]:
 
 
 def summarize(label: str, samples: dict[str, list[float]]) -> dict[str, float]:
-    log(f"  {label}: " + "; ".join(f"{name} p50 {statistics.median(s):.1f} / p99 {percentile(s, 0.99):.1f} ms"
-                                   for name, s in samples.items()))
+    log(f"  {label}: " + "; ".join(f"{name} p50 {statistics.median(s):.1f} / p99 {percentile(s, 0.99):.1f} ms "
+                                   f"({len(s)} requests)" for name, s in samples.items()))
     return {f"{label}_{name}_{q}_ms": (statistics.median(s) if q == "p50" else percentile(s, 0.99))
             for name, s in samples.items() for q in ("p50", "p99")}
 
@@ -175,6 +180,7 @@ def main() -> None:
     from run import free_port, start_platform  # bench/run.py
 
     logs.configure("warning")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the platform (below) when terminated too
     with tempfile.TemporaryDirectory(prefix="oshal-bench-volume-") as scratch:
         home, port = Path(scratch), free_port()
         log(f"volume: starting the platform under {home} on port {port} ...")

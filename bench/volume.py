@@ -1,7 +1,8 @@
 """Volume: throughput and the API's list and summary endpoints on a fresh database, then with a million done tickets.
 
 Against a platform it starts itself (`oshal up` with the demo fleet in a scratch folder, as bench/run.py does):
-  1. fresh: BENCH_VOLUME_RUN echo tickets (default 5,000) through the batch API, counted until every one is done;
+  1. fresh: BENCH_VOLUME_RUN echo tickets (default 5,000) through the batch API, counted until every one is done
+     (the best of BENCH_VOLUME_REPEATS runs, default 2, each in a new tenant);
      then BENCH_VOLUME_REQUESTS sequential requests (default 200, after a warm-up) of each read below, as a member
      of a tenant holding only those tickets;
   2. BENCH_VOLUME_TICKETS done tickets (default 1,000,000) loaded straight into one tenant as the schema's owner,
@@ -47,6 +48,7 @@ RUN = int(os.environ.get("BENCH_VOLUME_RUN", "5000"))
 LOADED = int(os.environ.get("BENCH_VOLUME_TICKETS", "1000000"))
 DAYS = float(os.environ.get("BENCH_VOLUME_DAYS", "30"))
 REQUESTS = int(os.environ.get("BENCH_VOLUME_REQUESTS", "200"))
+REPEATS = int(os.environ.get("BENCH_VOLUME_REPEATS", "2"))
 READ_BUDGET_S = float(os.environ.get("BENCH_VOLUME_READ_BUDGET_S", "30"))
 BOTS = ["echo", "summarizer", "extractor", "triage", "support", "scorer", "reviewer"]  # the loaded tickets' bots
 RUN_BOTS = ["echo"]  # the throughput runs' (as bench/run.py's): the others want inputs of their own
@@ -127,6 +129,17 @@ def summarize(label: str, samples: dict[str, list[float]]) -> dict[str, float]:
             for name, s in samples.items() for q in ("p50", "p99")}
 
 
+def best_run(url: str, admin_key: str, label: str) -> tuple[float, str]:
+    """The shortest of REPEATS throughput runs, each in a new tenant (other load on a shared machine only ever slows
+    a run down), and the key of the first run's tenant."""
+    times, first_key = [], ""
+    for _ in range(REPEATS):
+        _, key = new_tenant(url, admin_key, label)
+        first_key = first_key or key
+        times.append(asyncio.run(submit_burst(url, key, RUN_BOTS, RUN)))
+    return min(times), first_key
+
+
 def operator_of_new_tenant(url: str, admin_key: str, label: str) -> tuple[str, str, str]:
     """(tenant name, member key, operator key) of a new tenant."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
@@ -145,9 +158,8 @@ def measure(url: str, home: Path, admin_key: str) -> dict[str, float]:
 
     owner_url = attach(Settings(home=home)).owner_url
     result: dict[str, float] = {"volume_tickets_loaded": LOADED, "volume_run_tickets": RUN}
-    _, fresh_key = new_tenant(url, admin_key, "volume-fresh")
-    fresh_s = asyncio.run(submit_burst(url, fresh_key, RUN_BOTS, RUN))
-    log(f"  fresh database: {RUN} tickets in {fresh_s:.2f}s = {RUN / fresh_s:,.0f} tickets/s")
+    fresh_s, fresh_key = best_run(url, admin_key, "volume-fresh")
+    log(f"  fresh database: {RUN} tickets in {fresh_s:.2f}s = {RUN / fresh_s:,.0f} tickets/s (best of {REPEATS})")
     result |= summarize("fresh", time_reads(url, fresh_key, REQUESTS))
 
     name, member, operator = operator_of_new_tenant(url, admin_key, "volume")
@@ -160,12 +172,11 @@ def measure(url: str, home: Path, admin_key: str) -> dict[str, float]:
     log("  loaded " + ", ".join(f"{n:,} {table}" for table, n in counts.items()) + f" in {loaded_s:.1f}s, "
         f"vacuumed and analyzed in {result['volume_vacuum_s']:.1f}s")
 
-    _, full_key = new_tenant(url, admin_key, "volume-full")
-    full_s = asyncio.run(submit_burst(url, full_key, RUN_BOTS, RUN))
+    full_s, _ = best_run(url, admin_key, "volume-full")
     result |= {"fresh_tickets_per_s": RUN / fresh_s, "full_tickets_per_s": RUN / full_s,
                "throughput_ratio": fresh_s / full_s}
     log(f"  with {LOADED:,} more: {RUN} tickets in {full_s:.2f}s = {RUN / full_s:,.0f} tickets/s, "
-        f"{result['throughput_ratio']:.0%} of the fresh database's (target >= 90%)")
+        f"{result['throughput_ratio']:.0%} of the fresh database's (target >= 90%; best of {REPEATS} each)")
     result |= summarize("full", time_reads(url, member, REQUESTS))
     overview, shown = time_overview(url, operator, REQUESTS, max(5, REQUESTS // 10))
     result |= {"full_console_overview_p50_ms": statistics.median(overview),

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 BENCHSTAMP := $(VENV)/.installed-bench
 
-.PHONY: up test lint typecheck bench bench-peers bench-console clean install dev browser
+.PHONY: up test lint typecheck bench bench-peers bench-console bench-scale clean install dev browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,20 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000), beside the peers
-## (dramatiq, celery, arq) measured first in the same run, with the ratios in the JSON line.
+## (dramatiq, celery, arq) measured first in the same run, with the ratios in the JSON line; then the scale and
+## volume runs at smaller sizes than `make bench-scale`'s, to keep the whole under ~15 minutes.
 bench: $(BENCHSTAMP)
 	$(PY) bench/run.py
 	$(PY) bench/backtest.py
+	$(MAKE) bench-scale BENCH_SCALE_BOTS=$${BENCH_SCALE_BOTS:-26,100} BENCH_SCALE_TICKETS=$${BENCH_SCALE_TICKETS:-5000} \
+	  BENCH_SCALE_FAIR_S=$${BENCH_SCALE_FAIR_S:-6} BENCH_VOLUME_TICKETS=$${BENCH_VOLUME_TICKETS:-200000} \
+	  BENCH_VOLUME_REQUESTS=$${BENCH_VOLUME_REQUESTS:-50}
+
+## Scale on one machine: every bot its own process at 6, 26 and 100 bots (BENCH_SCALE_BOTS), then a million tickets in
+## the database (BENCH_VOLUME_TICKETS) against a fresh one. See docs/scaling.md.
+bench-scale: $(DEVSTAMP)
+	$(PY) bench/scale.py
+	$(PY) bench/volume.py
 
 ## The peer task queues alone (bench/peers.py): dramatiq's throughput, celery's and arq's round trip.
 bench-peers: $(BENCHSTAMP)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -54,6 +53,8 @@ class BotManifest(BaseModel):
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
+        import jsonschema  # here, not at the top: a node host of bots without a schema never needs it (~3 MB RSS)
+
         try:
             jsonschema.Draft202012Validator.check_schema(value)
         except jsonschema.SchemaError as e:

@@ -20,7 +20,7 @@ from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
 
 _HELP = "Run a fleet of AI bots as accountable workers. See README.md for the exit codes."
-_NODE_SUBCOMMANDS = frozenset({"enroll", "join", "list", "revoke", "resume"})
+NODE_SUBCOMMANDS = frozenset({"enroll", "join", "list", "revoke", "resume"})
 
 
 def build() -> typer.Typer:
@@ -62,7 +62,7 @@ def _node_host() -> typer.Typer:
 
 def runs_node_host(args: list[str]) -> bool:
     """Whether ``args`` start the node host itself (``oshal node`` with options only, no help requested)."""
-    return (args[:1] == ["node"] and not any(a in _NODE_SUBCOMMANDS for a in args[1:])
+    return (args[:1] == ["node"] and not any(a in NODE_SUBCOMMANDS for a in args[1:])
             and not any(a in ("--help", "-h") for a in args[1:]))
 
 

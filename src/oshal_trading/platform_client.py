@@ -1,20 +1,18 @@
 """The platform's REST API as the desk's commands use it: one synchronous client with an operator key.
 
-Where the platform is: ``OSHAL_API_URL`` (default http://127.0.0.1:8800); the key: ``OSHAL_API_KEY``, else the admin
-key ``oshal up`` wrote (``$OSHAL_HOME/admin.key``, ``OSHAL_HOME`` defaulting to ``.oshal``). A refusal becomes
-:class:`PlatformError` carrying the platform's own message and hint.
+Where the platform is and which key it takes are :mod:`oshal_trading.platform`'s to say (the desk's async client
+reads them there too). A refusal becomes :class:`PlatformError` carrying the platform's own message and hint.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8800"
+from oshal_trading.platform import KeyMissing, platform_key, platform_url
+
 DEFAULT_TIMEOUT_S = 60.0
 _TICKET_WORKING = frozenset({"backlog", "approved", "in_progress"})  # any other status waits for someone, or is final
 
@@ -25,24 +23,11 @@ class PlatformError(Exception):
         self.status, self.hint = status, hint
 
 
-def platform_url() -> str:
-    return (os.environ.get("OSHAL_API_URL") or DEFAULT_URL).rstrip("/")
-
-
-def platform_key() -> str:
-    """OSHAL_API_KEY, else the admin key `oshal up` wrote under OSHAL_HOME."""
-    if os.environ.get("OSHAL_API_KEY", "").strip():
-        return os.environ["OSHAL_API_KEY"].strip()
-    path = Path(os.environ.get("OSHAL_HOME", ".oshal")) / "admin.key"
+def _key() -> str:
     try:
-        key = path.read_text().strip()
-    except OSError as e:
-        raise PlatformError(f"no platform key: OSHAL_API_KEY is not set and {path} cannot be read ({e.strerror})",
-                            hint="set OSHAL_API_KEY to an operator key, or run `oshal up` (it writes the admin "
-                                 "key) from this folder") from e
-    if not key.startswith("osk_"):
-        raise PlatformError(f"{path} does not hold an oshal API key (osk_...)")
-    return key
+        return platform_key()
+    except KeyMissing as e:
+        raise PlatformError(str(e)) from e  # its message says where a key is looked for
 
 
 class PlatformClient:
@@ -54,7 +39,7 @@ class PlatformClient:
 
     @classmethod
     def from_environment(cls) -> PlatformClient:
-        return cls(platform_url(), platform_key())
+        return cls(platform_url(), _key())
 
     def close(self) -> None:
         self._http.close()

@@ -62,8 +62,8 @@ MODEL_BOT = "writer"
 IN_PROCESS_BOTS = (MODEL_BOT, "echo", "summarizer", "triage", "extractor", "planner", "reviewer", "scorer",
                    "architect",
                    "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor",
-                   "ops-diagnoser", "ops-reviewer", "ops-reporter", "market-data", "trade-signal", "trade-risk",
-                   "trade-execute", "trade-recap")
+                   "ops-diagnoser", "ops-reviewer", "ops-reporter", "market-data", "trade-signal", "trade-analyst",
+                   "trade-risk", "trade-execute", "trade-recap")
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from oshal_trading import desk_config
+from oshal_trading import analyst, desk_config
 from oshal_trading.bar_source import BarSource
 from oshal_trading.desk_config import DeskConfig
 from oshal_trading.intents import client_order_id
@@ -276,9 +276,13 @@ class DeskService:
         desk, step = self.config.name, day.isoformat()
         outcome, output = str(result.get("outcome") or ""), result.get("output") or {}
         executed = {str(o.get("client_order_id")): o for o in output.get("orders") or [] if isinstance(o, Mapping)}
-        for signal in output.get("signals") or []:
-            await self.records.put("signals", f"{desk}.{signal['id']}", {"desk": desk, "step": step,
-                                                                         "signal": signal})
+        signals = list(output.get("signals") or [])
+        notes = analyst.kept_notes(output.get("analysis"), {str(s["id"]) for s in signals})
+        for signal in signals:
+            body = {"desk": desk, "step": step, "signal": signal}
+            if signal["id"] in notes:
+                body["analysis"] = notes[signal["id"]]
+            await self.records.put("signals", f"{desk}.{signal['id']}", body)
         approved: dict[str, tuple[Order, RiskDecision]] = {}
         for item in output.get("decisions") or []:
             decision = decision_from_json(item["decision"])

@@ -439,6 +439,8 @@ def trace_fill(fill_id: Annotated[str, typer.Argument(help="A fill id (e.g. o-..
         out.print(f"  {'pass' if rule['passed'] else 'BLOCK'} {rule['rule']}: {escape(rule['detail'])}")
     out.print(f"[bold]signal[/] {escape(s['id'])}: {s['strategy']} {s['side']} {s['symbol']} at {s['at']}")
     out.print(f"  {escape(s['rationale'])}")
+    if walked.signal.get("analysis"):
+        out.print(f"  [italic]analyst:[/] {escape(walked.signal['analysis'])}")
     for entry in walked.journal:
         out.print(f"[bold]journal[/] {entry['entry']}: " + ", ".join(f"{p['account']} {_money(p['amount'])}"
                                                                   for p in entry["postings"]))

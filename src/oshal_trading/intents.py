@@ -16,7 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from oshal_trading import chart_process, strategies
+from oshal_trading import analyst, chart_process, strategies
 from oshal_trading import recap as recap_of
 from oshal_trading.alpaca_trading import AlpacaTrading
 from oshal_trading.bars import timeframe_step
@@ -64,6 +64,13 @@ def signal(value: Any) -> dict[str, Any]:
     last_close = {symbol: bars[-1].start + timeframe_step(bars[-1].timeframe)
                   for symbol, bars in series.items() if bars}
     return {"signals": [signal_to_json(s) for s in found if last_close.get(s.symbol) == s.at]}
+
+
+def analyse(value: Any) -> dict[str, Any]:
+    """{signals} -> {notes: [{signal, rationale}]}: the analyst's note on each signal (a model writes them when the
+    bot runs on a provider; this is the offline analyst)."""
+    doc = _object(value, "signals")
+    return {"notes": analyst.notes(many(signal_from_json, doc.get("signals") or [], "input.signals"))}
 
 
 def _sized_order(desk: str, step: str, sig: Any, held: int, close: int, equity: int, allocation: Decimal,

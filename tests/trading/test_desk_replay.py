@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Platform, make_tenant
 from desk_support import END, START, SYMBOLS, all_records, desk, desk_config, marked_equity
-from oshal_trading import backtest
+from oshal_trading import analyst, backtest
 from oshal_trading.bars import load_bundled
 from oshal_trading.desk import trace
 from oshal_trading.intents import client_order_id
@@ -66,6 +66,9 @@ async def test_a_replayed_session_books_every_fill_traceably_and_matches_the_bac
         assert walked.decision["order"]["client_order_id"] == fill.client_order_id
         assert walked.signal["signal"]["id"] == walked.order["signal_id"] == walked.decision["signal_id"]
         assert walked.signal["signal"]["symbol"] == fill.symbol
+        # the analyst's note is stored with its signal: the case for it, and the values the strategy used
+        note = walked.signal["analysis"]
+        assert note.startswith(f"{walked.signal['signal']['strategy']} says go ") and fill.symbol in note
         assert [e["fill_id"] for e in walked.journal] == [fill.id]
     await again.api.aclose()
 
@@ -151,3 +154,13 @@ async def test_a_different_order_under_a_recorded_client_order_id_stops_the_desk
 async def _next_day(service: Any, day: dt.date) -> dt.date:
     days = await service.trading_days(day + dt.timedelta(days=1), END)
     return days[0]
+
+
+def test_an_analysts_notes_are_kept_only_for_the_steps_own_signals() -> None:
+    kept = analyst.kept_notes({"notes": [
+        {"signal": "s1", "rationale": "  the case  "}, {"signal": "s1", "rationale": "a second note"},
+        {"signal": "invented", "rationale": "a signal the strategy never made"}, {"signal": "s2", "rationale": ""},
+        "not a note", {"signal": "s2", "rationale": "x" * 5000}]}, {"s1", "s2"})
+    assert kept == {"s1": "the case", "s2": "x" * analyst.MAX_NOTE_CHARS}
+    assert analyst.kept_notes("not an object", {"s1"}) == {}
+    assert analyst.kept_notes({"notes": "nope"}, {"s1"}) == {}

@@ -63,7 +63,7 @@ IN_PROCESS_BOTS = (MODEL_BOT, "echo", "summarizer", "triage", "extractor", "plan
                    "architect",
                    "builder", "tester", "packager", "support", "scriptwriter", "storyboarder", "renderer", "editor",
                    "ops-diagnoser", "ops-reviewer", "ops-reporter", "market-data", "trade-signal", "trade-analyst",
-                   "trade-risk", "trade-execute", "trade-recap")
+                   "trade-risk", "trade-execute", "trade-recap", "trade-narrator")
 
 
 def free_port() -> int:

@@ -46,6 +46,8 @@ from oshal_trading.wire import (
 WORKFLOW = "desk-step"
 EXECUTE_BOT = "trade-execute"
 RECAP_BOT = "trade-recap"
+NARRATOR_BOT = "trade-narrator"
+MAX_NARRATIVE_CHARS = 4000
 TERMINAL = ("done", "failed", "dead_letter", "cancelled", "escalated", "customer_action")
 LIVE_FLAG = "OSHAL_TRADING_LIVE"
 
@@ -361,9 +363,26 @@ class DeskService:
         if ticket["status"] != "done":
             raise DeskError(f"the recap of {day} (ticket {ticket['id']}) ended {ticket['status']}: "
                             f"{ticket.get('error') or 'no reason given'}")
-        document = {"desk": desk, "day": day.isoformat(), "ticket": str(ticket["id"]), "recap": ticket["result"]}
+        narrative = await self._narrate(day, ticket["result"])
+        document = {"desk": desk, "day": day.isoformat(), "ticket": str(ticket["id"]), "recap": ticket["result"],
+                    "narrative": narrative}
         await self.records.put("recaps", f"{desk}.{day.isoformat()}", document)
         return document
+
+    async def _narrate(self, day: dt.date, recap: Mapping[str, Any]) -> dict[str, Any]:
+        """The recap's narrative from the narrator bot (a model's words when one is configured), on its own ticket
+        (one per desk and day, so a re-run gets the same words); the template's when the narrator fails."""
+        desk, template = self.config.name, str(recap.get("narrative") or "")
+        figures = {k: v for k, v in recap.items() if k != "chart"}
+        created = await self.api.post("/v1/tickets", {"bot": NARRATOR_BOT, "idempotency_key":
+                                                      f"narrate:{desk}:{day.isoformat()}",
+                                                      "input": {"recap": figures}})
+        ticket = await self._wait(str(created["id"]))
+        text = (ticket.get("result") or {}).get("narrative") if ticket["status"] == "done" else None
+        if isinstance(text, str) and text.strip():
+            return {"text": text.strip()[:MAX_NARRATIVE_CHARS], "by": NARRATOR_BOT, "ticket": str(ticket["id"])}
+        return {"text": template, "by": "template", "ticket": str(ticket["id"]),
+                "note": f"the narrator's ticket ended {ticket['status']}: {ticket.get('error') or 'no narrative'}"}
 
 
 @dataclass(frozen=True, slots=True)

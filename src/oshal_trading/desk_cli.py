@@ -163,7 +163,8 @@ def desk_run(
         _print_json([{"day": o.day, "outcome": o.outcome, "ticket": o.ticket, "fills": list(o.fills),
                       "equity": o.equity} for o in outcomes])
     elif filed is not None:
-        out.print(f"recap of {filed['day']}: {escape(filed['recap']['narrative'])}")
+        words = (filed.get("narrative") or {}).get("text") or filed["recap"]["narrative"]
+        out.print(f"recap of {filed['day']}: {escape(words)}")
         out.print(f"equity chart: /v1/tickets/{filed['ticket']}/artifacts/equity.png")
     elif not outcomes:
         out.print(f"nothing to replay: desk {desk} has booked every session through {end}")

@@ -226,6 +226,17 @@ async def recap(value: Any, tools: Any) -> dict[str, Any]:
     return document
 
 
+def narrate(value: Any) -> dict[str, Any]:
+    """{recap: the recap's figures} -> {narrative}. Offline the narrator keeps the recap's template narrative; on a
+    model provider the ``trade-narrator`` bot (model-capable) writes it from the same figures."""
+    doc = _object(value, "recap")
+    recap = _object(doc.get("recap"), "recap: the recap bot's figures, with its template narrative")
+    narrative = recap.get("narrative")
+    if not isinstance(narrative, str) or not narrative.strip():
+        raise ValueError("input.recap.narrative must be the recap's template narrative")
+    return {"narrative": narrative}
+
+
 def recap_request(doc: Mapping[str, Any]) -> dict[str, Any]:
     if doc.get("request") != "daily-recap":
         raise ValueError(f"input.request {doc.get('request')!r}: the recap bot takes the request 'daily-recap'")

@@ -21,7 +21,7 @@ from oshal.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET = load_fleet(REPO / "fleet")
-MODEL_CAPABLE = {"summarizer", "triage", "reviewer", "support", "ops-diagnoser"}
+MODEL_CAPABLE = {"summarizer", "triage", "reviewer", "support", "ops-diagnoser", "trade-analyst", "trade-narrator"}
 CHECK_AT = datetime(2025, 6, 1, 3, 0, tzinfo=UTC).isoformat()
 # One input per model-capable bot, as its workflow step sends it.
 SAMPLE_INPUTS: dict[str, Any] = {
@@ -37,6 +37,12 @@ SAMPLE_INPUTS: dict[str, Any] = {
                                "error": None, "at": CHECK_AT}}],
         "feedback": None,
     },
+    "trade-analyst": {"signals": [{"id": "sig-1", "strategy": "sma-cross", "symbol": "AAPL", "side": "buy",
+                                   "strength": 0.4, "horizon_bars": 5, "at": "2016-03-01T00:00:00+00:00",
+                                   "rationale": "fast SMA(3) crossed above slow SMA(8)",
+                                   "inputs": {"fast": 10050, "slow": 10010}}]},
+    "trade-narrator": {"recap": {"day": "2016-03-01", "pnl": 1250,
+                                 "narrative": "On 2016-03-01 the desk made $12.50 (+0.01%), ending at $100,012.50."}},
 }
 
 

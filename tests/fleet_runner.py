@@ -14,16 +14,22 @@ from oshal.launcher.fleet_reconciler import BotProcesses, FleetReconciler, Tende
 from oshal.launcher.supervisor import Supervised
 
 
-def node_env(platform: Platform) -> dict[str, str]:
+def node_env(platform: Platform, log_level: str = "warning") -> dict[str, str]:
+    """A test node process's environment: short heartbeats, claims and drains, so failures show within seconds."""
     return {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_CLAIM_IDLE_MS": "1000",
-            "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": "warning",
+            "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": log_level,
             "OSHAL_DRAIN_TIMEOUT_S": "5"}
+
+
+def node_argv(platform: Platform, bot: str, *extra: str) -> list[str]:
+    """`oshal node` for one bot of the test fleet, with the bots' own Redis credentials."""
+    return [sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir), "--bot", bot,
+            *extra, "--credentials", str(platform.home / "run" / "bot-credentials.json")]
 
 
 @contextmanager
 def fleet_runner(platform: Platform, bot: str, replicas: int = 1) -> Iterator[BotProcesses]:
-    argv = [sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir), "--bot", bot,
-            "--credentials", str(platform.home / "run" / "bot-credentials.json")]
+    argv = node_argv(platform, bot)
     env = node_env(platform)
     unit = BotProcesses(bot, lambda i: Supervised(f"{bot}-{i}", argv, env), replicas, stop_timeout_s=15)
     reconciler = FleetReconciler(platform.engines.owner_url, [unit])

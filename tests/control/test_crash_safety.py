@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
+from fleet_runner import node_argv, node_env
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
 from oshal.mesh.redis_keys import dead_stream, lane_stream, out_stream
 from oshal.mesh.signing import DispatchSigner
@@ -20,11 +19,7 @@ from oshal.mesh.signing import DispatchSigner
 @contextmanager
 def node_processes(platform: Platform, bot: str, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Real node-host processes running one bot, each with the bot's own Redis credentials."""
-    env = {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_CLAIM_IDLE_MS": "1000",
-           "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_LOG_LEVEL": "info",
-           "OSHAL_DRAIN_TIMEOUT_S": "5"}
-    argv = [sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir), "--bot", bot,
-            "--credentials", str(platform.home / "run" / "bot-credentials.json")]
+    env, argv = node_env(platform, log_level="info"), node_argv(platform, bot)
     procs = [subprocess.Popen(argv, env=env) for _ in range(count)]
     try:
         _wait_for(lambda: _replicas(platform, bot) == count, 30, f"{count} replicas of {bot} online")

@@ -7,27 +7,21 @@ the orderly path an upgrade takes: the stopped node finishes and flushes what it
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from conftest import Platform, TenantClient, wait_done
+from fleet_runner import node_argv, node_env
 
 BOT = "slow"  # 150 ms per job, 8 at a time per replica: a run long enough to stop a replica in the middle of it
 
 
 def _node(platform: Platform) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OSHAL_HOME": str(platform.home), "OSHAL_CLAIM_IDLE_MS": "1000",
-           "OSHAL_MAX_DELIVERIES": "3", "OSHAL_HEARTBEAT_TTL_S": "2", "OSHAL_DRAIN_TIMEOUT_S": "5",
-           "OSHAL_LOG_LEVEL": "warning"}
-    return subprocess.Popen([sys.executable, "-m", "oshal.cli.main", "node", "--fleet", str(platform.fleet_dir),
-                             "--bot", BOT, "--replicas", "1",
-                             "--credentials", str(platform.home / "run" / "bot-credentials.json")], env=env)
+    return subprocess.Popen(node_argv(platform, BOT, "--replicas", "1"), env=node_env(platform))
 
 
 @contextmanager

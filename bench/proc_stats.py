@@ -57,3 +57,12 @@ def rss_mb(pid: int, proc: Path = Path("/proc")) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"/proc/{pid}/status has no VmRSS line (a kernel thread?)")
+
+
+def pss_mb(pid: int, proc: Path = Path("/proc")) -> float:
+    """Proportional set size in MiB (each page shared with other processes counted by its share), from smaps_rollup:
+    what a group of processes that share pages (e.g. forked from one parent) take together is the sum of theirs."""
+    for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"/proc/{pid}/smaps_rollup has no Pss line")

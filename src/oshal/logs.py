@@ -7,7 +7,25 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
+
+def _import_structlog_alone() -> None:
+    """structlog imports Rich (for tracebacks) and greenlet (for its deprecated thread-locals) whenever they are
+    installed: about 7 MB that a node host, which uses neither, would keep for its lifetime. They are hidden while
+    structlog is first imported (a ``None`` in ``sys.modules`` reads as "not installed"); the chain below renders
+    tracebacks plain, in every process alike. A process that imported them already (the CLI: Typer uses Rich)
+    gains nothing from hiding them, so they are left alone there."""
+    hidden = [name for name in ("rich", "greenlet") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import structlog  # noqa: F401
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
+_import_structlog_alone()
+import structlog  # noqa: E402
 
 _SECRET_FIELDS = frozenset({"api_key", "key", "password", "secret", "token", "authorization"})
 
@@ -22,7 +40,8 @@ def configure(level: str = "info", *, json: bool = False) -> None:
     """Set the processor chain once per process (CLI entry, server start, tests)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.plain_traceback)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

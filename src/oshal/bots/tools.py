@@ -8,20 +8,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from oshal.errors import HarnessError
 from oshal.mesh.envelopes import Envelope
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_TOOL_CALLS = 20
 
 
 class ToolClient:
     def __init__(self, base_url: str, bot_token: str, *, timeout_s: float = 120.0) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s,
-                                       headers={"X-Oshal-Bot-Token": bot_token})
+        self._base_url = base_url
+        self._bot_token = bot_token
+        self._timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """Made at the first call: httpx (about 4 MB resident) is imported by a node whose bots call the gateway,
+        not by one whose bots never do."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout_s,
+                                             headers={"X-Oshal-Bot-Token": self._bot_token})
+        return self._client
 
     def session(self, envelope: Envelope) -> ToolSession:
         return ToolSession(self, envelope)
@@ -32,6 +46,8 @@ class ToolClient:
                 "b": envelope.bot, "g": envelope.sig}
 
     async def _post(self, path: str, body: dict[str, Any], what: str) -> Any:
+        import httpx
+
         try:
             response = await self._http.post(path, json=body)
         except httpx.HTTPError as e:
@@ -56,6 +72,8 @@ class ToolClient:
 
     async def put_artifact(self, envelope: Envelope, name: str, data: bytes, content_type: str) -> dict[str, Any]:
         """Store a file on the envelope's ticket through the gateway (the bot holds no storage credential)."""
+        import httpx
+
         headers = {"X-Oshal-Envelope": json.dumps(self._wire(envelope)), "Content-Type": content_type}
         try:
             response = await self._http.put(f"/v1/artifacts/gateway/{name}", content=data, headers=headers)
@@ -66,6 +84,8 @@ class ToolClient:
         return stored
 
     async def get_artifact(self, envelope: Envelope, name: str) -> bytes:
+        import httpx
+
         headers = {"X-Oshal-Envelope": json.dumps(self._wire(envelope))}
         try:
             response = await self._http.get(f"/v1/artifacts/gateway/{name}", headers=headers)
@@ -83,7 +103,8 @@ class ToolClient:
         await self._post("/v1/models/end", {"envelope": self._wire(envelope), **body}, "recording a model call")
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def _raise_for(response: httpx.Response, what: str) -> None:

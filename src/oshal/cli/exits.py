@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
+from typing import NoReturn
 
 from oshal.errors import ConfigError, Conflict, Forbidden, Invalid, NotFound, OshalError, Unauthorized, Unavailable
 
@@ -27,3 +29,15 @@ def exit_code_for(error: OshalError) -> Exit:
         if isinstance(error, kind):
             return code
     return Exit.FAILED
+
+
+def fail(error: OshalError) -> NoReturn:
+    """Say what went wrong (and how to fix it, when the error knows) on stderr, and exit with the error's code."""
+    from rich.console import Console  # here: the node host imports Rich only when it has an error to show
+    from rich.markup import escape
+
+    console = Console(stderr=True)
+    console.print(f"[bold red]error:[/] {escape(error.message)}")
+    if error.hint:
+        console.print(f"[dim]hint:[/] {escape(error.hint)}")
+    sys.exit(int(exit_code_for(error)))

@@ -1,23 +1,22 @@
 """Entry point of the ``oshal`` command.
 
-A node host (``oshal node`` without a subcommand, what ``oshal up`` runs per node group) gets a command line of
-its own that imports none of the other command groups or the applications' CLIs: it stays up for the platform's
-lifetime, and what it imported stays in its memory (``python -X importtime -m oshal.cli.main node --help``).
+A node host (``oshal node`` without a subcommand, what ``oshal up`` runs per node group) imports none of the other
+command groups or the applications' CLIs, and reads its options without Typer (``cli/node_host.py``): it stays up
+for the platform's lifetime, and what it imported stays in its memory. Hence the imports inside the functions here.
+See what an idle node host holds with ``python -X importtime -m oshal.cli.main node --bot echo`` and
+``bench/node_memory.py``.
 """
 
 from __future__ import annotations
 
 import sys
-from importlib.metadata import entry_points
-
-import typer
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from oshal import logs
-from oshal.cli import platform
-from oshal.cli.exits import exit_code_for
 from oshal.errors import OshalError
+
+if TYPE_CHECKING:
+    import typer
 
 _HELP = "Run a fleet of AI bots as accountable workers. See README.md for the exit codes."
 NODE_SUBCOMMANDS = frozenset({"enroll", "join", "list", "revoke", "resume"})
@@ -25,6 +24,8 @@ NODE_SUBCOMMANDS = frozenset({"enroll", "join", "list", "revoke", "resume"})
 
 def build() -> typer.Typer:
     """The whole command line: the platform's command groups and the installed applications'."""
+    import typer
+
     from oshal.cli import (
         admin,
         budgets,
@@ -34,6 +35,7 @@ def build() -> typer.Typer:
         diagram,
         fleet,
         node_enroll,
+        platform,
         schedules,
         security,
         tickets,
@@ -54,6 +56,10 @@ def build() -> typer.Typer:
 
 def _node_host() -> typer.Typer:
     """``oshal node [OPTIONS]`` alone: the node host (its options and --help are the full command line's)."""
+    import typer
+
+    from oshal.cli import platform
+
     root = typer.Typer(name="oshal", add_completion=False, pretty_exceptions_enable=False, help=_HELP)
     root.command(name="node")(platform.node)
     root.callback()(lambda: None)  # keep "node" a subcommand, as in the full command line
@@ -69,6 +75,11 @@ def runs_node_host(args: list[str]) -> bool:
 def _add_applications(root: typer.Typer) -> None:
     """Each installed application's command group (entry point group ``oshal.commands``), e.g. ``oshal ops``.
     One that cannot be loaded is named on stderr and left out; the platform's own commands still work."""
+    from importlib.metadata import entry_points
+
+    from rich.console import Console
+    from rich.markup import escape
+
     for entry in sorted(entry_points(group="oshal.commands"), key=lambda e: e.name):
         try:
             group = entry.load()
@@ -81,15 +92,22 @@ def _add_applications(root: typer.Typer) -> None:
 
 def main() -> None:
     logs.configure("warning")
-    app = _node_host() if runs_node_host(sys.argv[1:]) else build()
+    args = sys.argv[1:]
+    node = runs_node_host(args)
+    if node:
+        from oshal.cli import node_host
+
+        options = node_host.parse(args[1:])
+        if options is not None:
+            node_host.main(options)
+            return
+    app = _node_host() if node else build()
     try:
         app()
     except OshalError as error:
-        console = Console(stderr=True)
-        console.print(f"[bold red]error:[/] {escape(error.message)}")
-        if error.hint:
-            console.print(f"[dim]hint:[/] {escape(error.hint)}")
-        sys.exit(int(exit_code_for(error)))
+        from oshal.cli.exits import fail
+
+        fail(error)
 
 
 if __name__ == "__main__":

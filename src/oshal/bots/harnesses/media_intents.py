@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from oshal.bots.media import RenderedFrame, assemble_mp4, probe_mp4, render_frames
 from oshal.bots.tools import ToolSession
 from oshal.errors import HarnessError
 
@@ -25,7 +24,12 @@ def _board(value: Any) -> dict[str, Any]:
     return board
 
 
+# Each step imports its media code when it runs (see oshal.bots.media): most node hosts never run either.
+
+
 async def render(value: Any, tools: ToolSession) -> Any:
+    from oshal.bots.media.frames import render_frames
+
     board = _board(value)
     frames = await asyncio.to_thread(render_frames, board)
     names = []
@@ -37,6 +41,9 @@ async def render(value: Any, tools: ToolSession) -> Any:
 
 
 async def assemble(value: Any, tools: ToolSession) -> Any:
+    from oshal.bots.media.frames import RenderedFrame
+    from oshal.bots.media.video import assemble_mp4, probe_mp4
+
     rendered = value.get("render") if isinstance(value, dict) else None
     if not isinstance(rendered, dict) or not isinstance(rendered.get("frames"), list):
         raise HarnessError("expects input.render (the render step's output)")

@@ -50,10 +50,12 @@ browser:
 
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000), beside the peers
 ## (dramatiq, celery, arq) measured first in the same run, with the ratios in the JSON line; then the scale and
-## volume runs at smaller sizes than `make bench-scale`'s, to keep the whole under ~15 minutes.
+## volume runs at smaller sizes than `make bench-scale`'s, to keep the whole under ~15 minutes. bench/node_memory.py:
+## the idle RSS and PSS of a single-bot node process and of each node host `oshal up` runs.
 bench: $(BENCHSTAMP)
 	$(PY) bench/run.py
 	$(PY) bench/backtest.py
+	$(PY) bench/node_memory.py
 	$(MAKE) bench-scale BENCH_SCALE_BOTS=$${BENCH_SCALE_BOTS:-26,100} BENCH_SCALE_TICKETS=$${BENCH_SCALE_TICKETS:-5000} \
 	  BENCH_SCALE_FAIR_S=$${BENCH_SCALE_FAIR_S:-6} BENCH_VOLUME_TICKETS=$${BENCH_VOLUME_TICKETS:-200000} \
 	  BENCH_VOLUME_REQUESTS=$${BENCH_VOLUME_REQUESTS:-50}

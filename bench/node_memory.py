@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import redis as sync_redis
@@ -42,9 +43,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, "OSHAL_LOG_LEVEL": "warning", **extra}
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout_s: float = 60) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT if proc.args[3:4] == ["up"] else signal.SIGTERM)  # type: ignore[index]
+        proc.send_signal(sig)
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -77,7 +78,7 @@ def single_bot(scratch: Path) -> dict[str, float]:
         return {"rss_mb": rss_mb(node.pid), "pss_mb": pss_mb(node.pid)}
     finally:
         if node is not None:
-            _stop(node)
+            _stop(node, signal.SIGTERM)
         engine.stop()
 
 
@@ -92,20 +93,26 @@ def _all_online(url: str, key_file: Path) -> bool:
     return bots.status_code == 200 and all(b["status"] == "online" for b in bots.json())
 
 
-def _node_hosts(supervisor: int) -> dict[int, str]:
-    """The supervisor's node-host processes, by pid, with their bots' selection as the name."""
-    hosts = {}
+def _node_hosts(supervisor: int) -> dict[int, list[str]]:
+    """The supervisor's node-host processes, by pid, with the bots each was started for."""
+    hosts: dict[int, list[str]] = {}
     for pid in children(supervisor):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
         if argv[1:4] == ["-m", "oshal.cli.main", "node"]:
-            hosts[pid] = " ".join(a for a in argv[4:] if a and a != "--bot") or "all bots"
+            hosts[pid] = [a for a in argv[4:] if a and a != "--bot"]
     return hosts
 
 
-def up_hosts(scratch: Path) -> list[dict[str, object]]:
+class Host(TypedDict):
+    bots: list[str]
+    rss_mb: float
+    pss_mb: float
+
+
+def up_hosts(scratch: Path) -> list[Host]:
     from run import free_port  # bench/run.py
 
     home, port = scratch / "home", free_port()
@@ -121,10 +128,10 @@ def up_hosts(scratch: Path) -> list[dict[str, object]]:
                 raise SystemExit(f"oshal up did not bring every bot online; see {scratch / 'up.log'}")
             time.sleep(0.5)
         time.sleep(IDLE_S)
-        return [{"host": name, "rss_mb": rss_mb(pid), "pss_mb": pss_mb(pid)}
-                for pid, name in sorted(_node_hosts(up.pid).items())]
+        return [{"bots": bots, "rss_mb": rss_mb(pid), "pss_mb": pss_mb(pid)}
+                for pid, bots in sorted(_node_hosts(up.pid).items())]
     finally:
-        _stop(up, 120)
+        _stop(up, signal.SIGINT, 120)  # Ctrl-C: the supervisor drains the node hosts, then stops the rest
 
 
 def main() -> None:
@@ -139,14 +146,17 @@ def main() -> None:
             "(target RSS < 60 MB)")
         hosts = up_hosts(scratch / "up")
     for host in hosts:
-        log(f"oshal up node host ({host['host']}), idle: RSS {host['rss_mb']:.1f} MB, PSS {host['pss_mb']:.1f} MB")
-    total_rss = sum(float(str(h["rss_mb"])) for h in hosts)
-    total_pss = sum(float(str(h["pss_mb"])) for h in hosts)
+        bots = host["bots"]
+        log(f"oshal up node host of {len(bots)} bots ({bots[0]}, ...), idle: RSS {host['rss_mb']:.1f} MB, "
+            f"PSS {host['pss_mb']:.1f} MB")
+    total_rss = sum(h["rss_mb"] for h in hosts)
+    total_pss = sum(h["pss_mb"] for h in hosts)
     log(f"oshal up node hosts together: RSS {total_rss:.1f} MB, PSS {total_pss:.1f} MB (target < 100 MB)")
     print(json.dumps({"node_memory": {
         "machine_load_1m": round(load, 2),
         "single_bot_rss_mb": round(single["rss_mb"], 1), "single_bot_pss_mb": round(single["pss_mb"], 1),
-        "up_hosts": [{k: round(v, 1) if isinstance(v, float) else v for k, v in h.items()} for h in hosts],
+        "up_hosts": [{"bots": h["bots"], "rss_mb": round(h["rss_mb"], 1), "pss_mb": round(h["pss_mb"], 1)}
+                     for h in hosts],
         "up_hosts_rss_mb": round(total_rss, 1), "up_hosts_pss_mb": round(total_pss, 1)}}))
 
 

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from oshal.bots.manifest import load_fleet
-from proc_stats import children, cpu_seconds, rss_mb, tree_cpu_seconds
+from proc_stats import children, cpu_seconds, pss_mb, rss_mb, tree_cpu_seconds
 from scale_fleet import Pacer, bot_names, spread, write_fleet
 
 
@@ -74,6 +74,7 @@ def test_proc_readings_follow_the_process_and_its_children() -> None:
         assert cpu_seconds(child) >= 0.3  # the busy child's CPU is its own ...
         assert tree_cpu_seconds(parent.pid) >= cpu_seconds(parent.pid) + 0.3  # ... and counts for its tree
         assert 1 < rss_mb(child) < 500
+        assert 0 < pss_mb(child) <= rss_mb(child)  # its share of the pages it shares (libraries) counts, not all
         assert os.getpid() not in children(parent.pid)
     finally:
         for pid in children(parent.pid):

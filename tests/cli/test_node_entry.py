@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pytest
 import typer.main
 
 from oshal.cli.main import NODE_SUBCOMMANDS, build, runs_node_host
+from oshal.cli.node_host import NodeOptions, parse
 
 # Runs `oshal ARGS` in a fresh interpreter, then says with which exit code and whether another command's module
 # (tickets) was loaded, i.e. whether the whole CLI was built.
@@ -21,15 +27,22 @@ try:
 except SystemExit as e:
     code = e.code
 print("RESULT", code, "oshal.cli.tickets" in sys.modules)
+print("MODULES", " ".join(sorted(sys.modules)))
 """
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    result, stderr, _ = run_and_list_modules(*args, env=env)
+    return result, stderr
+
+
+def run_and_list_modules(*args: str, env: dict[str, str] | None = None) -> tuple[str, str, set[str]]:
     done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120,
                           env=env)
     result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
-    assert result, done.stdout + done.stderr
-    return result[-1], done.stderr
+    modules = [line for line in done.stdout.splitlines() if line.startswith("MODULES")]
+    assert result and modules, done.stdout + done.stderr
+    return result[-1], done.stderr, set(modules[-1].split()[1:])
 
 
 def test_the_node_subcommands_named_in_main_are_those_registered() -> None:
@@ -60,3 +73,47 @@ def test_node_subcommands_and_help_get_the_whole_cli() -> None:
     assert result == "RESULT 0 True"
     result, stderr = run("node", "join")  # its code is missing: a usage error from the whole CLI's parser
     assert result == "RESULT 2 True", stderr
+
+
+def test_the_node_hosts_options_are_read_as_the_whole_cli_reads_them() -> None:
+    assert parse([]) == NodeOptions()
+    assert parse(["--bot", "echo", "--replicas", "1"]) == NodeOptions(bots=["echo"], replicas=1)
+    assert parse(["--bot=a", "--bot", "b", "--fleet", "f", "--credentials=c.json", "--tokens", "t.json",
+                  "--check"]) == NodeOptions(Path("f"), ["a", "b"], Path("c.json"), Path("t.json"), check=True)
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--bot"], ["--bot", "--check"], ["--bot="], ["--replicas", "0"],
+                                  ["--replicas", "65"], ["--replicas", "two"], ["--check=yes"], ["extra"]])
+def test_anything_else_is_left_to_the_whole_cli(args: list[str]) -> None:
+    assert parse(args) is None
+
+
+def test_a_wrong_option_is_reported_by_the_whole_cli_as_before() -> None:
+    result, stderr = run("node", "--replicas", "65")
+    assert result == "RESULT 2 False", stderr  # a usage error, from the node host's Typer command line
+    assert "--replicas" in stderr and "64" in stderr
+
+
+def test_the_node_host_keeps_out_what_it_does_not_use(tmp_path: Path) -> None:
+    """An idle node host keeps for its lifetime what it imported (bench/node_memory.py measures it): no command line
+    library, no Rich, no HTTP client before a bot calls the gateway, no image or video library before a render."""
+    alive = tmp_path / "node.alive"
+    alive.write_text(json.dumps({"pid": 1, "at": time.time(), "bots": ["echo"], "workers": 1}))
+    env = {**os.environ, "OSHAL_NODE_LIVENESS_FILE": str(alive)}
+    result, stderr, modules = run_and_list_modules("node", "--check", env=env)
+    assert result == "RESULT 0 False", stderr
+    assert "oshal.launcher.host" in modules  # it did reach the node host's own code
+    assert not {"typer", "click", "rich", "httpx", "PIL", "imageio_ffmpeg"} & {m.split(".")[0] for m in modules}
+
+
+def test_the_built_in_bots_harness_loads_media_and_http_only_when_used() -> None:
+    probe = ("import sys\nfrom oshal.bots.harnesses import build_harness\nfrom oshal.bots.host import NodeHost\n"
+             "from oshal.bots.manifest import load_fleet\n"
+             "for manifest in load_fleet(__import__('pathlib').Path(sys.argv[1])).values():\n"
+             "    build_harness(manifest)\n"
+             "print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", probe, str(Path(__file__).resolve().parents[2] / "fleet")],
+                          capture_output=True, text=True, timeout=120, check=True)
+    loaded = {m.split(".")[0] for m in done.stdout.split()}
+    assert "oshal" in loaded and "redis" in loaded
+    assert not {"httpx", "PIL", "imageio_ffmpeg", "rich", "typer"} & loaded

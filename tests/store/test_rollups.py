@@ -76,7 +76,7 @@ def _brute_summary(core: Core, tenant: uuid.UUID, since: dt.datetime | None) -> 
     with core.superuser() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         return cur.execute(
             f"SELECT bot AS key, count(*)::bigint AS calls, {sums} FROM ledger WHERE tenant_id = %s "
-            "AND created_at >= coalesce(%s, '-infinity') GROUP BY 1 ORDER BY cost_micros DESC, key",
+            "AND created_at >= coalesce(%s::timestamptz, '-infinity') GROUP BY 1 ORDER BY cost_micros DESC, key",
             (tenant, since)).fetchall()
 
 

@@ -28,7 +28,7 @@ _PER_CALL = {
     "both_reported": "CASE WHEN computed_cost_micros IS NOT NULL THEN coalesce(reported_cost_micros, 0) ELSE 0 END",
 }
 _PER_DAY = {"at": "day::timestamp AT TIME ZONE 'UTC'"}
-_CUTOFF = "(SELECT ledger_before FROM rollup_cutoff)"
+_CUTOFF = "(SELECT ledger_before FROM rollup_cutoff WHERE id)"  # WHERE id: its key, not a scan
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 

@@ -206,7 +206,7 @@ _COUNTS = """
 SELECT status, sum(n)::bigint AS n FROM (
     SELECT status, n FROM ticket_counts_daily
     UNION ALL
-    SELECT status, count(*) FROM tickets WHERE id >= (SELECT tickets_below FROM rollup_cutoff) GROUP BY status
+    SELECT status, count(*) FROM tickets WHERE id >= (SELECT tickets_below FROM rollup_cutoff WHERE id) GROUP BY status
 ) parts GROUP BY status HAVING sum(n) <> 0
 """
 

@@ -48,7 +48,7 @@ SELECT tenant_id, created_at AS at, bot, provider, model, price_source, 1::bigin
        (computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL)::int::bigint AS both_calls,
        CASE WHEN reported_cost_micros IS NOT NULL THEN coalesce(computed_cost_micros, 0) ELSE 0 END AS both_computed,
        CASE WHEN computed_cost_micros IS NOT NULL THEN coalesce(reported_cost_micros, 0) ELSE 0 END AS both_reported
-  FROM ledger WHERE created_at >= (SELECT ledger_before FROM rollup_cutoff)
+  FROM ledger WHERE created_at >= (SELECT ledger_before FROM rollup_cutoff WHERE id)
 UNION ALL
 SELECT tenant_id, day::timestamp AT TIME ZONE 'UTC', bot, provider, model, price_source, calls, input_tokens,
        output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, computed_cost_micros,

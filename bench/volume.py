@@ -9,10 +9,11 @@ Postgres recording per-statement timings (pg_stat_statements, statements inside 
      autovacuum would), then the daily roll-ups advanced a day per transaction as the sweeper's job does, up to
      BENCH_VOLUME_ROLLUP_LAG_DAYS (default 1) ago: the state just before the daily advance, with the most rows above
      the cut-off; then CHECKPOINT;
-  2. throughput, alternately on the fresh and the full platform (fresh, full, fresh, full: BENCH_VOLUME_REPEATS
-     pairs, default 2, each run in a new tenant), BENCH_VOLUME_RUN echo tickets (default 5,000) through the batch
-     API, counted until every one is done; the statements that took the most time in the last pair, with their mean
-     time per call on each side;
+  2. throughput, alternately on the fresh and the full platform (fresh, full, then full, fresh, ...:
+     BENCH_VOLUME_REPEATS pairs, default 2, each run in a new tenant after BENCH_VOLUME_SETTLE_S seconds of quiet,
+     default 5), BENCH_VOLUME_RUN echo tickets (default 5,000) through the batch API, counted until every one is
+     done; the statements that took the most time in the last pair, with their mean time and blocks per call on
+     each side;
   3. reads: BENCH_VOLUME_REQUESTS sequential requests (default 200, after a warm-up) of each read below, as a member of
      the first fresh tenant (its 5,000 tickets) and of the tenant holding the million (and the console overview as
      its operator).
@@ -56,6 +57,7 @@ DAYS = float(os.environ.get("BENCH_VOLUME_DAYS", "30"))
 REQUESTS = int(os.environ.get("BENCH_VOLUME_REQUESTS", "200"))
 REPEATS = int(os.environ.get("BENCH_VOLUME_REPEATS", "2"))
 READ_BUDGET_S = float(os.environ.get("BENCH_VOLUME_READ_BUDGET_S", "30"))
+SETTLE_S = float(os.environ.get("BENCH_VOLUME_SETTLE_S", "5"))
 LAG_DAYS = float(os.environ.get("BENCH_VOLUME_ROLLUP_LAG_DAYS", "1"))
 BOTS = ["echo", "summarizer", "extractor", "triage", "support", "scorer", "reviewer"]  # the loaded tickets' bots
 RUN_BOTS = ["echo"]  # the throughput runs' (as bench/run.py's): the others want inputs of their own
@@ -221,28 +223,40 @@ def advance_rollups(owner_url: str, until: dt.datetime) -> tuple[int, str]:
 
 _TOP_STATEMENTS = r"""
 SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query, sum(calls)::bigint AS calls,
-       sum(total_exec_time) AS total_ms
+       sum(total_exec_time) AS total_ms, sum(shared_blks_hit + shared_blks_read)::bigint AS blocks
   FROM pg_stat_statements WHERE query NOT ILIKE '%%pg_stat_statements%%' GROUP BY 1
 """
 
 
-def statement_times(platform: Platform) -> dict[str, tuple[int, float]]:
-    """(calls, total ms) per statement since the last reset, statements inside functions included."""
-    return {str(q): (int(c), float(t)) for q, c, t in platform.superuser(_TOP_STATEMENTS)}  # type: ignore[call-overload]
+Stats = dict[str, tuple[int, float, int]]
 
 
-def compare_statements(fresh: dict[str, tuple[int, float]], full: dict[str, tuple[int, float]]) -> None:
-    """The statements of the ticket path that took the most time on the full database, with their mean time per call
-    on each side: the one that slows down with a million rows shows here."""
-    log("  statements by time on the full database (one throughput run each): mean ms per call fresh -> full")
-    for query, (calls, total) in sorted(full.items(), key=lambda kv: -kv[1][1])[:12]:
-        fresh_calls, fresh_total = fresh.get(query, (0, 0.0))
-        fresh_mean = f"{fresh_total / fresh_calls:.3f}" if fresh_calls else "-"
-        log(f"    {total:8.0f} ms {calls:7d} calls  {fresh_mean:>7} -> {total / calls:.3f}  {query}")
+def statement_times(platform: Platform) -> Stats:
+    """(calls, total ms, shared blocks touched) per statement since the last reset, statements inside functions
+    included. Blocks per call do not depend on the machine's load: a statement that reads more of an index or table
+    with a million rows shows there, whatever the noise in its time."""
+    return {str(q): (int(c), float(t), int(b)) for q, c, t, b in platform.superuser(_TOP_STATEMENTS)}  # type: ignore[call-overload]
 
 
-def throughput(platform: Platform, label: str) -> tuple[float, str, dict[str, tuple[int, float]]]:
-    """One throughput run in a new tenant: seconds, the tenant's key, and the statements' times during it."""
+def compare_statements(fresh: Stats, full: Stats) -> None:
+    """The statements of the ticket path that took the most time on either side, with their calls, mean time and
+    blocks per call on each: the one that slows down with a million rows shows here."""
+    log("  statements by time (the last pair's runs), fresh -> full: total ms, calls, mean ms and blocks per call")
+    none = (0, 0.0, 0)
+    ranked = sorted(set(fresh) | set(full), key=lambda q: -max(fresh.get(q, none)[1], full.get(q, none)[1]))
+    for query in ranked[:14]:
+        (fc, ft, fb), (uc, ut, ub) = fresh.get(query, none), full.get(query, none)
+        mean = [f"{t / c:.3f}" if c else "-" for c, t in ((fc, ft), (uc, ut))]
+        blocks = [f"{b / c:.1f}" if c else "-" for c, b in ((fc, fb), (uc, ub))]
+        log(f"    {ft:6.0f} -> {ut:6.0f} ms  {fc:5d} -> {uc:5d} calls  {mean[0]:>8} -> {mean[1]:>8} ms  "
+            f"{blocks[0]:>7} -> {blocks[1]:>7} blocks  {query}")
+
+
+def throughput(platform: Platform, label: str) -> tuple[float, str, Stats]:
+    """One throughput run in a new tenant, after SETTLE_S seconds of quiet (the other platform's after-work, such as
+    autovacuum of the last run's rows, not in this one's time): seconds, the tenant's key, and the statements'
+    times during it."""
+    time.sleep(SETTLE_S)
     platform.superuser("SELECT pg_stat_statements_reset()")
     _, key = new_tenant(platform.url, platform.admin_key, label)
     seconds = asyncio.run(submit_burst(platform.url, key, RUN_BOTS, RUN))
@@ -280,15 +294,21 @@ def measure(fresh: Platform, full: Platform) -> dict[str, float]:
     result |= timings
     fresh.superuser("CHECKPOINT")
     pairs, fresh_key = [], ""
-    fresh_stats: dict[str, tuple[int, float]] = {}
-    full_stats: dict[str, tuple[int, float]] = {}
+    fresh_stats: Stats = {}
+    full_stats: Stats = {}
     for i in range(REPEATS):
-        fresh_s, key, fresh_stats = throughput(fresh, "volume-fresh")
-        full_s, _, full_stats = throughput(full, "volume-full")
+        # fresh, full, then full, fresh: a drift of the machine's speed, or the first run's after-work slowing the
+        # second, falls on both sides alike over a pair of pairs
+        if i % 2 == 0:
+            fresh_s, key, fresh_stats = throughput(fresh, "volume-fresh")
+            full_s, _, full_stats = throughput(full, "volume-full")
+        else:
+            full_s, _, full_stats = throughput(full, "volume-full")
+            fresh_s, key, fresh_stats = throughput(fresh, "volume-fresh")
         fresh_key = fresh_key or key
         pairs.append((fresh_s, full_s))
-        log(f"  pair {i + 1}: fresh {RUN / fresh_s:,.0f} tickets/s, full {RUN / full_s:,.0f} tickets/s: "
-            f"{fresh_s / full_s:.0%} (load {load_average().split()[0]})")
+        log(f"  pair {i + 1} ({'fresh first' if i % 2 == 0 else 'full first'}): fresh {RUN / fresh_s:,.0f} tickets/s, "
+            f"full {RUN / full_s:,.0f} tickets/s: {fresh_s / full_s:.0%} (load {load_average().split()[0]})")
     ratios = sorted(f / u for f, u in pairs)
     best_fresh, best_full = min(f for f, _ in pairs), min(u for _, u in pairs)
     result |= {"fresh_tickets_per_s": RUN / best_fresh, "full_tickets_per_s": RUN / best_full,

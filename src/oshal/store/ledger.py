@@ -44,15 +44,17 @@ def _totals(columns: tuple[str, ...], since: datetime | None, until: datetime | 
     end_day = max(_day(until), first_day)  # whole days are [first_day, end_day)
     call = ", ".join(f"{_PER_CALL.get(c, c)} AS {c}" for c in columns)
     day = ", ".join(f"{_PER_DAY.get(c, c)} AS {c}" for c in columns)
-    params = {"since": since, "until": until, "first_day": first_day, "end_day": end_day,
+    params = {"since": since, "until": until, "first_day": min(first_day, until), "end_day": end_day,
               "first_date": first_day.date(), "end_date": end_day.date()}
+    # Each range has constant bounds (which the planner estimates from the statistics) and the cut-off as a further
+    # bound (an init plan, known only when the statement runs).
     return (f"SELECT {day} FROM ledger_daily WHERE day >= %(first_date)s AND day < %(end_date)s "  # nosec B608 - only constant SQL fragments are interpolated
-            f"UNION ALL SELECT {call} FROM ledger WHERE created_at >= greatest(%(since)s::timestamptz, {_CUTOFF}) "
-            "AND created_at < %(until)s::timestamptz "
             f"UNION ALL SELECT {call} FROM ledger WHERE created_at >= %(since)s::timestamptz "
-            f"AND created_at < least(%(first_day)s::timestamptz, {_CUTOFF}, %(until)s::timestamptz) "
+            f"AND created_at < %(until)s::timestamptz AND created_at >= {_CUTOFF} "
+            f"UNION ALL SELECT {call} FROM ledger WHERE created_at >= %(since)s::timestamptz "
+            f"AND created_at < %(first_day)s::timestamptz AND created_at < {_CUTOFF} "
             f"UNION ALL SELECT {call} FROM ledger WHERE created_at >= %(end_day)s::timestamptz "
-            f"AND created_at < least({_CUTOFF}, %(until)s::timestamptz)"), params
+            f"AND created_at < %(until)s::timestamptz AND created_at < {_CUTOFF}"), params
 
 
 def _day(at: datetime) -> datetime:

@@ -14,9 +14,19 @@ import psycopg
 
 from conftest import Core
 from oshal.control import rollups
+from oshal.control.bot_registry import BotRegistry
+from oshal.control.budgets import BudgetService
+from oshal.control.events import EventHub
+from oshal.control.loops.sweeper import Sweeper
+from oshal.control.ticket_actions import Lifecycle
+from oshal.ledger import PriceTable, load_price_file
+from oshal.mesh.dispatcher import Dispatcher
+from oshal.security.killswitch import KillSwitches
+from oshal.settings import Settings
 from oshal.store import ledger as ledger_repo
 from oshal.store import rollups as rollup_repo
 from oshal.store import tickets as ticket_repo
+from oshal.workflows.runner import WorkflowRunner
 
 _STATUSES = ("done", "done", "done", "failed", "cancelled", "dead_letter", "in_progress", "paused")
 _BOTS = ("echo", "scorer", "triage")
@@ -204,3 +214,40 @@ async def test_the_cut_offs_start_at_nothing_rolled_and_only_the_owner_moves_the
             except psycopg.errors.InsufficientPrivilege:
                 continue
             raise AssertionError(f"the API role may run: {statement}")
+
+
+async def test_an_advance_waits_for_writers_and_gives_up_on_a_long_one_until_the_next_pass(core: Core) -> None:
+    tenant = await core.new_tenant("rollup-lock")
+    made = _load(core, tenant, seed=5, scale=1)
+    old_failed = next(t for t, at, s in made if s == "failed" and at < dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    with core.superuser() as writer:
+        writer.autocommit = False
+        # a transaction that changed an old ticket and has not committed: the count of its day must wait for it
+        writer.execute("UPDATE tickets SET status = 'in_progress', finished_at = NULL WHERE id = %s AND "
+                       "status = 'failed'", (old_failed,))
+        reached = await rollups.advance(core.db)
+        assert reached["ticket_counts"] is None  # not granted its lock within lock_timeout: left for the next pass
+        assert reached["ledger_daily"] is not None  # the ledger's writers were not held up
+        writer.commit()
+    reached = await rollups.advance(core.db)
+    assert reached["ticket_counts"] == reached["ledger_daily"]
+    await _assert_reads_match_the_raw_rows(core, [tenant])
+
+
+async def test_the_sweepers_first_pass_advances_both_roll_ups(core: Core) -> None:
+    tenant = await core.new_tenant("rollup-sweeper")
+    _load(core, tenant, seed=6, scale=1)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    runner = WorkflowRunner(core.db, dispatcher, BotRegistry(core.db).resolve, EventHub(core.redis).publish)
+    prices = PriceTable(load_price_file())
+    budgets = BudgetService(core.db, core.redis, lambda: prices, Lifecycle(core.db, runner), Settings(home=core.home))
+    sweeper = Sweeper(core.db, core.redis, dispatcher, frozenset, runner=runner, kill=KillSwitches(core.db, dispatcher),
+                      budgets=budgets, stale_after_s=30.0, interval_s=1.0)
+
+    await sweeper.sweep()
+
+    latest = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with core.db.system() as conn:
+        reached = await rollup_repo.cutoffs(conn)
+    assert (reached["tickets_before"], reached["ledger_before"]) == (latest, latest)
+    await _assert_reads_match_the_raw_rows(core, [tenant])

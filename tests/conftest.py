@@ -266,7 +266,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
 _TABLES = ("ledger, attempts, phases, ticket_events, workflow_runs, schedule_fires, schedules, artifacts, "
            "security_findings, security_scans, kill_switches, budget_usage, budgets, reservations, recordings, "
            "ledger_daily, tickets, grants, approvals, tool_policies, connections, connectors, knowledge_documents, "
-           "bars, app_records, fleet_controls")
+           "bars, app_records, fleet_controls, ticket_counts_daily")
 
 
 def _truncate(conn: psycopg.Connection[Any]) -> None:
@@ -275,6 +275,9 @@ def _truncate(conn: psycopg.Connection[Any]) -> None:
     for attempt in range(5):
         try:
             conn.execute(f"TRUNCATE {_TABLES}")
+            # nothing is rolled up any more: the roll-ups' cut-offs start again from the beginning
+            conn.execute("UPDATE rollup_cutoff SET tickets_before = '-infinity', ledger_before = '-infinity', "
+                         "tickets_below = '00000000-0000-0000-0000-000000000000'")
             return
         except psycopg.errors.DeadlockDetected:
             if attempt == 4:

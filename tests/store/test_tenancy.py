@@ -15,7 +15,7 @@ TENANT_TABLES = ("api_keys", "tickets", "phases", "attempts", "ledger", "connect
                  "schedule_fires", "artifacts", "workflow_definitions", "audit_log", "security_findings",
                  "security_scans", "budgets", "budget_usage", "reservations", "ledger_daily", "recordings",
                  "console_sessions", "knowledge_documents", "bars",
-                 "app_records", "nodes")
+                 "app_records", "nodes", "ticket_counts_daily")
 TICKET_TABLES = TENANT_TABLES[:5]  # the ones a finished ticket writes to
 
 

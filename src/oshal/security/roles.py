@@ -71,6 +71,7 @@ _API: set[Grant] = {
     *_table("audit_log", "SELECT"), *_table("kill_switches", "SELECT", "INSERT", "DELETE"),
     *_table("security_findings", "SELECT", "INSERT", "UPDATE"), *_table("security_scans", "SELECT", "INSERT"),
     *_table("ledger_totals", "SELECT"), *_table("ledger_daily", "SELECT"),
+    *_table("ticket_counts_daily", "SELECT"), *_table("rollup_cutoff", "SELECT"),
     *_table("budgets", "SELECT", "INSERT", "DELETE"),
     *_columns("budgets", "UPDATE", "limit_micros", "soft_micros", "updated_at", "created_by", "overrun_at",
               "overrun_micros", "overrun_reason"),
@@ -105,7 +106,7 @@ API_FUNCTIONS = frozenset({
     "oshal_audit_hashes", "oshal_audit_prune_point", "oshal_keys_used", "oshal_key_inventory", "oshal_audit_counts",
     "oshal_held_phases", "oshal_reserve", "oshal_expire_reservations", "oshal_rollup_ledger", "oshal_window",
     "oshal_budget_resume", "oshal_budget_overruns", "oshal_session_check", "oshal_session_sweep",
-    "oshal_knowledge_words",
+    "oshal_knowledge_words", "oshal_advance_ticket_counts", "oshal_advance_ledger_daily",
 })
 
 
@@ -203,6 +204,14 @@ DEFINERS: dict[str, Definer] = _definers(
             "settled; returns how many", Scope.NONE),
     Definer("oshal_rollup_ledger", "folds old ledger rows of every tenant into daily totals; returns how many",
             Scope.NONE),
+    Definer("oshal_advance_ledger_daily", "the sweeper sums a closed day's ledger rows of every tenant into the "
+            "daily totals and moves the cut-off; returns the cut-off", Scope.NONE),
+    Definer("oshal_advance_ticket_counts", "the sweeper counts a closed day's tickets of every tenant into the "
+            "daily counts and moves the cut-off; returns the cut-off", Scope.NONE),
+    Definer("oshal_ticket_counts_adjust", "a trigger: a ticket below the cut-off changing status moves its count in "
+            "the daily counts, which the API role may only read", Scope.NONE, roles=frozenset()),
+    Definer("oshal_ledger_backdated", "a trigger: a ledger row dated before the cut-off is added to its day's "
+            "total, which the API role may only read", Scope.NONE, roles=frozenset()),
 )
 
 EXPECTED: dict[str, frozenset[Grant]] = {

@@ -21,7 +21,7 @@ API_ROLE = "oshal_api"
 REPORT_ROLE = "oshal_report"
 # Read-only reporting: what a BI tool needs for tickets, spend and timelines, still limited by RLS per tenant.
 REPORT_TABLES = ("tenants", "bots", "prices", "tickets", "ticket_events", "ledger", "ledger_daily", "ledger_totals",
-                 "workflow_runs", "budgets", "budget_usage")
+                 "workflow_runs", "budgets", "budget_usage", "rollup_cutoff")
 _RUNTIME_ATTRS = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION"
 DATABASE = "oshal"
 _LOCK_KEY = 0x05A1_0001

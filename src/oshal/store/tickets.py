@@ -199,8 +199,25 @@ def dumps(value: Any) -> str:
     return jsontext.compact(value)
 
 
+# The tenant's tickets per status: the daily counts of those below the roll-up cut-off (a row per day and status)
+# plus a count of those from it on, an index-only range scan of the tenant's id index (which carries status). The
+# cut-off is read in the same statement, so the two parts agree whenever the sweeper moves it; the one read just
+# before bounds the range for the planner's estimate too (a cut-off only ever moves forward).
+_COUNTS = """
+SELECT status, sum(n)::bigint AS n FROM (
+    SELECT status, n FROM ticket_counts_daily
+    UNION ALL
+    SELECT status, count(*) FROM tickets WHERE id >= %s AND id >= (SELECT tickets_below FROM rollup_cutoff WHERE id)
+     GROUP BY status
+) parts GROUP BY status HAVING sum(n) <> 0
+"""
+
+
 async def counts(conn: Conn) -> dict[str, int]:
-    cur = await conn.execute("SELECT status, count(*) AS n FROM tickets GROUP BY status")
+    cur = await conn.execute("SELECT tickets_below FROM rollup_cutoff WHERE id")
+    row = await cur.fetchone()
+    assert row is not None
+    cur = await conn.execute(_COUNTS, (row["tickets_below"],))
     return {str(row["status"]): int(row["n"]) for row in await cur.fetchall()}
 
 

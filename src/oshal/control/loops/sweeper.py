@@ -26,6 +26,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from oshal.control import rollups
 from oshal.control.budgets import BudgetService
 from oshal.control.metrics import PHASES_REDRIVEN, STALE_IN_FLIGHT
 from oshal.logs import get_logger
@@ -84,6 +85,7 @@ class Sweeper:
         moved += await self.budgets.sweep()
         if time.monotonic() - self._rolled_up_at >= _ROLLUP_EVERY_S:
             self._rolled_up_at = time.monotonic()
+            await rollups.advance(self.db)  # closed days into the daily counts and totals, before the retention's
             rolled = await self.budgets.roll_up()
             if rolled:
                 log.info("ledger rows rolled up into daily totals", rows=rolled)

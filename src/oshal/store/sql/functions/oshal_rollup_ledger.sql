@@ -1,9 +1,11 @@
--- Fold per-call rows older than ``p_before`` into daily totals (and each ticket's own totals), then drop them.
+-- Fold per-call rows older than ``p_before`` into daily totals (and each ticket's own totals), then drop them. Rows
+-- dated before the roll-up cut-off are in the daily totals already (oshal_advance_ledger_daily): only dropped.
 CREATE OR REPLACE FUNCTION oshal_rollup_ledger(p_before timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE v_count bigint;
+DECLARE v_count bigint; v_cutoff timestamptz;
 BEGIN
     PERFORM set_config('oshal.events', 'bulk', true);  -- a ticket's totals changing is not a transition
+    SELECT ledger_before INTO v_cutoff FROM rollup_cutoff FOR UPDATE;  -- the advance waits, and is waited for
     CREATE TEMP TABLE rolled ON COMMIT DROP AS
         SELECT * FROM ledger WHERE created_at < p_before FOR UPDATE;
     INSERT INTO ledger_daily AS d
@@ -14,7 +16,7 @@ BEGIN
            count(*) FILTER (WHERE computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL),
            coalesce(sum(computed_cost_micros) FILTER (WHERE reported_cost_micros IS NOT NULL), 0),
            coalesce(sum(reported_cost_micros) FILTER (WHERE computed_cost_micros IS NOT NULL), 0)
-      FROM rolled GROUP BY 1, 2, 3, 4, 5, 6
+      FROM rolled WHERE created_at >= v_cutoff GROUP BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
         calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
         output_tokens = d.output_tokens + EXCLUDED.output_tokens,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,22 @@ Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
 # The platform's scope is the system tenant's (control/admin.py creates it, named 'system', on bootstrap).
 _SET_PLATFORM = "SELECT set_config('oshal.tenant_id', id::text, true) FROM tenants WHERE name = 'system'"
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+_WAL = ("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS written, "
+        "(pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8 AS flushed")
+
+
+@dataclass(frozen=True, slots=True)
+class Wal:
+    """Positions in the write-ahead log, as byte offsets: what was written (in memory) and flushed (on disk)."""
+
+    written: int
+    flushed: int
+
+    @staticmethod
+    def of(row: Mapping[str, Any] | None) -> Wal:
+        assert row is not None
+        return Wal(int(row["written"]), int(row["flushed"]))
 
 
 class Database:
@@ -83,6 +100,27 @@ class Database:
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
+
+    async def call_unflushed(self, statement: Statement) -> tuple[Rows, Wal]:
+        """One statement in a transaction that commits without waiting for its WAL to reach the disk
+        (synchronous_commit off), for work the caller can redo: a crash of Postgres may lose the commit until
+        :attr:`Wal.flushed` (now or in a later call, see :meth:`wal`) reaches :attr:`Wal.written` of this call.
+        Any later commit that does wait (any other transaction's) makes this one durable too: WAL is flushed in
+        order."""
+        sql, params = statement
+        async with self._pool.connection() as conn, conn.pipeline():
+            async with conn.transaction():
+                await conn.execute(_ASYNC_COMMIT)
+                cur = await conn.execute(sql, params)
+            position = await conn.execute(_WAL)  # after the commit: at or past the end of its WAL record
+            rows = await cur.fetchall()
+            return rows, Wal.of(await position.fetchone())
+
+    async def wal(self) -> Wal:
+        """Where the WAL is now: written (at or past the end of every commit so far) and flushed to disk."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_WAL)
+            return Wal.of(await cur.fetchone())
 
     async def call_in_platform_scope(self, statement: Statement) -> Rows:
         """One statement in the platform's scope (see :meth:`platform`)."""

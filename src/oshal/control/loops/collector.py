@@ -1,10 +1,13 @@
 """The result collector: reads every bot's output stream and commits results in batched transactions.
 
 Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
-idempotent on the execution (phase, attempt, delivery) and call id. Only after the commit are stream entries
-acknowledged, so a crash at any point re-reads (and harmlessly re-commits) rather than loses. With the
-acknowledgement go the done markers of phases that succeeded after being sent more than once, which workers
-check before running a copy; a success of a phase that had succeeded already is counted as a duplicate.
+idempotent on the execution (phase, attempt, delivery) and call id. The commit does not wait for the disk
+(synchronous_commit off): the batch's waiters are woken at once, and its stream entries are acknowledged only
+once Postgres has flushed its WAL past the commit (seen in a later batch's transaction, or by polling while
+idle). Until then the entries stay pending in Redis, so a crash of Postgres (or of the collector) at any point
+re-reads and harmlessly re-commits them rather than loses them. With the acknowledgement go the done markers of
+phases that succeeded after being sent more than once, which workers check before running a copy; a success of a
+phase that had succeeded already is counted as a duplicate.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -35,7 +38,7 @@ from oshal.mesh.redis import REDIS_DOWN, is_nogroup
 from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
-from oshal.store.db import Database
+from oshal.store.db import Database, Wal
 from oshal.store.results import AttemptRow, LedgerRow, record_results
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
@@ -67,11 +70,14 @@ class Collector:
         self.claim_idle_ms = claim_idle_ms
         self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
         self._room_pass: asyncio.Task[None] | None = None
+        self._unflushed: list[_Unflushed] = []  # committed batches whose WAL may not be on disk yet, oldest first
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._unflushed.clear()  # a restarted loop re-reads its own pending entries: they are redone anyway
         try:
             await self._run(stop)
         finally:
+            await self._acknowledge_when_flushed(FLUSH_WAIT_ON_STOP_S)
             if self._room_pass is not None:
                 await asyncio.gather(self._room_pass, return_exceptions=True)
 
@@ -100,9 +106,10 @@ class Collector:
                 await self.streams.ensure_groups(self.bots())
 
     async def _drain_own_pending(self) -> None:
-        """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
-        while await self.step(block_ms=None, start="0"):
-            pass
+        """Entries this collector read but did not acknowledge before it stopped (or crashed): committed durably
+        and acknowledged at once, or the next read from "0" would return them again."""
+        while entries := await self.streams.read(self.bots(), self.batch, None, "0"):
+            await self.commit(entries, durable=True)
 
     async def claim_orphans(self) -> int:
         """Take over results another collector read but never acknowledged (it died on another host)."""
@@ -110,7 +117,7 @@ class Collector:
         for bot in sorted(self.bots()):
             entries = await self.streams.claim(bot, self.claim_idle_ms, self.batch)
             if entries:
-                await self.commit(entries)
+                await self.commit(entries, durable=True)
                 claimed += len(entries)
         return claimed
 
@@ -119,15 +126,21 @@ class Collector:
         if not bots:
             await asyncio.sleep(1)
             return 0
+        if self._unflushed and block_ms is not None:  # poll for the flush that lets them be acknowledged
+            block_ms = min(block_ms, FLUSH_POLL_MS)
         entries = await self.streams.read(bots, self.batch, block_ms, start)
         if entries:
-            await self.commit(entries)
+            await self.commit(entries, durable=start != ">")
+        elif self._unflushed:
+            await self._acknowledge_flushed((await self.db.wal()).flushed, [])
         return len(entries)
 
-    async def commit(self, entries: list[Entry]) -> None:
+    async def commit(self, entries: list[Entry], *, durable: bool = False) -> None:
+        """Record ``entries``' results and wake their waiters; acknowledge them now if ``durable``, else once the
+        WAL is flushed past the commit (entries read again before then must be committed ``durable``)."""
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
-            recorded = await self._record(results) if results else []
+            recorded, wal = await self._record(results, durable) if results else ([], None)
         changes = [c for c in recorded if c.status not in _FENCES]
         fences = self._fences(results, [c for c in recorded if c.status in _FENCES])
         finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
@@ -135,12 +148,44 @@ class Collector:
         for result in results:
             if result.envelope.ticket_id in dead:
                 await self.streams.dead_letter(result.envelope, result.error or "dead letter")
-        await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
-                                       also=lambda pipe: self.events.queue_publish(pipe, finished))
+        batch = _Unflushed(entries, fences, 0 if wal is None else wal.written)
+        # a durable commit flushed the WAL before it too; with nothing committed, only this batch is settled
+        flushed = wal.flushed if wal is not None else None if durable and results else 0
+        await self._acknowledge_flushed(flushed, [batch], finished)
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)
         await self._advance_runs(changes)
+
+    async def _acknowledge_flushed(self, flushed: int | None, batches: list[_Unflushed],
+                                   finished: Sequence[tuple[str, str]] = ()) -> None:
+        """In one pipeline: publish ``finished`` (waiters wake now), and acknowledge, with their done markers, the
+        batches whose commit is on disk (WAL flushed up to ``flushed``; None: the new ``batches`` were committed
+        durably). The rest wait for a later flush."""
+        if flushed is None:
+            durable, self._unflushed = [*self._unflushed, *batches], []
+        else:
+            pending = [*self._unflushed, *batches]
+            durable = [b for b in pending if b.written <= flushed]
+            self._unflushed = [b for b in pending if b.written > flushed]
+        if not durable and not finished:
+            return
+        entries = [e for b in durable for e in b.entries]
+        fences = sorted({f for b in durable for f in b.fences})
+        await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
+                                       also=lambda pipe: self.events.queue_publish(pipe, finished))
+
+    async def _acknowledge_when_flushed(self, timeout_s: float) -> None:
+        """On stop: acknowledge what becomes durable within ``timeout_s``; the rest is re-read on the next start."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while self._unflushed:
+                await self._acknowledge_flushed((await self.db.wal()).flushed, [])
+                if not self._unflushed or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(FLUSH_POLL_MS / 1000)
+        except Exception as e:  # Postgres or Redis gone: the entries stay pending and are redone
+            log.warning("results left unacknowledged at stop; the next start re-reads them", error=str(e))
 
     @staticmethod
     def _fences(results: list[Result], rows: list[_Change]) -> list[tuple[str, str]]:
@@ -204,7 +249,7 @@ class Collector:
             return None
         return result
 
-    async def _record(self, results: list[Result]) -> list[_Change]:
+    async def _record(self, results: list[Result], durable: bool) -> tuple[list[_Change], Wal | None]:
         table = self.prices()
         now = dt.datetime.now(dt.UTC)
         per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
@@ -228,11 +273,17 @@ class Collector:
                                         priced.source, call.reasoning_tokens, priced.computed_micros,
                                         call.reported_cost_micros, _reservation(call.reservation)))
         changes: list[_Change] = []
+        wal: Wal | None = None
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
-            rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
+            statement = record_results(UUID(tenant), attempts, ledger)
+            if durable:
+                rows = await self.db.call(statement)
+            else:  # the last transaction's position covers the earlier ones' (WAL is flushed in order)
+                rows, position = await self.db.call_unflushed(statement)
+                wal = position if wal is None else Wal(position.written, max(wal.flushed, position.flushed))
             changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
                                    None if row["parent"] is None else str(row["parent"])) for row in rows)
-        return changes
+        return changes, wal
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +297,19 @@ class _Change:
 
 
 _FENCES = ("fence", "duplicate")
+# While results wait for their commit to reach the disk, the loop looks this often (Postgres' WAL writer flushes
+# asynchronous commits within about 3 x wal_writer_delay, 200 ms by default; any durable commit flushes them too).
+FLUSH_POLL_MS = 20
+FLUSH_WAIT_ON_STOP_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Unflushed:
+    """A committed batch's stream entries and done markers, held back until the WAL is flushed past ``written``."""
+
+    entries: list[Entry]
+    fences: list[tuple[str, str]]
+    written: int
 
 
 def _reservation(value: str | None) -> UUID | None:

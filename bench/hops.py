@@ -74,9 +74,9 @@ async def measure(home: Path, url: str, key: str, rounds: int) -> dict[str, floa
 
     wake = plane.events._wake
 
-    def woken(changes: Any) -> None:
+    def woken(*args: Any) -> None:
         marks.setdefault("wake", time.time())
-        wake(changes)
+        wake(*args)
 
     plane.db.call = timed("db", plane.db.call)  # type: ignore[method-assign]
     plane.dispatcher.send_committed = timed("xadd", plane.dispatcher.send_committed)  # type: ignore[method-assign]

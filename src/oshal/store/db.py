@@ -101,19 +101,18 @@ class Database:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    async def call_unflushed(self, statement: Statement) -> tuple[Rows, Wal]:
-        """One statement in a transaction that commits without waiting for its WAL to reach the disk
+    async def call_unflushed(self, *statements: Statement) -> tuple[list[Rows], Wal]:
+        """Statements in one transaction (one round trip) that commits without waiting for its WAL to reach the disk
         (synchronous_commit off), for work the caller can redo: a crash of Postgres may lose the commit until
         :attr:`Wal.flushed` (now or in a later call, see :meth:`wal`) reaches :attr:`Wal.written` of this call.
         Any later commit that does wait (any other transaction's) makes this one durable too: WAL is flushed in
-        order."""
-        sql, params = statement
+        order. Returns each statement's rows."""
         async with self._pool.connection() as conn, conn.pipeline():
             async with conn.transaction():
                 await conn.execute(_ASYNC_COMMIT)
-                cur = await conn.execute(sql, params)
+                cursors = [await conn.execute(sql, params) for sql, params in statements]
             position = await conn.execute(_WAL)  # after the commit: at or past the end of its WAL record
-            rows = await cur.fetchall()
+            rows = [await cur.fetchall() for cur in cursors]
             return rows, Wal.of(await position.fetchone())
 
     async def wal(self) -> Wal:

@@ -67,3 +67,9 @@ def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequenc
             "FROM oshal_record_results(%s, %s::jsonb, %s::jsonb)",
             (tenant, f"[{','.join(_attempt(a) for a in attempts)}]",
              json.dumps([{name: getattr(r, name) for name in _LEDGER_FIELDS} for r in ledger], default=str)))
+
+
+def tickets_read_back(ticket_ids: Sequence[UUID]) -> Statement:
+    """The rows GET /v1/tickets/{id} shows for ``ticket_ids``, read in the transaction of the tenant's
+    :func:`record_results` after it (which set the tenant: RLS keeps every other tenant's tickets out)."""
+    return "SELECT * FROM ticket_view WHERE id = ANY(%s)", (list(ticket_ids),)

@@ -20,12 +20,14 @@ from conftest import Core
 from oshal.control.bot_registry import BotRegistry
 from oshal.control.events import EventHub
 from oshal.control.loops.collector import Collector
+from oshal.control.tickets import TicketService
 from oshal.ledger import PriceTable, load_price_file, price_call
 from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
 from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
 from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner
+from oshal.store import tickets as tickets_repo
 from oshal.workflows.runner import WorkflowRunner
 
 PRICES = PriceTable(load_price_file())
@@ -244,3 +246,26 @@ async def test_results_a_dead_collector_read_are_claimed_and_committed(core: Cor
     assert await collector.claim_orphans() == 1
     assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
     assert await _stream_is_empty(core, "unit-b")
+
+
+async def test_a_waiter_here_is_handed_its_finished_ticket_as_get_shows_it_and_only_its_own_tenants(
+        core: Core) -> None:
+    events = EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    mine, other = await core.new_tenant("collect-handover-a"), await core.new_tenant("collect-handover-b")
+    [(ticket, phase)] = await core.dispatched(mine, "unit-a", [{"n": 1}])
+    [(foreign, foreign_phase)] = await core.dispatched(other, "unit-a", [{"n": 2}])
+    await _publish(core, _result(dispatcher.envelope(mine, ticket, phase, "unit-a", None), "done", {"n": 1},
+                                 calls=(CallUsage("call-handover", "openai", "gpt-4o-mini", 10, 10),)),
+                   _result(dispatcher.envelope(other, foreign, foreign_phase, "unit-a", None), "done", {"n": 2}))
+    service = TicketService(core.db, BotRegistry(core.db), events, dispatcher, collector.runner, max_input_bytes=1000)
+    async with events.watch(str(ticket)), events.watch(str(foreign)):
+        assert await collector.step(block_ms=None) == 2
+        for tenant, tid in ((mine, ticket), (other, foreign)):  # each read under its own tenant
+            assert events.finished_row(str(tid)) == (await core.db.call(tickets_repo.get(tenant, tid)))[0]
+        assert events.finished_row(str(ticket))["calls"] == 1  # type: ignore[index]
+        assert service._handed_over(mine, ticket, "done") == events.finished_row(str(ticket))
+        assert service._handed_over(mine, foreign, "done") is None  # another tenant's: never handed over
+        assert service._handed_over(mine, ticket, "failed") is None  # not the status announced: read it again
+    assert events.finished_row(str(ticket)) is None  # kept only while someone watches

@@ -16,8 +16,9 @@ import asyncio
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from redis.exceptions import ResponseError
@@ -39,7 +40,7 @@ from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database, Wal
-from oshal.store.results import AttemptRow, LedgerRow, record_results
+from oshal.store.results import AttemptRow, LedgerRow, record_results, tickets_read_back
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
 
@@ -140,7 +141,7 @@ class Collector:
         WAL is flushed past the commit (entries read again before then must be committed ``durable``)."""
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
-            recorded, wal = await self._record(results, durable) if results else ([], None)
+            recorded, wal, rows = await self._record(results, durable) if results else ([], None, {})
         changes = [c for c in recorded if c.status not in _FENCES]
         fences = self._fences(results, [c for c in recorded if c.status in _FENCES])
         finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
@@ -151,14 +152,16 @@ class Collector:
         batch = _Unflushed(entries, fences, 0 if wal is None else wal.written)
         # a durable commit flushed the WAL before it too; with nothing committed, only this batch is settled
         flushed = wal.flushed if wal is not None else None if durable and results else 0
-        await self._acknowledge_flushed(flushed, [batch], finished)
+        finished_rows = {tid: rows[tid] for tid, status in finished if tid in rows and rows[tid]["status"] == status}
+        await self._acknowledge_flushed(flushed, [batch], finished, finished_rows)
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)
         await self._advance_runs(changes)
 
     async def _acknowledge_flushed(self, flushed: int | None, batches: list[_Unflushed],
-                                   finished: Sequence[tuple[str, str]] = ()) -> None:
+                                   finished: Sequence[tuple[str, str]] = (),
+                                   rows: Mapping[str, dict[str, Any]] | None = None) -> None:
         """In one pipeline: publish ``finished`` (waiters wake now), and acknowledge, with their done markers, the
         batches whose commit is on disk (WAL flushed up to ``flushed``; None: the new ``batches`` were committed
         durably). The rest wait for a later flush."""
@@ -173,7 +176,7 @@ class Collector:
         entries = [e for b in durable for e in b.entries]
         fences = sorted({f for b in durable for f in b.fences})
         await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
-                                       also=lambda pipe: self.events.queue_publish(pipe, finished))
+                                       also=lambda pipe: self.events.queue_publish(pipe, finished, rows))
 
     async def _acknowledge_when_flushed(self, timeout_s: float) -> None:
         """On stop: acknowledge what becomes durable within ``timeout_s``; the rest is re-read on the next start."""
@@ -249,7 +252,8 @@ class Collector:
             return None
         return result
 
-    async def _record(self, results: list[Result], durable: bool) -> tuple[list[_Change], Wal | None]:
+    async def _record(self, results: list[Result],
+                      durable: bool) -> tuple[list[_Change], Wal | None, dict[str, dict[str, Any]]]:
         table = self.prices()
         now = dt.datetime.now(dt.UTC)
         per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
@@ -274,16 +278,21 @@ class Collector:
                                         call.reported_cost_micros, _reservation(call.reservation)))
         changes: list[_Change] = []
         wal: Wal | None = None
+        read_back: dict[str, dict[str, Any]] = {}
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
             statement = record_results(UUID(tenant), attempts, ledger)
             if durable:
                 rows = await self.db.call(statement)
             else:  # the last transaction's position covers the earlier ones' (WAL is flushed in order)
-                rows, position = await self.db.call_unflushed(statement)
+                # a waiter here gets its ticket's row from the same round trip, and skips reading it again
+                waited = self.events.watched({str(a.ticket_id) for a in attempts})
+                [rows, *seen], position = await self.db.call_unflushed(
+                    statement, *([tickets_read_back([UUID(t) for t in waited])] if waited else []))
+                read_back.update((str(row["id"]), row) for found in seen for row in found)
                 wal = position if wal is None else Wal(position.written, max(wal.flushed, position.flushed))
             changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
                                    None if row["parent"] is None else str(row["parent"])) for row in rows)
-        return changes, wal
+        return changes, wal, read_back
 
 
 @dataclass(frozen=True, slots=True)

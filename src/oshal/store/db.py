@@ -23,7 +23,6 @@ Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
 # The platform's scope is the system tenant's (control/admin.py creates it, named 'system', on bootstrap).
 _SET_PLATFORM = "SELECT set_config('oshal.tenant_id', id::text, true) FROM tenants WHERE name = 'system'"
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 _WAL = ("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS written, "
         "(pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8 AS flushed")
 
@@ -101,22 +100,9 @@ class Database:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    async def call_unflushed(self, *statements: Statement) -> tuple[list[Rows], Wal]:
-        """Statements in one transaction (one round trip) that commits without waiting for its WAL to reach the disk
-        (synchronous_commit off), for work the caller can redo: a crash of Postgres may lose the commit until
-        :attr:`Wal.flushed` (now or in a later call, see :meth:`wal`) reaches :attr:`Wal.written` of this call.
-        Any later commit that does wait (any other transaction's) makes this one durable too: WAL is flushed in
-        order. Returns each statement's rows."""
-        async with self._pool.connection() as conn, conn.pipeline():
-            async with conn.transaction():
-                await conn.execute(_ASYNC_COMMIT)
-                cursors = [await conn.execute(sql, params) for sql, params in statements]
-            position = await conn.execute(_WAL)  # after the commit: at or past the end of its WAL record
-            rows = [await cur.fetchall() for cur in cursors]
-            return rows, Wal.of(await position.fetchone())
-
     async def wal(self) -> Wal:
-        """Where the WAL is now: written (at or past the end of every commit so far) and flushed to disk."""
+        """Where the WAL is now: written (at or past the end of every commit so far, including those that did not wait
+        for the disk: synchronous_commit off) and flushed to disk (WAL is flushed in order)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(_WAL)
             return Wal.of(await cur.fetchone())

@@ -40,7 +40,7 @@ from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store.db import Database, Wal
-from oshal.store.results import AttemptRow, LedgerRow, record_results, tickets_read_back
+from oshal.store.results import AttemptRow, LedgerRow, record_results, record_results_unflushed
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
 
@@ -133,7 +133,7 @@ class Collector:
         if entries:
             await self.commit(entries, durable=start != ">")
         elif self._unflushed:
-            await self._acknowledge_flushed((await self.db.wal()).flushed, [])
+            await self._acknowledge(self._settle(await self.db.wal()))
         return len(entries)
 
     async def commit(self, entries: list[Entry], *, durable: bool = False) -> None:
@@ -149,32 +149,40 @@ class Collector:
         for result in results:
             if result.envelope.ticket_id in dead:
                 await self.streams.dead_letter(result.envelope, result.error or "dead letter")
-        batch = _Unflushed(entries, fences, 0 if wal is None else wal.written)
-        # a durable commit flushed the WAL before it too; with nothing committed, only this batch is settled
-        flushed = wal.flushed if wal is not None else None if durable and results else 0
+        batch = _Unflushed(entries, fences)
+        if not results:  # nothing committed: nothing to wait for
+            settled = [batch]
+        elif durable:  # a durable commit flushed the WAL of every commit before it too
+            settled, self._unflushed = [*self._unflushed, batch], []
+        else:
+            assert wal is not None
+            settled = self._settle(wal)
+            self._unflushed.append(batch)
         finished_rows = {tid: rows[tid] for tid, status in finished if tid in rows and rows[tid]["status"] == status}
-        await self._acknowledge_flushed(flushed, [batch], finished, finished_rows)
+        await self._acknowledge(settled, finished, finished_rows)
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)
         await self._advance_runs(changes)
 
-    async def _acknowledge_flushed(self, flushed: int | None, batches: list[_Unflushed],
-                                   finished: Sequence[tuple[str, str]] = (),
-                                   rows: Mapping[str, dict[str, Any]] | None = None) -> None:
-        """In one pipeline: publish ``finished`` (waiters wake now), and acknowledge, with their done markers, the
-        batches whose commit is on disk (WAL flushed up to ``flushed``; None: the new ``batches`` were committed
-        durably). The rest wait for a later flush."""
-        if flushed is None:
-            durable, self._unflushed = [*self._unflushed, *batches], []
-        else:
-            pending = [*self._unflushed, *batches]
-            durable = [b for b in pending if b.written <= flushed]
-            self._unflushed = [b for b in pending if b.written > flushed]
-        if not durable and not finished:
+    def _settle(self, wal: Wal) -> list[_Unflushed]:
+        """The committed batches now on disk, taken off the unflushed list. ``wal`` was read after the commits of every
+        batch on it: its written position marks those not yet marked (each commit ended before it)."""
+        for batch in self._unflushed:
+            if batch.written is None:
+                batch.written = wal.written
+        settled = [b for b in self._unflushed if b.written is not None and b.written <= wal.flushed]
+        self._unflushed = [b for b in self._unflushed if b.written is None or b.written > wal.flushed]
+        return settled
+
+    async def _acknowledge(self, batches: list[_Unflushed], finished: Sequence[tuple[str, str]] = (),
+                           rows: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """In one pipeline: publish ``finished`` (waiters here get their tickets' ``rows``), and acknowledge and delete
+        the entries of ``batches``, with their done markers."""
+        if not batches and not finished:
             return
-        entries = [e for b in durable for e in b.entries]
-        fences = sorted({f for b in durable for f in b.fences})
+        entries = [e for b in batches for e in b.entries]
+        fences = sorted({f for b in batches for f in b.fences})
         await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
                                        also=lambda pipe: self.events.queue_publish(pipe, finished, rows))
 
@@ -183,7 +191,7 @@ class Collector:
         deadline = time.monotonic() + timeout_s
         try:
             while self._unflushed:
-                await self._acknowledge_flushed((await self.db.wal()).flushed, [])
+                await self._acknowledge(self._settle(await self.db.wal()))
                 if not self._unflushed or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(FLUSH_POLL_MS / 1000)
@@ -280,18 +288,18 @@ class Collector:
         wal: Wal | None = None
         read_back: dict[str, dict[str, Any]] = {}
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
-            statement = record_results(UUID(tenant), attempts, ledger)
             if durable:
-                rows = await self.db.call(statement)
-            else:  # the last transaction's position covers the earlier ones' (WAL is flushed in order)
-                # a waiter here gets its ticket's row from the same round trip, and skips reading it again
+                rows = [(row["id"], row["status"], row["parent"])
+                        for row in await self.db.call(record_results(UUID(tenant), attempts, ledger))]
+            else:  # a waiter here gets its ticket as the same statement leaves it, and skips reading it again
                 waited = self.events.watched({str(a.ticket_id) for a in attempts})
-                [rows, *seen], position = await self.db.call_unflushed(
-                    statement, *([tickets_read_back([UUID(t) for t in waited])] if waited else []))
-                read_back.update((str(row["id"]), row) for found in seen for row in found)
-                wal = position if wal is None else Wal(position.written, max(wal.flushed, position.flushed))
-            changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
-                                   None if row["parent"] is None else str(row["parent"])) for row in rows)
+                recorded = await self.db.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
+                wal = wal or Wal(recorded[0]["wal_written"], recorded[0]["wal_flushed"])  # before these commits
+                recorded = [row for row in recorded if row["finished_ticket"] is not None]
+                rows = [(row["finished_ticket"], row["finished_status"], row["parent"]) for row in recorded]
+                read_back.update((str(row["id"]), _ticket(row)) for row in recorded if row["id"] is not None)
+            changes.extend(_Change(tenant, str(ticket), str(status), None if parent is None else str(parent))
+                           for ticket, status, parent in rows)
         return changes, wal, read_back
 
 
@@ -308,17 +316,26 @@ class _Change:
 _FENCES = ("fence", "duplicate")
 # While results wait for their commit to reach the disk, the loop looks this often (Postgres' WAL writer flushes
 # asynchronous commits within about 3 x wal_writer_delay, 200 ms by default; any durable commit flushes them too).
-FLUSH_POLL_MS = 20
+FLUSH_POLL_MS = 50
 FLUSH_WAIT_ON_STOP_S = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Unflushed:
-    """A committed batch's stream entries and done markers, held back until the WAL is flushed past ``written``."""
+    """A committed batch's stream entries and done markers, held back until the WAL is flushed past ``written``: a
+    WAL position read after its commit (None until one is read)."""
 
     entries: list[Entry]
     fences: list[tuple[str, str]]
-    written: int
+    written: int | None = None
+
+
+def _ticket(row: dict[str, Any]) -> dict[str, Any]:
+    """The ticket's own columns of a row of record_results_unflushed (what GET /v1/tickets/{id} reads)."""
+    return {k: v for k, v in row.items() if k not in _RECORD_COLUMNS}
+
+
+_RECORD_COLUMNS = frozenset({"wal_written", "wal_flushed", "finished_ticket", "finished_status", "parent"})
 
 
 def _reservation(value: str | None) -> UUID | None:

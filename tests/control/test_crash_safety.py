@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
 from fleet_runner import node_argv, node_env
+from oshal.control.loops.collector import UNFLUSHED_BATCH_MAX
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
 from oshal.mesh.redis_keys import dead_stream, lane_stream, out_stream
 from oshal.mesh.signing import DispatchSigner
@@ -257,6 +258,8 @@ def test_results_committed_without_waiting_for_the_disk_survive_a_postgres_crash
     writer = subprocess.run(["pgrep", "-P", str(postmaster), "-f", "walwriter"], capture_output=True, text=True)
     [walwriter] = [int(pid) for pid in writer.stdout.split()]
     batch = {"tickets": [{"bot": "echo", "input": {"n": i}} for i in range(60)]}
+    collector = platform.plane.collector
+    collector.unflushed_batch_max = len(batch["tickets"])  # every batch commits without waiting for the disk
     os.kill(walwriter, signal.SIGSTOP)  # asynchronous commits now reach the disk only when something else flushes
     try:
         ids = [t["id"] for t in tenant_client.http.post("/v1/tickets/batch", json=batch).json()["tickets"]]
@@ -266,7 +269,10 @@ def test_results_committed_without_waiting_for_the_disk_survive_a_postgres_crash
         platform.kill_engine("postgres", children=True)  # the stopped WAL writer too: it never flushes
     assert platform.engines.postgres.server_pid() not in (None, postmaster)
 
-    tickets = [wait_done(tenant_client.http, tid, timeout=60) for tid in ids]
+    try:
+        tickets = [wait_done(tenant_client.http, tid, timeout=60) for tid in ids]
+    finally:
+        collector.unflushed_batch_max = UNFLUSHED_BATCH_MAX
     assert [t["status"] for t in tickets] == ["done"] * len(ids)
     assert [t["result"] for t in tickets] == [{"n": i} for i in range(len(ids))]
     assert set(_ledger_per_ticket(platform, ids).values()) == {1}  # one call each, recorded once

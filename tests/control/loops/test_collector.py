@@ -269,3 +269,18 @@ async def test_a_waiter_here_is_handed_its_finished_ticket_as_get_shows_it_and_o
         assert service._handed_over(mine, foreign, "done") is None  # another tenant's: never handed over
         assert service._handed_over(mine, ticket, "failed") is None  # not the status announced: read it again
     assert events.finished_row(str(ticket)) is None  # kept only while someone watches
+
+
+async def test_a_batch_larger_than_the_unflushed_limit_waits_for_the_disk_and_is_acknowledged_at_once(
+        core: Core) -> None:
+    collector = _collector(core)
+    collector.unflushed_batch_max = 2
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-durable-batch")
+    pairs = await core.dispatched(tenant, "unit-a", [{"n": n} for n in range(3)])
+    await _publish(core, *(_result(dispatcher.envelope(tenant, t, p, "unit-a", None), "done", {"n": n})
+                           for n, (t, p) in enumerate(pairs)))
+    with wal_writer_paused(core):  # nothing else flushes: the commit itself did
+        assert await collector.step(block_ms=None) == 3
+        assert await _stream_is_empty(core, "unit-a")
+    assert [_counts(core, t) for t, _ in pairs] == [(1, 0)] * 3

@@ -1,13 +1,14 @@
 """The result collector: reads every bot's output stream and commits results in batched transactions.
 
 Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
-idempotent on the execution (phase, attempt, delivery) and call id. The commit does not wait for the disk
-(synchronous_commit off): the batch's waiters are woken at once, and its stream entries are acknowledged only
-once Postgres has flushed its WAL past the commit (seen in a later batch's transaction, or by polling while
+idempotent on the execution (phase, attempt, delivery) and call id. A small batch's commit does not wait for the
+disk (synchronous_commit off): its waiters are woken at once, and its stream entries are acknowledged only
+once Postgres has flushed its WAL past the commit (seen in a later batch's statement, or by polling while
 idle). Until then the entries stay pending in Redis, so a crash of Postgres (or of the collector) at any point
 re-reads and harmlessly re-commits them rather than loses them. With the acknowledgement go the done markers of
 phases that succeeded after being sent more than once, which workers check before running a copy; a success of a
-phase that had succeeded already is counted as a duplicate.
+phase that had succeeded already is counted as a duplicate. A large batch (results are queueing) waits for the
+disk, and is acknowledged at once with every batch before it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Collector:
         self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
         self._room_pass: asyncio.Task[None] | None = None
         self._unflushed: list[_Unflushed] = []  # committed batches whose WAL may not be on disk yet, oldest first
+        self.unflushed_batch_max = UNFLUSHED_BATCH_MAX
 
     async def run(self, stop: asyncio.Event) -> None:
         self._unflushed.clear()  # a restarted loop re-reads its own pending entries: they are redone anyway
@@ -130,8 +132,8 @@ class Collector:
         if self._unflushed and block_ms is not None:  # poll for the flush that lets them be acknowledged
             block_ms = min(block_ms, FLUSH_POLL_MS)
         entries = await self.streams.read(bots, self.batch, block_ms, start)
-        if entries:
-            await self.commit(entries, durable=start != ">")
+        if entries:  # a full batch means results are queueing: waiting for the disk lets the next batch grow
+            await self.commit(entries, durable=start != ">" or len(entries) > self.unflushed_batch_max)
         elif self._unflushed:
             await self._acknowledge(self._settle(await self.db.wal()))
         return len(entries)
@@ -317,6 +319,9 @@ _FENCES = ("fence", "duplicate")
 # While results wait for their commit to reach the disk, the loop looks this often (Postgres' WAL writer flushes
 # asynchronous commits within about 3 x wal_writer_delay, 200 ms by default; any durable commit flushes them too).
 FLUSH_POLL_MS = 50
+# Batches of at most this many results commit without waiting for the disk (the collector keeps up: a waiter would
+# wait for the fsync); larger ones wait for it, so results queue meanwhile and the next batch shares its fsync.
+UNFLUSHED_BATCH_MAX = 16
 FLUSH_WAIT_ON_STOP_S = 2.0
 
 

@@ -33,9 +33,10 @@ HOPS = (
     ("bot_run", "the bot's harness (echo)"),
     ("result_to_collector", "harness done -> the collector's transaction starts (result XADD + ack, "
                             "the collector's XREADGROUP wake-up, decode, verify, price)"),
-    ("collector_commit_to_wake", "the collector's statement and commit, its ack + notify pipeline, the "
-                                 "pub/sub hop, the waiter's wake-up"),
-    ("final_read", "the waiter reads the finished ticket (one statement)"),
+    ("collector_commit_to_wake", "the collector's statement and commit (not waiting for the disk), its notify "
+                                 "pipeline, the pub/sub hop, the waiter's wake-up"),
+    ("final_read", "the waiter reads the finished ticket (one statement; a waiter in the collector's process, "
+                   "as over HTTP, is handed it instead)"),
     ("other", "the rest: validation, envelope signing, scheduling between hops"),
 )
 

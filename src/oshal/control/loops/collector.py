@@ -111,7 +111,7 @@ class Collector:
     async def _drain_own_pending(self) -> None:
         """Entries this collector read but did not acknowledge before it stopped (or crashed): committed durably
         and acknowledged at once, or the next read from "0" would return them again."""
-        while entries := await self.streams.read(self.bots(), self.batch, None, "0"):
+        while (bots := self.bots()) and (entries := await self.streams.read(bots, self.batch, None, "0")):
             await self.commit(entries, durable=True)
 
     async def claim_orphans(self) -> int:

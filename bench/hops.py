@@ -33,9 +33,10 @@ HOPS = (
     ("bot_run", "the bot's harness (echo)"),
     ("result_to_collector", "harness done -> the collector's transaction starts (result XADD + ack, "
                             "the collector's XREADGROUP wake-up, decode, verify, price)"),
-    ("collector_commit_to_wake", "the collector's statement and commit, its ack + notify pipeline, the "
-                                 "pub/sub hop, the waiter's wake-up"),
-    ("final_read", "the waiter reads the finished ticket (one statement)"),
+    ("collector_commit_to_wake", "the collector's statement and commit (not waiting for the disk), its notify "
+                                 "pipeline, the pub/sub hop, the waiter's wake-up"),
+    ("final_read", "the waiter reads the finished ticket (one statement; a waiter in the collector's process, "
+                   "as over HTTP, is handed it instead)"),
     ("other", "the rest: validation, envelope signing, scheduling between hops"),
 )
 
@@ -74,9 +75,9 @@ async def measure(home: Path, url: str, key: str, rounds: int) -> dict[str, floa
 
     wake = plane.events._wake
 
-    def woken(changes: Any) -> None:
+    def woken(*args: Any) -> None:
         marks.setdefault("wake", time.time())
-        wake(changes)
+        wake(*args)
 
     plane.db.call = timed("db", plane.db.call)  # type: ignore[method-assign]
     plane.dispatcher.send_committed = timed("xadd", plane.dispatcher.send_committed)  # type: ignore[method-assign]

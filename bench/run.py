@@ -60,6 +60,8 @@ WORKFLOWS = int(os.environ.get("BENCH_WORKFLOWS", "1000"))
 WORKFLOW_ROUNDS = int(os.environ.get("BENCH_WORKFLOW_ROUNDS", "100"))
 CONSOLE_TICKETS = int(os.environ.get("BENCH_CONSOLE_TICKETS", "100000"))
 CONSOLE_REQUESTS = int(os.environ.get("BENCH_CONSOLE_REQUESTS", "200"))
+# BENCH_CORE_ONLY=1: the figures the peers are compared with (throughput, round trips, hops) and nothing else.
+CORE_ONLY = os.environ.get("BENCH_CORE_ONLY", "0") == "1"
 
 
 def log(message: str) -> None:
@@ -240,14 +242,14 @@ def main() -> None:
         for n, (bots, mb) in enumerate(hosts.items()):
             log(f"  node host {n + 1}: {mb:.1f} MB ({bots if len(bots) < 60 else bots[:57] + '...'})")
         tools: dict[str, float] = {}
-        if proc is not None:
+        if proc is not None and not CORE_ONLY:
             log(f"tool-call overhead, {TOOL_CALLS} sequential calls to a local API ...")
             tools = measure_tools(url, home, admin_key, TOOL_CALLS)
             log(f"  through the gateway p50 {tools['tool_call_p50_ms']:.2f} ms; remote alone p50 "
                 f"{tools['remote_p50_ms']:.2f} ms; overhead p50 {tools['tool_call_overhead_p50_ms']:.2f} ms, "
                 f"p99 {tools['tool_call_overhead_p99_ms']:.2f} ms")
         spend: dict[str, float] = {}
-        if proc is not None:
+        if proc is not None and not CORE_ONLY:
             log(f"budgets: {TOOL_CALLS} model-call reservations under budgets at every level, then settlements ...")
             spend = measure_budgets(url, home, admin_key, TOOL_CALLS)
             log(f"  reserve (bot -> gateway -> one statement) p50 {spend['reserve_p50_ms']:.2f} ms, p99 "
@@ -271,15 +273,18 @@ def main() -> None:
             spend["budget_throughput_cost_pct"] = 100 * (1 - budgeted["tickets_per_s"] / baseline)
             log(f"  {after['tickets_per_s']:,.0f} tickets/s; budgets cost {spend['budget_throughput_cost_pct']:+.1f}% "
                 f"of the mean unbudgeted throughput ({baseline:,.0f}/s)")
-        log(f"workflows: {WORKFLOW_ROUNDS} five-step runs one at a time, then {WORKFLOWS} at once ...")
-        wf = measure_workflows(url, admin_key, WORKFLOWS, WORKFLOW_ROUNDS)
-        log(f"  one at a time: a run p50 {wf['workflow_5step_latency_p50_ms']:.1f} ms; engine time per step p50 "
-            f"{wf['engine_step_idle_p50_ms']:.2f} ms, p99 {wf['engine_step_idle_p99_ms']:.2f} ms")
-        log(f"  at once: {wf['workflows_5step_per_s']:,.1f} workflows/s ({wf['workflow_steps_per_s']:,.0f} steps/s); "
-            f"engine time per step p50 {wf['engine_step_loaded_p50_ms']:.2f} ms, "
-            f"p99 {wf['engine_step_loaded_p99_ms']:.2f} ms")
+        wf: dict[str, float] = {}
+        if not CORE_ONLY:
+            log(f"workflows: {WORKFLOW_ROUNDS} five-step runs one at a time, then {WORKFLOWS} at once ...")
+            wf = measure_workflows(url, admin_key, WORKFLOWS, WORKFLOW_ROUNDS)
+            log(f"  one at a time: a run p50 {wf['workflow_5step_latency_p50_ms']:.1f} ms; engine time per step "
+                f"p50 {wf['engine_step_idle_p50_ms']:.2f} ms, p99 {wf['engine_step_idle_p99_ms']:.2f} ms")
+            log(f"  at once: {wf['workflows_5step_per_s']:,.1f} workflows/s ({wf['workflow_steps_per_s']:,.0f} "
+                f"steps/s); engine time per step p50 {wf['engine_step_loaded_p50_ms']:.2f} ms, "
+                f"p99 {wf['engine_step_loaded_p99_ms']:.2f} ms")
         console: dict[str, float] = {}
-        if proc is not None:  # it loads its tickets straight into the database: only into a platform of its own
+        # it loads its tickets straight into the database: only into a platform of its own
+        if proc is not None and not CORE_ONLY:
             log(f"console overview: {CONSOLE_TICKETS:,} tickets in a new tenant and as many in the system tenant, "
                 f"then {CONSOLE_REQUESTS} sequential GET / as each one's operator ...")
             console = measure_console(url, home, admin_key, CONSOLE_TICKETS, CONSOLE_REQUESTS)

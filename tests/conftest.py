@@ -7,6 +7,7 @@ for ``tenant_client`` so nothing one test leaves behind can be seen by another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -124,14 +125,21 @@ class Platform:
         """Run a coroutine on the control plane's loop (to call its services directly)."""
         return self.plane_thread.run(coro, timeout)
 
-    def kill_engine(self, name: str, *, wait: bool = True, timeout: float = 90) -> int:
+    def kill_engine(self, name: str, *, wait: bool = True, timeout: float = 90, children: bool = False) -> int:
         """SIGKILL the embedded ``redis`` or ``postgres`` server; returns the killed pid. The engine keeper (as under
-        `oshal up`) restarts it; with ``wait``, this returns once a new server is ready and /readyz says 200."""
+        `oshal up`) restarts it; with ``wait``, this returns once a new server is ready and /readyz says 200. With
+        ``children``, its child processes are SIGKILLed with it (for Postgres: its backends and WAL writer too, so
+        whatever WAL was not yet on disk is lost, as in a power cut)."""
         engine = self.engines.redis if name == "redis" else self.engines.postgres
         assert engine is not None and self.engines.keeper is not None, "the session engines are supervised"
         keeper = self.engines.keeper
         pid, restarts = engine.server_pid(), keeper.status()[name].restarts
         assert pid is not None, f"{name} is not running"
+        if children:
+            found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+            for child in map(int, found):
+                with contextlib.suppress(ProcessLookupError):  # one that ended since (a backend closing)
+                    os.kill(child, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
         if wait:
             deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 
 from conftest import Platform, TenantClient, make_tenant, wait_done
 from fleet_runner import node_argv, node_env
+from oshal.control.loops.collector import UNFLUSHED_BATCH_MAX
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
 from oshal.mesh.redis_keys import dead_stream, lane_stream, out_stream
 from oshal.mesh.signing import DispatchSigner
@@ -244,3 +246,41 @@ def test_results_left_pending_by_a_dead_collector_are_taken_over(platform: Platf
     finally:
         collector.claim_idle_ms = 60_000
     assert ticket["status"] == "done" and ticket["result"] == {"orphan": 1} and ticket["calls"] == 1
+
+
+def test_results_committed_without_waiting_for_the_disk_survive_a_postgres_crash_exactly_once(
+        platform: Platform, tenant_client: TenantClient) -> None:
+    """The collector's commits do not wait for the disk; their stream entries are acknowledged only once the WAL is
+    flushed past them. Postgres is SIGKILLed, with its WAL writer stopped and every backend killed with it, right
+    after the results were committed: whatever it lost is re-read from Redis and recorded, each result once."""
+    assert platform.engines.postgres is not None
+    postmaster = platform.engines.postgres.server_pid()
+    writer = subprocess.run(["pgrep", "-P", str(postmaster), "-f", "walwriter"], capture_output=True, text=True)
+    [walwriter] = [int(pid) for pid in writer.stdout.split()]
+    batch = {"tickets": [{"bot": "echo", "input": {"n": i}} for i in range(60)]}
+    collector = platform.plane.collector
+    collector.unflushed_batch_max = len(batch["tickets"])  # every batch commits without waiting for the disk
+    os.kill(walwriter, signal.SIGSTOP)  # asynchronous commits now reach the disk only when something else flushes
+    try:
+        ids = [t["id"] for t in tenant_client.http.post("/v1/tickets/batch", json=batch).json()["tickets"]]
+        _wait_for(lambda: _done_count(platform, tenant_client.tenant_id) == len(ids), 30,
+                  "every result committed")
+    finally:
+        platform.kill_engine("postgres", children=True)  # the stopped WAL writer too: it never flushes
+    assert platform.engines.postgres.server_pid() not in (None, postmaster)
+
+    try:
+        tickets = [wait_done(tenant_client.http, tid, timeout=60) for tid in ids]
+    finally:
+        collector.unflushed_batch_max = UNFLUSHED_BATCH_MAX
+    assert [t["status"] for t in tickets] == ["done"] * len(ids)
+    assert [t["result"] for t in tickets] == [{"n": i} for i in range(len(ids))]
+    assert set(_ledger_per_ticket(platform, ids).values()) == {1}  # one call each, recorded once
+    with platform.superuser() as conn:
+        attempts = conn.execute("SELECT count(*), count(DISTINCT phase_id), max(attempt) FROM attempts "
+                                "WHERE ticket_id = ANY(%s::uuid[])", (ids,)).fetchone()
+    assert attempts == (len(ids), len(ids), 1)  # one execution each, recorded once, none re-driven
+    admin = platform.redis_admin()
+    _wait_for(lambda: int(admin.xpending(out_stream("echo"), "collector")["pending"]) == 0, 30,
+              "the re-read results to be acknowledged")
+    admin.close()

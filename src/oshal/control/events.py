@@ -1,11 +1,16 @@
-"""Ticket state changes fan out over one Redis pub/sub channel; waiters are woken, never polled."""
+"""Ticket state changes fan out over one Redis pub/sub channel; waiters are woken, never polled.
+
+A waiter in the collector's own process may also be handed the finished ticket's row, read by the collector in the
+transaction that finished it (under the ticket's tenant, so RLS applies), and skip reading it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -20,6 +25,7 @@ class EventHub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._watchers: dict[str, set[asyncio.Queue[str]]] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # finished tickets' rows, while someone here watches them
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -37,14 +43,25 @@ class EventHub:
         if changes:
             await self._redis.publish(EVENTS_CHANNEL, json.dumps(changes))
 
-    def queue_publish(self, pipe: Pipeline, changes: Sequence[tuple[str, str]]) -> None:
-        """Wake this process's waiters now, and add the publication for other processes to ``pipe``.
+    def queue_publish(self, pipe: Pipeline, changes: Sequence[tuple[str, str]],
+                      rows: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """Wake this process's waiters now (with the finished tickets' ``rows`` by id, when given), and add the
+        publication for other processes to ``pipe`` (statuses only: they read the ticket themselves).
 
         Local waiters then hear it twice (directly and through Redis); a watcher only acts on the first.
         """
         if changes:
-            self._wake(changes)
+            self._wake(changes, rows)
             pipe.publish(EVENTS_CHANNEL, json.dumps(changes))
+
+    def watched(self, ticket_ids: Iterable[str]) -> list[str]:
+        """Those of ``ticket_ids`` someone in this process is waiting on."""
+        return [t for t in ticket_ids if t in self._watchers]
+
+    def finished_row(self, ticket_id: str) -> dict[str, Any] | None:
+        """The row the collector read when ``ticket_id`` finished, if it was handed over here. The caller checks it is
+        its own tenant's before using it."""
+        return self._rows.get(ticket_id)
 
     @contextlib.asynccontextmanager
     async def watch(self, ticket_id: str) -> AsyncIterator[asyncio.Queue[str]]:
@@ -59,6 +76,7 @@ class EventHub:
                 watchers.discard(queue)
                 if not watchers:
                     del self._watchers[ticket_id]
+                    self._rows.pop(ticket_id, None)
 
     async def _listen(self) -> None:
         backoff = 0.1
@@ -87,7 +105,10 @@ class EventHub:
             return
         self._wake(changes)
 
-    def _wake(self, changes: Sequence[tuple[str, str]]) -> None:
+    def _wake(self, changes: Sequence[tuple[str, str]], rows: Mapping[str, dict[str, Any]] | None = None) -> None:
+        for ticket_id, row in (rows or {}).items():
+            if ticket_id in self._watchers:
+                self._rows[ticket_id] = row
         for ticket_id, status in changes:
             for queue in self._watchers.get(ticket_id, ()):
                 queue.put_nowait(status)

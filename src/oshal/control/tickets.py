@@ -244,8 +244,16 @@ class TicketService:
             except TimeoutError:
                 break
             if status in RESTING:
-                row = await self.get(tenant, ticket_id)
+                row = self._handed_over(tenant, ticket_id, status) or await self.get(tenant, ticket_id)
         return row if row is not None else await self.get(tenant, ticket_id)
+
+    def _handed_over(self, tenant: UUID, ticket_id: UUID, status: str) -> dict[str, Any] | None:
+        """The row the collector read as it finished the ticket (in this process), if it is this tenant's ticket in
+        the status just announced; else None, and the waiter reads the ticket itself."""
+        row = self.events.finished_row(str(ticket_id))
+        if row is None or row["tenant_id"] != tenant or row["id"] != ticket_id or row["status"] != status:
+            return None
+        return row
 
     async def list(self, tenant: UUID, *, status: str | None, bot: str | None, cursor: UUID | None,
                    limit: int) -> tuple[list[dict[str, Any]], UUID | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,21 @@ Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
 # The platform's scope is the system tenant's (control/admin.py creates it, named 'system', on bootstrap).
 _SET_PLATFORM = "SELECT set_config('oshal.tenant_id', id::text, true) FROM tenants WHERE name = 'system'"
+_WAL = ("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS written, "
+        "(pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8 AS flushed")
+
+
+@dataclass(frozen=True, slots=True)
+class Wal:
+    """Positions in the write-ahead log, as byte offsets: what was written (in memory) and flushed (on disk)."""
+
+    written: int
+    flushed: int
+
+    @staticmethod
+    def of(row: Mapping[str, Any] | None) -> Wal:
+        assert row is not None
+        return Wal(int(row["written"]), int(row["flushed"]))
 
 
 class Database:
@@ -83,6 +99,13 @@ class Database:
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
+
+    async def wal(self) -> Wal:
+        """Where the WAL is now: written (at or past the end of every commit so far, including those that did not wait
+        for the disk: synchronous_commit off) and flushed to disk (WAL is flushed in order)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_WAL)
+            return Wal.of(await cur.fetchone())
 
     async def call_in_platform_scope(self, statement: Statement) -> Rows:
         """One statement in the platform's scope (see :meth:`platform`)."""

@@ -64,6 +64,33 @@ def _attempt(row: AttemptRow) -> str:
 def record_results(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> Statement:
     """One tenant's share of a collector batch, as one call; its rows name the tickets that finished."""
     return ("SELECT finished_ticket AS id, finished_status AS status, parent "
-            "FROM oshal_record_results(%s, %s::jsonb, %s::jsonb)",
-            (tenant, f"[{','.join(_attempt(a) for a in attempts)}]",
-             json.dumps([{name: getattr(r, name) for name in _LEDGER_FIELDS} for r in ledger], default=str)))
+            "FROM oshal_record_results(%s, %s::jsonb, %s::jsonb)", (tenant, *_records(attempts, ledger)))
+
+
+
+def _records(attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow]) -> tuple[str, str]:
+    return (f"[{','.join(_attempt(a) for a in attempts)}]",
+            json.dumps([{name: getattr(r, name) for name in _LEDGER_FIELDS} for r in ledger], default=str))
+
+
+# The same call, committed without waiting for the disk (the setting is read at commit, so its place in the statement
+# does not matter), with where the WAL is before it (each row: wal_written, wal_flushed) and, for each ticket of
+# ``read_back`` it finishes, the row GET /v1/tickets/{id} shows (oshal_ticket: under the same tenant, RLS applies;
+# volatile, so it sees what oshal_record_results wrote, which returns its rows only once it is done). One row at
+# least; a finished_ticket of NULL stands for none.
+_UNFLUSHED = (
+    "SELECT s.wal_written, s.wal_flushed, r.finished_ticket, r.finished_status, r.parent, v.* "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit, "
+    "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS wal_written, "
+    "(pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8 AS wal_flushed) s "
+    "LEFT JOIN LATERAL oshal_record_results(%(tenant)s, %(results)s::jsonb, %(calls)s::jsonb) r ON true "
+    "LEFT JOIN LATERAL (SELECT * FROM oshal_ticket(%(tenant)s, r.finished_ticket) "
+    "WHERE r.finished_ticket = ANY(%(read_back)s::uuid[]) "
+    "AND r.finished_status NOT IN ('step', 'fence', 'duplicate')) v ON true")
+
+
+def record_results_unflushed(tenant: UUID, attempts: Sequence[AttemptRow], ledger: Sequence[LedgerRow],
+                             read_back: Sequence[str]) -> Statement:
+    """:func:`record_results` for the collector's usual path: see _UNFLUSHED."""
+    results, calls = _records(attempts, ledger)
+    return _UNFLUSHED, {"tenant": tenant, "results": results, "calls": calls, "read_back": list(read_back)}

@@ -1,11 +1,18 @@
 """The collector on real engines: a batch of results from an output stream becomes attempt, phase, ticket and
 ledger rows in one pass; redelivered and duplicate results change nothing twice; results with a bad dispatch
-signature are refused; what a dead collector read is claimed; a phase sent twice gets its done marker."""
+signature are refused; what a dead collector read is claimed; a phase sent twice gets its done marker; a batch's
+stream entries are acknowledged only once its commit is on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,12 +20,14 @@ from conftest import Core
 from oshal.control.bot_registry import BotRegistry
 from oshal.control.events import EventHub
 from oshal.control.loops.collector import Collector
+from oshal.control.tickets import TicketService
 from oshal.ledger import PriceTable, load_price_file, price_call
 from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
 from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
 from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner
+from oshal.store import tickets as tickets_repo
 from oshal.workflows.runner import WorkflowRunner
 
 PRICES = PriceTable(load_price_file())
@@ -54,6 +63,33 @@ def _counts(core: Core, ticket: UUID) -> tuple[int, int]:
 async def _stream_is_empty(core: Core, bot: str) -> bool:
     pending = await core.redis.xpending(out_stream(bot), COLLECTOR_GROUP)
     return int(await core.redis.xlen(out_stream(bot))) == 0 and int(pending["pending"]) == 0
+
+
+async def _acknowledged(collector: Collector, core: Core, *bots: str, timeout_s: float = 30) -> bool:
+    """Whether the collector acknowledged every entry of ``bots``' output streams once its commits reached the disk
+    (it looks again on each pass; Postgres flushes asynchronous commits within a second)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all([await _stream_is_empty(core, bot) for bot in bots]):
+            return True
+        assert await collector.step(block_ms=None) == 0  # nothing new: a pass that only acknowledges
+        await asyncio.sleep(0.02)
+    return False
+
+
+@contextmanager
+def wal_writer_paused(core: Core) -> Iterator[None]:
+    """Postgres' WAL writer stopped (SIGSTOP): an asynchronous commit stays off the disk until something flushes
+    the WAL (a commit that waits, a checkpoint)."""
+    assert core.engines.postgres is not None
+    postmaster = core.engines.postgres.server_pid()
+    children = subprocess.run(["pgrep", "-P", str(postmaster), "-f", "walwriter"], capture_output=True, text=True)
+    [writer] = [int(pid) for pid in children.stdout.split()]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(writer, signal.SIGCONT)
 
 
 async def test_a_batch_of_results_becomes_attempts_phases_tickets_and_priced_ledger_rows(core: Core) -> None:
@@ -92,7 +128,30 @@ async def test_a_batch_of_results_becomes_attempts_phases_tickets_and_priced_led
                           "model": "gpt-4o-mini", "input_tokens": call.input_tokens, "output_tokens": 200,
                           "cost_micros": priced.cost_micros, "price_source": priced.source}
     assert _counts(core, failed[0]) == (1, 0)
-    assert await _stream_is_empty(core, "unit-a")  # acknowledged and deleted after the commit
+    assert await _acknowledged(collector, core, "unit-a")  # acknowledged and deleted once the commit is on disk
+
+
+async def test_results_are_acknowledged_only_once_their_commit_is_on_disk(core: Core) -> None:
+    events = EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-unflushed")
+    [(ticket, phase)] = await core.dispatched(tenant, "unit-a", [{"n": 1}])
+    await _publish(core, _result(dispatcher.envelope(tenant, ticket, phase, "unit-a", None), "done", {"n": 1}))
+    with wal_writer_paused(core):
+        async with events.watch(str(ticket)) as changes:
+            assert await collector.step(block_ms=None) == 1
+            assert changes.get_nowait() == "done"  # committed (visible) and the waiter woken at once
+        assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
+        for _ in range(3):  # the commit is not on disk: its entry stays pending, to be read again after a crash
+            assert await collector.step(block_ms=None) == 0
+            pending = await core.redis.xpending(out_stream("unit-a"), COLLECTOR_GROUP)
+            assert int(pending["pending"]) == 1
+        with core.superuser() as conn:
+            conn.execute("CHECKPOINT")  # flushes the WAL, with the writer still stopped
+        assert await collector.step(block_ms=None) == 0
+        assert await _stream_is_empty(core, "unit-a")
+    assert _counts(core, ticket) == (1, 0)
 
 
 async def test_a_redelivered_result_changes_nothing_twice(core: Core) -> None:
@@ -111,7 +170,7 @@ async def test_a_redelivered_result_changes_nothing_twice(core: Core) -> None:
     assert _counts(core, ticket) == (1, 1)
     assert core.row("SELECT status, result FROM tickets WHERE id = %s", ticket) == {"status": "done",
                                                                                     "result": {"n": 1}}
-    assert await _stream_is_empty(core, "unit-b")
+    assert await _acknowledged(collector, core, "unit-b")
 
 
 async def test_a_second_execution_of_a_finished_phase_is_recorded_as_a_duplicate_and_fenced(core: Core) -> None:
@@ -122,6 +181,7 @@ async def test_a_second_execution_of_a_finished_phase_is_recorded_as_a_duplicate
     env = dispatcher.envelope(tenant, ticket, phase, "unit-b", None)
     await _publish(core, _result(env, "done", {"first": True}))
     await collector.step(block_ms=None)
+    assert await _acknowledged(collector, core, "unit-b")
     assert await core.redis.exists(done_marker("unit-b", phase)) == 0  # sent once: no copy can be waiting
 
     # Another replica ran the same envelope (it was reclaimed), with its own model call: recorded and billed.
@@ -131,6 +191,7 @@ async def test_a_second_execution_of_a_finished_phase_is_recorded_as_a_duplicate
     await collector.step(block_ms=None)
     assert _counts(core, ticket) == (2, 1)
     assert core.row("SELECT result FROM tickets WHERE id = %s", ticket)["result"] == {"first": True}
+    assert await _acknowledged(collector, core, "unit-b")  # the done marker goes with the acknowledgement
     assert await core.redis.exists(done_marker("unit-b", phase)) == 1  # workers now skip any copy left
 
 
@@ -144,6 +205,7 @@ async def test_a_phase_sent_twice_gets_its_done_marker_when_it_succeeds(core: Co
     await _publish(core, _result(dispatcher.envelope(tenant, ticket, phase, "unit-b", None), "done", {"n": 1}))
     await collector.step(block_ms=None)
     assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
+    assert await _acknowledged(collector, core, "unit-b")
     assert 0 < await core.redis.ttl(done_marker("unit-b", phase)) <= 600
 
 
@@ -184,3 +246,41 @@ async def test_results_a_dead_collector_read_are_claimed_and_committed(core: Cor
     assert await collector.claim_orphans() == 1
     assert core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done"
     assert await _stream_is_empty(core, "unit-b")
+
+
+async def test_a_waiter_here_is_handed_its_finished_ticket_as_get_shows_it_and_only_its_own_tenants(
+        core: Core) -> None:
+    events = EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    mine, other = await core.new_tenant("collect-handover-a"), await core.new_tenant("collect-handover-b")
+    [(ticket, phase)] = await core.dispatched(mine, "unit-a", [{"n": 1}])
+    [(foreign, foreign_phase)] = await core.dispatched(other, "unit-a", [{"n": 2}])
+    await _publish(core, _result(dispatcher.envelope(mine, ticket, phase, "unit-a", None), "done", {"n": 1},
+                                 calls=(CallUsage("call-handover", "openai", "gpt-4o-mini", 10, 10),)),
+                   _result(dispatcher.envelope(other, foreign, foreign_phase, "unit-a", None), "done", {"n": 2}))
+    service = TicketService(core.db, BotRegistry(core.db), events, dispatcher, collector.runner, max_input_bytes=1000)
+    async with events.watch(str(ticket)), events.watch(str(foreign)):
+        assert await collector.step(block_ms=None) == 2
+        for tenant, tid in ((mine, ticket), (other, foreign)):  # each read under its own tenant
+            assert events.finished_row(str(tid)) == (await core.db.call(tickets_repo.get(tenant, tid)))[0]
+        assert events.finished_row(str(ticket))["calls"] == 1  # type: ignore[index]
+        assert service._handed_over(mine, ticket, "done") == events.finished_row(str(ticket))
+        assert service._handed_over(mine, foreign, "done") is None  # another tenant's: never handed over
+        assert service._handed_over(mine, ticket, "failed") is None  # not the status announced: read it again
+    assert events.finished_row(str(ticket)) is None  # kept only while someone watches
+
+
+async def test_a_batch_larger_than_the_unflushed_limit_waits_for_the_disk_and_is_acknowledged_at_once(
+        core: Core) -> None:
+    collector = _collector(core)
+    collector.unflushed_batch_max = 2
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-durable-batch")
+    pairs = await core.dispatched(tenant, "unit-a", [{"n": n} for n in range(3)])
+    await _publish(core, *(_result(dispatcher.envelope(tenant, t, p, "unit-a", None), "done", {"n": n})
+                           for n, (t, p) in enumerate(pairs)))
+    with wal_writer_paused(core):  # nothing else flushes: the commit itself did
+        assert await collector.step(block_ms=None) == 3
+        assert await _stream_is_empty(core, "unit-a")
+    assert [_counts(core, t) for t, _ in pairs] == [(1, 0)] * 3

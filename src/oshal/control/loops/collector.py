@@ -1,10 +1,14 @@
 """The result collector: reads every bot's output stream and commits results in batched transactions.
 
 Per batch, in one Postgres transaction: attempts, phase and ticket advance, and priced ledger rows, all
-idempotent on the execution (phase, attempt, delivery) and call id. Only after the commit are stream entries
-acknowledged, so a crash at any point re-reads (and harmlessly re-commits) rather than loses. With the
-acknowledgement go the done markers of phases that succeeded after being sent more than once, which workers
-check before running a copy; a success of a phase that had succeeded already is counted as a duplicate.
+idempotent on the execution (phase, attempt, delivery) and call id. A small batch's commit does not wait for the
+disk (synchronous_commit off): its waiters are woken at once, and its stream entries are acknowledged only
+once Postgres has flushed its WAL past the commit (seen in a later batch's statement, or by polling while
+idle). Until then the entries stay pending in Redis, so a crash of Postgres (or of the collector) at any point
+re-reads and harmlessly re-commits them rather than loses them. With the acknowledgement go the done markers of
+phases that succeeded after being sent more than once, which workers check before running a copy; a success of a
+phase that had succeeded already is counted as a duplicate. A large batch (results are queueing) waits for the
+disk, and is acknowledged at once with every batch before it.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import asyncio
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from redis.exceptions import ResponseError
@@ -35,8 +40,8 @@ from oshal.mesh.redis import REDIS_DOWN, is_nogroup
 from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
-from oshal.store.db import Database
-from oshal.store.results import AttemptRow, LedgerRow, record_results
+from oshal.store.db import Database, Wal
+from oshal.store.results import AttemptRow, LedgerRow, record_results, record_results_unflushed
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
 
@@ -67,11 +72,15 @@ class Collector:
         self.claim_idle_ms = claim_idle_ms
         self._room_tenants: set[UUID] = set()  # tenants whose budgets may have room again, for the next pass
         self._room_pass: asyncio.Task[None] | None = None
+        self._unflushed: list[_Unflushed] = []  # committed batches whose WAL may not be on disk yet, oldest first
+        self.unflushed_batch_max = UNFLUSHED_BATCH_MAX
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._unflushed.clear()  # a restarted loop re-reads its own pending entries: they are redone anyway
         try:
             await self._run(stop)
         finally:
+            await self._acknowledge_when_flushed(FLUSH_WAIT_ON_STOP_S)
             if self._room_pass is not None:
                 await asyncio.gather(self._room_pass, return_exceptions=True)
 
@@ -100,9 +109,10 @@ class Collector:
                 await self.streams.ensure_groups(self.bots())
 
     async def _drain_own_pending(self) -> None:
-        """Entries this collector read but did not acknowledge before it stopped (or crashed)."""
-        while await self.step(block_ms=None, start="0"):
-            pass
+        """Entries this collector read but did not acknowledge before it stopped (or crashed): committed durably
+        and acknowledged at once, or the next read from "0" would return them again."""
+        while (bots := self.bots()) and (entries := await self.streams.read(bots, self.batch, None, "0")):
+            await self.commit(entries, durable=True)
 
     async def claim_orphans(self) -> int:
         """Take over results another collector read but never acknowledged (it died on another host)."""
@@ -110,7 +120,7 @@ class Collector:
         for bot in sorted(self.bots()):
             entries = await self.streams.claim(bot, self.claim_idle_ms, self.batch)
             if entries:
-                await self.commit(entries)
+                await self.commit(entries, durable=True)
                 claimed += len(entries)
         return claimed
 
@@ -119,15 +129,21 @@ class Collector:
         if not bots:
             await asyncio.sleep(1)
             return 0
+        if self._unflushed and block_ms is not None:  # poll for the flush that lets them be acknowledged
+            block_ms = min(block_ms, FLUSH_POLL_MS)
         entries = await self.streams.read(bots, self.batch, block_ms, start)
-        if entries:
-            await self.commit(entries)
+        if entries:  # a full batch means results are queueing: waiting for the disk lets the next batch grow
+            await self.commit(entries, durable=start != ">" or len(entries) > self.unflushed_batch_max)
+        elif self._unflushed:
+            await self._acknowledge(self._settle(await self.db.wal()))
         return len(entries)
 
-    async def commit(self, entries: list[Entry]) -> None:
+    async def commit(self, entries: list[Entry], *, durable: bool = False) -> None:
+        """Record ``entries``' results and wake their waiters; acknowledge them now if ``durable``, else once the
+        WAL is flushed past the commit (entries read again before then must be committed ``durable``)."""
         results = [r for r in (self._accept(stream, fields) for stream, _, fields in entries) if r]
         with COLLECTOR_BATCH.time():
-            recorded = await self._record(results) if results else []
+            recorded, wal, rows = await self._record(results, durable) if results else ([], None, {})
         changes = [c for c in recorded if c.status not in _FENCES]
         fences = self._fences(results, [c for c in recorded if c.status in _FENCES])
         finished = [(c.ticket, c.status) for c in changes if c.status != "step"]
@@ -135,12 +151,54 @@ class Collector:
         for result in results:
             if result.envelope.ticket_id in dead:
                 await self.streams.dead_letter(result.envelope, result.error or "dead letter")
-        await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
-                                       also=lambda pipe: self.events.queue_publish(pipe, finished))
+        batch = _Unflushed(entries, fences)
+        if not results:  # nothing committed: nothing to wait for
+            settled = [batch]
+        elif durable:  # a durable commit flushed the WAL of every commit before it too
+            settled, self._unflushed = [*self._unflushed, batch], []
+        else:
+            assert wal is not None
+            settled = self._settle(wal)
+            self._unflushed.append(batch)
+        finished_rows = {tid: rows[tid] for tid, status in finished if tid in rows and rows[tid]["status"] == status}
+        await self._acknowledge(settled, finished, finished_rows)
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)
         await self._advance_runs(changes)
+
+    def _settle(self, wal: Wal) -> list[_Unflushed]:
+        """The committed batches now on disk, taken off the unflushed list. ``wal`` was read after the commits of every
+        batch on it: its written position marks those not yet marked (each commit ended before it)."""
+        for batch in self._unflushed:
+            if batch.written is None:
+                batch.written = wal.written
+        settled = [b for b in self._unflushed if b.written is not None and b.written <= wal.flushed]
+        self._unflushed = [b for b in self._unflushed if b.written is None or b.written > wal.flushed]
+        return settled
+
+    async def _acknowledge(self, batches: list[_Unflushed], finished: Sequence[tuple[str, str]] = (),
+                           rows: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """In one pipeline: publish ``finished`` (waiters here get their tickets' ``rows``), and acknowledge and delete
+        the entries of ``batches``, with their done markers."""
+        if not batches and not finished:
+            return
+        entries = [e for b in batches for e in b.entries]
+        fences = sorted({f for b in batches for f in b.fences})
+        await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
+                                       also=lambda pipe: self.events.queue_publish(pipe, finished, rows))
+
+    async def _acknowledge_when_flushed(self, timeout_s: float) -> None:
+        """On stop: acknowledge what becomes durable within ``timeout_s``; the rest is re-read on the next start."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while self._unflushed:
+                await self._acknowledge(self._settle(await self.db.wal()))
+                if not self._unflushed or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(FLUSH_POLL_MS / 1000)
+        except Exception as e:  # Postgres or Redis gone: the entries stay pending and are redone
+            log.warning("results left unacknowledged at stop; the next start re-reads them", error=str(e))
 
     @staticmethod
     def _fences(results: list[Result], rows: list[_Change]) -> list[tuple[str, str]]:
@@ -204,7 +262,8 @@ class Collector:
             return None
         return result
 
-    async def _record(self, results: list[Result]) -> list[_Change]:
+    async def _record(self, results: list[Result],
+                      durable: bool) -> tuple[list[_Change], Wal | None, dict[str, dict[str, Any]]]:
         table = self.prices()
         now = dt.datetime.now(dt.UTC)
         per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
@@ -228,11 +287,22 @@ class Collector:
                                         priced.source, call.reasoning_tokens, priced.computed_micros,
                                         call.reported_cost_micros, _reservation(call.reservation)))
         changes: list[_Change] = []
+        wal: Wal | None = None
+        read_back: dict[str, dict[str, Any]] = {}
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
-            rows = await self.db.call(record_results(UUID(tenant), attempts, ledger))
-            changes.extend(_Change(tenant, str(row["id"]), str(row["status"]),
-                                   None if row["parent"] is None else str(row["parent"])) for row in rows)
-        return changes
+            if durable:
+                rows = [(row["id"], row["status"], row["parent"])
+                        for row in await self.db.call(record_results(UUID(tenant), attempts, ledger))]
+            else:  # a waiter here gets its ticket as the same statement leaves it, and skips reading it again
+                waited = self.events.watched({str(a.ticket_id) for a in attempts})
+                recorded = await self.db.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
+                wal = wal or Wal(recorded[0]["wal_written"], recorded[0]["wal_flushed"])  # before these commits
+                recorded = [row for row in recorded if row["finished_ticket"] is not None]
+                rows = [(row["finished_ticket"], row["finished_status"], row["parent"]) for row in recorded]
+                read_back.update((str(row["id"]), _ticket(row)) for row in recorded if row["id"] is not None)
+            changes.extend(_Change(tenant, str(ticket), str(status), None if parent is None else str(parent))
+                           for ticket, status, parent in rows)
+        return changes, wal, read_back
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +316,31 @@ class _Change:
 
 
 _FENCES = ("fence", "duplicate")
+# While results wait for their commit to reach the disk, the loop looks this often (Postgres' WAL writer flushes
+# asynchronous commits within about 3 x wal_writer_delay, 200 ms by default; any durable commit flushes them too).
+FLUSH_POLL_MS = 50
+# Batches of at most this many results commit without waiting for the disk (the collector keeps up: a waiter would
+# wait for the fsync); larger ones wait for it, so results queue meanwhile and the next batch shares its fsync.
+UNFLUSHED_BATCH_MAX = 16
+FLUSH_WAIT_ON_STOP_S = 2.0
+
+
+@dataclass(slots=True)
+class _Unflushed:
+    """A committed batch's stream entries and done markers, held back until the WAL is flushed past ``written``: a
+    WAL position read after its commit (None until one is read)."""
+
+    entries: list[Entry]
+    fences: list[tuple[str, str]]
+    written: int | None = None
+
+
+def _ticket(row: dict[str, Any]) -> dict[str, Any]:
+    """The ticket's own columns of a row of record_results_unflushed (what GET /v1/tickets/{id} reads)."""
+    return {k: v for k, v in row.items() if k not in _RECORD_COLUMNS}
+
+
+_RECORD_COLUMNS = frozenset({"wal_written", "wal_flushed", "finished_ticket", "finished_status", "parent"})
 
 
 def _reservation(value: str | None) -> UUID | None:

@@ -66,3 +66,17 @@ def pss_mb(pid: int, proc: Path = Path("/proc")) -> float:
         if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"/proc/{pid}/smaps_rollup has no Pss line")
+
+
+def machine_jiffies(proc: Path = Path("/proc")) -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs together since boot, from the first line of /proc/stat. Idle and iowait
+    count as not busy; guest time is already inside user time, so only the first eight fields are summed."""
+    fields = [int(v) for v in (proc / "stat").read_text().splitlines()[0].split()[1:9]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's CPU busy share (0..1, all cores) between two :func:`machine_jiffies` readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total > 0 else 0.0

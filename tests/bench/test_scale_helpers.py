@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from oshal.bots.manifest import load_fleet
-from proc_stats import children, cpu_seconds, pss_mb, rss_mb, tree_cpu_seconds
+from proc_stats import busy_share, children, cpu_seconds, machine_jiffies, pss_mb, rss_mb, tree_cpu_seconds
 from scale_fleet import Pacer, bot_names, spread, write_fleet
 
 
@@ -81,3 +81,19 @@ def test_proc_readings_follow_the_process_and_its_children() -> None:
             os.kill(pid, 9)
         parent.kill()
         parent.wait()
+
+
+def test_machine_busy_share_counts_idle_and_iowait_as_not_busy(tmp_path: Path) -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    (tmp_path / "stat").write_text("cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 50 0 25 400 25 0 0 0 15 0\n")
+    before = machine_jiffies(tmp_path)
+    assert before == (150, 1000)  # guest time is part of user time already: not counted twice
+    (tmp_path / "stat").write_text("cpu  400 0 150 1300 50 0 0 0 30 0\n")
+    assert busy_share(before, machine_jiffies(tmp_path)) == pytest.approx(400 / 900)
+    assert busy_share(before, before) == 0.0
+
+
+def test_machine_busy_share_of_this_machine_is_a_share() -> None:
+    before = machine_jiffies()
+    time.sleep(0.05)
+    assert 0.0 <= busy_share(before, machine_jiffies()) <= 1.0

@@ -128,3 +128,33 @@ async def test_a_replica_keeps_the_jobs_it_is_still_running(core: Core) -> None:
     assert after[0]["consumer"] == b"busy-replica"
     assert after[0]["times_delivered"] == 1  # not counted as another delivery (that would bring a dead letter near)
     assert after[0]["time_since_delivered"] < before[0]["time_since_delivered"]  # idle time reset
+
+
+async def _refused(core: Core, kind: str) -> int:
+    stats: dict[str, Any] = await core.redis.info("errorstats")
+    return int(stats.get(f"errorstat_{kind}", {}).get("count", 0))
+
+
+async def test_results_redis_refuses_for_a_while_are_all_written_once_it_takes_them(core: Core) -> None:
+    """A result refused on its way out with a read goes back to the writer, which retries until it is written."""
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("worker-refused")
+    inputs = [{"n": i} for i in range(5)]
+    rows = await core.dispatched(tenant, "unit-b", inputs)
+    sent = [dispatcher.envelope(tenant, t, p, "unit-b", value) for (t, p), value in zip(rows, inputs, strict=True)]
+    refused_before = await _refused(core, "WRONGTYPE")
+    await core.redis.set(out_stream("unit-b"), "not a stream")  # every XADD of a result is refused
+    async with _worker(core, "unit-b") as worker:
+        await dispatcher.send(sent)
+        deadline = time.monotonic() + 30
+        while await _refused(core, "WRONGTYPE") == refused_before:
+            assert time.monotonic() < deadline, "the worker never tried to write a result"
+            await asyncio.sleep(0.05)
+        assert worker.processed == 0
+        await core.redis.delete(out_stream("unit-b"))  # Redis takes results again
+        results = await _results(core, "unit-b", len(sent))
+    # Counted once the round trip that wrote them is back (one that also reads may block first): after the stop.
+    assert worker.processed == len(sent)
+    assert sorted(r.envelope.phase_id for r in results) == sorted(env.phase_id for env in sent)  # each once
+    assert {r.envelope.phase_id: r.output for r in results} == {env.phase_id: env.input for env in sent}
+    assert await _lane_is_clear(core, "unit-b")

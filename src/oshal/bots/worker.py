@@ -1,6 +1,7 @@
 """One bot replica: reads its own lane, runs the harness, writes results to its own output stream.
 
-Reads block in XREADGROUP; a writer task flushes finished results (XADD out + XACK + XDEL) in batches.
+Reads block in XREADGROUP. Finished results (XADD out + XACK + XDEL) go out with the next read, in the same round trip,
+or, while the reader waits (a blocking read, or a full house), from a writer task, in batches.
 A reclaim loop takes over messages a dead replica left pending (XAUTOCLAIM after an idle time) and turns
 messages delivered too often into dead-letter results, so a poison message cannot crash replicas forever.
 """
@@ -23,7 +24,7 @@ from oshal.bots.manifest import BotManifest
 from oshal.bots.redis_retry import Backoff, RedisTrouble
 from oshal.bots.tools import ToolClient
 from oshal.logs import get_logger
-from oshal.mesh.consumer import Delivery, LaneConsumer
+from oshal.mesh.consumer import Delivery, LaneConsumer, ResultsNotWritten
 from oshal.mesh.envelopes import Result
 from oshal.mesh.redis import REDIS_DOWN
 
@@ -31,7 +32,6 @@ log = get_logger(__name__)
 
 
 _LOOP_EXIT_S = 5.0
-_WRITER_WAKE_S = 0.5
 
 
 def _reraise_if_cancelled() -> None:
@@ -123,15 +123,39 @@ class BotWorker:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
+            await asyncio.sleep(0)  # jobs started from the last read that finish at once do so now: their results ride
+            finished = self._take_finished()  # on this read instead of costing the writer a round trip of its own
             try:
-                deliveries = await self.lane.read(self._free, self.options.block_ms)
+                deliveries = await self.lane.complete_and_read(finished, self._free, self.options.block_ms)
                 self._read_retry.succeeded()
-            except REDIS_DOWN as e:
+            except (*REDIS_DOWN, ResultsNotWritten) as e:
                 _reraise_if_cancelled()
-                await asyncio.sleep(self._read_retry.failed(e))
+                for entry in finished:  # not known to be written: the writer tries them again
+                    self._done.put_nowait(entry)
+                self._flushed(finished, written=False)
+                await asyncio.sleep(self._read_retry.failed(e.__cause__ or e))
                 continue
+            self._flushed(finished)
             for delivery in deliveries:
                 self._start(delivery)
+
+    def _take_finished(self) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        finished = []
+        while not self._done.empty():
+            finished.append(self._done.get_nowait())
+        return finished
+
+    def _flushed(self, batch: list[tuple[bytes, dict[bytes, bytes] | None]], *, written: bool = True) -> None:
+        """Account for ``batch``, taken from the queue of finished results: written (their slots are free again), or
+        put back for the writer."""
+        for mid, _ in batch:
+            if written:
+                self._inflight.pop(mid, None)
+            self._done.task_done()
+        if written and batch:
+            self.processed += len(batch)
+            self._free += len(batch)
+            self._capacity.set()
 
     def _start(self, delivery: Delivery) -> None:
         self._free -= 1
@@ -182,14 +206,10 @@ class BotWorker:
             await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def _writer(self) -> None:
-        while not (self._closing.is_set() and self._done.empty()):
-            try:
-                first = await asyncio.wait_for(self._done.get(), _WRITER_WAKE_S)
-            except TimeoutError:
-                continue
-            batch = [first]
-            while not self._done.empty():
-                batch.append(self._done.get_nowait())
+        # No timed wake: an idle writer sleeps in get() until a result comes; run() cancels it when the worker closes
+        # (the drain has flushed everything by then, or given up on it).
+        while True:
+            batch = [await self._done.get(), *self._take_finished()]
             while True:
                 try:
                     await self.lane.complete(batch)
@@ -200,12 +220,7 @@ class BotWorker:
                     if self._closing.is_set():
                         return  # unflushed results: their messages stay pending and are re-run elsewhere
                     await self._pause(self._flush_retry.failed(e))
-            for mid, _ in batch:
-                self._inflight.pop(mid, None)
-                self._done.task_done()
-            self.processed += len(batch)
-            self._free += len(batch)
-            self._capacity.set()
+            self._flushed(batch)
 
     async def _reclaim_loop(self) -> None:
         interval = max(self.options.claim_idle_ms / 2000, 0.05)

@@ -4,6 +4,10 @@ Reads are fenced: an envelope whose phase already succeeded (its done marker exi
 phases sent more than once) is acknowledged and deleted unrun. Only copies that can have a twin are checked, a
 re-sent envelope (attempt above 1) and one taken over from another replica, so a first delivery costs nothing
 extra. The fence is plain commands in a pipeline: bots get no scripting (a script can block Redis for everyone).
+
+Finished results can ride on the next read (:meth:`LaneConsumer.complete_and_read`): their XADDs, the XACK and XDEL,
+then the blocking XREADGROUP go out as one pipeline, so a busy replica makes one round trip per batch, not two. Redis
+runs a pipeline's commands in order, so each result is in the output stream before its lane entry is acknowledged.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from oshal.logs import get_logger
@@ -24,6 +29,11 @@ from oshal.mesh.redis_keys import LANE_GROUP, done_marker, heartbeat_key, lane_s
 log = get_logger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
+
+
+class ResultsNotWritten(Exception):
+    """A result handed to :meth:`LaneConsumer.complete_and_read` was refused (its error is the ``__cause__``): write
+    them again. What the read in the same round trip delivered stays pending in the lane and is reclaimed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,30 @@ class LaneConsumer:
                 raise
             await self.ensure_group()
             return []
+        return await self._delivered(reply)
+
+    async def complete_and_read(self, done: Sequence[Entry], count: int, block_ms: int) -> list[Delivery]:
+        """:meth:`complete` ``done``, then :meth:`read`, in one round trip. ResultsNotWritten when a result was
+        refused; an error of the read itself is raised as :meth:`read` raises it (the results were written then)."""
+        if not done:
+            return await self.read(count, block_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            results = self._queue_complete(pipe, done)
+            pipe.xreadgroup(LANE_GROUP, self.consumer, {self.lane: ">"}, count=count, block=block_ms)
+            replies = await pipe.execute(raise_on_error=False)
+        try:
+            self._raise_unwritten(replies[:results])
+        except Exception as e:
+            raise ResultsNotWritten(str(e)) from e
+        reply = replies[-1]
+        if isinstance(reply, ResponseError) and is_nogroup(reply):
+            await self.ensure_group()
+            return []
+        if isinstance(reply, Exception):
+            raise reply
+        return await self._delivered(reply)
+
+    async def _delivered(self, reply: Any) -> list[Delivery]:
         entries: list[Entry] = list(reply[0][1]) if reply else []
         deliveries = [self._decode(mid, fields) for mid, fields in entries]
         return await self.fence(deliveries, resent_only=True)
@@ -134,21 +168,32 @@ class LaneConsumer:
         return [Delivery(d.message_id, d.envelope, int(p[0]["times_delivered"]) if p else 1)
                 for d, p in zip(kept, pending, strict=True)]
 
-    async def complete(self, done: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+    async def complete(self, done: Sequence[Entry]) -> None:
         """Publish encoded results, then acknowledge and delete the lane entries, in one round trip."""
         if not done:
             return
-        results = [fields for _, fields in done if fields is not None]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for fields in results:
-                pipe.xadd(self.out, fields)  # type: ignore[arg-type]
-            ids = [mid for mid, _ in done]
-            pipe.xack(self.lane, LANE_GROUP, *ids)
-            pipe.xdel(self.lane, *ids)
+            results = self._queue_complete(pipe, done)
             replies = await pipe.execute(raise_on_error=False)
+        self._raise_unwritten(replies[:results])
+
+    def _queue_complete(self, pipe: Pipeline, done: Sequence[Entry]) -> int:
+        """Queue the results' XADDs, then the entries' XACK and XDEL, on ``pipe``; returns how many XADDs."""
+        results = 0
+        for _, fields in done:
+            if fields is not None:
+                pipe.xadd(self.out, fields)  # type: ignore[arg-type]
+                results += 1
+        ids = [mid for mid, _ in done]
+        pipe.xack(self.lane, LANE_GROUP, *ids)
+        pipe.xdel(self.lane, *ids)
+        return results
+
+    @staticmethod
+    def _raise_unwritten(replies: Sequence[Any]) -> None:
         # A failed XADD must be retried; a failed ack only means the lane lost its group (Redis lost its
         # data), and the entries it would acknowledge are gone with it.
-        for reply in replies[: len(results)]:
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
 

@@ -97,6 +97,12 @@ BEGIN
     INSERT INTO ticket_events (tenant_id, ticket_id, from_status, to_status, actor)
     SELECT p_tenant, u.ticket, u.from_status, u.status, 'collector'
       FROM unnest(v_done, v_done_status, v_done_from) AS u(ticket, status, from_status);
+    -- The reservations this batch settles, locked in id order first, as oshal_reserve locks them: concurrent
+    -- settlements and reservations of one ticket would otherwise take them in different orders and deadlock.
+    PERFORM 1 FROM reservations r
+     WHERE r.id IN (SELECT c.reservation_id FROM jsonb_populate_recordset(NULL::oshal_ledger_row, p_calls) AS c)
+       AND r.status = 'open'
+     ORDER BY r.id FOR UPDATE;
     WITH ins AS (
         INSERT INTO ledger (call_id, tenant_id, ticket_id, phase_id, attempt, bot, provider, model, input_tokens,
                             output_tokens, cached_read_tokens, cache_write_tokens, cost_micros, price_source,

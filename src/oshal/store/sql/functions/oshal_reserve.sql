@@ -25,17 +25,25 @@ DECLARE
     v_recent int;
     v_type text;
     v_refused boolean := false;
+    v_locked uuid[];
 BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     soft_crossed := '{}';
     SELECT t.type INTO v_type FROM tickets t WHERE t.id = p_ticket;
-    -- Reservation rows are locked before usage rows, as expiry and settlement do.
+    -- Reservation rows are locked before usage rows, as expiry and settlement do, and in id order: concurrent calls
+    -- of one ticket extend overlapping sets of its open reservations, and an unordered UPDATE deadlocks them.
+    -- Only the rows locked here are changed below: a later statement's snapshot also sees rows committed since,
+    -- which would be locked out of order.
+    SELECT coalesce(array_agg(l.id), '{}') INTO v_locked
+      FROM (SELECT r.id FROM reservations r
+             WHERE r.ticket_id = p_ticket AND r.status = 'open' AND (r.kind = 'hold' OR r.bot = p_bot)
+             ORDER BY r.id FOR UPDATE) l;
     UPDATE reservations r SET expires_at = now() + make_interval(secs => p_ttl_s)
-     WHERE r.ticket_id = p_ticket AND r.bot = p_bot AND r.status = 'open' AND r.kind = 'call'
+     WHERE r.id = ANY (v_locked) AND r.bot = p_bot AND r.status = 'open' AND r.kind = 'call'
        AND r.expires_at < now() + make_interval(secs => p_ttl_s);
     WITH held AS (
         UPDATE reservations h SET status = 'released', settled_at = now()
-         WHERE h.ticket_id = p_ticket AND h.status = 'open' AND h.kind = 'hold'
+         WHERE h.id = ANY (v_locked) AND h.status = 'open' AND h.kind = 'hold'
         RETURNING h.amount, h.budgets, h.windows
     ), per_row AS (
         SELECT x.id, x.w, sum(h.amount)::bigint AS amount FROM held h, unnest(h.budgets, h.windows) AS x(id, w)

@@ -60,9 +60,10 @@ class Resources:
                 "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
 
 
-# Measured on the 2-core development machine: one `oshal node --bot echo` process idles at 77 MB RSS (76-78 over
-# runs; the CLI and both applications' commands load with it), and all 19 demo bots in one node host at 86-95 MB. The
-# exec probe (`oshal node --check`, ~60 MB for half a second) runs in the same container, hence the limit's headroom.
+# Measured on the 2-core development machine (bench/node_memory.py): one `oshal node --bot echo` process idles at
+# 52 MB RSS, and a node host of 10-16 demo bots at 52-54 MB. The request leaves room for work in flight; the exec
+# probe (`oshal node --check`, a second interpreter for half a second) runs in the same container, hence the
+# limit's headroom.
 BOT_RESOURCES = Resources(cpu_request="50m", cpu_limit="1", memory_request="96Mi", memory_limit="256Mi")
 # A model harness holds its SDK client and up to `concurrency` responses in memory.
 MODEL_BOT_RESOURCES = Resources(cpu_request="100m", cpu_limit="1", memory_request="128Mi", memory_limit="512Mi")

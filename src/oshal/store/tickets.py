@@ -162,9 +162,9 @@ async def undispatch(conn: Conn, phases: Sequence[tuple[UUID, int]]) -> int:
     cur = await conn.execute(
         "UPDATE phases SET status = 'queued', attempt = phases.attempt - 1, dispatched_at = NULL, updated_at = now() "
         "FROM unnest(%s::uuid[], %s::int[]) AS h(id, attempt) "
-        "WHERE phases.id = h.id AND phases.attempt = h.attempt AND phases.status = 'dispatched'",
+        "WHERE phases.id = h.id AND phases.attempt = h.attempt AND phases.status = 'dispatched' RETURNING phases.id",
         ([p for p, _ in phases], [a for _, a in phases]))
-    return cur.rowcount
+    return len(await cur.fetchall())  # not cur.rowcount: inside a pipelined transaction it is not known yet
 
 
 async def phase_of(conn: Conn, ticket_id: UUID) -> dict[str, Any] | None:

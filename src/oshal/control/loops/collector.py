@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -264,20 +263,25 @@ class Collector:
 
     async def _record(self, results: list[Result],
                       durable: bool) -> tuple[list[_Change], Wal | None, dict[str, dict[str, Any]]]:
-        table = self.prices()
-        now = dt.datetime.now(dt.UTC)
-        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
+        table: PriceTable | None = None  # read once per batch, and only for a batch with model calls to price
+        now: dt.datetime | None = None  # the price date of a call whose result has no finish time
+        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = {}
         for r in results:
             env = r.envelope
-            attempts, ledger = per_tenant[env.tenant_id]
+            attempts, ledger = per_tenant.get(env.tenant_id) or per_tenant.setdefault(env.tenant_id, ([], []))
             phase, ticket = UUID(env.phase_id), UUID(env.ticket_id)
             finished = _when(r.finished_at)
             attempts.append(AttemptRow(phase, env.attempt, ticket, r.outcome,
                                        None if r.output is None else dumps(r.output), r.error, r.consumer,
                                        r.deliveries, _when(r.started_at), finished))
+            priced_at = finished
             for call in r.calls:
+                if table is None:
+                    table = self.prices()
+                if priced_at is None:
+                    priced_at = now = now or dt.datetime.now(dt.UTC)
                 try:
-                    priced = price_call(table, call, finished or now)
+                    priced = price_call(table, call, priced_at)
                 except ValueError as e:  # impossible counts from a bot: keep the row, unpriced, and say so
                     log.warning("usage not priceable", call=call.call_id, error=str(e))
                     priced = Priced(0, "unpriced", None)

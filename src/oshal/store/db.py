@@ -107,6 +107,15 @@ class Database:
             cur = await conn.execute(_WAL)
             return Wal.of(await cur.fetchone())
 
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Session]:
+        """One of the pool's connections, kept for a loop that sends statement after statement (the collector): each
+        then skips the pool's checkout and return. A statement that fails on a broken connection raises as
+        :meth:`call` does; the loop ends, the connection goes back (the pool drops a broken one) and a new session
+        takes another."""
+        async with self._pool.connection() as conn:
+            yield Session(conn)
+
     async def call_in_platform_scope(self, statement: Statement) -> Rows:
         """One statement in the platform's scope (see :meth:`platform`)."""
         sql, params = statement
@@ -127,3 +136,19 @@ class Database:
     async def drop_broken(self) -> None:
         """Test the idle connections and replace those that broke (e.g. when the server restarted)."""
         await self._pool.check()
+
+
+class Session:
+    """:meth:`Database.call` and :meth:`Database.wal` on one held connection (see :meth:`Database.session`)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def call(self, statement: Statement) -> Rows:
+        sql, params = statement
+        cur = await self._conn.execute(sql, params)
+        return await cur.fetchall() if cur.description else []
+
+    async def wal(self) -> Wal:
+        cur = await self._conn.execute(_WAL)
+        return Wal.of(await cur.fetchone())

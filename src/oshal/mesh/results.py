@@ -65,19 +65,20 @@ class ResultStreams:
 
     async def acknowledge(self, entries: Iterable[Entry], done: Iterable[tuple[str, str]], done_ttl_s: int,
                           also: Callable[[Pipeline], object] | None = None) -> None:
-        """After the commit, in one round trip: set the done markers of (bot, phase), acknowledge and delete the
-        entries, and whatever ``also`` adds to the pipeline. Errors are ignored: the results are committed
-        already, and a group Redis lost took its entries with it."""
+        """After the commit, in one round trip: whatever ``also`` adds to the pipeline (first: the publication that
+        wakes waiters elsewhere does not wait behind the rest), then set the done markers of (bot, phase), and
+        acknowledge and delete the entries. Errors are ignored: the results are committed already, and a group Redis
+        lost took its entries with it."""
         by_stream: dict[str, list[bytes]] = defaultdict(list)
         for stream, mid, _ in entries:
             by_stream[stream].append(mid)
         async with self.redis.pipeline(transaction=False) as pipe:
+            if also is not None:
+                also(pipe)
             lanes.queue_done_markers(pipe, done, done_ttl_s)  # before the ack: a retry re-sets them
             for stream, ids in by_stream.items():
                 pipe.xack(stream, COLLECTOR_GROUP, *ids)
                 pipe.xdel(stream, *ids)
-            if also is not None:
-                also(pipe)
             await pipe.execute(raise_on_error=False)
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:

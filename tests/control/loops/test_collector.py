@@ -31,6 +31,7 @@ from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
 from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as tickets_repo
+from oshal.store.db import Database
 from oshal.store.migrate import API_ROLE
 from oshal.workflows.runner import WorkflowRunner
 
@@ -353,3 +354,19 @@ async def test_the_read_follows_the_set_of_bots_as_it_changes(core: Core) -> Non
     assert await streams.read(both, 10, 50) == []  # a blocking read that times out with nothing new
     with pytest.raises(ValueError, match="at least one bot"):
         await streams.read(frozenset(), 10, None)
+
+
+async def test_a_session_holds_a_connection_only_from_a_pool_that_can_spare_one(core: Core) -> None:
+    for size, held in ((1, False), (2, False), (3, True)):
+        db = Database(core.engines.api_url, min_size=1, max_size=size, name=f"oshal-session-{size}")
+        await db.open()
+        try:
+            async with db.session() as session:
+                assert (await session.call(("SELECT 1 AS one", ())))[0]["one"] == 1
+                wal = await session.wal()
+                assert wal.written >= wal.flushed > 0
+                assert (session is not db) == held
+                # the others still get connections while it is open (a held pool of one would time out here)
+                assert (await asyncio.wait_for(db.call(("SELECT 2 AS two", ())), 10))[0]["two"] == 2
+        finally:
+            await db.close()

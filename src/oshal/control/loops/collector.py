@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,10 +272,10 @@ class Collector:
                       durable: bool) -> tuple[list[_Change], Wal | None, dict[str, dict[str, Any]]]:
         table: PriceTable | None = None  # read once per batch, and only for a batch with model calls to price
         now: dt.datetime | None = None  # the price date of a call whose result has no finish time
-        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = {}
+        per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
         for r in results:
             env = r.envelope
-            attempts, ledger = per_tenant.get(env.tenant_id) or per_tenant.setdefault(env.tenant_id, ([], []))
+            attempts, ledger = per_tenant[env.tenant_id]
             phase, ticket = UUID(env.phase_id), UUID(env.ticket_id)
             finished = _when(r.finished_at)
             attempts.append(AttemptRow(phase, env.attempt, ticket, r.outcome,

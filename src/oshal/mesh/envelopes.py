@@ -115,7 +115,9 @@ class Result:
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Result:
         body = json.loads(fields[FIELD])
-        env = Envelope(body["t"], body["p"], int(body["a"]), body["n"], body["b"], None, body.get("g", ""))
-        return cls(env, body["o"], body.get("out"), body.get("err"),
-                   tuple(CallUsage.from_wire(c) for c in body.get("c") or ()),
-                   body.get("s"), body.get("f"), body.get("by", ""), int(body.get("d") or 1))
+        get = body.get
+        calls = get("c")
+        env = Envelope(body["t"], body["p"], int(body["a"]), body["n"], body["b"], None, get("g", ""))
+        return cls(env, body["o"], get("out"), get("err"),
+                   tuple([CallUsage.from_wire(c) for c in calls]) if calls else (),
+                   get("s"), get("f"), get("by", ""), int(get("d") or 1))

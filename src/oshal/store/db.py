@@ -23,6 +23,7 @@ Statement = tuple[str, Mapping[str, Any] | Sequence[Any]]
 _SET_TENANT = "SELECT set_config('oshal.tenant_id', %s, true)"
 # The platform's scope is the system tenant's (control/admin.py creates it, named 'system', on bootstrap).
 _SET_PLATFORM = "SELECT set_config('oshal.tenant_id', id::text, true) FROM tenants WHERE name = 'system'"
+SESSION_MIN_POOL = 3  # a held session leaves the rest of the pool at least two connections
 _WAL = ("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8 AS written, "
         "(pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8 AS flushed")
 
@@ -107,6 +108,19 @@ class Database:
             cur = await conn.execute(_WAL)
             return Wal.of(await cur.fetchone())
 
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Database | Session]:
+        """One of the pool's connections, kept for a loop that sends statement after statement (the collector): each
+        then skips the pool's checkout and return. A statement that fails on a broken connection raises as
+        :meth:`call` does; the loop ends, the connection goes back (the pool drops a broken one) and a new session
+        takes another. A pool too small to spare one (OSHAL_DB_POOL_SIZE below 3) is not held from the others: the
+        statements go through it one by one, as :meth:`call` sends them."""
+        if self._pool.max_size < SESSION_MIN_POOL:
+            yield self
+            return
+        async with self._pool.connection() as conn:
+            yield Session(conn)
+
     async def call_in_platform_scope(self, statement: Statement) -> Rows:
         """One statement in the platform's scope (see :meth:`platform`)."""
         sql, params = statement
@@ -127,3 +141,19 @@ class Database:
     async def drop_broken(self) -> None:
         """Test the idle connections and replace those that broke (e.g. when the server restarted)."""
         await self._pool.check()
+
+
+class Session:
+    """:meth:`Database.call` and :meth:`Database.wal` on one held connection (see :meth:`Database.session`)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def call(self, statement: Statement) -> Rows:
+        sql, params = statement
+        cur = await self._conn.execute(sql, params)
+        return await cur.fetchall() if cur.description else []
+
+    async def wal(self) -> Wal:
+        cur = await self._conn.execute(_WAL)
+        return Wal.of(await cur.fetchone())

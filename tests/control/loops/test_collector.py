@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import psycopg
+import pytest
+
 from conftest import Core
 from oshal.control.bot_registry import BotRegistry
 from oshal.control.events import EventHub
@@ -28,6 +31,8 @@ from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
 from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as tickets_repo
+from oshal.store.db import Database
+from oshal.store.migrate import API_ROLE
 from oshal.workflows.runner import WorkflowRunner
 
 PRICES = PriceTable(load_price_file())
@@ -284,3 +289,84 @@ async def test_a_batch_larger_than_the_unflushed_limit_waits_for_the_disk_and_is
         assert await collector.step(block_ms=None) == 3
         assert await _stream_is_empty(core, "unit-a")
     assert [_counts(core, t) for t, _ in pairs] == [(1, 0)] * 3
+
+
+async def _until_done(core: Core, ticket: UUID, timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if core.row("SELECT status FROM tickets WHERE id = %s", ticket)["status"] == "done":
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_running_collector_whose_connection_breaks_ends_and_the_next_run_commits_what_it_left(
+        core: Core) -> None:
+    """While it runs, the collector's statements go on one connection it holds: when Postgres drops it, the loop ends
+    with the error (the plane restarts it), the broken connection leaves the pool, and the next run commits the
+    results the first left unacknowledged."""
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-held-connection")
+    (first, first_phase), (second, second_phase) = await core.dispatched(tenant, "unit-a", [{"n": 1}, {"n": 2}])
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    try:
+        await _publish(core, _result(dispatcher.envelope(tenant, first, first_phase, "unit-a", None), "done", {"n": 1}))
+        assert await _until_done(core, first)
+        with core.superuser() as conn:  # every connection of the API role, the collector's among them
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                         (API_ROLE,))
+        await _publish(core, _result(dispatcher.envelope(tenant, second, second_phase, "unit-a", None), "done",
+                                     {"n": 2}))
+        with pytest.raises(psycopg.OperationalError):
+            await asyncio.wait_for(running, 30)
+        await core.db.drop_broken()  # what the plane's engine health does when it sees Postgres back
+        assert core.row("SELECT status FROM tickets WHERE id = %s", second)["status"] == "in_progress"  # not yet
+        running = asyncio.create_task(collector.run(stop))
+        assert await _until_done(core, second)
+        assert await _until_done(core, first)  # committed once: the second run changed nothing of it
+        assert _counts(core, first) == (1, 0) and _counts(core, second) == (1, 0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 30)
+    assert await _stream_is_empty(core, "unit-a")
+
+
+async def test_the_read_follows_the_set_of_bots_as_it_changes(core: Core) -> None:
+    streams = ResultStreams(core.redis, "collector-read-shape")
+    await streams.ensure_groups(["unit-a", "unit-b"])
+    await core.redis.xadd(out_stream("unit-a"), {b"e": b"a1"})
+    await core.redis.xadd(out_stream("unit-b"), {b"e": b"b1"})
+    only_a = frozenset({"unit-a"})
+    assert [(s, f) for s, _, f in await streams.read(only_a, 10, None)] == [(out_stream("unit-a"), {b"e": b"a1"})]
+    assert await streams.read(only_a, 10, None) == []  # the same set again: still only its stream
+    both = frozenset({"unit-a", "unit-b"})  # the registry refreshed with a new bot
+    assert [(s, f) for s, _, f in await streams.read(both, 10, None)] == [(out_stream("unit-b"), {b"e": b"b1"})]
+    bots = {"unit-a"}  # a mutable set, changed in place between reads
+    await core.redis.xadd(out_stream("unit-b"), {b"e": b"b2"})
+    assert await streams.read(bots, 10, None) == []
+    bots.add("unit-b")
+    assert [(s, f) for s, _, f in await streams.read(bots, 10, None)] == [(out_stream("unit-b"), {b"e": b"b2"})]
+    reread = await streams.read(both, 10, None, "0")  # what this consumer read and never acknowledged, by stream
+    assert sorted((s, f[b"e"]) for s, _, f in reread if f) == [
+        (out_stream("unit-a"), b"a1"), (out_stream("unit-b"), b"b1"), (out_stream("unit-b"), b"b2")]
+    assert await streams.read(both, 10, 50) == []  # a blocking read that times out with nothing new
+    with pytest.raises(ValueError, match="at least one bot"):
+        await streams.read(frozenset(), 10, None)
+
+
+async def test_a_session_holds_a_connection_only_from_a_pool_that_can_spare_one(core: Core) -> None:
+    for size, held in ((1, False), (2, False), (3, True)):
+        db = Database(core.engines.api_url, min_size=1, max_size=size, name=f"oshal-session-{size}")
+        await db.open()
+        try:
+            async with db.session() as session:
+                assert (await session.call(("SELECT 1 AS one", ())))[0]["one"] == 1
+                wal = await session.wal()
+                assert wal.written >= wal.flushed > 0
+                assert (session is not db) == held
+                # the others still get connections while it is open (a held pool of one would time out here)
+                assert (await asyncio.wait_for(db.call(("SELECT 2 AS two", ())), 10))[0]["two"] == 2
+        finally:
+            await db.close()

@@ -40,7 +40,7 @@ from oshal.mesh.redis import REDIS_DOWN, is_nogroup
 from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
-from oshal.store.db import Database, Wal
+from oshal.store.db import Database, Session, Wal
 from oshal.store.results import AttemptRow, LedgerRow, record_results, record_results_unflushed
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
@@ -74,13 +74,19 @@ class Collector:
         self._room_pass: asyncio.Task[None] | None = None
         self._unflushed: list[_Unflushed] = []  # committed batches whose WAL may not be on disk yet, oldest first
         self.unflushed_batch_max = UNFLUSHED_BATCH_MAX
+        self._sql: Database | Session = db  # where the collector's own statements go: a held connection while it runs
 
     async def run(self, stop: asyncio.Event) -> None:
         self._unflushed.clear()  # a restarted loop re-reads its own pending entries: they are redone anyway
         try:
-            await self._run(stop)
+            async with self.db.session() as session:  # statement after statement: no pool checkout per batch
+                self._sql = session
+                try:
+                    await self._run(stop)
+                finally:
+                    await self._acknowledge_when_flushed(FLUSH_WAIT_ON_STOP_S)
         finally:
-            await self._acknowledge_when_flushed(FLUSH_WAIT_ON_STOP_S)
+            self._sql = self.db
             if self._room_pass is not None:
                 await asyncio.gather(self._room_pass, return_exceptions=True)
 
@@ -135,7 +141,7 @@ class Collector:
         if entries:  # a full batch means results are queueing: waiting for the disk lets the next batch grow
             await self.commit(entries, durable=start != ">" or len(entries) > self.unflushed_batch_max)
         elif self._unflushed:
-            await self._acknowledge(self._settle(await self.db.wal()))
+            await self._acknowledge(self._settle(await self._sql.wal()))
         return len(entries)
 
     async def commit(self, entries: list[Entry], *, durable: bool = False) -> None:
@@ -193,7 +199,7 @@ class Collector:
         deadline = time.monotonic() + timeout_s
         try:
             while self._unflushed:
-                await self._acknowledge(self._settle(await self.db.wal()))
+                await self._acknowledge(self._settle(await self._sql.wal()))
                 if not self._unflushed or time.monotonic() >= deadline:
                     break
                 await asyncio.sleep(FLUSH_POLL_MS / 1000)
@@ -264,8 +270,8 @@ class Collector:
 
     async def _record(self, results: list[Result],
                       durable: bool) -> tuple[list[_Change], Wal | None, dict[str, dict[str, Any]]]:
-        table = self.prices()
-        now = dt.datetime.now(dt.UTC)
+        table: PriceTable | None = None  # read once per batch, and only for a batch with model calls to price
+        now: dt.datetime | None = None  # the price date of a call whose result has no finish time
         per_tenant: dict[str, tuple[list[AttemptRow], list[LedgerRow]]] = defaultdict(lambda: ([], []))
         for r in results:
             env = r.envelope
@@ -275,9 +281,14 @@ class Collector:
             attempts.append(AttemptRow(phase, env.attempt, ticket, r.outcome,
                                        None if r.output is None else dumps(r.output), r.error, r.consumer,
                                        r.deliveries, _when(r.started_at), finished))
+            priced_at = finished
             for call in r.calls:
+                if table is None:
+                    table = self.prices()
+                if priced_at is None:
+                    priced_at = now = now or dt.datetime.now(dt.UTC)
                 try:
-                    priced = price_call(table, call, finished or now)
+                    priced = price_call(table, call, priced_at)
                 except ValueError as e:  # impossible counts from a bot: keep the row, unpriced, and say so
                     log.warning("usage not priceable", call=call.call_id, error=str(e))
                     priced = Priced(0, "unpriced", None)
@@ -292,10 +303,10 @@ class Collector:
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
             if durable:
                 rows = [(row["id"], row["status"], row["parent"])
-                        for row in await self.db.call(record_results(UUID(tenant), attempts, ledger))]
+                        for row in await self._sql.call(record_results(UUID(tenant), attempts, ledger))]
             else:  # a waiter here gets its ticket as the same statement leaves it, and skips reading it again
                 waited = self.events.watched({str(a.ticket_id) for a in attempts})
-                recorded = await self.db.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
+                recorded = await self._sql.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
                 wal = wal or Wal(recorded[0]["wal_written"], recorded[0]["wal_flushed"])  # before these commits
                 recorded = [row for row in recorded if row["finished_ticket"] is not None]
                 rows = [(row["finished_ticket"], row["finished_status"], row["parent"]) for row in recorded]

@@ -17,6 +17,8 @@
 --   per result (seen: 370 ms per batch of 1,000). "NOT IN (terminal)" keeps the partial open-phase index out.
 -- * A plain ticket finishes only from in_progress (a paused one keeps its result for resume). Its transition is
 --   recorded set-based here; oshal.events = 'bulk' keeps the per-row trigger out of the way.
+-- * Only what applies runs: no ticket_events insert when nothing finished, no ledger or reservation statements
+--   when the batch carries no model calls (the common one-result batch of a bot that calls none).
 -- * A call's reservation settles to its cost (what was held is released); a cost with no open reservation still
 --   counts as spent. Usage rows are written in (budget, window) order, the order oshal_reserve locks in.
 CREATE OR REPLACE FUNCTION oshal_record_results(p_tenant uuid, p_results jsonb, p_calls jsonb)
@@ -94,9 +96,14 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
-    INSERT INTO ticket_events (tenant_id, ticket_id, from_status, to_status, actor)
-    SELECT p_tenant, u.ticket, u.from_status, u.status, 'collector'
-      FROM unnest(v_done, v_done_status, v_done_from) AS u(ticket, status, from_status);
+    IF cardinality(v_done) > 0 THEN
+        INSERT INTO ticket_events (tenant_id, ticket_id, from_status, to_status, actor)
+        SELECT p_tenant, u.ticket, u.from_status, u.status, 'collector'
+          FROM unnest(v_done, v_done_status, v_done_from) AS u(ticket, status, from_status);
+    END IF;
+    IF jsonb_array_length(p_calls) = 0 THEN  -- no model calls (an echo bot's result): nothing to bill or settle
+        RETURN;
+    END IF;
     -- The reservations this batch settles, locked in id order first, as oshal_reserve locks them: concurrent
     -- settlements and reservations of one ticket would otherwise take them in different orders and deadlock.
     PERFORM 1 FROM reservations r

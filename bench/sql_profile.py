@@ -1,0 +1,148 @@
+"""The round trip's two statements inside Postgres: the create (``oshal_create_tickets``) and the collector's result
+commit (``record_results_unflushed``), statement by statement, nested ones included (pg_stat_statements with
+track = all), on a scratch embedded Postgres.
+
+Runs ``--singles`` one-at-a-time round trips (create one echo ticket, commit; record its done result with no calls
+and read it back, as the collector does for a waiter), then ``--batches`` batches of ``--batch`` results created and
+recorded together, and prints each part's statements by total time: calls, mean ms per call, blocks per call. The
+per-batch times of the batches show whether consecutive batches slow down.
+
+    .venv/bin/python bench/sql_profile.py [--singles 2000] [--batches 5] [--batch 500] [--calls]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from oshal.embedded import EmbeddedPostgres
+from oshal.store.db import Database
+from oshal.store.migrate import API_ROLE, DATABASE, OWNER_ROLE, bootstrap_embedded, migrate
+from oshal.store.results import AttemptRow, LedgerRow, record_results_unflushed
+from oshal.store.tickets import NewTicket, insert_dispatched
+from oshal.types import new_id
+
+_OUTPUT = json.dumps({"text": "hi"})
+
+_STATEMENTS = r"""
+SELECT toplevel, left(regexp_replace(query, '\s+', ' ', 'g'), 120) AS query, calls, total_exec_time,
+       shared_blks_hit + shared_blks_read AS blocks
+  FROM pg_stat_statements WHERE query NOT ILIKE '%%pg_stat_statements%%' AND calls > 0
+ ORDER BY total_exec_time DESC LIMIT %s
+"""
+
+
+def _print_statements(superuser: str, label: str, per: int, top: int) -> None:
+    """Statements by total time; ``per`` is what one "unit" is (a round trip, a batch) for the per-unit column."""
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        rows = conn.execute(_STATEMENTS, (top,)).fetchall()
+        conn.execute("SELECT pg_stat_statements_reset()")
+    print(f"--- {label}: total ms, calls, mean ms per call, ms per unit ({per} units), blocks per call")
+    for toplevel, query, calls, total, blocks in rows:
+        print(f"  {'T' if toplevel else ' '} {total:8.1f} {calls:7d} {total / calls:8.4f} {total / per:8.4f} "
+              f"{blocks / calls:7.1f}  {query}")
+
+
+async def _create(db: Database, tenant: uuid.UUID, n: int) -> list[NewTicket]:
+    rows = [NewTicket(new_id(), new_id(), "echo", '{"text": "hi"}', None, None) for _ in range(n)]
+    await db.call(insert_dispatched(tenant, None, rows))
+    return rows
+
+
+def _results(rows: list[NewTicket], calls: bool) -> tuple[list[AttemptRow], list[LedgerRow]]:
+    now = dt.datetime.now(dt.UTC)
+    attempts = [AttemptRow(r.phase_id, 1, r.id, "done", _OUTPUT, None, "echo-0", 1, now, now) for r in rows]
+    ledger = [LedgerRow(f"call-{r.id}", r.id, r.phase_id, 1, "echo", "openai", "gpt-4o-mini", 1200, 300, 0, 0,
+                        540, "estimated", computed_cost_micros=540) for r in rows] if calls else []
+    return attempts, ledger
+
+
+async def _explain(db: Database, tenant: uuid.UUID, ticket: uuid.UUID) -> None:
+    """The generic plan of one ticket's read back (what oshal_ticket runs after its fifth call)."""
+    async with db.tenant(tenant) as conn:
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE one(uuid) AS SELECT * FROM ticket_view v WHERE v.id = $1")
+        cur = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE one('{ticket}')")
+        print("\n".join(str(r[0]) if not isinstance(r, dict) else str(next(iter(r.values())))
+                        for r in await cur.fetchall()))
+        await conn.execute("DEALLOCATE one")
+
+
+async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="oshal-bench-sqlprofile-") as home:
+        pg = EmbeddedPostgres(Path(home))
+        pg._initdb()  # the library must be loaded when the server starts
+        with open(pg.pgdata / "postgresql.auto.conf", "a") as conf:
+            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = 'all'\n")
+        pg.start()
+        try:
+            bootstrap_embedded(pg.url(), "owner-pw", "api-pw", "report-pw")
+            owner_url = pg.url(OWNER_ROLE, "owner-pw", DATABASE)
+            superuser = pg.url(database=DATABASE)
+            migrate(owner_url)
+            with psycopg.connect(superuser, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            db = Database(pg.url(API_ROLE, "api-pw", DATABASE))
+            await db.open()
+            try:
+                tenant = uuid.uuid4()
+                async with db.system() as conn:
+                    await conn.execute("INSERT INTO tenants (id, name) VALUES (%s, 'bench')", (tenant,))
+                async with db.tenant(tenant) as conn:
+                    await conn.execute("INSERT INTO budgets (id, tenant_id, scope, period, limit_micros) "
+                                       "VALUES (%s, %s, 'tenant', 'month', 1000000000000)", (uuid.uuid4(), tenant))
+                for warm in range(200):  # plans cached, then statistics as autovacuum would have them
+                    rows = await _create(db, tenant, 1)
+                    await db.call(record_results_unflushed(tenant, *_results(rows, calls), [str(rows[0].id)]))
+                    if warm == 100:
+                        with psycopg.connect(owner_url, autocommit=True) as conn:
+                            conn.execute("ANALYZE")
+                with psycopg.connect(superuser, autocommit=True) as conn:
+                    conn.execute("SELECT pg_stat_statements_reset()")
+                create_s, record_s = [], []
+                for _ in range(singles):
+                    t0 = time.perf_counter()
+                    rows = await _create(db, tenant, 1)
+                    t1 = time.perf_counter()
+                    got = await db.call(record_results_unflushed(tenant, *_results(rows, calls), [str(rows[0].id)]))
+                    record_s.append(time.perf_counter() - t1)
+                    create_s.append(t1 - t0)
+                    assert got[0]["finished_status"] == "done", got
+                create_s.sort()
+                record_s.sort()
+                print(f"singles: create p50 {create_s[len(create_s) // 2] * 1000:.3f} ms, "
+                      f"record p50 {record_s[len(record_s) // 2] * 1000:.3f} ms (client side)")
+                _print_statements(superuser, f"{singles} one-at-a-time round trips", singles, top)
+                for n in range(batches):
+                    rows = await _create(db, tenant, batch)
+                    t0 = time.perf_counter()
+                    got = await db.call(record_results_unflushed(tenant, *_results(rows, calls), []))
+                    print(f"batch {n}: {batch} results in {(time.perf_counter() - t0) * 1000:.1f} ms")
+                    assert sum(1 for r in got if r["finished_status"] == "done") == batch
+                _print_statements(superuser, f"{batches} batches of {batch} (create + record)", batches, top)
+                if explain:
+                    await _explain(db, tenant, rows[0].id)
+            finally:
+                await db.close()
+        finally:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--singles", type=int, default=2000)
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--calls", action="store_true", help="each result carries one priced model call")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--explain", action="store_true", help="print the plan of one ticket's read back")
+    args = parser.parse_args()
+    asyncio.run(main(args.singles, args.batches, args.batch, args.calls, args.top, args.explain))

@@ -74,14 +74,25 @@ async def _explain(db: Database, tenant: uuid.UUID, ticket: uuid.UUID) -> None:
         print("\n".join(str(r[0]) if not isinstance(r, dict) else str(next(iter(r.values())))
                         for r in await cur.fetchall()))
         await conn.execute("DEALLOCATE one")
+    fresh = await _create(db, tenant, 3)
+    for ticket in fresh:
+        async with db.tenant(tenant) as conn:
+            cur = await conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) UPDATE tickets SET status = 'done', result = '{}', "
+                f"finished_at = now() WHERE id = '{ticket.id}' AND status = 'in_progress' AND type IS NULL")
+            print("\n".join(str(next(iter(r.values()))) for r in await cur.fetchall()))
 
 
-async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool) -> None:
+async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool,
+               per_batch: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="oshal-bench-sqlprofile-") as home:
         pg = EmbeddedPostgres(Path(home))
         pg._initdb()  # the library must be loaded when the server starts
         with open(pg.pgdata / "postgresql.auto.conf", "a") as conf:
-            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = 'all'\n")
+            conf.write("shared_preload_libraries = 'pg_stat_statements, auto_explain'\n"
+                       "pg_stat_statements.track = 'all'\nauto_explain.log_nested_statements = on\n"
+                       "auto_explain.log_analyze = on\nauto_explain.log_buffers = on\n"
+                       "auto_explain.log_min_duration = -1\n")
         pg.start()
         try:
             bootstrap_embedded(pg.url(), "owner-pw", "api-pw", "report-pw")
@@ -127,9 +138,32 @@ async def main(singles: int, batches: int, batch: int, calls: bool, top: int, ex
                     got = await db.call(record_results_unflushed(tenant, *_results(rows, calls), []))
                     print(f"batch {n}: {batch} results in {(time.perf_counter() - t0) * 1000:.1f} ms")
                     assert sum(1 for r in got if r["finished_status"] == "done") == batch
+                    if per_batch:
+                        _print_statements(superuser, f"batch {n}", 1, 6)
                 _print_statements(superuser, f"{batches} batches of {batch} (create + record)", batches, top)
                 if explain:
                     await _explain(db, tenant, rows[0].id)
+                    with psycopg.connect(superuser, autocommit=True) as conn:
+                        for r in conn.execute(
+                                "SELECT relname, pg_relation_size(relid) / 8192 AS pages, n_live_tup, n_dead_tup, "
+                                "n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN "
+                                "('tenants', 'tickets', 'phases', 'attempts')").fetchall():
+                            print(r)
+                        for q in (f"SELECT 1 FROM ONLY tenants x WHERE id = '{tenant}' FOR KEY SHARE OF x",):
+                            for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {q}").fetchall():
+                                print(r[0])
+                    with psycopg.connect(superuser, autocommit=True) as conn:  # plans into logs/postgres.log
+                        conn.execute("ALTER SYSTEM SET auto_explain.log_min_duration = 0")
+                        conn.execute("ALTER SYSTEM SET log_min_messages = 'log'")
+                        conn.execute("SELECT pg_reload_conf()")
+                    time.sleep(0.5)
+                    for _ in range(8):
+                        rows = await _create(db, tenant, 1)
+                        await db.call(record_results_unflushed(tenant, *_results(rows, calls), [str(rows[0].id)]))
+                    with psycopg.connect(superuser, autocommit=True) as conn:
+                        conn.execute("ALTER SYSTEM SET auto_explain.log_min_duration = -1")
+                        conn.execute("SELECT pg_reload_conf()")
+                    print((Path(home) / "logs" / "postgres.log").read_text()[-60000:])
             finally:
                 await db.close()
         finally:
@@ -143,6 +177,8 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--calls", action="store_true", help="each result carries one priced model call")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--per-batch", action="store_true", help="each batch's statements apart")
     parser.add_argument("--explain", action="store_true", help="print the plan of one ticket's read back")
     args = parser.parse_args()
-    asyncio.run(main(args.singles, args.batches, args.batch, args.calls, args.top, args.explain))
+    asyncio.run(main(args.singles, args.batches, args.batch, args.calls, args.top, args.explain,
+                     args.per_batch))

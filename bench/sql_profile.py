@@ -84,7 +84,7 @@ async def _explain(db: Database, tenant: uuid.UUID, ticket: uuid.UUID) -> None:
 
 
 async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool,
-               per_batch: bool) -> None:
+               per_batch: bool, vacuum: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="oshal-bench-sqlprofile-") as home:
         pg = EmbeddedPostgres(Path(home))
         pg._initdb()  # the library must be loaded when the server starts
@@ -138,6 +138,9 @@ async def main(singles: int, batches: int, batch: int, calls: bool, top: int, ex
                     got = await db.call(record_results_unflushed(tenant, *_results(rows, calls), []))
                     print(f"batch {n}: {batch} results in {(time.perf_counter() - t0) * 1000:.1f} ms")
                     assert sum(1 for r in got if r["finished_status"] == "done") == batch
+                    if vacuum:  # as autovacuum would between batches: are the slower batches dead rows?
+                        with psycopg.connect(owner_url, autocommit=True) as conn:
+                            conn.execute("VACUUM tickets, phases, attempts, tenants")
                     if per_batch:
                         _print_statements(superuser, f"batch {n}", 1, 6)
                 _print_statements(superuser, f"{batches} batches of {batch} (create + record)", batches, top)
@@ -178,7 +181,8 @@ if __name__ == "__main__":
     parser.add_argument("--calls", action="store_true", help="each result carries one priced model call")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--per-batch", action="store_true", help="each batch's statements apart")
+    parser.add_argument("--vacuum", action="store_true", help="vacuum the ticket tables after each batch")
     parser.add_argument("--explain", action="store_true", help="print the plan of one ticket's read back")
     args = parser.parse_args()
     asyncio.run(main(args.singles, args.batches, args.batch, args.calls, args.top, args.explain,
-                     args.per_batch))
+                     args.per_batch, args.vacuum))

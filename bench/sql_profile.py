@@ -65,22 +65,44 @@ def _results(rows: list[NewTicket], calls: bool) -> tuple[list[AttemptRow], list
     return attempts, ledger
 
 
-async def _explain(db: Database, tenant: uuid.UUID, ticket: uuid.UUID) -> None:
-    """The generic plan of one ticket's read back (what oshal_ticket runs after its fifth call)."""
+async def _explain(db: Database, superuser: str, home: Path, tenant: uuid.UUID, calls: bool) -> None:
+    """Plans: one ticket's read back (generic, as oshal_ticket runs it after its fifth call), a ticket's finishing
+    update (rolled back), the ticket tables' dead rows; then every nested statement of two round trips, with its
+    plan and buffers, as auto_explain logs them."""
+    ticket, = await _create(db, tenant, 1)
+    statements = ("PREPARE one(uuid) AS SELECT * FROM ticket_view v WHERE v.id = $1",
+                  f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE one('{ticket.id}')",
+                  "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) UPDATE tickets SET status = 'done', result = '{}', "
+                  f"finished_at = now() WHERE id = '{ticket.id}' AND status = 'in_progress' AND type IS NULL")
     async with db.tenant(tenant) as conn:
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        await conn.execute("PREPARE one(uuid) AS SELECT * FROM ticket_view v WHERE v.id = $1")
-        cur = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE one('{ticket}')")
-        print("\n".join(str(r[0]) if not isinstance(r, dict) else str(next(iter(r.values())))
-                        for r in await cur.fetchall()))
-        await conn.execute("DEALLOCATE one")
-    fresh = await _create(db, tenant, 3)
-    for ticket in fresh:
-        async with db.tenant(tenant) as conn:
-            cur = await conn.execute(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) UPDATE tickets SET status = 'done', result = '{}', "
-                f"finished_at = now() WHERE id = '{ticket.id}' AND status = 'in_progress' AND type IS NULL")
-            print("\n".join(str(next(iter(r.values()))) for r in await cur.fetchall()))
+        for statement in statements:
+            cur = await conn.execute(statement)
+            if statement.startswith("EXPLAIN"):
+                print("\n".join(str(next(iter(r.values()))) for r in await cur.fetchall()))
+        raise psycopg.Rollback()
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        print("table, pages, live, dead, updates, HOT updates")
+        for row in conn.execute("SELECT relname, pg_relation_size(relid) / 8192, n_live_tup, n_dead_tup, n_tup_upd, "
+                                "n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN "
+                                "('tenants', 'tickets', 'phases', 'attempts') ORDER BY 1").fetchall():
+            print(" ", row)
+        conn.execute("ALTER SYSTEM SET auto_explain.log_min_duration = 0")
+        conn.execute("ALTER SYSTEM SET log_min_messages = 'log'")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    log = home / "logs" / "postgres.log"
+    start = log.stat().st_size
+    for _ in range(2):
+        rows = await _create(db, tenant, 1)
+        await db.call(record_results_unflushed(tenant, *_results(rows, calls), [str(rows[0].id)]))
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM RESET auto_explain.log_min_duration")
+        conn.execute("ALTER SYSTEM RESET log_min_messages")
+        conn.execute("SELECT pg_reload_conf()")
+    with open(log) as text:
+        text.seek(start)
+        print(text.read())
 
 
 async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool,
@@ -145,28 +167,7 @@ async def main(singles: int, batches: int, batch: int, calls: bool, top: int, ex
                         _print_statements(superuser, f"batch {n}", 1, 6)
                 _print_statements(superuser, f"{batches} batches of {batch} (create + record)", batches, top)
                 if explain:
-                    await _explain(db, tenant, rows[0].id)
-                    with psycopg.connect(superuser, autocommit=True) as conn:
-                        for r in conn.execute(
-                                "SELECT relname, pg_relation_size(relid) / 8192 AS pages, n_live_tup, n_dead_tup, "
-                                "n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN "
-                                "('tenants', 'tickets', 'phases', 'attempts')").fetchall():
-                            print(r)
-                        for q in (f"SELECT 1 FROM ONLY tenants x WHERE id = '{tenant}' FOR KEY SHARE OF x",):
-                            for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {q}").fetchall():
-                                print(r[0])
-                    with psycopg.connect(superuser, autocommit=True) as conn:  # plans into logs/postgres.log
-                        conn.execute("ALTER SYSTEM SET auto_explain.log_min_duration = 0")
-                        conn.execute("ALTER SYSTEM SET log_min_messages = 'log'")
-                        conn.execute("SELECT pg_reload_conf()")
-                    time.sleep(0.5)
-                    for _ in range(8):
-                        rows = await _create(db, tenant, 1)
-                        await db.call(record_results_unflushed(tenant, *_results(rows, calls), [str(rows[0].id)]))
-                    with psycopg.connect(superuser, autocommit=True) as conn:
-                        conn.execute("ALTER SYSTEM SET auto_explain.log_min_duration = -1")
-                        conn.execute("SELECT pg_reload_conf()")
-                    print((Path(home) / "logs" / "postgres.log").read_text()[-60000:])
+                    await _explain(db, superuser, Path(home), tenant, calls)
             finally:
                 await db.close()
         finally:

@@ -106,7 +106,7 @@ async def _explain(db: Database, superuser: str, home: Path, tenant: uuid.UUID, 
 
 
 async def main(singles: int, batches: int, batch: int, calls: bool, top: int, explain: bool,
-               per_batch: bool, vacuum: bool) -> None:
+               per_batch: bool, vacuum: bool, reads: int) -> None:
     with tempfile.TemporaryDirectory(prefix="oshal-bench-sqlprofile-") as home:
         pg = EmbeddedPostgres(Path(home))
         pg._initdb()  # the library must be loaded when the server starts
@@ -154,6 +154,10 @@ async def main(singles: int, batches: int, batch: int, calls: bool, top: int, ex
                 print(f"singles: create p50 {create_s[len(create_s) // 2] * 1000:.3f} ms, "
                       f"record p50 {record_s[len(record_s) // 2] * 1000:.3f} ms (client side)")
                 _print_statements(superuser, f"{singles} one-at-a-time round trips", singles, top)
+                if reads:  # the read back alone, as GET /v1/tickets/{id} makes it
+                    for _ in range(reads):
+                        await db.call(("SELECT * FROM oshal_ticket(%s, %s)", (tenant, rows[0].id)))
+                    _print_statements(superuser, f"{reads} reads of one ticket", reads, 6)
                 for n in range(batches):
                     rows = await _create(db, tenant, batch)
                     t0 = time.perf_counter()
@@ -182,8 +186,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", action="store_true", help="each result carries one priced model call")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--per-batch", action="store_true", help="each batch's statements apart")
+    parser.add_argument("--reads", type=int, default=0, help="then read one ticket back this many times")
     parser.add_argument("--vacuum", action="store_true", help="vacuum the ticket tables after each batch")
     parser.add_argument("--explain", action="store_true", help="print the plan of one ticket's read back")
     args = parser.parse_args()
     asyncio.run(main(args.singles, args.batches, args.batch, args.calls, args.top, args.explain,
-                     args.per_batch, args.vacuum))
+                     args.per_batch, args.vacuum, args.reads))

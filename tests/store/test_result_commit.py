@@ -83,3 +83,4 @@ def test_a_batch_with_calls_still_bills_them_next_to_results_without(platform: P
     by_ticket = {row["finished_ticket"]: row for row in rows}
     assert by_ticket[priced.id]["cost_micros"] == 210 and by_ticket[priced.id]["calls"] == 1
     assert by_ticket[plain.id]["cost_micros"] == 0 and by_ticket[plain.id]["calls"] == 0
+

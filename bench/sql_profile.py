@@ -7,7 +7,8 @@ and read it back, as the collector does for a waiter), then ``--batches`` batche
 recorded together, and prints each part's statements by total time: calls, mean ms per call, blocks per call. The
 per-batch times of the batches show whether consecutive batches slow down.
 
-    .venv/bin/python bench/sql_profile.py [--singles 2000] [--batches 5] [--batch 500] [--calls]
+    .venv/bin/python bench/sql_profile.py [--singles 2000] [--batches 5] [--batch 500] [--calls] [--per-batch]
+        [--vacuum] [--reads N] [--explain]   (see --help; compare two src/ trees with PYTHONPATH)
 """
 
 from __future__ import annotations

@@ -5,10 +5,14 @@
 -- Like every hot-path function here it sets the tenant for its own implicit transaction and runs as the caller
 -- (SECURITY INVOKER), so RLS still decides what it sees and writes: one statement in autocommit mode instead of
 -- BEGIN, the tenant setting, the statement and COMMIT.
+--
+-- No sequential scans (enable_seqscan off for the call, so for the foreign key checks it fires too): a connection
+-- keeps each plan made at its first use; made while the tables were small, the checks of each new phase's ticket
+-- scanned every ticket as the table grew.
 CREATE OR REPLACE FUNCTION oshal_create_tickets(p_tenant uuid, p_by uuid, p_ids uuid[], p_phase_ids uuid[], p_bots text[],
                                      p_inputs text[], p_keys text[], p_hashes bytea[])
 RETURNS TABLE (id uuid, exhausted text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     RETURN QUERY

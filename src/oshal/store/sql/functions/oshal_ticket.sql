@@ -1,6 +1,9 @@
 -- What GET /v1/tickets/{id} shows, in one statement that sets the tenant (RLS applies through the view).
+-- No sequential scans: the plan kept by a connection was made with the statistics of its first call; made while
+-- the tables were small, it scanned every ticket, phase and attempt on each read as they grew (see
+-- oshal_record_results, which reads back through this function).
 CREATE OR REPLACE FUNCTION oshal_ticket(p_tenant uuid, p_ticket uuid) RETURNS SETOF ticket_view
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 BEGIN
     PERFORM set_config('oshal.tenant_id', p_tenant::text, true);
     RETURN QUERY SELECT * FROM ticket_view v WHERE v.id = p_ticket;

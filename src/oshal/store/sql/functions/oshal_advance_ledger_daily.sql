@@ -22,28 +22,18 @@ BEGIN
                                                                         WHERE tenant_id = t.id AND created_at >= v_from
                                                                         ORDER BY created_at LIMIT 1) l), 'UTC'),
                                  v_to) + make_interval(days => greatest(p_max_days, 1)));
-    INSERT INTO ledger_daily AS d
-    SELECT l.tenant_id, (l.created_at AT TIME ZONE 'UTC')::date, l.bot, l.provider, l.model, l.price_source, count(*),
-           sum(l.input_tokens), sum(l.output_tokens), sum(l.cached_read_tokens), sum(l.cache_write_tokens),
-           sum(l.reasoning_tokens), sum(l.cost_micros), sum(coalesce(l.computed_cost_micros, 0)),
-           sum(coalesce(l.reported_cost_micros, 0)),
-           count(*) FILTER (WHERE l.computed_cost_micros IS NOT NULL AND l.reported_cost_micros IS NOT NULL),
-           coalesce(sum(l.computed_cost_micros) FILTER (WHERE l.reported_cost_micros IS NOT NULL), 0),
-           coalesce(sum(l.reported_cost_micros) FILTER (WHERE l.computed_cost_micros IS NOT NULL), 0)
-      FROM tenants t CROSS JOIN LATERAL (SELECT * FROM ledger WHERE tenant_id = t.id AND created_at >= v_from
-                                           AND created_at < v_to) l
-     GROUP BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
-        calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-        cached_read_tokens = d.cached_read_tokens + EXCLUDED.cached_read_tokens,
-        cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
-        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-        cost_micros = d.cost_micros + EXCLUDED.cost_micros,
-        computed_cost_micros = d.computed_cost_micros + EXCLUDED.computed_cost_micros,
-        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros,
-        both_calls = d.both_calls + EXCLUDED.both_calls, both_computed = d.both_computed + EXCLUDED.both_computed,
-        both_reported = d.both_reported + EXCLUDED.both_reported;
+    PERFORM oshal_ledger_daily_add(ARRAY(SELECT day_total::ledger_daily FROM (
+        SELECT l.tenant_id, (l.created_at AT TIME ZONE 'UTC')::date, l.bot, l.provider, l.model, l.price_source, count(*),
+               sum(l.input_tokens), sum(l.output_tokens), sum(l.cached_read_tokens), sum(l.cache_write_tokens),
+               sum(l.reasoning_tokens), sum(l.cost_micros), sum(coalesce(l.computed_cost_micros, 0)),
+               sum(coalesce(l.reported_cost_micros, 0)),
+               count(*) FILTER (WHERE l.computed_cost_micros IS NOT NULL AND l.reported_cost_micros IS NOT NULL),
+               coalesce(sum(l.computed_cost_micros) FILTER (WHERE l.reported_cost_micros IS NOT NULL), 0),
+               coalesce(sum(l.reported_cost_micros) FILTER (WHERE l.computed_cost_micros IS NOT NULL), 0)
+          FROM tenants t CROSS JOIN LATERAL (SELECT * FROM ledger WHERE tenant_id = t.id AND created_at >= v_from
+                                               AND created_at < v_to) l
+         GROUP BY 1, 2, 3, 4, 5, 6
+    ) day_total));
     UPDATE rollup_cutoff SET ledger_before = v_to, ledger_advanced_at = now();
     RETURN v_to;
 END $$;

@@ -7,25 +7,14 @@ BEGIN
     IF NEW.created_at >= (SELECT ledger_before FROM rollup_cutoff) THEN
         RETURN NULL;
     END IF;
-    INSERT INTO ledger_daily AS d
-    VALUES (NEW.tenant_id, (NEW.created_at AT TIME ZONE 'UTC')::date, NEW.bot, NEW.provider, NEW.model,
-            NEW.price_source, 1, NEW.input_tokens, NEW.output_tokens, NEW.cached_read_tokens, NEW.cache_write_tokens,
-            NEW.reasoning_tokens, NEW.cost_micros, coalesce(NEW.computed_cost_micros, 0),
-            coalesce(NEW.reported_cost_micros, 0),
-            (NEW.computed_cost_micros IS NOT NULL AND NEW.reported_cost_micros IS NOT NULL)::int,
-            CASE WHEN NEW.reported_cost_micros IS NOT NULL THEN coalesce(NEW.computed_cost_micros, 0) ELSE 0 END,
-            CASE WHEN NEW.computed_cost_micros IS NOT NULL THEN coalesce(NEW.reported_cost_micros, 0) ELSE 0 END)
-    ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
-        calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-        cached_read_tokens = d.cached_read_tokens + EXCLUDED.cached_read_tokens,
-        cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
-        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-        cost_micros = d.cost_micros + EXCLUDED.cost_micros,
-        computed_cost_micros = d.computed_cost_micros + EXCLUDED.computed_cost_micros,
-        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros,
-        both_calls = d.both_calls + EXCLUDED.both_calls, both_computed = d.both_computed + EXCLUDED.both_computed,
-        both_reported = d.both_reported + EXCLUDED.both_reported;
+    PERFORM oshal_ledger_daily_add(ARRAY[ROW(
+        NEW.tenant_id, (NEW.created_at AT TIME ZONE 'UTC')::date, NEW.bot, NEW.provider, NEW.model, NEW.price_source,
+        1, NEW.input_tokens, NEW.output_tokens, NEW.cached_read_tokens, NEW.cache_write_tokens, NEW.reasoning_tokens,
+        NEW.cost_micros, coalesce(NEW.computed_cost_micros, 0), coalesce(NEW.reported_cost_micros, 0),
+        (NEW.computed_cost_micros IS NOT NULL AND NEW.reported_cost_micros IS NOT NULL)::int,
+        CASE WHEN NEW.reported_cost_micros IS NOT NULL THEN coalesce(NEW.computed_cost_micros, 0) ELSE 0 END,
+        CASE WHEN NEW.computed_cost_micros IS NOT NULL THEN coalesce(NEW.reported_cost_micros, 0) ELSE 0 END
+    )::ledger_daily]);
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER ledger_backdated AFTER INSERT ON ledger FOR EACH ROW

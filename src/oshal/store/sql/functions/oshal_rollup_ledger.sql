@@ -8,26 +8,16 @@ BEGIN
     SELECT ledger_before INTO v_cutoff FROM rollup_cutoff FOR UPDATE;  -- the advance waits, and is waited for
     CREATE TEMP TABLE rolled ON COMMIT DROP AS
         SELECT * FROM ledger WHERE created_at < p_before FOR UPDATE;
-    INSERT INTO ledger_daily AS d
-    SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, bot, provider, model, price_source, count(*),
-           sum(input_tokens), sum(output_tokens), sum(cached_read_tokens), sum(cache_write_tokens),
-           sum(reasoning_tokens), sum(cost_micros), sum(coalesce(computed_cost_micros, 0)),
-           sum(coalesce(reported_cost_micros, 0)),
-           count(*) FILTER (WHERE computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL),
-           coalesce(sum(computed_cost_micros) FILTER (WHERE reported_cost_micros IS NOT NULL), 0),
-           coalesce(sum(reported_cost_micros) FILTER (WHERE computed_cost_micros IS NOT NULL), 0)
-      FROM rolled WHERE created_at >= v_cutoff GROUP BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (tenant_id, day, bot, provider, model, price_source) DO UPDATE SET
-        calls = d.calls + EXCLUDED.calls, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-        output_tokens = d.output_tokens + EXCLUDED.output_tokens,
-        cached_read_tokens = d.cached_read_tokens + EXCLUDED.cached_read_tokens,
-        cache_write_tokens = d.cache_write_tokens + EXCLUDED.cache_write_tokens,
-        reasoning_tokens = d.reasoning_tokens + EXCLUDED.reasoning_tokens,
-        cost_micros = d.cost_micros + EXCLUDED.cost_micros,
-        computed_cost_micros = d.computed_cost_micros + EXCLUDED.computed_cost_micros,
-        reported_cost_micros = d.reported_cost_micros + EXCLUDED.reported_cost_micros,
-        both_calls = d.both_calls + EXCLUDED.both_calls, both_computed = d.both_computed + EXCLUDED.both_computed,
-        both_reported = d.both_reported + EXCLUDED.both_reported;
+    PERFORM oshal_ledger_daily_add(ARRAY(SELECT day_total::ledger_daily FROM (
+        SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, bot, provider, model, price_source, count(*),
+               sum(input_tokens), sum(output_tokens), sum(cached_read_tokens), sum(cache_write_tokens),
+               sum(reasoning_tokens), sum(cost_micros), sum(coalesce(computed_cost_micros, 0)),
+               sum(coalesce(reported_cost_micros, 0)),
+               count(*) FILTER (WHERE computed_cost_micros IS NOT NULL AND reported_cost_micros IS NOT NULL),
+               coalesce(sum(computed_cost_micros) FILTER (WHERE reported_cost_micros IS NOT NULL), 0),
+               coalesce(sum(reported_cost_micros) FILTER (WHERE computed_cost_micros IS NOT NULL), 0)
+          FROM rolled WHERE created_at >= v_cutoff GROUP BY 1, 2, 3, 4, 5, 6
+    ) day_total));
     UPDATE tickets t SET rolled_cost_micros = t.rolled_cost_micros + r.cost, rolled_calls = t.rolled_calls + r.calls
       FROM (SELECT ticket_id, sum(cost_micros) AS cost, count(*) AS calls FROM rolled GROUP BY ticket_id) r
      WHERE t.id = r.ticket_id;

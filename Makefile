@@ -51,8 +51,10 @@ browser:
 ## Benchmarks against a platform this target starts itself (BENCH_N tickets, default 20000), beside the peers
 ## (dramatiq, celery, arq) measured first in the same run, with the ratios in the JSON line; then the scale and
 ## volume runs at smaller sizes than `make bench-scale`'s, to keep the whole under ~15 minutes. bench/node_memory.py:
-## the idle RSS and PSS of a single-bot node process and of each node host `oshal up` runs.
+## the idle RSS and PSS of a single-bot node process and of each node host `oshal up` runs. bench/wakeup.py: what one
+## cross-process hop costs on this machine, back to back and after idling (the floor under every round trip).
 bench: $(BENCHSTAMP)
+	$(PY) bench/wakeup.py
 	$(PY) bench/run.py
 	$(PY) bench/backtest.py
 	$(PY) bench/node_memory.py

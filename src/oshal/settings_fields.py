@@ -200,7 +200,7 @@ def read_settings(**overrides: Any) -> SettingsFields:
             continue
         variable = f"{ENV_PREFIX}{name}".lower()
         if variable in env:
-            raw: str | None = env[variable]
+            raw = env[variable]
         elif variable in secrets:
             raw = secrets[variable].read_text(encoding="utf-8").strip()
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import types
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -173,20 +174,28 @@ def _is_complex(annotation: Any) -> bool:
 
 
 def _secret_files(folder: str | None) -> dict[str, Path]:
-    """The files of ``$OSHAL_SECRETS_DIR`` by lowercased name; none when the variable is unset or not a folder. A
-    file that resolves outside the folder (a planted link) is not read, as pydantic-settings does not read it."""
+    """The entries of ``$OSHAL_SECRETS_DIR`` by lowercased name; none when the variable is unset or not a folder."""
     if not folder or not os.path.isdir(folder):
         return {}
-    root = Path(folder).expanduser().resolve()
-    files: dict[str, Path] = {}
-    for path in Path(folder).expanduser().iterdir():
-        try:
-            inside = root in path.resolve().parents
-        except (OSError, RuntimeError):
-            continue
-        if inside and path.is_file():
-            files[path.name.lower()] = path
-    return files
+    return {path.name.lower(): path for path in Path(folder).expanduser().iterdir()}
+
+
+def _read_secret(path: Path) -> str | None:
+    """A secret file's value, stripped. One that resolves outside its folder (a planted link) or is not a file is
+    not read, with a warning, as pydantic-settings does."""
+    try:
+        inside = path.parent.resolve() in path.resolve().parents
+    except (OSError, RuntimeError) as e:
+        warnings.warn(f'attempted to load secret file "{path}" but it could not be resolved: {e}', stacklevel=3)
+        return None
+    if not inside:
+        warnings.warn(f'attempted to load secret file "{path}" but it resolves outside of "{path.parent}".',
+                      stacklevel=3)
+        return None
+    if not path.is_file():
+        warnings.warn(f'attempted to load secret file "{path}" but it is not a file.', stacklevel=3)
+        return None
+    return path.read_text(encoding="utf-8").strip()
 
 
 def read_settings(**overrides: Any) -> SettingsFields:
@@ -201,8 +210,8 @@ def read_settings(**overrides: Any) -> SettingsFields:
         variable = f"{ENV_PREFIX}{name}".lower()
         if variable in env:
             raw = env[variable]
-        elif variable in secrets:
-            raw = secrets[variable].read_text(encoding="utf-8").strip()
+        elif variable in secrets and (secret := _read_secret(secrets[variable])) is not None:
+            raw = secret
         else:
             continue
         if _is_complex(field.annotation):

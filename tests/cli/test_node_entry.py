@@ -74,6 +74,27 @@ def test_node_host_runs_without_the_other_commands_and_reports_errors_as_before(
     assert "OSHAL_NODE_LIVENESS_FILE is not set" in stderr
 
 
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("OSHAL_HEARTBEAT_TTL_S", "-1", "heartbeat_ttl_s\n  Input should be greater than 0"),
+    ("OSHAL_MODE", "staging", "mode\n  Input should be 'dev' or 'prod'"),
+])
+def test_a_node_host_refuses_a_wrong_setting_with_the_settings_error(variable: str, value: str, says: str) -> None:
+    """The node host reads its settings without pydantic-settings, and a wrong one fails as `Settings` fails."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}, variable: value,
+           "OSHAL_REDIS_URL": "redis://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "oshal.cli.main", "node", "--bot", "echo", "--fleet",
+                           str(REPO / "fleet")], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1, done.stderr  # the error a wrong setting raised before, before connecting to Redis
+    assert "1 validation error for Settings" in done.stderr and says in done.stderr
+
+
+def test_a_node_host_refuses_a_setting_that_is_not_json_saying_which(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}, "OSHAL_NODE_REPLICAS": "echo=2"}
+    result, stderr = run("node", "--bot", "echo", "--fleet", str(REPO / "fleet"), env=env)
+    assert result == "RESULT 9 False", stderr  # ConfigError's exit code
+    assert "OSHAL_NODE_REPLICAS is not valid JSON" in stderr
+
+
 def test_node_subcommands_and_help_get_the_whole_cli() -> None:
     result, _ = run("node", "--help")
     assert result == "RESULT 0 True"

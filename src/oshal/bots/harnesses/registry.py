@@ -16,7 +16,7 @@ def build_harness(manifest: BotManifest) -> Harness:
         try:
             check_output_schema(manifest.output_schema)
         except ValueError as e:
-            raise ConfigError(f"bot {manifest.name!r}'s manifest is invalid: {e}",
+            raise ConfigError(f"the manifest of bot {manifest.name!r} is invalid: {e}",
                               hint="see fleet/README.md for the fields") from e
     if manifest.harness == "openai":
         from oshal.bots.harnesses.openai import OpenAIHarness

@@ -201,7 +201,7 @@ def _read_secret(path: Path) -> str | None:
 def read_settings(**overrides: Any) -> SettingsFields:
     """The settings ``Settings(**overrides)`` would build, read without pydantic-settings (see the module's doc)."""
     env = {name.lower(): value for name, value in os.environ.items()}
-    secrets = _secret_files(env.get(SECRETS_DIR_VARIABLE.lower()))
+    secret_files = _secret_files(os.environ.get(SECRETS_DIR_VARIABLE))  # named exactly, as ``Settings`` reads it
     values: dict[str, Any] = {}
     for name, field in SettingsFields.model_fields.items():
         if name in overrides:
@@ -210,7 +210,7 @@ def read_settings(**overrides: Any) -> SettingsFields:
         variable = f"{ENV_PREFIX}{name}".lower()
         if variable in env:
             raw = env[variable]
-        elif variable in secrets and (secret := _read_secret(secrets[variable])) is not None:
+        elif variable in secret_files and (secret := _read_secret(secret_files[variable])) is not None:
             raw = secret
         else:
             continue

@@ -147,6 +147,36 @@ def test_a_model_capable_bot_must_state_a_valid_output_shape(tmp_path: Path, ext
     assert says in caught.value.message
 
 
+_BAD_META_SCHEMA = "output_schema: {type: object, properties: {x: {type: 12}}}\n"
+
+
+def test_a_node_host_leaves_the_schema_check_to_the_model_harness_that_uses_it(tmp_path: Path) -> None:
+    """A node host loads its fleet with ``check_schemas=False`` (no jsonschema kept for deterministic bots): a schema
+    the meta-schema refuses still fails clearly at the node's start, when the model harness is built for it."""
+    (tmp_path / "bot.yaml").write_text("name: bot\nintent: echo\nmodel_capable: true\n" + _BAD_META_SCHEMA)
+    with pytest.raises(ConfigError, match="not a valid JSON Schema"):
+        load_fleet(tmp_path)  # whatever provisions a fleet (`oshal up`, migrate, deploy) refuses it first
+    bot = load_fleet(tmp_path, check_schemas=False)["bot"]
+    assert build_harness(bot) is not None  # the deterministic harness never reads the schema
+    switched = apply_provider({"bot": bot}, ModelProvider("openai", "m", "http://127.0.0.1:9/v1", None))["bot"]
+    with pytest.raises(ConfigError) as caught:
+        build_harness(switched)
+    assert caught.value.message.startswith("the manifest of bot 'bot' is invalid: output_schema is not a valid JSON "
+                                           "Schema")
+    assert caught.value.hint == "see fleet/README.md for the fields"
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ("model_capable: true\n", "model_capable needs output_schema"),
+    ("output_schema: {type: array}\n", "must describe a JSON object"),
+])
+def test_a_node_host_still_refuses_every_other_bad_shape_when_loading(tmp_path: Path, extra: str, says: str) -> None:
+    (tmp_path / "bot.yaml").write_text("name: bot\nintent: echo\n" + extra)
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(tmp_path, check_schemas=False)
+    assert says in caught.value.message
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_CAPABLE))
 async def test_the_output_schema_is_honest_the_deterministic_output_meets_it(name: str) -> None:
     harness = DeterministicHarness(FLEET[name])

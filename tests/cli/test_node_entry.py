@@ -10,10 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
 import typer.main
+import yaml
 
 from oshal.cli.main import NODE_SUBCOMMANDS, build, runs_node_host
 from oshal.cli.node_host import NodeOptions, parse
+from oshal.embedded import EmbeddedRedis
+from oshal.mesh.redis_keys import PREFIX
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs `oshal ARGS` in a fresh interpreter, then says with which exit code and whether another command's module
 # (tickets) was loaded, i.e. whether the whole CLI was built.
@@ -68,6 +74,27 @@ def test_node_host_runs_without_the_other_commands_and_reports_errors_as_before(
     assert "OSHAL_NODE_LIVENESS_FILE is not set" in stderr
 
 
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("OSHAL_HEARTBEAT_TTL_S", "-1", "heartbeat_ttl_s\n  Input should be greater than 0"),
+    ("OSHAL_MODE", "staging", "mode\n  Input should be 'dev' or 'prod'"),
+])
+def test_a_node_host_refuses_a_wrong_setting_with_the_settings_error(variable: str, value: str, says: str) -> None:
+    """The node host reads its settings without pydantic-settings, and a wrong one fails as `Settings` fails."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}, variable: value,
+           "OSHAL_REDIS_URL": "redis://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "oshal.cli.main", "node", "--bot", "echo", "--fleet",
+                           str(REPO / "fleet")], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1, done.stderr  # the error a wrong setting raised before, before connecting to Redis
+    assert "1 validation error for Settings" in done.stderr and says in done.stderr
+
+
+def test_a_node_host_refuses_a_setting_that_is_not_json_saying_which(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}, "OSHAL_NODE_REPLICAS": "echo=2"}
+    result, stderr = run("node", "--bot", "echo", "--fleet", str(REPO / "fleet"), env=env)
+    assert result == "RESULT 9 False", stderr  # ConfigError's exit code
+    assert "OSHAL_NODE_REPLICAS is not valid JSON" in stderr
+
+
 def test_node_subcommands_and_help_get_the_whole_cli() -> None:
     result, _ = run("node", "--help")
     assert result == "RESULT 0 True"
@@ -103,7 +130,47 @@ def test_the_node_host_keeps_out_what_it_does_not_use(tmp_path: Path) -> None:
     result, stderr, modules = run_and_list_modules("node", "--check", env=env)
     assert result == "RESULT 0 False", stderr
     assert "oshal.launcher.host" in modules  # it did reach the node host's own code
-    assert not {"typer", "click", "rich", "httpx", "PIL", "imageio_ffmpeg"} & {m.split(".")[0] for m in modules}
+    assert not {"typer", "click", "rich", "httpx", "PIL", "imageio_ffmpeg", "pydantic_settings", "dotenv",
+                "jsonschema"} & {m.split(".")[0] for m in modules}
+
+
+def test_a_running_node_host_of_the_demo_fleet_keeps_out_settings_and_schema_libraries(tmp_path: Path) -> None:
+    """A real node host, as `oshal up` runs one per node group, on a real Redis until its bots heartbeat: it reads
+    its settings without pydantic-settings and leaves the bots' output schemas to the model harnesses, so neither
+    pydantic-settings (nor python-dotenv) nor jsonschema is ever imported, although its bots have output schemas.
+    ``-X importtime`` lists every module the process imported, on its stderr."""
+    fleet = {path.stem for path in (REPO / "fleet").glob("*.yaml")
+             if yaml.safe_load(path.read_text()).get("node_group", "fleet") == "fleet"}
+    assert any("output_schema" in (REPO / "fleet" / f"{bot}.yaml").read_text() for bot in fleet)
+    engine = EmbeddedRedis(tmp_path / "redis")
+    engine.start()
+    node: subprocess.Popen[str] | None = None
+    try:
+        credentials = tmp_path / "credentials.json"
+        credentials.write_text(json.dumps(dict.fromkeys(fleet, engine.url())))
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("OSHAL_")}, "OSHAL_LOG_LEVEL": "warning",
+               "OSHAL_HEARTBEAT_TTL_S": "5", "OSHAL_NODE_REPLICAS": '{"echo": 2}'}
+        node = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "oshal.cli.main", "node", "--fleet",
+                                 str(REPO / "fleet"), "--credentials", str(credentials),
+                                 *[arg for bot in sorted(fleet) for arg in ("--bot", bot)]],
+                                env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        client = sync_redis.Redis.from_url(engine.url())
+        deadline = time.monotonic() + 60
+        while len({key.split(b":")[2] for key in client.scan_iter(match=f"{PREFIX}:hb:*")}) < len(fleet):
+            assert node.poll() is None and time.monotonic() < deadline, "the node host did not heartbeat every bot"
+            time.sleep(0.2)
+        assert len(list(client.scan_iter(match=f"{PREFIX}:hb:echo:*"))) == 2  # the replicas ordered in its settings
+        client.close()
+        node.terminate()
+        _, stderr = node.communicate(timeout=60)
+    finally:
+        if node is not None and node.poll() is None:
+            node.kill()
+            node.communicate()
+        engine.stop()
+    imported = {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    assert {"oshal.bots.host", "oshal.bots.worker", "redis.asyncio"} <= imported  # it did run the node host
+    assert not {"pydantic_settings", "dotenv", "jsonschema"} & {m.split(".")[0] for m in imported}
 
 
 def test_the_built_in_bots_harness_loads_media_and_http_only_when_used() -> None:

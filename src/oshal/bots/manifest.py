@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from oshal.errors import ConfigError, NotFound
 from oshal.mesh.redis_keys import BOT_NAME_PATTERN
 
 Harness = Literal["deterministic", "openai", "anthropic"]
 _DEFAULT_PROVIDER = {"deterministic": "deterministic", "openai": "openai", "anthropic": "anthropic"}
+# Validation context: leave the output_schema's meta-schema check to where the schema is used (see load_fleet).
+_SCHEMAS_CHECKED_WHEN_USED = "schemas_checked_when_used"
 # The provider SDKs wait between retries as the server's Retry-After asks, up to a minute (both cap it there).
 SDK_MAX_RETRY_WAIT_S = 60.0
 
@@ -50,15 +52,11 @@ class BotManifest(BaseModel):
 
     @field_validator("output_schema")
     @classmethod
-    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _valid_schema(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         if value is None:
             return None
-        import jsonschema  # here, not at the top: a node host of bots without a schema never needs it (~3 MB RSS)
-
-        try:
-            jsonschema.Draft202012Validator.check_schema(value)
-        except jsonschema.SchemaError as e:
-            raise ValueError(f"output_schema is not a valid JSON Schema: {e.message}") from e
+        if not (info.context or {}).get(_SCHEMAS_CHECKED_WHEN_USED):
+            check_output_schema(value)
         if value.get("type") != "object":
             raise ValueError("output_schema must describe a JSON object (type: object)")
         return value
@@ -83,23 +81,40 @@ class BotManifest(BaseModel):
         return self.timeout_s * (self.max_retries + 1) + SDK_MAX_RETRY_WAIT_S * self.max_retries
 
 
-def load_manifest(path: Path) -> BotManifest:
+def check_output_schema(schema: dict[str, Any]) -> None:
+    """ValueError unless ``schema`` is a valid JSON Schema (draft 2020-12)."""
+    import jsonschema  # here, not at the top: ~3 MB of RSS that an idle node host does without (see load_fleet)
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise ValueError(f"output_schema is not a valid JSON Schema: {e.message}") from e
+
+
+def load_manifest(path: Path, *, check_schemas: bool = True) -> BotManifest:
+    """``check_schemas=False``: see ``load_fleet``."""
     try:
         data = yaml.safe_load(path.read_text())
-        return BotManifest.model_validate(data)
+        return BotManifest.model_validate(data, context={_SCHEMAS_CHECKED_WHEN_USED: not check_schemas})
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read bot manifest {path}: {e}") from e
     except ValidationError as e:
         raise ConfigError(f"bot manifest {path} is invalid: {e}", hint="see fleet/README.md for the fields") from e
 
 
-def load_fleet(folder: Path) -> dict[str, BotManifest]:
-    """Every ``*.yaml`` in ``folder``; bot names must be unique."""
+def load_fleet(folder: Path, *, check_schemas: bool = True) -> dict[str, BotManifest]:
+    """Every ``*.yaml`` in ``folder``; bot names must be unique.
+
+    ``check_schemas=False`` (the node host) leaves each ``output_schema``'s check against the JSON Schema meta-schema
+    to where it is used: a model harness checks its bot's when it is built, at the node's start (``build_harness``).
+    Everything else is checked as always. Every fleet is also loaded with the check by whatever provisions it (`oshal
+    up`, `oshal migrate`, `oshal deploy`), so a bad schema fails there first; a node host, which stays up, does not
+    keep jsonschema (~3 MB) for bots that never use their schema (the deterministic harness)."""
     if not folder.is_dir():
         raise ConfigError(f"fleet folder {folder} does not exist", hint="set OSHAL_FLEET_DIR or --fleet")
     fleet: dict[str, BotManifest] = {}
     for path in sorted(folder.glob("*.y*ml")):
-        manifest = load_manifest(path)
+        manifest = load_manifest(path, check_schemas=check_schemas)
         if manifest.name in fleet:
             raise ConfigError(f"bot {manifest.name!r} is defined twice (second time in {path})")
         fleet[manifest.name] = manifest

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from oshal.bots.manifest import BotManifest
 from oshal.errors import ConfigError
 from oshal.logs import get_logger
-from oshal.settings import Settings
+from oshal.settings_fields import SettingsFields
 
 log = get_logger(__name__)
 
@@ -61,7 +61,7 @@ def _check_base_url(url: str) -> None:
                           "would cross the network unencrypted", hint="use https, or a server on loopback")
 
 
-def resolve_provider(settings: Settings, environ: Mapping[str, str] | None = None) -> ModelProvider | None:
+def resolve_provider(settings: SettingsFields, environ: Mapping[str, str] | None = None) -> ModelProvider | None:
     """The configured provider, checked; ``None`` when none is configured. Raises ``ConfigError`` saying what to fix."""
     env = os.environ if environ is None else environ
     provider = settings.model_provider

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from oshal import logs
 from oshal.errors import ConfigError, Invalid
-from oshal.settings import Settings
+from oshal.settings_fields import SettingsFields, read_settings
 
 if TYPE_CHECKING:
     from oshal.bots.host import Liveness, NodeAlive
     from oshal.launcher.migrate import MigrationReport
+    from oshal.settings import Settings
 
 
 def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
@@ -29,6 +30,7 @@ def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
     from oshal.control.plane import Components, ControlPlane
     from oshal.launcher.prepare import dispatch_key
     from oshal.security.startup import require_secrets
+    from oshal.settings import Settings
 
     settings = Settings()
     logs.configure(settings.log_level, json=settings.log_json)
@@ -46,7 +48,7 @@ def serve(host: str, port: int, *, collector: bool, sweeper: bool) -> None:
                 ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
 
 
-def _liveness(settings: Settings) -> Liveness | None:
+def _liveness(settings: SettingsFields) -> Liveness | None:
     from oshal.bots.host import Liveness
 
     if settings.node_liveness_file is None:
@@ -58,7 +60,7 @@ def check_node() -> NodeAlive:
     """The liveness probe of a node host started with OSHAL_NODE_LIVENESS_FILE: what it last wrote, if recently."""
     from oshal.bots.host import Liveness
 
-    settings = Settings()
+    settings = read_settings()  # the node host's reader, without pydantic-settings (see oshal.settings_fields)
     if settings.node_liveness_file is None:
         raise ConfigError("OSHAL_NODE_LIVENESS_FILE is not set, so no node host writes a liveness file to check",
                           hint="set it for both the node and its probe (the image sets /tmp/oshal-node.alive)")
@@ -74,11 +76,12 @@ def run_node(fleet: Path | None, bots: list[str] | None, credentials: Path | Non
     from oshal.bots.model_provider import apply_provider, resolve_provider
     from oshal.bots.worker import WorkerOptions
 
-    settings = Settings(**({"fleet_dir": fleet} if fleet else {}))  # type: ignore[arg-type]
+    settings = read_settings(**({"fleet_dir": fleet} if fleet else {}))  # without pydantic-settings: it stays up
     logs.configure(settings.log_level, json=settings.log_json)
     # Under `oshal up` the manifests arrive switched already (and no provider is configured here); a node started on
     # its own switches its model-capable bots to the provider configured in its environment.
-    manifests = apply_provider(select(load_fleet(settings.fleet_dir), bots), resolve_provider(settings))
+    fleet_manifests = load_fleet(settings.fleet_dir, check_schemas=False)  # a model harness checks its schema
+    manifests = apply_provider(select(fleet_manifests, bots), resolve_provider(settings))
     if replicas is not None:
         manifests = {name: m.model_copy(update={"replicas": replicas}) for name, m in manifests.items()}
     manifests = with_replicas(manifests, settings.node_replicas)
@@ -161,6 +164,7 @@ def seal_audit_log(settings: Settings, superuser_url: str | None) -> None:
 def migrate(*, schema_only: bool) -> MigrationReport:
     """`oshal migrate`: roles, schema and (unless ``schema_only``) the fleet, on the configured external servers."""
     from oshal.launcher.migrate import migrate as migrate_servers
+    from oshal.settings import Settings
 
     settings = Settings()
     logs.configure(settings.log_level, json=settings.log_json)

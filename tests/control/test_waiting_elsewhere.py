@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-
 from typing import Any
 
 from redis.asyncio import Redis

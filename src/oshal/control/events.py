@@ -28,7 +28,8 @@ from oshal.mesh.redis_keys import EVENTS_CHANNEL, WAITER_ID_PATTERN, waiter_chan
 log = get_logger(__name__)
 
 # A row larger than this is not handed to another process (its waiter reads it): large messages could overrun the
-# subscriber's output buffer in Redis, which then drops the connection and every wake-up queued on it.
+# subscriber's output buffer in Redis, which then drops the connection and every wake-up queued on it. (Rows are
+# read back only for batches of at most UNFLUSHED_BATCH_MAX results, so a message holds at most that many.)
 HANDOVER_MAX_BYTES = 16 * 1024
 _WAITER_ID = re.compile(WAITER_ID_PATTERN)
 
@@ -115,8 +116,9 @@ class EventHub:
     @staticmethod
     def _handovers(changes: Sequence[tuple[str, str]], rows: Mapping[str, dict[str, Any]],
                    waiters: Mapping[str, str]) -> dict[str, str]:
-        """{waiter token: message} handing each process the rows of the finished tickets it waits on."""
-        by_token: dict[str, dict[str, Any]] = {}
+        """{waiter token: message} handing each process the rows of the finished tickets it waits on:
+        ``{"c": [[id, status], ...], "r": {id: row}}``."""
+        by_token: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
         for ticket_id, status in changes:
             token, row = waiters.get(ticket_id), rows.get(ticket_id)
             if token is None or row is None or not _WAITER_ID.match(token):
@@ -124,11 +126,14 @@ class EventHub:
             wire = row_wire.encode(row)
             if wire is None:
                 continue
-            batch = by_token.setdefault(token, {"c": [], "r": {}})
-            batch["c"].append((ticket_id, status))
-            batch["r"][ticket_id] = wire
-        messages = {token: row_wire.dumps(batch) for token, batch in by_token.items()}
-        return {token: m for token, m in messages.items() if len(m) <= HANDOVER_MAX_BYTES}
+            text = row_wire.dumps(wire)
+            if len(text) > HANDOVER_MAX_BYTES:
+                continue
+            statuses, texts = by_token.setdefault(token, ([], []))
+            statuses.append((ticket_id, status))
+            texts.append(f"{row_wire.dumps(ticket_id)}:{text}")
+        return {token: f'{{"c":{row_wire.dumps(statuses)},"r":{{{",".join(texts)}}}}}'
+                for token, (statuses, texts) in by_token.items()}
 
     async def _listen(self) -> None:
         backoff = 0.1

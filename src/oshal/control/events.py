@@ -89,9 +89,10 @@ class EventHub:
         return [t for t in ticket_ids if t in self._watchers or t in elsewhere]
 
     def waiters(self, results: Iterable[Result]) -> dict[str, str]:
-        """{ticket id: waiter token} of ``results`` whose envelope names a waiter in another process."""
+        """{ticket id: waiter token} of ``results`` whose envelope names a waiter in another process (a token of
+        the form this hub makes; anything else names no process, and its ticket is not read back)."""
         return {r.envelope.ticket_id: r.envelope.waiter for r in results
-                if r.envelope.waiter and r.envelope.waiter != self._token}
+                if r.envelope.waiter and r.envelope.waiter != self._token and _WAITER_ID.fullmatch(r.envelope.waiter)}
 
     def finished_row(self, ticket_id: str) -> dict[str, Any] | None:
         """The row the collector read when ``ticket_id`` finished, if it was handed over here. The caller checks it is
@@ -121,7 +122,7 @@ class EventHub:
         by_token: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
         for ticket_id, status in changes:
             token, row = waiters.get(ticket_id), rows.get(ticket_id)
-            if token is None or row is None or not _WAITER_ID.match(token):
+            if token is None or row is None or not _WAITER_ID.fullmatch(token):
                 continue
             wire = row_wire.encode(row)
             if wire is None:

@@ -35,8 +35,9 @@ HOPS = (
                             "the collector's XREADGROUP wake-up, decode, verify, price)"),
     ("collector_commit_to_wake", "the collector's statement and commit (not waiting for the disk), its notify "
                                  "pipeline, the pub/sub hop, the waiter's wake-up"),
-    ("final_read", "the waiter reads the finished ticket (one statement; a waiter in the collector's process, "
-                   "as over HTTP, is handed it instead)"),
+    ("final_read", "wake-up -> the waiter has the finished ticket: handed over by the collector (to its own "
+                   "process directly, as over HTTP; to another one, as here, on that process's own channel), "
+                   "else one read"),
     ("other", "the rest: validation, envelope signing, scheduling between hops"),
 )
 

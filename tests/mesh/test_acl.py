@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from conftest import Platform
+from oshal.mesh.redis_keys import EVENTS_CHANNEL, waiter_channel
 
 
 def _bot(platform: Platform, name: str) -> redis.Redis:
@@ -38,6 +39,18 @@ def test_a_bot_cannot_read_or_write_another_bots_streams(platform: Platform) -> 
     admin = platform.redis_admin()
     admin.xtrim("oshal:out:echo", maxlen=0)  # drop the probe
     admin.close()
+
+
+def test_a_bot_can_neither_hear_nor_forge_the_control_planes_events(platform: Platform) -> None:
+    """Finished tickets' rows go to a control-plane process's own channel: no bot (nor a remote node, which has its
+    bot's permissions) may subscribe to it, to the shared status channel or to any pattern, or publish there."""
+    echo = _bot(platform, "echo")
+    waiter = waiter_channel("0" * 32)
+    for command in (("SUBSCRIBE", waiter), ("SUBSCRIBE", EVENTS_CHANNEL), ("PSUBSCRIBE", "*"),
+                    ("PSUBSCRIBE", f"{EVENTS_CHANNEL}:to:*"), ("PUBLISH", waiter, "{}"), ("PUBSUB", "CHANNELS")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            echo.execute_command(*command)
+    echo.close()
 
 
 def test_a_bot_reads_its_own_done_markers_and_nobody_elses_and_runs_no_scripts(platform: Platform) -> None:

@@ -203,11 +203,20 @@ def usd(micros: int) -> str:
 
 
 def ticket_out(row: dict[str, Any]) -> TicketOut:
+    return TicketOut(**_ticket_fields(row))
+
+
+def ticket_waited(row: dict[str, Any], created: bool) -> TicketWaited:
+    """The ticket as :func:`ticket_out` shows it, and whether this request created it (validated once)."""
+    return TicketWaited(**_ticket_fields(row), created=created)
+
+
+def _ticket_fields(row: dict[str, Any]) -> dict[str, Any]:
     started, finished = row.get("started_at"), row.get("finished_at")
     created = row["created_at"]
     duration = (finished - created).total_seconds() * 1000 if finished else None
     cost = int(row.get("cost_micros") or 0)
-    return TicketOut(
+    return dict(
         id=row["id"], bot=row["bot"], type=row.get("type"), status=row["status"], phase=row.get("phase"),
         status_reason=row.get("status_reason"), parent_id=row.get("parent_id"), input=row["input"],
         result=row.get("result"), error=row.get("error"), idempotency_key=row.get("idempotency_key"),

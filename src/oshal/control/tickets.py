@@ -86,6 +86,8 @@ class TicketService:
         if not created.created:
             return created, await self.wait(tenant, created.id, timeout_s)
         async with self.events.watch(str(created.id)) as changes:
+            if token := self.events.token:  # the collector, wherever it runs, hands this process the finished row
+                envelopes = [e.waited_in(token) for e in envelopes]
             await self.dispatcher.send_committed(envelopes)
             return created, await self._until_terminal(tenant, created.id, changes, timeout_s, None)
 
@@ -248,8 +250,8 @@ class TicketService:
         return row if row is not None else await self.get(tenant, ticket_id)
 
     def _handed_over(self, tenant: UUID, ticket_id: UUID, status: str) -> dict[str, Any] | None:
-        """The row the collector read as it finished the ticket (in this process), if it is this tenant's ticket in
-        the status just announced; else None, and the waiter reads the ticket itself."""
+        """The row the collector read as it finished the ticket (handed to this process), if it is this tenant's
+        ticket in the status just announced; else None, and the waiter reads the ticket itself."""
         row = self.events.finished_row(str(ticket_id))
         if row is None or row["tenant_id"] != tenant or row["id"] != ticket_id or row["status"] != status:
             return None

@@ -32,22 +32,39 @@ class Envelope:
     bot: str
     input: Any
     sig: str = ""  # control-plane HMAC over the routing fields; results must carry it back unchanged
+    # The control-plane process where someone waits for this ticket (its token), carried back in the result so the
+    # collector can hand that process the finished row. Not signed: it only chooses which control-plane channel
+    # the row goes to, and the receiver uses a row only for a ticket of its waiter's own tenant (a node that drops
+    # or changes it costs its waiter a read, nothing more).
+    waiter: str = ""
 
     def routing(self) -> bytes:
         return f"{self.ticket_id}|{self.phase_id}|{self.attempt}|{self.tenant_id}|{self.bot}".encode()
 
     def signed(self, sig: str) -> Envelope:
-        return Envelope(self.ticket_id, self.phase_id, self.attempt, self.tenant_id, self.bot, self.input, sig)
+        return Envelope(self.ticket_id, self.phase_id, self.attempt, self.tenant_id, self.bot, self.input, sig,
+                        self.waiter)
+
+    def waited_in(self, waiter: str) -> Envelope:
+        return Envelope(self.ticket_id, self.phase_id, self.attempt, self.tenant_id, self.bot, self.input, self.sig,
+                        waiter)
 
     def encode(self) -> dict[bytes, bytes]:
         body = {"t": self.ticket_id, "p": self.phase_id, "a": self.attempt, "n": self.tenant_id,
                 "b": self.bot, "i": self.input, "g": self.sig}
+        if self.waiter:
+            body["w"] = self.waiter
         return {FIELD: jsontext.compact(body).encode(), PHASE_FIELD: self.phase_id.encode()}
 
     @classmethod
     def decode(cls, fields: dict[bytes, bytes]) -> Envelope:
         body = json.loads(fields[FIELD])
-        return cls(body["t"], body["p"], int(body["a"]), body["n"], body["b"], body["i"], body.get("g", ""))
+        return cls(body["t"], body["p"], int(body["a"]), body["n"], body["b"], body["i"], body.get("g", ""),
+                   _text(body.get("w")))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +127,8 @@ class Result:
                 "g": env.sig, "o": self.outcome, "out": self.output, "err": self.error,
                 "c": [c.to_wire() for c in self.calls], "s": self.started_at, "f": self.finished_at,
                 "by": self.consumer, "d": self.deliveries}
+        if env.waiter:
+            body["w"] = env.waiter
         return {FIELD: jsontext.compact(body).encode(), PHASE_FIELD: env.phase_id.encode()}
 
     @classmethod
@@ -117,7 +136,7 @@ class Result:
         body = json.loads(fields[FIELD])
         get = body.get
         calls = get("c")
-        env = Envelope(body["t"], body["p"], int(body["a"]), body["n"], body["b"], None, get("g", ""))
+        env = Envelope(body["t"], body["p"], int(body["a"]), body["n"], body["b"], None, get("g", ""), _text(get("w")))
         return cls(env, body["o"], get("out"), get("err"),
                    tuple([CallUsage.from_wire(c) for c in calls]) if calls else (),
                    get("s"), get("f"), get("by", ""), int(get("d") or 1))

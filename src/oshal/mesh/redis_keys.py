@@ -8,6 +8,7 @@ PREFIX = "oshal"
 LANE_GROUP = "bots"
 COLLECTOR_GROUP = "collector"
 EVENTS_CHANNEL = f"{PREFIX}:events"
+WAITER_ID_PATTERN = r"[0-9a-f]{32}"  # a control-plane process's token (EventHub), whole
 KILL_SWITCHES = f"{PREFIX}:kill"
 KILL_SWITCHES_LOADED = f"{PREFIX}:kill:loaded"
 KILL_SWITCHES_VERSION = f"{PREFIX}:kill:version"
@@ -58,6 +59,12 @@ def done_marker(bot: str, phase_id: object) -> str:
 
 def done_marker_pattern(bot: str) -> str:
     return done_marker(bot, "*")
+
+
+def waiter_channel(token: str) -> str:
+    """One control-plane process's own channel: the rows of finished tickets its waiters wait on (bots' ACL users
+    may subscribe to no channel at all)."""
+    return f"{EVENTS_CHANNEL}:to:{token}"
 
 
 def acl_user(bot: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from oshal.control.tickets import TicketService
 from oshal.ledger import PriceTable, load_price_file, price_call
 from oshal.mesh.dispatcher import Dispatcher
 from oshal.mesh.envelopes import CallUsage, Envelope, Result
-from oshal.mesh.redis_keys import COLLECTOR_GROUP, done_marker, out_stream
+from oshal.mesh.redis_keys import COLLECTOR_GROUP, EVENTS_CHANNEL, done_marker, out_stream
 from oshal.mesh.results import ResultStreams
 from oshal.mesh.signing import DispatchSigner
 from oshal.store import tickets as tickets_repo
@@ -370,3 +371,74 @@ async def test_a_session_holds_a_connection_only_from_a_pool_that_can_spare_one(
                 assert (await asyncio.wait_for(db.call(("SELECT 2 AS two", ())), 10))[0]["two"] == 2
         finally:
             await db.close()
+
+
+async def test_a_waiter_in_another_process_is_handed_its_row_on_its_own_channel_and_nothing_else_is(
+        core: Core) -> None:
+    """The waiter's hub (another control-plane process: it shares nothing with the collector's but Redis) names
+    itself in the envelope; the collector reads the row back and publishes it only to that hub's channel."""
+    events, waiting, bystander = EventHub(core.redis), EventHub(core.redis), EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    mine, other = await core.new_tenant("handover-far-a"), await core.new_tenant("handover-far-b")
+    [(ticket, phase), (unwaited, unwaited_phase)] = await core.dispatched(mine, "unit-a", [{"n": 1}, {"n": 2}])
+    [(foreign, foreign_phase)] = await core.dispatched(other, "unit-a", [{"n": 3}])
+    await waiting.start()
+    await bystander.start()
+    broadcast = core.redis.pubsub()
+    await broadcast.subscribe(EVENTS_CHANNEL)
+    try:
+        assert waiting.token and waiting.token != bystander.token
+        envelopes = [dispatcher.envelope(mine, ticket, phase, "unit-a", None).waited_in(waiting.token),
+                     dispatcher.envelope(mine, unwaited, unwaited_phase, "unit-a", None),
+                     dispatcher.envelope(other, foreign, foreign_phase, "unit-a", None).waited_in(waiting.token)]
+        await _publish(core, *[_result(env, "done", {"n": n}) for n, env in enumerate(envelopes)])
+        async with waiting.watch(str(ticket)) as changes, waiting.watch(str(foreign)), \
+                bystander.watch(str(ticket)) as seen:
+            assert await collector.step(block_ms=None) == 3
+            assert await asyncio.wait_for(changes.get(), 10) == "done"
+            assert await asyncio.wait_for(seen.get(), 10) == "done"  # the status reaches every process
+            for tenant, tid in ((mine, ticket), (other, foreign)):  # each read under its own tenant
+                assert waiting.finished_row(str(tid)) == (await core.db.call(tickets_repo.get(tenant, tid)))[0]
+            service = TicketService(core.db, BotRegistry(core.db), waiting, dispatcher, collector.runner,
+                                    max_input_bytes=1000)
+            assert service._handed_over(mine, ticket, "done") == waiting.finished_row(str(ticket))
+            assert service._handed_over(mine, foreign, "done") is None  # another tenant's: never used
+            assert bystander.finished_row(str(ticket)) is None  # the row went to the waiter's process only
+            assert events.finished_row(str(ticket)) is None
+        assert waiting.finished_row(str(ticket)) is None  # kept only while someone watches
+        statuses: list[list[str]] = []  # the shared channel: every finished ticket's id and status, and no row
+        deadline = time.monotonic() + 10
+        while len(statuses) < 3 and time.monotonic() < deadline:
+            message = await broadcast.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is not None:
+                statuses += json.loads(message["data"])
+        assert sorted(map(tuple, statuses)) == sorted((str(t), "done") for t in (ticket, unwaited, foreign))
+    finally:
+        await broadcast.aclose()
+        await waiting.stop()
+        await bystander.stop()
+
+
+async def test_a_waiter_in_another_process_reads_its_ticket_itself_when_the_result_does_not_name_it(
+        core: Core) -> None:
+    """An older node drops the envelope's waiter; a forged one names no process that listens: nothing is handed
+    over, the status still wakes the waiter, and the service reads the ticket."""
+    events, waiting = EventHub(core.redis), EventHub(core.redis)
+    collector = _collector(core, events)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    mine = await core.new_tenant("handover-none")
+    [(dropped, dropped_phase), (forged, forged_phase)] = await core.dispatched(mine, "unit-a", [{"n": 1}, {"n": 2}])
+    await waiting.start()
+    try:
+        await _publish(core, _result(dispatcher.envelope(mine, dropped, dropped_phase, "unit-a", None), "done"),
+                       _result(dispatcher.envelope(mine, forged, forged_phase, "unit-a", None).waited_in("../x*"),
+                               "done"))
+        async with waiting.watch(str(dropped)) as one, waiting.watch(str(forged)) as two:
+            assert await collector.step(block_ms=None) == 2
+            assert await asyncio.wait_for(one.get(), 10) == "done"
+            assert await asyncio.wait_for(two.get(), 10) == "done"
+            assert waiting.finished_row(str(dropped)) is None
+            assert waiting.finished_row(str(forged)) is None
+    finally:
+        await waiting.stop()

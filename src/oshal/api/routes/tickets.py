@@ -23,6 +23,7 @@ from oshal.api.schemas import (
     TicketWaited,
     Timeline,
     ticket_out,
+    ticket_waited,
 )
 from oshal.control.auth import Principal
 from oshal.control.metrics import TICKETS_CREATED
@@ -58,7 +59,7 @@ async def create_ticket(
     if wait > 0:
         created, row = await tickets.create_and_wait(who.tenant_id, who.key_id, request,
                                                      min(wait, settings.wait_max_s))
-        result = TicketWaited(**ticket_out(row).model_dump(), created=created.created)
+        result = ticket_waited(row, created.created)
     else:
         [created] = await tickets.create(who.tenant_id, who.key_id, [request])
         result = TicketCreated(id=created.id, status=TicketStatus(created.status), created=created.created)

@@ -167,7 +167,7 @@ class Collector:
             settled = self._settle(wal)
             self._unflushed.append(batch)
         finished_rows = {tid: rows[tid] for tid, status in finished if tid in rows and rows[tid]["status"] == status}
-        await self._acknowledge(settled, finished, finished_rows)
+        await self._acknowledge(settled, finished, finished_rows, self.events.waiters(results))
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
         self._room_may_have_returned(results)
@@ -184,15 +184,16 @@ class Collector:
         return settled
 
     async def _acknowledge(self, batches: list[_Unflushed], finished: Sequence[tuple[str, str]] = (),
-                           rows: Mapping[str, dict[str, Any]] | None = None) -> None:
-        """In one pipeline: publish ``finished`` (waiters here get their tickets' ``rows``), and acknowledge and delete
-        the entries of ``batches``, with their done markers."""
+                           rows: Mapping[str, dict[str, Any]] | None = None,
+                           waiters: Mapping[str, str] | None = None) -> None:
+        """In one pipeline: publish ``finished`` (waiters get their tickets' ``rows``, here or in the process
+        ``waiters`` names), and acknowledge and delete the entries of ``batches``, with their done markers."""
         if not batches and not finished:
             return
         entries = [e for b in batches for e in b.entries]
         fences = sorted({f for b in batches for f in b.fences})
         await self.streams.acknowledge(entries, fences, self.done_marker_ttl_s,
-                                       also=lambda pipe: self.events.queue_publish(pipe, finished, rows))
+                                       also=lambda pipe: self.events.queue_publish(pipe, finished, rows, waiters))
 
     async def _acknowledge_when_flushed(self, timeout_s: float) -> None:
         """On stop: acknowledge what becomes durable within ``timeout_s``; the rest is re-read on the next start."""
@@ -305,7 +306,7 @@ class Collector:
                 rows = [(row["id"], row["status"], row["parent"])
                         for row in await self._sql.call(record_results(UUID(tenant), attempts, ledger))]
             else:  # a waiter here gets its ticket as the same statement leaves it, and skips reading it again
-                waited = self.events.watched({str(a.ticket_id) for a in attempts})
+                waited = self.events.watched({str(a.ticket_id) for a in attempts}, results)
                 recorded = await self._sql.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
                 wal = wal or Wal(recorded[0]["wal_written"], recorded[0]["wal_flushed"])  # before these commits
                 recorded = [row for row in recorded if row["finished_ticket"] is not None]

@@ -364,8 +364,8 @@ class Collector:
                 tries += 1
 
 
-def _lock_order(row: AttemptRow) -> tuple[UUID, int, int]:
-    return row.phase_id, row.attempt, row.deliveries
+def _lock_order(row: AttemptRow) -> int:
+    return row.phase_id.int  # a phase's rows of one batch lock it once, whatever their order among themselves
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,34 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """CPU seconds so far: of each process role under `oshal up`, of this process, and of the whole machine."""
+
+    processes: dict[str, float]
+    own: float
+    jiffies: tuple[int, int]
+
+    @classmethod
+    def now(cls, up_pid: int) -> Reading:
+        return cls(_tree(up_pid), _own_cpu(), machine_jiffies())
+
+    def per_ticket(self, later: Reading, tickets: int) -> dict[str, float]:
+        """CPU milliseconds per ticket of each role (and of this load generator) from this reading to ``later``, and
+        the machine's busy cores meanwhile."""
+        row = {f"cpu_ms_per_ticket_{name}": 1000 * (spent - self.processes.get(name, 0.0)) / tickets
+               for name, spent in later.processes.items()}
+        row["cpu_ms_per_ticket_load_generator"] = 1000 * (later.own - self.own) / tickets
+        row["busy_cores"] = busy_share(self.jiffies, later.jiffies) * (os.cpu_count() or 1)
+        return row
+
+
+def describe(row: dict[str, float]) -> str:
+    figures = ", ".join(f"{k.removeprefix('cpu_ms_per_ticket_')} {v:.3f}" for k, v in row.items()
+                        if k.startswith("cpu_ms"))
+    return f"{row['busy_cores']:.2f} cores busy; CPU ms per ticket: {figures}"
+
+
 def measure(url: str, keys: Callable[[], str], up_pid: int, tickets: int,
             throughput: Callable[[str, str], Coroutine[Any, Any, dict[str, float]]], rounds: int = ROUNDS,
             log: Callable[[str], object] = print) -> dict[str, float]:
@@ -76,18 +105,11 @@ def measure(url: str, keys: Callable[[], str], up_pid: int, tickets: int,
     for n in range(rounds):
         key = keys()
         time.sleep(2)  # let the previous round's stragglers (autovacuum, the WAL writer) settle
-        before, own, jiffies = _tree(up_pid), _own_cpu(), machine_jiffies()
+        before = Reading.now(up_pid)
         result = asyncio.run(throughput(url, key))
-        after, own_after, jiffies_after = _tree(up_pid), _own_cpu(), machine_jiffies()
-        row = {f"cpu_ms_per_ticket_{name}": 1000 * (after[name] - before.get(name, 0.0)) / tickets for name in after}
-        row["cpu_ms_per_ticket_load_generator"] = 1000 * (own_after - own) / tickets
-        row["tickets_per_s"] = result["tickets_per_s"]
-        row["busy_cores"] = busy_share(jiffies, jiffies_after) * (os.cpu_count() or 1)
+        row = {"tickets_per_s": result["tickets_per_s"], **before.per_ticket(Reading.now(up_pid), tickets)}
         per_round.append(row)
-        figures = ", ".join(f"{k.removeprefix('cpu_ms_per_ticket_')} {v:.3f}" for k, v in row.items()
-                            if k.startswith("cpu_ms"))
-        log(f"round {n + 1}: {row['tickets_per_s']:,.0f} tickets/s, {row['busy_cores']:.2f} cores busy; "
-            f"CPU ms per ticket: {figures}")
+        log(f"round {n + 1}: {row['tickets_per_s']:,.0f} tickets/s, {describe(row)}")
     return {k: statistics.median(r[k] for r in per_round) for k in per_round[0]}
 
 

@@ -300,12 +300,14 @@ async def _until_done(core: Core, ticket: UUID, timeout_s: float = 30) -> bool:
     return False
 
 
+@pytest.mark.parametrize("loops", [1, 2])
 async def test_a_running_collector_whose_connection_breaks_ends_and_the_next_run_commits_what_it_left(
-        core: Core) -> None:
-    """While it runs, the collector's statements go on one connection it holds: when Postgres drops it, the loop ends
-    with the error (the plane restarts it), the broken connection leaves the pool, and the next run commits the
-    results the first left unacknowledged."""
+        core: Core, loops: int) -> None:
+    """While it runs, the collector's statements go on one connection it holds (one per loop): when Postgres drops
+    it, the loops end with the error itself (the plane restarts them), the broken connection leaves the pool, and the
+    next run commits the results the first left unacknowledged."""
     collector = _collector(core)
+    collector.loops = loops
     dispatcher = Dispatcher(core.db, core.redis, core.signer)
     tenant = await core.new_tenant("collect-held-connection")
     (first, first_phase), (second, second_phase) = await core.dispatched(tenant, "unit-a", [{"n": 1}, {"n": 2}])

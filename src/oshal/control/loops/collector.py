@@ -93,10 +93,16 @@ class Collector:
         if self.loops == 1:
             await self._run_loop(stop)
             return
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._run_loop(stop))
-            for n in range(1, self.loops):
-                group.create_task(self._sibling(n)._run_loop(stop))
+        loops = [asyncio.create_task(self._run_loop(stop)),
+                 *(asyncio.create_task(self._sibling(n)._run_loop(stop)) for n in range(1, self.loops))]
+        try:
+            ended, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for loop in ended:
+                loop.result()  # the first failure, as it is (not in an exception group)
+        finally:
+            for loop in loops:
+                loop.cancel()  # each acknowledges what is on disk as it stops
+            await asyncio.gather(*loops, return_exceptions=True)
 
     def _sibling(self, n: int) -> Collector:
         """Loop ``n`` (from 1; loop 0 is this one): the same collector as another consumer of the group, with a

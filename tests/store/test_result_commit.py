@@ -10,7 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from conftest import Platform, make_tenant
-from oshal.store.results import AttemptRow, LedgerRow, _attempt, record_results_unflushed
+from oshal.store.results import AttemptRow, LedgerRow, _attempt, _call, record_results_unflushed
 from oshal.store.tickets import NewTicket, insert_dispatched
 from oshal.types import new_id
 
@@ -98,3 +98,12 @@ def test_an_attempt_goes_to_postgres_as_a_json_object_of_every_field_by_name() -
         expected = {f.name: getattr(row, f.name) for f in fields(AttemptRow) if f.name != "output_json"}
         assert sent == {**json.loads(json.dumps(expected, default=str)),
                         "output": None if row.output_json is None else json.loads(row.output_json)}
+
+
+def test_a_ledger_row_goes_to_postgres_as_a_json_object_of_every_field_by_name() -> None:
+    for row in (LedgerRow('call "1"\u00e9', new_id(), new_id(), 2, "echo", "openai", "gpt-4o-mini", 10, 20, 3, 4, 567,
+                          "estimated", 5, 560, None, new_id()),
+                LedgerRow("call-2", new_id(), new_id(), 1, "echo", "x", "y", 0, 0, 0, 0, 0, "unpriced")):
+        sent = json.loads(_call(row))
+        assert list(sent) == [f.name for f in fields(LedgerRow)]
+        assert sent == json.loads(json.dumps({f.name: getattr(row, f.name) for f in fields(LedgerRow)}, default=str))

@@ -407,8 +407,9 @@ async def test_concurrent_loops_commit_every_result_once_redeliveries_and_duplic
     for n, (ticket, _) in enumerate(phases):
         executions = 2 if n % 4 == 0 else 1
         assert _counts(core, ticket) == (executions, executions), n
-        assert core.row("SELECT status, result FROM tickets WHERE id = %s", ticket) == {"status": "done",
-                                                                                        "result": {"n": n}}
+        # of two executions, the one committed first is the phase's success (loops commit side by side, in no order)
+        row = core.row("SELECT status, result FROM tickets WHERE id = %s", ticket)
+        assert row["status"] == "done" and row["result"] in ({"n": n}, {"again": n} if executions == 2 else {"n": n})
     consumers = {c["name"]: c for c in await core.redis.xinfo_consumers(out_stream("unit-a"), COLLECTOR_GROUP)}
     assert {b"collector-test", b"collector-test-2", b"collector-test-3"} <= set(consumers)  # each loop read
 

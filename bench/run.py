@@ -2,7 +2,8 @@
 
 Starts `oshal up` in a scratch folder (or uses BENCH_URL + BENCH_HOME of one already running), then prints:
   * sustained tickets/s for BENCH_N tickets (default 20,000) submitted through the batch API by concurrent
-    clients, counted until every ticket is done with its result and ledger row committed;
+    clients, counted until every ticket is done with its result and ledger row committed, with the CPU each
+    process spent per ticket meanwhile (bench/throughput_cpu.py: Postgres, Redis, control plane, node hosts);
   * the same work through the best-known Python task queues first, on a Redis of their own (bench/peers.py;
     BENCH_PEERS=0 skips them), and the ratios of our figures to theirs (throughput_vs_dramatiq,
     roundtrip_http_vs_celery, roundtrip_inproc_vs_celery);
@@ -46,6 +47,7 @@ from hops import measure as measure_hops  # bench/hops.py
 from hops import report as report_hops
 from peers import measure as measure_peers  # bench/peers.py
 from peers import ratios
+from throughput_cpu import Reading, describe  # bench/throughput_cpu.py
 from tools import HOLD_BOT  # bench/tools.py
 from tools import measure as measure_tools
 from workflows import measure as measure_workflows  # bench/workflows.py
@@ -229,8 +231,12 @@ def main() -> None:
         rss = sum(hosts.values()) if hosts else float("nan")
         key = bench_tenant(url, admin_key)
         log(f"throughput: {N} tickets, batches of {BATCH}, {CLIENTS} concurrent clients ...")
+        before = Reading.now(proc.pid) if proc else None
         tp = asyncio.run(throughput(url, key))
         log(f"  {tp['tickets_per_s']:,.0f} tickets/s sustained (all done, results + ledger committed)")
+        cpu = before.per_ticket(Reading.now(proc.pid), N) if before and proc else {}
+        if cpu:
+            log(f"  {describe(cpu)}")
         log(f"round trip over HTTP, {ROUNDTRIPS} sequential tickets ...")
         http_ms = roundtrip_http(url, key)
         log(f"  p50 {statistics.median(http_ms):.2f} ms, p99 {percentile(http_ms, 0.99):.2f} ms")
@@ -305,6 +311,7 @@ def main() -> None:
         print(json.dumps({
             "tickets": N, "tickets_per_s": round(tp["tickets_per_s"], 1),
             "accept_per_s": round(tp["accept_per_s"], 1),
+            **{f"throughput_{k}": round(v, 4) for k, v in cpu.items()},
             "roundtrip_http_p50_ms": round(statistics.median(http_ms), 3),
             "roundtrip_http_p99_ms": round(percentile(http_ms, 0.99), 3),
             "roundtrip_client_p50_ms": round(statistics.median(svc_ms), 3),

@@ -4,11 +4,13 @@ batch without model calls, a batch that finishes nothing, and the read back of o
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+from dataclasses import fields
 from typing import Any
 
 from conftest import Platform, make_tenant
-from oshal.store.results import AttemptRow, LedgerRow, record_results_unflushed
+from oshal.store.results import AttemptRow, LedgerRow, _attempt, _call, record_results_unflushed
 from oshal.store.tickets import NewTicket, insert_dispatched
 from oshal.types import new_id
 
@@ -84,3 +86,24 @@ def test_a_batch_with_calls_still_bills_them_next_to_results_without(platform: P
     assert by_ticket[priced.id]["cost_micros"] == 210 and by_ticket[priced.id]["calls"] == 1
     assert by_ticket[plain.id]["cost_micros"] == 0 and by_ticket[plain.id]["calls"] == 0
 
+
+
+def test_an_attempt_goes_to_postgres_as_a_json_object_of_every_field_by_name() -> None:
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    for row in (AttemptRow(new_id(), 2, new_id(), "failed", None, 'it "broke"\n\u00e9', "host-7-0", 3, started, None),
+                AttemptRow(new_id(), 1, new_id(), "done", '{"text": "h\\u00e9"}', None, "echo-0", 1, None, started)):
+        sent = json.loads(_attempt(row))
+        assert list(sent) == [f.name.removesuffix("_json") for f in fields(AttemptRow) if f.name != "output_json"] \
+            + ["output"]
+        expected = {f.name: getattr(row, f.name) for f in fields(AttemptRow) if f.name != "output_json"}
+        assert sent == {**json.loads(json.dumps(expected, default=str)),
+                        "output": None if row.output_json is None else json.loads(row.output_json)}
+
+
+def test_a_ledger_row_goes_to_postgres_as_a_json_object_of_every_field_by_name() -> None:
+    for row in (LedgerRow('call "1"\u00e9', new_id(), new_id(), 2, "echo", "openai", "gpt-4o-mini", 10, 20, 3, 4, 567,
+                          "estimated", 5, 560, None, new_id()),
+                LedgerRow("call-2", new_id(), new_id(), 1, "echo", "x", "y", 0, 0, 0, 0, 0, "unpriced")):
+        sent = json.loads(_call(row))
+        assert list(sent) == [f.name for f in fields(LedgerRow)]
+        assert sent == json.loads(json.dumps({f.name: getattr(row, f.name) for f in fields(LedgerRow)}, default=str))

@@ -129,7 +129,8 @@ class ControlPlane:
         self.artifacts = ArtifactService(self.db, self.objects, self.gateway.identify, max_bytes=s.max_artifact_bytes)
         self.collector = Collector(self.db, ResultStreams(self.redis), self.signer, self.events, lambda: self.prices,
                                    lambda: self.registry.names, batch=s.collector_batch, runner=self.runner,
-                                   on_room=self.budgets.after_settlement, done_marker_ttl_s=s.done_marker_ttl_s)
+                                   on_room=self.budgets.after_settlement, done_marker_ttl_s=s.done_marker_ttl_s,
+                                   loops=s.collector_loops)
         self.sweeper = Sweeper(self.db, self.redis, self.dispatcher, lambda: self.registry.names,
                                runner=self.runner, kill=self.kill, budgets=self.budgets,
                                stale_after_s=s.stale_after_s, interval_s=s.sweep_interval_s)

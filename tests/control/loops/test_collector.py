@@ -301,12 +301,14 @@ async def _until_done(core: Core, ticket: UUID, timeout_s: float = 30) -> bool:
     return False
 
 
+@pytest.mark.parametrize("loops", [1, 2])
 async def test_a_running_collector_whose_connection_breaks_ends_and_the_next_run_commits_what_it_left(
-        core: Core) -> None:
-    """While it runs, the collector's statements go on one connection it holds: when Postgres drops it, the loop ends
-    with the error (the plane restarts it), the broken connection leaves the pool, and the next run commits the
-    results the first left unacknowledged."""
+        core: Core, loops: int) -> None:
+    """While it runs, the collector's statements go on one connection it holds (one per loop): when Postgres drops
+    it, the loops end with the error itself (the plane restarts them), the broken connection leaves the pool, and the
+    next run commits the results the first left unacknowledged."""
     collector = _collector(core)
+    collector.loops = loops
     dispatcher = Dispatcher(core.db, core.redis, core.signer)
     tenant = await core.new_tenant("collect-held-connection")
     (first, first_phase), (second, second_phase) = await core.dispatched(tenant, "unit-a", [{"n": 1}, {"n": 2}])
@@ -442,3 +444,76 @@ async def test_a_waiter_in_another_process_reads_its_ticket_itself_when_the_resu
             assert waiting.finished_row(str(forged)) is None
     finally:
         await waiting.stop()
+
+
+async def test_concurrent_loops_commit_every_result_once_redeliveries_and_duplicates_included(core: Core) -> None:
+    collector = _collector(core)
+    collector.loops, collector.batch = 3, 7  # small batches: every loop gets some of the work
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-loops")
+    phases = await core.dispatched(tenant, "unit-a", [{"n": n} for n in range(120)])
+    results = []
+    for n, (ticket, phase) in enumerate(phases):
+        env = dispatcher.envelope(tenant, ticket, phase, "unit-a", None)
+        first = _result(env, "done", {"n": n}, calls=(CallUsage(f"loops-{n}", "openai", "gpt-4o-mini", 10, 10),))
+        results.append(first)
+        if n % 3 == 0:  # the same execution's result twice (a bot that crashed before its ack), apart in the stream
+            results.insert(len(results) // 2, first)
+        if n % 4 == 0:  # a second execution of the phase (reclaimed by another replica), with its own call
+            results.append(_result(env, "done", {"again": n}, deliveries=2,
+                                   calls=(CallUsage(f"loops-{n}-again", "openai", "gpt-4o-mini", 10, 10),)))
+    await _publish(core, *results)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    try:
+        deadline = time.monotonic() + 60
+        while not await _stream_is_empty(core, "unit-a") and time.monotonic() < deadline:
+            assert not running.done(), running.exception()
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+    assert await _stream_is_empty(core, "unit-a")
+
+    for n, (ticket, _) in enumerate(phases):
+        executions = 2 if n % 4 == 0 else 1
+        assert _counts(core, ticket) == (executions, executions), n
+        # of two executions, the one committed first is the phase's success (loops commit side by side, in no order)
+        row = core.row("SELECT status, result FROM tickets WHERE id = %s", ticket)
+        assert row["status"] == "done" and row["result"] in ({"n": n}, {"again": n} if executions == 2 else {"n": n})
+    consumers = {c["name"]: c for c in await core.redis.xinfo_consumers(out_stream("unit-a"), COLLECTOR_GROUP)}
+    assert {b"collector-test", b"collector-test-2", b"collector-test-3"} <= set(consumers)  # each loop read
+
+
+async def test_a_collector_statement_that_postgres_rolls_back_to_break_a_deadlock_is_sent_again(
+        core: Core) -> None:
+    collector = _collector(core)
+    dispatcher = Dispatcher(core.db, core.redis, core.signer)
+    tenant = await core.new_tenant("collect-deadlock")
+    (first_ticket, first_phase), (last_ticket, last_phase) = sorted(
+        await core.dispatched(tenant, "unit-a", [{"n": 1}, {"n": 2}]), key=lambda tp: tp[1])
+    await _publish(core, *(_result(dispatcher.envelope(tenant, t, p, "unit-a", None), "done", {"n": n})
+                           for n, (t, p) in enumerate([(last_ticket, last_phase), (first_ticket, first_phase)])))
+
+    with core.superuser() as other:
+        # Another transaction holds the last ticket; the collector's statement (phases in id order) locks the first
+        # phase, then waits for that ticket; the other then waits for the first phase: a deadlock. The other waits
+        # longer before it looks for one, so Postgres breaks it by rolling back the collector's statement.
+        other.execute("BEGIN")
+        other.execute("SET LOCAL deadlock_timeout = '60s'")
+        other.execute("SELECT 1 FROM tickets WHERE id = %s FOR UPDATE", (last_ticket,))
+        step = asyncio.create_task(collector.step(block_ms=None))
+        deadline = time.monotonic() + 30
+        while not core.row("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND query LIKE '%%oshal_record_results%%'")["n"]:
+            assert time.monotonic() < deadline and not step.done()
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(other.execute, "UPDATE phases SET updated_at = now() WHERE id = %s", (first_phase,))
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(step, 30) == 2
+    for n, ticket in enumerate([last_ticket, first_ticket]):
+        assert core.row("SELECT status, result FROM tickets WHERE id = %s", ticket) == {"status": "done",
+                                                                                        "result": {"n": n}}
+        assert _counts(core, ticket) == (1, 0)
+    assert await _acknowledged(collector, core, "unit-a")

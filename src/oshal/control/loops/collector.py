@@ -9,6 +9,12 @@ re-reads and harmlessly re-commits them rather than loses them. With the acknowl
 phases that succeeded after being sent more than once, which workers check before running a copy; a success of a
 phase that had succeeded already is counted as a duplicate. A large batch (results are queueing) waits for the
 disk, and is acknowledged at once with every batch before it.
+
+Several loops (``loops``) run side by side, as several control-plane replicas would: each is a consumer of its own
+in the collector group, with its own connection, so while Postgres runs one loop's statement the others decode,
+send and acknowledge theirs, and two statements can use two cores. Each loop's results go to Postgres sorted by
+phase, so concurrent batches lock phase and ticket rows in one order; a deadlock Postgres still reports (with work
+outside the collector) rolls back that tenant's statement only, which is sent again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from psycopg.errors import DeadlockDetected
 from redis.exceptions import ResponseError
 
 from oshal.control.events import EventHub
@@ -40,7 +47,7 @@ from oshal.mesh.redis import REDIS_DOWN, is_nogroup
 from oshal.mesh.redis_keys import out_stream
 from oshal.mesh.results import Entry, ResultStreams
 from oshal.mesh.signing import DispatchSigner
-from oshal.store.db import Database, Session, Wal
+from oshal.store.db import Database, Session, Statement, Wal
 from oshal.store.results import AttemptRow, LedgerRow, record_results, record_results_unflushed
 from oshal.store.tickets import dumps
 from oshal.workflows.runner import WorkflowRunner
@@ -57,7 +64,10 @@ class Collector:
                  prices: Callable[[], PriceTable], bots: Callable[[], frozenset[str]], *, batch: int,
                  runner: WorkflowRunner, claim_idle_ms: int = 60_000, advance_concurrency: int = 4,
                  on_room: Callable[[Iterable[UUID]], Awaitable[object]] | None = None,
-                 done_marker_ttl_s: int = 86_400) -> None:
+                 done_marker_ttl_s: int = 86_400, loops: int = 1) -> None:
+        if loops < 1:
+            raise ValueError(f"a collector needs at least one loop, not {loops}")
+        self.loops = loops
         self.runner = runner
         self.on_room = on_room  # budgets: resume paused work into the room settlements may have freed
         self.done_marker_ttl_s = done_marker_ttl_s
@@ -75,8 +85,38 @@ class Collector:
         self._unflushed: list[_Unflushed] = []  # committed batches whose WAL may not be on disk yet, oldest first
         self.unflushed_batch_max = UNFLUSHED_BATCH_MAX
         self._sql: Database | Session = db  # where the collector's own statements go: a held connection while it runs
+        self._primary = self  # the loop that resumes paused work into freed budget room for every loop
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop until ``stop``; one that fails ends them all (the caller restarts them, and each then
+        re-reads what it had read and not acknowledged)."""
+        if self.loops == 1:
+            await self._run_loop(stop)
+            return
+        loops = [asyncio.create_task(self._run_loop(stop)),
+                 *(asyncio.create_task(self._sibling(n)._run_loop(stop)) for n in range(1, self.loops))]
+        try:
+            ended, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for loop in ended:
+                loop.result()  # the first failure, as it is (not in an exception group)
+        finally:
+            for loop in loops:
+                loop.cancel()  # each acknowledges what is on disk as it stops
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    def _sibling(self, n: int) -> Collector:
+        """Loop ``n`` (from 1; loop 0 is this one): the same collector as another consumer of the group, with a
+        name of its own, so a restart with the same number of loops re-reads each one's own pending entries (and
+        another count leaves them to :meth:`claim_orphans`)."""
+        sibling = Collector(self.db, ResultStreams(self.streams.redis, f"{self.streams.consumer}-{n + 1}"),
+                            self.signer, self.events, self.prices, self.bots, batch=self.batch, runner=self.runner,
+                            claim_idle_ms=self.claim_idle_ms, done_marker_ttl_s=self.done_marker_ttl_s)
+        sibling._advancing = self._advancing  # one bound on concurrent workflow advances for all the loops
+        sibling._primary = self
+        sibling.unflushed_batch_max = self.unflushed_batch_max
+        return sibling
+
+    async def _run_loop(self, stop: asyncio.Event) -> None:
         self._unflushed.clear()  # a restarted loop re-reads its own pending entries: they are redone anyway
         try:
             async with self.db.session() as session:  # statement after statement: no pool checkout per batch
@@ -170,7 +210,7 @@ class Collector:
         await self._acknowledge(settled, finished, finished_rows, self.events.waiters(results))
         RESULTS_COMMITTED.inc(len(results))
         DONE_MARKERS_SET.inc(len(fences))
-        self._room_may_have_returned(results)
+        self._primary._room_may_have_returned(results)
         await self._advance_runs(changes)
 
     def _settle(self, wal: Wal) -> list[_Unflushed]:
@@ -302,12 +342,13 @@ class Collector:
         wal: Wal | None = None
         read_back: dict[str, dict[str, Any]] = {}
         for tenant, (attempts, ledger) in per_tenant.items():  # one transaction per tenant; all idempotent
+            attempts.sort(key=_lock_order)  # the order concurrent loops lock phases (and their tickets) in
             if durable:
                 rows = [(row["id"], row["status"], row["parent"])
-                        for row in await self._sql.call(record_results(UUID(tenant), attempts, ledger))]
+                        for row in await self._call(record_results(UUID(tenant), attempts, ledger))]
             else:  # a waiter here gets its ticket as the same statement leaves it, and skips reading it again
                 waited = self.events.watched({str(a.ticket_id) for a in attempts}, results)
-                recorded = await self._sql.call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
+                recorded = await self._call(record_results_unflushed(UUID(tenant), attempts, ledger, waited))
                 wal = wal or Wal(recorded[0]["wal_written"], recorded[0]["wal_flushed"])  # before these commits
                 recorded = [row for row in recorded if row["finished_ticket"] is not None]
                 rows = [(row["finished_ticket"], row["finished_status"], row["parent"]) for row in recorded]
@@ -315,6 +356,23 @@ class Collector:
             changes.extend(_Change(tenant, str(ticket), str(status), None if parent is None else str(parent))
                            for ticket, status, parent in rows)
         return changes, wal, read_back
+
+    async def _call(self, statement: Statement) -> list[dict[str, Any]]:
+        """One tenant's statement; sent again when Postgres broke a deadlock by rolling it back (it changed nothing,
+        and the batch's other tenants' statements are committed already: only this one is redone)."""
+        tries = 1
+        while True:
+            try:
+                return await self._sql.call(statement)
+            except DeadlockDetected:
+                if tries >= DEADLOCK_TRIES:
+                    raise
+                log.warning("collector statement rolled back to break a deadlock; sending it again", tries=tries)
+                tries += 1
+
+
+def _lock_order(row: AttemptRow) -> int:
+    return row.phase_id.int  # a phase's rows of one batch lock it once, whatever their order among themselves
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +393,7 @@ FLUSH_POLL_MS = 50
 # wait for the fsync); larger ones wait for it, so results queue meanwhile and the next batch shares its fsync.
 UNFLUSHED_BATCH_MAX = 16
 FLUSH_WAIT_ON_STOP_S = 2.0
+DEADLOCK_TRIES = 3
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ class Resources:
 
 
 # Measured on the 2-core development machine (bench/node_memory.py): one `oshal node --bot echo` process idles at
-# 52 MB RSS, and a node host of 10-16 demo bots at 52-54 MB. The request leaves room for work in flight; the exec
+# 47-52 MB RSS, and a node host of 10-16 demo bots at 48-50 MB. The request leaves room for work in flight; the exec
 # probe (`oshal node --check`, a second interpreter for half a second) runs in the same container, hence the
 # limit's headroom.
 BOT_RESOURCES = Resources(cpu_request="50m", cpu_limit="1", memory_request="96Mi", memory_limit="256Mi")
